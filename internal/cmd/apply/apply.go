@@ -1,0 +1,96 @@
+// Package apply implements `modelsync apply`: compute the plan and execute
+// it, printing each change.
+package apply
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/modelsync/modelsync/internal/cmd/plan"
+	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/reconciler"
+)
+
+// Options are the inputs of apply.
+type Options struct {
+	Factory *cmdutil.Factory
+	Repo    cmdutil.RepoFlags
+	Targets cmdutil.TargetFlags
+	Output  string
+}
+
+// NewCmdApply builds the command; runF replaces the work in tests of flags.
+func NewCmdApply(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{Factory: f}
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Make MLflow, KServe and S3 match Git",
+		Long: `Apply computes the same plan as 'modelsync plan' and executes it. The plan is
+validated before the first write. If an action fails, the rest of that model's
+actions are skipped and other models go on; every action is idempotent, so the
+next apply converges from wherever this one stopped.`,
+		Example: `  MLFLOW_TRACKING_URI=http://127.0.0.1:5000 modelsync apply --repo ./models
+  modelsync apply --repo https://github.com/acme/models.git --kserve --s3 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cmdutil.CheckFormat(opts.Output, cmdutil.FormatText, cmdutil.FormatJSON); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return Run(cmd.Context(), opts)
+		},
+	}
+	cmdutil.AddRepoFlags(cmd, &opts.Repo)
+	cmdutil.AddTargetFlags(cmd, &opts.Targets)
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text or json")
+	return cmd
+}
+
+// Run plans and applies.
+func Run(ctx context.Context, opts *Options) error {
+	p, targets, err := plan.Compute(ctx, opts.Factory, opts.Repo, &opts.Targets)
+	if err != nil {
+		return err
+	}
+	out := opts.Factory.IO.Out
+	text := opts.Output == cmdutil.FormatText
+	if text {
+		if err := reconciler.WritePlanText(out, p); err != nil {
+			return err
+		}
+		if p.HasChanges() {
+			fmt.Fprintln(out)
+		}
+	}
+	res, err := reconciler.Apply(ctx, p, targets, reconciler.ApplyOptions{
+		OnAction: func(a reconciler.Action, err error) {
+			if !text {
+				return
+			}
+			status := "done"
+			if err != nil {
+				status = "FAILED: " + err.Error()
+			}
+			fmt.Fprintf(out, "%s/%s %s %s %s: %s\n", a.Target, a.Model, a.Environment, a.Kind, a.Resource, status)
+		},
+	})
+	if err != nil && res == nil {
+		return err
+	}
+	if text {
+		fmt.Fprintf(out, "\nApply: %d applied, %d failed, %d skipped.\n", len(res.Applied), len(res.Failed), len(res.Skipped))
+	} else if werr := cmdutil.WriteJSON(out, struct {
+		Plan   *reconciler.Plan         `json:"plan"`
+		Result *reconciler.ApplyResult `json:"result"`
+	}{p, res}); werr != nil {
+		return werr
+	}
+	if err != nil || !res.OK() || len(p.Errors()) > 0 {
+		return cmdutil.ErrSilent
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+// Package plan implements `modelsync plan`: what apply would change, per
+// target, computed by the same planner the PR check and controller use.
+package plan
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/reconciler"
+)
+
+// Options are the inputs of plan.
+type Options struct {
+	Factory          *cmdutil.Factory
+	Repo             cmdutil.RepoFlags
+	Targets          cmdutil.TargetFlags
+	Output           string
+	DetailedExitCode bool
+}
+
+// NewCmdPlan builds the command; runF replaces the work in tests of flags.
+func NewCmdPlan(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{Factory: f}
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show what apply would change in MLflow, KServe and S3",
+		Long: `Plan computes the desired state from Git, observes each configured target and
+prints the actions that would make the targets match, including drift (live
+changes made outside Git). It writes nothing.
+
+Exit codes: 0 no changes, 1 error, 2 the plan has changes (as terraform plan
+-detailed-exitcode; turn off with --detailed-exitcode=false).`,
+		Example: `  MLFLOW_TRACKING_URI=http://127.0.0.1:5000 modelsync plan --repo ./models
+  modelsync plan --repo https://github.com/acme/models.git --kserve --context prod -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cmdutil.CheckFormat(opts.Output, cmdutil.FormatText, cmdutil.FormatJSON); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return Run(cmd.Context(), opts)
+		},
+	}
+	cmdutil.AddRepoFlags(cmd, &opts.Repo)
+	cmdutil.AddTargetFlags(cmd, &opts.Targets)
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text or json")
+	cmd.Flags().BoolVar(&opts.DetailedExitCode, "detailed-exitcode", true, "exit 2 when the plan has changes")
+	return cmd
+}
+
+// Run computes and prints the plan.
+func Run(ctx context.Context, opts *Options) error {
+	p, _, err := Compute(ctx, opts.Factory, opts.Repo, &opts.Targets)
+	if err != nil {
+		return err
+	}
+	out := opts.Factory.IO.Out
+	if opts.Output == cmdutil.FormatJSON {
+		err = cmdutil.WriteJSON(out, p)
+	} else {
+		err = reconciler.WritePlanText(out, p)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(p.Errors()) > 0:
+		return cmdutil.ErrSilent
+	case p.HasChanges() && opts.DetailedExitCode:
+		return &cmdutil.ExitError{Code: cmdutil.ExitChanges}
+	}
+	return nil
+}
+
+// Compute is the shared path of plan and apply: desired state, targets,
+// plan.
+func Compute(ctx context.Context, f *cmdutil.Factory, repoFlags cmdutil.RepoFlags, tf *cmdutil.TargetFlags) (*reconciler.Plan, []reconciler.Target, error) {
+	d, _, err := f.Desired(ctx, repoFlags)
+	if err != nil {
+		return nil, nil, err
+	}
+	targets, err := f.Targets(ctx, tf, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := reconciler.BuildPlan(ctx, d, targets)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, targets, nil
+}

@@ -1,0 +1,57 @@
+// Package root assembles the modelsync command tree.
+package root
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/modelsync/modelsync/internal/cmd/apply"
+	"github.com/modelsync/modelsync/internal/cmd/desired"
+	"github.com/modelsync/modelsync/internal/cmd/plan"
+	"github.com/modelsync/modelsync/internal/cmd/release"
+	"github.com/modelsync/modelsync/internal/cmd/validate"
+	"github.com/modelsync/modelsync/internal/cmd/version"
+	"github.com/modelsync/modelsync/internal/cmdutil"
+)
+
+// NewCmdRoot returns the top-level command with every subcommand.
+func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "modelsync",
+		Short: "GitOps for machine-learning models: Git decides what runs where",
+		Long: `modelsync keeps the MLflow registry, KServe InferenceServices and the storage
+classes of model artifacts true to a models Git repository, and gates pull
+requests to that repository with policies over the plan.`,
+		Example: `  modelsync validate ./models
+  modelsync desired --repo ./models
+  MLFLOW_TRACKING_URI=http://127.0.0.1:5000 modelsync plan --repo ./models`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.SetOut(f.IO.Out)
+	cmd.SetErr(f.IO.ErrOut)
+	cmd.AddCommand(
+		version.NewCmdVersion(f),
+		validate.NewCmdValidate(f, nil),
+		desired.NewCmdDesired(f, nil),
+		plan.NewCmdPlan(f, nil),
+		apply.NewCmdApply(f, nil),
+		release.NewCmdRelease(f, nil),
+	)
+	return cmd
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(ctx context.Context, f *cmdutil.Factory, args []string) int {
+	cmd := NewCmdRoot(f)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	var ee *cmdutil.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.Err == nil) {
+		fmt.Fprintln(f.IO.ErrOut, "Error:", err)
+	}
+	return cmdutil.ExitCode(err)
+}

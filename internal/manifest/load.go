@@ -1,0 +1,270 @@
+package manifest
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+// CanarySuffix is appended to an environment's alias to name its canary alias.
+const CanarySuffix = "-canary"
+
+// Default storage classes and timings, used when neither the model nor
+// modelsync.yaml says otherwise.
+const (
+	DefaultActiveClass      = "STANDARD"
+	DefaultArchivedClass    = "GLACIER_IR"
+	DefaultDeepArchiveClass = "DEEP_ARCHIVE"
+	DefaultArchiveAfter     = 30 * 24 * time.Hour
+	DefaultRollbackWindow   = 7 * 24 * time.Hour
+)
+
+// AliasName is the MLflow alias of the environment.
+func (e Environment) AliasName() string {
+	if e.Alias != "" {
+		return e.Alias
+	}
+	return e.Name
+}
+
+// FollowsReleases reports whether the environment takes release tags.
+func (e Environment) FollowsReleases() bool { return e.Source == SourceReleases }
+
+// Environment returns the named environment.
+func (c *RepoConfig) Environment(name string) (Environment, bool) {
+	for _, e := range c.Environments {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Environment{}, false
+}
+
+// RegistryMode is the configured MLflow mode, aliases by default.
+func (c *RepoConfig) RegistryMode() string {
+	if c.Defaults.Registry.Mode == "" {
+		return ModeAliases
+	}
+	return c.Defaults.Registry.Mode
+}
+
+// RegisteredModel is the MLflow registered model name.
+func (m *Model) RegisteredModel() string {
+	if m.Spec.Registry.Name != "" {
+		return m.Spec.Registry.Name
+	}
+	return m.Metadata.Name
+}
+
+// Lifecycle merges the model's lifecycle over the repository defaults and
+// the built-in defaults, field by field.
+func (c *RepoConfig) EffectiveLifecycle(m *Model) Lifecycle {
+	l := m.Spec.Lifecycle
+	d := c.Defaults.Lifecycle
+	pick := func(a, b, def string) string {
+		if a != "" {
+			return a
+		}
+		if b != "" {
+			return b
+		}
+		return def
+	}
+	pickD := func(a, b Duration, def time.Duration) Duration {
+		if a.Duration != 0 {
+			return a
+		}
+		if b.Duration != 0 {
+			return b
+		}
+		return Duration{def}
+	}
+	return Lifecycle{
+		ActiveClass:      pick(l.ActiveClass, d.ActiveClass, DefaultActiveClass),
+		ArchivedClass:    pick(l.ArchivedClass, d.ArchivedClass, DefaultArchivedClass),
+		ArchiveAfter:     pickD(l.ArchiveAfter, d.ArchiveAfter, DefaultArchiveAfter),
+		DeepArchiveClass: pick(l.DeepArchiveClass, d.DeepArchiveClass, DefaultDeepArchiveClass),
+		DeepArchiveAfter: pickD(l.DeepArchiveAfter, d.DeepArchiveAfter, 0),
+		DeleteAfter:      pickD(l.DeleteAfter, d.DeleteAfter, 0),
+		AllowDelete:      l.AllowDelete || (d.AllowDelete && l.DeleteAfter.Duration == 0),
+		RollbackWindow:   pickD(l.RollbackWindow, d.RollbackWindow, DefaultRollbackWindow),
+	}
+}
+
+// ModelPath is the path of a model's manifest inside the repository.
+func ModelPath(name string) string { return path.Join(ModelsDir, name, ModelFile) }
+
+// ServingDir is the repository path of the model's kustomize directory.
+func (m *Model) ServingDir() string {
+	return path.Join(ModelsDir, m.Metadata.Name, path.Clean(m.Spec.Serving.Path))
+}
+
+// Repo is a loaded models repository. Models holds only the models that
+// passed validation; a broken model is reported in Problems and left out, so
+// it blocks nobody else.
+type Repo struct {
+	Config *RepoConfig
+	// ConfigErrors are problems in modelsync.yaml. When present, Config is
+	// nil and no model can be planned.
+	ConfigErrors ErrorList
+	Models       map[string]*Model
+	// Problems maps a model folder name to what is wrong with it.
+	Problems map[string]ErrorList
+	// Lines maps a model name to the positions of its fields, for
+	// annotations that point at a line.
+	Lines map[string]Positions
+}
+
+// ModelNames returns the valid models' names, sorted.
+func (r *Repo) ModelNames() []string { return slices.Sorted(maps.Keys(r.Models)) }
+
+// AllErrors returns every problem in the repository, sorted by file.
+func (r *Repo) AllErrors() ErrorList {
+	all := slices.Clone(r.ConfigErrors)
+	for _, name := range slices.Sorted(maps.Keys(r.Problems)) {
+		all = append(all, r.Problems[name]...)
+	}
+	all.Sort()
+	return all
+}
+
+// Load reads modelsync.yaml and every models/<name>/model.yaml from fsys.
+// It fails only when the filesystem itself cannot be read; manifest
+// problems are returned inside the Repo.
+func Load(fsys fs.FS) (*Repo, error) {
+	r := &Repo{Models: map[string]*Model{}, Problems: map[string]ErrorList{}, Lines: map[string]Positions{}}
+	cfg, errs, err := LoadConfig(fsys)
+	if err != nil {
+		return nil, err
+	}
+	r.Config, r.ConfigErrors = cfg, errs
+	names, err := ModelFolders(fsys)
+	if err != nil {
+		return nil, err
+	}
+	byRegistry := map[string]string{}
+	for _, name := range names {
+		m, pos, errs, err := LoadModel(fsys, name, r.Config)
+		if err != nil {
+			return nil, err
+		}
+		if len(errs) == 0 {
+			if other, dup := byRegistry[m.RegisteredModel()]; dup {
+				p := pos["spec.registry.name"]
+				if p.Line == 0 {
+					p = pos["metadata.name"]
+				}
+				errs = ErrorList{{File: ModelPath(name), Line: p.Line, Column: p.Column, Field: "spec.registry.name",
+					Message: fmt.Sprintf("duplicate registered model %q: models/%s uses it too", m.RegisteredModel(), other)}}
+			} else {
+				byRegistry[m.RegisteredModel()] = name
+			}
+		}
+		if len(errs) > 0 {
+			r.Problems[name] = errs
+			continue
+		}
+		r.Models[name] = m
+		r.Lines[name] = pos
+	}
+	return r, nil
+}
+
+// LoadConfig reads and validates modelsync.yaml.
+func LoadConfig(fsys fs.FS) (*RepoConfig, ErrorList, error) {
+	data, errs, err := readManifest(fsys, ConfigFile, "not found: a models repository needs modelsync.yaml at its root")
+	if err != nil || errs != nil {
+		return nil, errs, err
+	}
+	var cfg RepoConfig
+	var pos Positions
+	pos, errs = decodeStrict(ConfigFile, data, &cfg)
+	if len(errs) == 0 {
+		errs = validateConfig(ConfigFile, pos, &cfg)
+	}
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, errs, nil
+	}
+	return &cfg, nil, nil
+}
+
+// ModelFolders lists the folders under models/ that hold a model.yaml.
+// Folders without one are reported by LoadModel as missing.
+func ModelFolders(fsys fs.FS) ([]string, error) {
+	entries, err := fs.ReadDir(fsys, ModelsDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s/: %w", ModelsDir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// LoadModel reads and validates models/<name>/model.yaml. cfg may be nil
+// when modelsync.yaml is broken; environment names are then not checked.
+func LoadModel(fsys fs.FS, name string, cfg *RepoConfig) (*Model, Positions, ErrorList, error) {
+	file := ModelPath(name)
+	data, errs, err := readManifest(fsys, file, "not found: every folder under models/ needs a model.yaml")
+	if err != nil || errs != nil {
+		return nil, nil, errs, err
+	}
+	var m Model
+	var pos Positions
+	pos, errs = decodeStrict(file, data, &m)
+	if len(errs) == 0 {
+		errs = validateModel(file, name, pos, &m, cfg)
+	}
+	if len(errs) == 0 {
+		errs = checkServingDir(fsys, file, pos, &m)
+	}
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, pos, errs, nil
+	}
+	return &m, pos, nil, nil
+}
+
+func checkServingDir(fsys fs.FS, file string, pos Positions, m *Model) ErrorList {
+	dir := m.ServingDir()
+	for _, k := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
+		if _, err := fs.Stat(fsys, path.Join(dir, k)); err == nil {
+			return nil
+		}
+	}
+	p := pos["spec.serving.path"]
+	return ErrorList{{File: file, Line: p.Line, Column: p.Column, Field: "spec.serving.path",
+		Message: fmt.Sprintf("expected a kustomization.yaml in %s/", dir)}}
+}
+
+// readManifest reads a manifest file, turning a missing or oversized file
+// into a problem of that file rather than a failure of the whole load.
+func readManifest(fsys fs.FS, file, missing string) ([]byte, ErrorList, error) {
+	info, err := fs.Stat(fsys, file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrorList{{File: file, Message: missing}}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if info.Size() > MaxFileSize {
+		return nil, ErrorList{{File: file, Message: fmt.Sprintf("file is %d bytes; at most %d are accepted", info.Size(), MaxFileSize)}}, nil
+	}
+	data, err := fs.ReadFile(fsys, file)
+	return data, nil, err
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -1,0 +1,195 @@
+// Package manifest defines the files of a models repository (modelsync.yaml
+// and models/<name>/model.yaml), decodes them strictly with positions, and
+// validates them so that every problem names file, line, column and field.
+package manifest
+
+// APIVersion is the only schema version this build understands.
+const APIVersion = "modelsync.dev/v1alpha1"
+
+// Kinds of documents in a models repository.
+const (
+	KindRepository = "Repository"
+	KindModel      = "Model"
+)
+
+// ConfigFile is the repository configuration at the root of the repo.
+const ConfigFile = "modelsync.yaml"
+
+// ModelsDir holds one folder per model, each with a ModelFile.
+const (
+	ModelsDir = "models"
+	ModelFile = "model.yaml"
+)
+
+// SourceReleases is the environment source that follows a model's newest
+// semver release tag instead of a branch head.
+const SourceReleases = "releases"
+
+// RepoConfig is modelsync.yaml.
+type RepoConfig struct {
+	APIVersion string `yaml:"apiVersion" json:"apiVersion" jsonschema:"enum=modelsync.dev/v1alpha1"`
+	Kind       string `yaml:"kind" json:"kind" jsonschema:"enum=Repository"`
+	// Environments in promotion order: a version should pass through each
+	// earlier environment before it reaches a later one.
+	Environments []Environment `yaml:"environments" json:"environments" jsonschema:"minItems=1"`
+	Defaults     Defaults      `yaml:"defaults,omitempty" json:"defaults,omitempty"`
+	// Prune lets the reconciler delete serving objects it created for models or
+	// environments that left the repository.
+	Prune bool `yaml:"prune,omitempty" json:"prune,omitempty"`
+	// CreateNamespaces lets the reconciler create missing environment namespaces.
+	CreateNamespaces bool `yaml:"createNamespaces,omitempty" json:"createNamespaces,omitempty"`
+	// Serving holds repository-wide rules for rendering serving manifests.
+	Serving ServingPolicy `yaml:"serving,omitempty" json:"serving,omitempty"`
+}
+
+// Environment is one place a model runs.
+type Environment struct {
+	Name string `yaml:"name" json:"name" jsonschema:"pattern=^[a-z][-a-z0-9]*$"`
+	// Namespace is the Kubernetes namespace of the environment's InferenceServices.
+	Namespace string `yaml:"namespace" json:"namespace"`
+	// Alias is the MLflow alias that names the environment's version; default: Name.
+	Alias string `yaml:"alias,omitempty" json:"alias,omitempty"`
+	// Source is a branch name (e.g. "main") or "releases": the newest semver
+	// release tag <model>/vX.Y.Z of each model.
+	Source string `yaml:"source" json:"source"`
+	// Prerelease lets a "releases" environment take tags such as v1.2.0-rc.1.
+	Prerelease bool `yaml:"prerelease,omitempty" json:"prerelease,omitempty"`
+}
+
+// Defaults apply to every model that does not say otherwise.
+type Defaults struct {
+	Registry  RegistryDefaults `yaml:"registry,omitempty" json:"registry,omitempty"`
+	Lifecycle Lifecycle        `yaml:"lifecycle,omitempty" json:"lifecycle,omitempty"`
+}
+
+// RegistryDefaults says how environments are written into the MLflow registry.
+type RegistryDefaults struct {
+	// Mode is "aliases" (default), "stages" (legacy MLflow stages) or "both".
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty" jsonschema:"enum=aliases,enum=stages,enum=both"`
+}
+
+// ServingPolicy limits what a model's kustomization may produce.
+type ServingPolicy struct {
+	// ExtraKinds lists kinds besides InferenceService a render may yield.
+	ExtraKinds []string `yaml:"extraKinds,omitempty" json:"extraKinds,omitempty"`
+	// AllowRemoteBases lets kustomizations reference remote bases.
+	AllowRemoteBases bool `yaml:"allowRemoteBases,omitempty" json:"allowRemoteBases,omitempty"`
+	// ForceConflicts takes fields owned by other field managers on apply.
+	ForceConflicts bool `yaml:"forceConflicts,omitempty" json:"forceConflicts,omitempty"`
+}
+
+// Lifecycle says where a model's artifacts live over time. Class names are
+// free strings so S3-compatible stores with their own classes work.
+type Lifecycle struct {
+	ActiveClass      string   `yaml:"activeClass,omitempty" json:"activeClass,omitempty"`
+	ArchivedClass    string   `yaml:"archivedClass,omitempty" json:"archivedClass,omitempty"`
+	ArchiveAfter     Duration `yaml:"archiveAfter,omitempty" json:"archiveAfter,omitempty"`
+	DeepArchiveClass string   `yaml:"deepArchiveClass,omitempty" json:"deepArchiveClass,omitempty"`
+	DeepArchiveAfter Duration `yaml:"deepArchiveAfter,omitempty" json:"deepArchiveAfter,omitempty"`
+	DeleteAfter      Duration `yaml:"deleteAfter,omitempty" json:"deleteAfter,omitempty"`
+	// AllowDelete must be true before any artifact is deleted.
+	AllowDelete bool `yaml:"allowDelete,omitempty" json:"allowDelete,omitempty"`
+	// RollbackWindow keeps a version's artifacts hot for this long after it
+	// last ran anywhere, so a rollback never waits for a restore.
+	RollbackWindow Duration `yaml:"rollbackWindow,omitempty" json:"rollbackWindow,omitempty"`
+}
+
+// Model is models/<name>/model.yaml.
+type Model struct {
+	APIVersion string    `yaml:"apiVersion" json:"apiVersion" jsonschema:"enum=modelsync.dev/v1alpha1"`
+	Kind       string    `yaml:"kind" json:"kind" jsonschema:"enum=Model"`
+	Metadata   Metadata  `yaml:"metadata" json:"metadata"`
+	Spec       ModelSpec `yaml:"spec" json:"spec"`
+}
+
+// Metadata names the model.
+type Metadata struct {
+	// Name must equal the model's folder name.
+	Name        string            `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"`
+	Labels      map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	Annotations map[string]string `yaml:"annotations,omitempty" json:"annotations,omitempty"`
+}
+
+// ModelSpec is everything Git decides about a model.
+type ModelSpec struct {
+	// Registry names the MLflow registered model; default: metadata.name.
+	Registry Registry `yaml:"registry,omitempty" json:"registry,omitempty"`
+	Team     string   `yaml:"team,omitempty" json:"team,omitempty"`
+	// Owners are the GitHub logins whose approval counts as the owners'.
+	Owners []string `yaml:"owners" json:"owners" jsonschema:"minItems=1"`
+	// Environments maps an environment name from modelsync.yaml to what runs
+	// there. A model in no environment is retired: its versions are archived.
+	Environments map[string]EnvironmentSpec `yaml:"environments,omitempty" json:"environments,omitempty"`
+	Serving      Serving                    `yaml:"serving" json:"serving"`
+	Lifecycle    Lifecycle                  `yaml:"lifecycle,omitempty" json:"lifecycle,omitempty"`
+	ModelCard    ModelCard                  `yaml:"modelCard,omitempty" json:"modelCard,omitempty"`
+	Compliance   []string                   `yaml:"compliance,omitempty" json:"compliance,omitempty"`
+	// Dependencies are the packages the model needs, e.g. "scikit-learn==1.5.2".
+	Dependencies []string `yaml:"dependencies,omitempty" json:"dependencies,omitempty"`
+	// Suspend stops the reconciler from changing anything for this model.
+	Suspend bool `yaml:"suspend,omitempty" json:"suspend,omitempty"`
+}
+
+// Registry locates the model in MLflow.
+type Registry struct {
+	Name string `yaml:"name,omitempty" json:"name,omitempty"`
+}
+
+// EnvironmentSpec is the desired state of one model in one environment.
+type EnvironmentSpec struct {
+	// Version is the MLflow model version number that serves all traffic.
+	Version int     `yaml:"version" json:"version" jsonschema:"minimum=1"`
+	Canary  *Canary `yaml:"canary,omitempty" json:"canary,omitempty"`
+}
+
+// Canary sends part of the traffic to a candidate version.
+type Canary struct {
+	Version int `yaml:"version" json:"version" jsonschema:"minimum=1"`
+	// Steps are the traffic percentages a progressive rollout walks through.
+	Steps []int `yaml:"steps,omitempty" json:"steps,omitempty"`
+	// Weight is the current traffic percentage; default: the first step.
+	Weight   int       `yaml:"weight,omitempty" json:"weight,omitempty" jsonschema:"minimum=1,maximum=99"`
+	Analysis *Analysis `yaml:"analysis,omitempty" json:"analysis,omitempty"`
+}
+
+// Analysis configures automated canary analysis.
+type Analysis struct {
+	Interval   Duration          `yaml:"interval,omitempty" json:"interval,omitempty"`
+	Metrics    []AnalysisMetric  `yaml:"metrics,omitempty" json:"metrics,omitempty"`
+	Thresholds map[string]string `yaml:"thresholds,omitempty" json:"thresholds,omitempty"`
+}
+
+// AnalysisMetric is a Prometheus query judged against a bound.
+type AnalysisMetric struct {
+	Name  string   `yaml:"name" json:"name"`
+	Query string   `yaml:"query,omitempty" json:"query,omitempty"`
+	Max   *float64 `yaml:"max,omitempty" json:"max,omitempty"`
+	Min   *float64 `yaml:"min,omitempty" json:"min,omitempty"`
+}
+
+// Serving says how the model is served.
+type Serving struct {
+	// Path is the kustomize directory inside the model folder; an
+	// overlays/<env> directory beside or below it is used when present.
+	Path        string `yaml:"path" json:"path"`
+	ModelFormat string `yaml:"modelFormat" json:"modelFormat"`
+	Runtime     string `yaml:"runtime,omitempty" json:"runtime,omitempty"`
+}
+
+// ModelCard documents the model for reviewers and auditors.
+type ModelCard struct {
+	Description string             `yaml:"description,omitempty" json:"description,omitempty"`
+	IntendedUse string             `yaml:"intendedUse,omitempty" json:"intendedUse,omitempty"`
+	Datasets    []Dataset          `yaml:"datasets,omitempty" json:"datasets,omitempty"`
+	Metrics     map[string]float64 `yaml:"metrics,omitempty" json:"metrics,omitempty"`
+	Limitations []string           `yaml:"limitations,omitempty" json:"limitations,omitempty"`
+	License     string             `yaml:"license,omitempty" json:"license,omitempty"`
+	Contact     string             `yaml:"contact,omitempty" json:"contact,omitempty"`
+}
+
+// Dataset is a versioned training or evaluation dataset.
+type Dataset struct {
+	Name    string `yaml:"name" json:"name"`
+	Version string `yaml:"version" json:"version"`
+	URI     string `yaml:"uri,omitempty" json:"uri,omitempty"`
+}

@@ -1,0 +1,257 @@
+package manifest
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+)
+
+var (
+	// dnsLabel is a Kubernetes namespace or resource name segment.
+	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	envName  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
+	// mlflowAlias follows MLflow's own alias validation.
+	mlflowAlias       = regexp.MustCompile(`^[\w\-]{1,255}$`)
+	mlflowVersionLike = regexp.MustCompile(`^[vV]\d+$`)
+	branchName        = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
+)
+
+// Registry modes.
+const (
+	ModeAliases = "aliases"
+	ModeStages  = "stages"
+	ModeBoth    = "both"
+)
+
+// validator collects problems of one file, pointing at positions the
+// decoder recorded.
+type validator struct {
+	file string
+	pos  Positions
+	errs ErrorList
+}
+
+// at returns the position of field, or of its nearest recorded parent when
+// the field itself is missing from the file.
+func (v *validator) at(field string) Pos {
+	for f := field; ; {
+		if p, ok := v.pos[f]; ok {
+			return p
+		}
+		i := strings.LastIndexAny(f, ".[")
+		if i < 0 {
+			return Pos{Line: 1, Column: 1}
+		}
+		f = f[:i]
+	}
+}
+
+func (v *validator) fail(field, format string, args ...any) {
+	p := v.at(field)
+	v.errs = append(v.errs, &FieldError{File: v.file, Line: p.Line, Column: p.Column, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) header(apiVersion, kind, wantKind string) {
+	if apiVersion != APIVersion {
+		v.fail("apiVersion", "expected %q, got %q", APIVersion, apiVersion)
+	}
+	if kind != wantKind {
+		v.fail("kind", "expected %q, got %q", wantKind, kind)
+	}
+}
+
+func validateConfig(file string, pos Positions, c *RepoConfig) ErrorList {
+	v := &validator{file: file, pos: pos}
+	v.header(c.APIVersion, c.Kind, KindRepository)
+	if len(c.Environments) == 0 {
+		v.fail("environments", "expected at least one environment")
+	}
+	names := map[string]int{}
+	aliases := map[string]int{}
+	for i, e := range c.Environments {
+		f := fmt.Sprintf("environments[%d]", i)
+		switch {
+		case e.Name == "":
+			v.fail(f+".name", "required: the environment's name, e.g. prod")
+		case !envName.MatchString(e.Name):
+			v.fail(f+".name", "expected lowercase letters, digits and '-', starting with a letter (at most 31 characters), got %q", e.Name)
+		}
+		j, dupName := names[e.Name]
+		if dupName && e.Name != "" {
+			v.fail(f+".name", "duplicate environment %q (also environments[%d])", e.Name, j)
+		}
+		names[e.Name] = i
+		if e.Namespace == "" {
+			v.fail(f+".namespace", "required: the Kubernetes namespace of this environment")
+		} else if !dnsLabel.MatchString(e.Namespace) {
+			v.fail(f+".namespace", "expected a Kubernetes namespace name (DNS-1123 label), got %q", e.Namespace)
+		}
+		alias := e.AliasName()
+		switch {
+		case !mlflowAlias.MatchString(alias):
+			v.fail(f+".alias", "expected an MLflow alias of letters, digits, '_' and '-', got %q", alias)
+		case strings.EqualFold(alias, "latest") || mlflowVersionLike.MatchString(alias):
+			v.fail(f+".alias", "%q is reserved by MLflow (\"latest\" and v<number> cannot be aliases)", alias)
+		case strings.HasSuffix(alias, CanarySuffix):
+			v.fail(f+".alias", "%q ends in %q, which modelsync uses for canary aliases", alias, CanarySuffix)
+		}
+		if j, dup := aliases[alias]; dup && !dupName {
+			v.fail(f+".alias", "alias %q is already used by environments[%d]", alias, j)
+		}
+		aliases[alias] = i
+		switch {
+		case e.Source == "":
+			v.fail(f+".source", "required: a branch name such as \"main\", or %q for the newest release tag", SourceReleases)
+		case e.Source != SourceReleases && (!branchName.MatchString(e.Source) || strings.Contains(e.Source, "..") || strings.HasSuffix(e.Source, "/") || strings.HasPrefix(e.Source, "-")):
+			v.fail(f+".source", "expected a branch name or %q, got %q", SourceReleases, e.Source)
+		case e.Prerelease && e.Source != SourceReleases:
+			v.fail(f+".prerelease", "only applies to source %q; this environment follows branch %q", SourceReleases, e.Source)
+		}
+	}
+	switch c.Defaults.Registry.Mode {
+	case "", ModeAliases, ModeStages, ModeBoth:
+	default:
+		v.fail("defaults.registry.mode", "expected one of aliases, stages, both; got %q", c.Defaults.Registry.Mode)
+	}
+	validateLifecycle(v, "defaults.lifecycle", c.Defaults.Lifecycle)
+	for i, k := range c.Serving.ExtraKinds {
+		if k == "" || k == "InferenceService" {
+			v.fail(fmt.Sprintf("serving.extraKinds[%d]", i), "expected a Kubernetes kind other than InferenceService, got %q", k)
+		}
+	}
+	return v.errs
+}
+
+func validateLifecycle(v *validator, field string, l Lifecycle) {
+	if l.DeepArchiveAfter.Duration > 0 && l.ArchiveAfter.Duration > 0 && l.DeepArchiveAfter.Duration <= l.ArchiveAfter.Duration {
+		v.fail(field+".deepArchiveAfter", "must be longer than archiveAfter (%s), got %s", l.ArchiveAfter, l.DeepArchiveAfter)
+	}
+	if l.DeleteAfter.Duration > 0 {
+		if !l.AllowDelete {
+			v.fail(field+".deleteAfter", "set allowDelete: true as well; artifacts are never deleted without it")
+		}
+		for _, other := range []Duration{l.ArchiveAfter, l.DeepArchiveAfter, l.RollbackWindow} {
+			if other.Duration > 0 && l.DeleteAfter.Duration <= other.Duration {
+				v.fail(field+".deleteAfter", "must be longer than archiveAfter, deepArchiveAfter and rollbackWindow, got %s", l.DeleteAfter)
+				break
+			}
+		}
+	}
+}
+
+// validateModel checks one model file; folder is the model's folder name and
+// cfg, when not nil, supplies the environments it may name.
+func validateModel(file, folder string, pos Positions, m *Model, cfg *RepoConfig) ErrorList {
+	v := &validator{file: file, pos: pos}
+	v.header(m.APIVersion, m.Kind, KindModel)
+	switch {
+	case m.Metadata.Name == "":
+		v.fail("metadata.name", "required: the model's name, equal to its folder name %q", folder)
+	case !dnsLabel.MatchString(m.Metadata.Name):
+		v.fail("metadata.name", "expected lowercase letters, digits and '-' (a DNS-1123 label, at most 63 characters), got %q", m.Metadata.Name)
+	case m.Metadata.Name != folder:
+		v.fail("metadata.name", "must equal the folder name %q, got %q", folder, m.Metadata.Name)
+	}
+	if strings.ContainsAny(m.Spec.Registry.Name, "/:") {
+		v.fail("spec.registry.name", "MLflow registered model names may not contain '/' or ':', got %q", m.Spec.Registry.Name)
+	}
+	if len(m.Spec.Owners) == 0 {
+		v.fail("spec.owners", "expected at least one owner (a GitHub login)")
+	}
+	for i, o := range m.Spec.Owners {
+		if strings.TrimSpace(o) == "" {
+			v.fail(fmt.Sprintf("spec.owners[%d]", i), "expected a GitHub login, got an empty string")
+		}
+	}
+	known := map[string]bool{}
+	var knownNames []string
+	if cfg != nil {
+		for _, e := range cfg.Environments {
+			known[e.Name] = true
+			knownNames = append(knownNames, e.Name)
+		}
+	}
+	for _, env := range sortedKeys(m.Spec.Environments) {
+		spec := m.Spec.Environments[env]
+		f := "spec.environments." + env
+		if cfg != nil && !known[env] {
+			v.fail(f, "unknown environment %q; modelsync.yaml defines: %s", env, strings.Join(knownNames, ", "))
+		}
+		if spec.Version <= 0 {
+			v.fail(f+".version", "expected a positive integer MLflow model version, got %d", spec.Version)
+		}
+		if c := spec.Canary; c != nil {
+			validateCanary(v, f+".canary", spec.Version, c)
+		}
+	}
+	validateServing(v, m.Spec.Serving)
+	validateLifecycle(v, "spec.lifecycle", m.Spec.Lifecycle)
+	seenTags := map[string]bool{}
+	for i, t := range m.Spec.Compliance {
+		f := fmt.Sprintf("spec.compliance[%d]", i)
+		if strings.TrimSpace(t) == "" {
+			v.fail(f, "expected a compliance tag such as GDPR, got an empty string")
+		}
+		if seenTags[t] {
+			v.fail(f, "duplicate compliance tag %q", t)
+		}
+		seenTags[t] = true
+	}
+	for i, dep := range m.Spec.Dependencies {
+		if strings.TrimSpace(dep) == "" {
+			v.fail(fmt.Sprintf("spec.dependencies[%d]", i), "expected a requirement such as \"scikit-learn==1.5.2\", got an empty string")
+		}
+	}
+	for i, ds := range m.Spec.ModelCard.Datasets {
+		f := fmt.Sprintf("spec.modelCard.datasets[%d]", i)
+		if ds.Name == "" {
+			v.fail(f+".name", "required: the dataset's name")
+		}
+		if ds.Version == "" {
+			v.fail(f+".version", "required: the dataset's version, so the training data can be traced")
+		}
+	}
+	return v.errs
+}
+
+func validateCanary(v *validator, f string, stable int, c *Canary) {
+	if c.Version <= 0 {
+		v.fail(f+".version", "expected a positive integer MLflow model version, got %d", c.Version)
+	} else if c.Version == stable {
+		v.fail(f+".version", "the canary version must differ from the stable version %d", stable)
+	}
+	prev := 0
+	for i, s := range c.Steps {
+		sf := fmt.Sprintf("%s.steps[%d]", f, i)
+		switch {
+		case s <= 0 || s > 100:
+			v.fail(sf, "expected a traffic percentage in (0, 100], got %d", s)
+		case s <= prev:
+			v.fail(sf, "steps must be strictly ascending; %d follows %d", s, prev)
+		}
+		if s > prev {
+			prev = s
+		}
+	}
+	if c.Weight != 0 && (c.Weight < 0 || c.Weight >= 100) {
+		v.fail(f+".weight", "expected a traffic percentage from 1 to 99 (100 is a promotion: set version instead), got %d", c.Weight)
+	}
+	if c.Weight == 0 && len(c.Steps) == 0 {
+		v.fail(f, "expected steps (e.g. [10, 25, 50]) or a weight")
+	}
+}
+
+func validateServing(v *validator, s Serving) {
+	switch p := s.Path; {
+	case p == "":
+		v.fail("spec.serving.path", "required: the kustomize directory inside the model folder, e.g. \"serving\"")
+	case strings.HasPrefix(p, "/") || strings.Contains(p, `\`):
+		v.fail("spec.serving.path", "expected a relative path inside the model folder, got %q", p)
+	case path.Clean(p) == ".." || strings.HasPrefix(path.Clean(p), "../"):
+		v.fail("spec.serving.path", "leaves the model folder: %q", p)
+	}
+	if s.ModelFormat == "" {
+		v.fail("spec.serving.modelFormat", "required: the KServe model format, e.g. sklearn, huggingface, pytorch")
+	}
+}

@@ -1,0 +1,103 @@
+// Package repo opens the models repository through the Git source and
+// presents one fetch of it to the reconciler as a Snapshot.
+package repo
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/modelsync/modelsync/internal/gitsource"
+	"github.com/modelsync/modelsync/internal/release"
+	"github.com/modelsync/modelsync/reconciler"
+)
+
+// Options locate the repository and the clone cache.
+type Options struct {
+	// URL is a local path, file://, http(s)://, ssh:// or git:// URL.
+	URL      string
+	CacheDir string
+	Auth     gitsource.Auth
+}
+
+// Snapshot is one synced state of the repository.
+type Snapshot struct {
+	src  *gitsource.Source
+	sync gitsource.SyncResult
+}
+
+var _ reconciler.Snapshot = (*Snapshot)(nil)
+
+// DefaultCacheDir is where clones live unless configured otherwise.
+func DefaultCacheDir(getenv func(string) string) string {
+	if d := getenv("MODELSYNC_CACHE_DIR"); d != "" {
+		return d
+	}
+	base := getenv("XDG_CACHE_HOME")
+	if base == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			base = filepath.Join(home, ".cache")
+		} else {
+			base = os.TempDir()
+		}
+	}
+	return filepath.Join(base, "modelsync", "repos")
+}
+
+// Open clones or fetches the repository and returns a snapshot of it.
+func Open(ctx context.Context, opts Options) (*Snapshot, error) {
+	src, err := gitsource.Open(ctx, gitsource.Options{URL: opts.URL, CacheDir: opts.CacheDir, Auth: opts.Auth})
+	if err != nil {
+		return nil, err
+	}
+	res, err := src.Sync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{src: src, sync: res}, nil
+}
+
+// Source returns the underlying Git source, for a later Sync.
+func (s *Snapshot) Source() *gitsource.Source { return s.src }
+
+// Sync fetches again and returns a new snapshot; the old one stays valid.
+func (s *Snapshot) Sync(ctx context.Context) (*Snapshot, bool, error) {
+	res, err := s.src.Sync(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	return &Snapshot{src: s.src, sync: res}, res.Changed, nil
+}
+
+// BadTags lists malformed release tags, which are reported and ignored.
+func (s *Snapshot) BadTags() []error { return s.sync.BadTags }
+
+// BranchHead implements reconciler.Snapshot.
+func (s *Snapshot) BranchHead(branch string) (reconciler.Commit, error) {
+	c, err := s.src.Branch(branch)
+	if err != nil {
+		return reconciler.Commit{}, fmt.Errorf("branch %q of %s: %w", branch, s.src.URL(), err)
+	}
+	return toCommit(c), nil
+}
+
+// Commit implements reconciler.Snapshot.
+func (s *Snapshot) Commit(hash string) (reconciler.Commit, error) {
+	c, err := s.src.Commit(hash)
+	if err != nil {
+		return reconciler.Commit{}, err
+	}
+	return toCommit(c), nil
+}
+
+// Tree implements reconciler.Snapshot.
+func (s *Snapshot) Tree(hash string) (fs.FS, error) { return s.src.Tree(hash) }
+
+// ReleaseTags implements reconciler.Snapshot.
+func (s *Snapshot) ReleaseTags() []release.Tag { return s.sync.Tags }
+
+func toCommit(c gitsource.Commit) reconciler.Commit {
+	return reconciler.Commit{Hash: c.Hash, AuthorName: c.AuthorName, AuthorEmail: c.AuthorEmail, When: c.When}
+}

@@ -1,0 +1,334 @@
+// Package reconciler turns a models repository into desired state, compares
+// it with what each target observes, and produces an immutable plan of small
+// typed actions that Apply executes. The PR check and the controller share
+// this planner, so what a reviewer sees is what the reconciler does.
+package reconciler
+
+import (
+	"fmt"
+	"io/fs"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/modelsync/modelsync/internal/manifest"
+	"github.com/modelsync/modelsync/internal/release"
+)
+
+// Commit is what the reconciler needs to know about a Git commit.
+type Commit struct {
+	Hash        string    `json:"hash"`
+	AuthorName  string    `json:"authorName,omitempty"`
+	AuthorEmail string    `json:"authorEmail,omitempty"`
+	When        time.Time `json:"when"`
+}
+
+// Snapshot is a read-only view of the models repository at one fetch: its
+// branch heads, its release tags, and the files of any commit.
+type Snapshot interface {
+	BranchHead(branch string) (Commit, error)
+	Commit(hash string) (Commit, error)
+	Tree(hash string) (fs.FS, error)
+	ReleaseTags() []release.Tag
+}
+
+// DesiredState is what Git says should run, per model and environment,
+// deterministic and sorted.
+type DesiredState struct {
+	// Revision is the config branch head, e.g. main@sha1:<sha>.
+	Revision string               `json:"revision"`
+	Config   *manifest.RepoConfig `json:"-"`
+	Models   []DesiredModel       `json:"models"`
+	// Errors are models that could not be resolved; each blocks only itself.
+	Errors []ModelError `json:"errors,omitempty"`
+}
+
+// DesiredModel is one model with everything that follows from its manifest.
+type DesiredModel struct {
+	Name            string             `json:"name"`
+	RegisteredModel string             `json:"registeredModel"`
+	Owners          []string           `json:"owners,omitempty"`
+	Suspended       bool               `json:"suspended,omitempty"`
+	Lifecycle       manifest.Lifecycle `json:"lifecycle"`
+	// Environments are in the order modelsync.yaml lists them; an
+	// environment the model does not run in is absent.
+	Environments []DesiredEnv `json:"environments"`
+	// Manifest is the model file at the config branch head.
+	Manifest *manifest.Model `json:"-"`
+}
+
+// DesiredEnv is what should run for one model in one environment.
+type DesiredEnv struct {
+	Environment string         `json:"environment"`
+	Namespace   string         `json:"namespace"`
+	Alias       string         `json:"alias"`
+	Version     int            `json:"version"`
+	Canary      *DesiredCanary `json:"canary,omitempty"`
+	Serving     DesiredServing `json:"serving"`
+	// Revision names where this state came from: a branch head or a release tag.
+	Revision string `json:"revision"`
+	Commit   Commit `json:"commit"`
+	// Release is the release tag this state came from, for release environments.
+	Release string `json:"release,omitempty"`
+	// Files is the repository tree at Commit, for rendering serving manifests.
+	Files fs.FS `json:"-"`
+}
+
+// DesiredCanary is a candidate version taking part of the traffic.
+type DesiredCanary struct {
+	Version int    `json:"version"`
+	Alias   string `json:"alias"`
+	Weight  int    `json:"weight"`
+	Steps   []int  `json:"steps,omitempty"`
+}
+
+// DesiredServing locates and describes the model's serving manifests.
+type DesiredServing struct {
+	// Dir is the kustomize directory, relative to the repository root.
+	Dir         string `json:"dir"`
+	ModelFormat string `json:"modelFormat"`
+	Runtime     string `json:"runtime,omitempty"`
+}
+
+// Model returns the desired model by name.
+func (d *DesiredState) Model(name string) (*DesiredModel, bool) {
+	i := sort.Search(len(d.Models), func(i int) bool { return d.Models[i].Name >= name })
+	if i < len(d.Models) && d.Models[i].Name == name {
+		return &d.Models[i], true
+	}
+	return nil, false
+}
+
+// Env returns the model's desired state in one environment.
+func (m *DesiredModel) Env(name string) (*DesiredEnv, bool) {
+	for i := range m.Environments {
+		if m.Environments[i].Environment == name {
+			return &m.Environments[i], true
+		}
+	}
+	return nil, false
+}
+
+// ReferencedVersions lists every version some environment or canary uses.
+func (m *DesiredModel) ReferencedVersions() []int {
+	var vs []int
+	for _, e := range m.Environments {
+		vs = append(vs, e.Version)
+		if e.Canary != nil {
+			vs = append(vs, e.Canary.Version)
+		}
+	}
+	slices.Sort(vs)
+	return slices.Compact(vs)
+}
+
+// ConfigError means modelsync.yaml itself is broken, so nothing can be
+// planned. It carries every problem found.
+type ConfigError struct {
+	Revision string
+	Problems manifest.ErrorList
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("modelsync.yaml at %s is invalid:\n%s", e.Revision, e.Problems.Error())
+}
+
+func (e *ConfigError) Unwrap() error { return e.Problems }
+
+// Revision formats a Git revision the way Flux does: <ref>@sha1:<hash>.
+func Revision(ref, hash string) string { return ref + "@sha1:" + hash }
+
+// ComputeDesired resolves every model in every environment. modelsync.yaml
+// and the list of models come from configBranch; each environment then takes
+// each model from its own source (a branch head, or the model's newest
+// release tag). A model that is broken at its source is reported in Errors.
+func ComputeDesired(snap Snapshot, configBranch string) (*DesiredState, error) {
+	head, err := snap.BranchHead(configBranch)
+	if err != nil {
+		return nil, fmt.Errorf("resolving config branch %q: %w", configBranch, err)
+	}
+	r := &resolver{snap: snap, repos: map[string]*manifest.Repo{}, trees: map[string]fs.FS{}}
+	rev := Revision(configBranch, head.Hash)
+	base, err := r.repoAt(head.Hash)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", rev, err)
+	}
+	if len(base.ConfigErrors) > 0 {
+		return nil, &ConfigError{Revision: rev, Problems: base.ConfigErrors}
+	}
+	cfg := base.Config
+	d := &DesiredState{Revision: rev, Config: cfg}
+	for _, name := range base.ModelNames() {
+		m := base.Models[name]
+		dm := DesiredModel{
+			Name:            name,
+			RegisteredModel: m.RegisteredModel(),
+			Owners:          m.Spec.Owners,
+			Suspended:       m.Spec.Suspend,
+			Lifecycle:       cfg.EffectiveLifecycle(m),
+			Manifest:        m,
+		}
+		failed := false
+		for _, env := range cfg.Environments {
+			de, ok, err := r.resolveEnv(cfg, env, name, configBranch, head)
+			if err != nil {
+				d.Errors = append(d.Errors, ModelError{Model: name, Environment: env.Name, Message: err.Error()})
+				failed = true
+				continue
+			}
+			if ok {
+				dm.Environments = append(dm.Environments, de)
+			}
+		}
+		if failed {
+			// A half-resolved model could archive versions that a broken
+			// environment still runs; plan nothing for it.
+			continue
+		}
+		d.Models = append(d.Models, dm)
+	}
+	for _, name := range sortedProblemNames(base) {
+		d.Errors = append(d.Errors, ModelError{Model: name, Message: base.Problems[name].Error()})
+	}
+	sortModelErrors(d.Errors)
+	return d, nil
+}
+
+func sortedProblemNames(r *manifest.Repo) []string {
+	names := make([]string, 0, len(r.Problems))
+	for n := range r.Problems {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// resolver caches parsed repositories per commit: environments that share a
+// branch share one parse.
+type resolver struct {
+	snap  Snapshot
+	repos map[string]*manifest.Repo
+	trees map[string]fs.FS
+}
+
+func (r *resolver) tree(hash string) (fs.FS, error) {
+	if t, ok := r.trees[hash]; ok {
+		return t, nil
+	}
+	t, err := r.snap.Tree(hash)
+	if err != nil {
+		return nil, err
+	}
+	r.trees[hash] = t
+	return t, nil
+}
+
+func (r *resolver) repoAt(hash string) (*manifest.Repo, error) {
+	if repo, ok := r.repos[hash]; ok {
+		return repo, nil
+	}
+	t, err := r.tree(hash)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := manifest.Load(t)
+	if err != nil {
+		return nil, err
+	}
+	r.repos[hash] = repo
+	return repo, nil
+}
+
+
+func (r *resolver) resolveEnv(cfg *manifest.RepoConfig, env manifest.Environment, model, configBranch string, configHead Commit) (DesiredEnv, bool, error) {
+	var (
+		commit  Commit
+		rev     string
+		tagName string
+		m       *manifest.Model
+	)
+	if env.FollowsReleases() {
+		tag, ok := release.Latest(r.snap.ReleaseTags(), model, env.Prerelease)
+		if !ok {
+			return DesiredEnv{}, false, nil
+		}
+		c, err := r.snap.Commit(tag.Commit)
+		if err != nil {
+			return DesiredEnv{}, false, fmt.Errorf("release %s: %w", tag.Name, err)
+		}
+		t, err := r.tree(c.Hash)
+		if err != nil {
+			return DesiredEnv{}, false, fmt.Errorf("release %s: %w", tag.Name, err)
+		}
+		mm, _, problems, err := manifest.LoadModel(t, model, cfg)
+		if err != nil {
+			return DesiredEnv{}, false, fmt.Errorf("release %s: %w", tag.Name, err)
+		}
+		if len(problems) > 0 {
+			return DesiredEnv{}, false, fmt.Errorf("release %s is invalid: %w", tag.Name, problems)
+		}
+		commit, rev, tagName, m = c, Revision(tag.Name, c.Hash), tag.Name, mm
+	} else {
+		c := configHead
+		if env.Source != configBranch {
+			var err error
+			if c, err = r.snap.BranchHead(env.Source); err != nil {
+				return DesiredEnv{}, false, fmt.Errorf("branch %q: %w", env.Source, err)
+			}
+		}
+		repo, err := r.repoAt(c.Hash)
+		if err != nil {
+			return DesiredEnv{}, false, fmt.Errorf("branch %q: %w", env.Source, err)
+		}
+		if problems, bad := repo.Problems[model]; bad {
+			return DesiredEnv{}, false, fmt.Errorf("%s@sha1:%s is invalid: %w", env.Source, c.Hash, problems)
+		}
+		mm, ok := repo.Models[model]
+		if !ok {
+			return DesiredEnv{}, false, nil
+		}
+		commit, rev, m = c, Revision(env.Source, c.Hash), mm
+	}
+	spec, ok := m.Spec.Environments[env.Name]
+	if !ok {
+		return DesiredEnv{}, false, nil
+	}
+	files, err := r.tree(commit.Hash)
+	if err != nil {
+		return DesiredEnv{}, false, err
+	}
+	de := DesiredEnv{
+		Environment: env.Name,
+		Namespace:   env.Namespace,
+		Alias:       env.AliasName(),
+		Version:     spec.Version,
+		Serving: DesiredServing{
+			Dir:         m.ServingDir(),
+			ModelFormat: m.Spec.Serving.ModelFormat,
+			Runtime:     m.Spec.Serving.Runtime,
+		},
+		Revision: rev,
+		Commit:   commit,
+		Release:  tagName,
+		Files:    files,
+	}
+	if c := spec.Canary; c != nil {
+		w := c.Weight
+		if w == 0 && len(c.Steps) > 0 {
+			w = c.Steps[0]
+		}
+		de.Canary = &DesiredCanary{Version: c.Version, Alias: env.AliasName() + manifest.CanarySuffix, Weight: w, Steps: slices.Clone(c.Steps)}
+	}
+	return de, true, nil
+}
+
+// String renders a one-line summary, e.g. "prod: v3 (canary v4 at 20%)".
+func (e DesiredEnv) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: v%d", e.Environment, e.Version)
+	if e.Canary != nil {
+		fmt.Fprintf(&b, " (canary v%d at %d%%)", e.Canary.Version, e.Canary.Weight)
+	}
+	return b.String()
+}

@@ -1,0 +1,284 @@
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Target is one system modelsync keeps true to Git: the MLflow registry,
+// KServe, or artifact storage. A target observes live state, plans the
+// actions that would make it match the desired state, and applies one
+// action at a time.
+type Target interface {
+	// Name is the target's short name, e.g. "mlflow"; actions carry it.
+	Name() string
+	// Observe reads the live state the desired state concerns. An error
+	// means the target as a whole could not be read; a problem with one
+	// model belongs in the TargetPlan's Errors instead.
+	Observe(ctx context.Context, desired *DesiredState) (Observation, error)
+	// Plan compares desired with observed and returns the actions in the
+	// order they must run. It does no I/O, so it is deterministic.
+	Plan(desired *DesiredState, observed Observation) TargetPlan
+	// Apply performs one action planned by this target. It must be safe to
+	// repeat: a retried or re-planned action converges rather than doubles.
+	Apply(ctx context.Context, action Action) error
+}
+
+// Observation is a target's own record of live state, passed from Observe
+// back to Plan of the same target.
+type Observation any
+
+// ActionValidator is implemented by targets that can check an action
+// before any action of the plan is applied.
+type ActionValidator interface {
+	ValidateAction(Action) error
+}
+
+// TargetPlan is what one target contributes to a plan.
+type TargetPlan struct {
+	Actions []Action
+	Errors  []ModelError
+	Waits   []Wait
+}
+
+// Op says what an action does to its resource.
+type Op string
+
+// Operations, as in a Terraform plan.
+const (
+	OpCreate Op = "create"
+	OpUpdate Op = "update"
+	OpDelete Op = "delete"
+)
+
+// Action is one small change to one resource of one target.
+type Action struct {
+	Target      string `json:"target"`
+	Kind        string `json:"kind"`
+	Model       string `json:"model"`
+	Environment string `json:"environment,omitempty"`
+	// Resource names what changes, e.g. "alias prod" or "default/churn".
+	Resource string `json:"resource"`
+	Op       Op     `json:"op"`
+	From     string `json:"from,omitempty"`
+	To       string `json:"to,omitempty"`
+	// Drift is set when the live state moved away from Git by itself,
+	// rather than Git changing.
+	Drift  bool   `json:"drift,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Revision is the Git revision the change comes from.
+	Revision string `json:"revision,omitempty"`
+	// Payload is the target's own description of the action, opaque to the
+	// reconciler and decoded by the target's Apply.
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// ID identifies the action's resource within its target.
+func (a Action) ID() string { return a.Target + "/" + a.Kind + "/" + a.Model + "/" + a.Resource }
+
+// ModelError says that a model (optionally in one environment, at one
+// target) cannot be planned or applied. Other models are unaffected.
+type ModelError struct {
+	Model       string `json:"model,omitempty"`
+	Environment string `json:"environment,omitempty"`
+	Target      string `json:"target,omitempty"`
+	Message     string `json:"message"`
+}
+
+func (e ModelError) Error() string {
+	var where []string
+	for _, s := range []string{e.Target, e.Model, e.Environment} {
+		if s != "" {
+			where = append(where, s)
+		}
+	}
+	if len(where) == 0 {
+		return e.Message
+	}
+	return strings.Join(where, "/") + ": " + e.Message
+}
+
+// Wait is a change that cannot happen yet, such as a rollback whose
+// artifacts are still being restored from cold storage. The environment
+// keeps what it runs until the wait ends.
+type Wait struct {
+	Model       string `json:"model"`
+	Environment string `json:"environment,omitempty"`
+	Target      string `json:"target"`
+	Reason      string `json:"reason"`
+}
+
+// Plan is an immutable set of actions computed from one desired state.
+// Accessors return copies, so nothing can change a plan after it is made.
+type Plan struct {
+	revision string
+	targets  []string
+	actions  []Action
+	errors   []ModelError
+	waits    []Wait
+}
+
+// Revision is the Git revision the plan was computed from.
+func (p *Plan) Revision() string { return p.revision }
+
+// Targets lists the targets that took part, in execution order.
+func (p *Plan) Targets() []string { return slices.Clone(p.targets) }
+
+// Actions returns the actions in execution order.
+func (p *Plan) Actions() []Action { return slices.Clone(p.actions) }
+
+// Errors returns the models that could not be planned.
+func (p *Plan) Errors() []ModelError { return slices.Clone(p.errors) }
+
+// Waits returns the changes held back until a precondition is met.
+func (p *Plan) Waits() []Wait { return slices.Clone(p.waits) }
+
+// HasChanges reports whether applying the plan would write anything.
+func (p *Plan) HasChanges() bool { return len(p.actions) > 0 }
+
+// Summary counts the plan's actions by operation.
+type Summary struct {
+	Create int `json:"create"`
+	Update int `json:"update"`
+	Delete int `json:"delete"`
+	Drift  int `json:"drift"`
+	Errors int `json:"errors"`
+	Waits  int `json:"waits"`
+}
+
+// Summary counts actions, drift, errors and waits.
+func (p *Plan) Summary() Summary {
+	var s Summary
+	for _, a := range p.actions {
+		switch a.Op {
+		case OpCreate:
+			s.Create++
+		case OpUpdate:
+			s.Update++
+		case OpDelete:
+			s.Delete++
+		}
+		if a.Drift {
+			s.Drift++
+		}
+	}
+	s.Errors, s.Waits = len(p.errors), len(p.waits)
+	return s
+}
+
+type planJSON struct {
+	Revision string       `json:"revision"`
+	Targets  []string     `json:"targets"`
+	Summary  Summary      `json:"summary"`
+	Actions  []Action     `json:"actions"`
+	Errors   []ModelError `json:"errors"`
+	Waits    []Wait       `json:"waits"`
+}
+
+// MarshalJSON writes the plan with a summary; empty lists are [] not null.
+func (p *Plan) MarshalJSON() ([]byte, error) {
+	return json.Marshal(planJSON{
+		Revision: p.revision,
+		Targets:  nonNil(p.targets),
+		Summary:  p.Summary(),
+		Actions:  nonNil(p.actions),
+		Errors:   nonNil(p.errors),
+		Waits:    nonNil(p.waits),
+	})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// BuildPlan observes every target and merges their plans. Models that
+// failed to resolve, or that a target cannot plan, appear as errors; all
+// other models are planned normally. Actions are ordered model by model and,
+// within a model, target by target in the order given, each target's own
+// order kept.
+func BuildPlan(ctx context.Context, desired *DesiredState, targets []Target) (*Plan, error) {
+	p := &Plan{revision: desired.Revision, errors: slices.Clone(desired.Errors)}
+	var all []Action
+	targetRank := map[string]int{}
+	for i, t := range targets {
+		name := t.Name()
+		if _, dup := targetRank[name]; dup {
+			return nil, fmt.Errorf("target %q configured twice", name)
+		}
+		targetRank[name] = i
+		p.targets = append(p.targets, name)
+		obs, err := t.Observe(ctx, desired)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			p.errors = append(p.errors, ModelError{Target: name, Message: "observing live state: " + err.Error()})
+			continue
+		}
+		tp := t.Plan(desired, obs)
+		for _, a := range tp.Actions {
+			if a.Target != name {
+				return nil, fmt.Errorf("target %q planned an action for target %q", name, a.Target)
+			}
+		}
+		all = append(all, tp.Actions...)
+		p.errors = append(p.errors, tp.Errors...)
+		p.waits = append(p.waits, tp.Waits...)
+	}
+	failed := map[string]bool{}
+	for _, e := range p.errors {
+		if e.Model != "" {
+			failed[e.Model] = true
+		}
+	}
+	// A model with an error at any target is held back everywhere: applying
+	// half of it (say, the alias but not the serving object) is the state a
+	// failure must not leave behind.
+	seen := map[string]bool{}
+	for _, a := range all {
+		if failed[a.Model] {
+			continue
+		}
+		if seen[a.ID()] {
+			return nil, fmt.Errorf("plan has two actions for %s", a.ID())
+		}
+		seen[a.ID()] = true
+		p.actions = append(p.actions, a)
+	}
+	sort.SliceStable(p.actions, func(i, j int) bool {
+		a, b := p.actions[i], p.actions[j]
+		if a.Model != b.Model {
+			return a.Model < b.Model
+		}
+		return targetRank[a.Target] < targetRank[b.Target]
+	})
+	sortModelErrors(p.errors)
+	sort.SliceStable(p.waits, func(i, j int) bool {
+		a, b := p.waits[i], p.waits[j]
+		if a.Model != b.Model {
+			return a.Model < b.Model
+		}
+		return a.Environment < b.Environment
+	})
+	return p, nil
+}
+
+func sortModelErrors(errs []ModelError) {
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, b := errs[i], errs[j]
+		if a.Model != b.Model {
+			return a.Model < b.Model
+		}
+		if a.Environment != b.Environment {
+			return a.Environment < b.Environment
+		}
+		return a.Target < b.Target
+	})
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# deps.sh installs the real servers the integration tests start: kube-apiserver
+# and etcd (built from the pinned Kubernetes release), the upstream KServe CRD,
+# MLflow 3.x and 2.x, MinIO, moto, Prometheus and git's own servers.
+#
+# Everything lands in a cache outside the work tree, keyed by pinned version,
+# so a second run only checks stamps and returns in about a second.
+#
+#   test/deps/deps.sh [step ...]     steps: kube kserve-crd mlflow3 mlflow2 minio moto prometheus git
+#   test/deps/deps.sh --print-cache  prints the cache directory
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+. "$here/versions.env"
+
+CACHE="${MODELSYNC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelsync}"
+mkdir -p "$CACHE"
+
+if [[ "${1:-}" == "--print-cache" ]]; then echo "$CACHE"; exit 0; fi
+
+log() { printf '[deps %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# done_stamp NAME: true when the step with that exact pinned key finished before.
+done_stamp() { [[ -f "$CACHE/stamps/$1" ]]; }
+mark_done() { mkdir -p "$CACHE/stamps"; date -u +%FT%TZ > "$CACHE/stamps/$1"; }
+
+step_kube() {
+  local key="kube-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
+  local out="$CACHE/$key/bin"
+  if done_stamp "$key" && [[ -x "$out/kube-apiserver" && -x "$out/etcd" ]]; then return; fi
+  log "building kube-apiserver $KUBERNETES_VERSION and etcd $ETCD_VERSION (first time: several minutes)"
+  mkdir -p "$out"
+  local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
+  local ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  (cd "$here/../tools/kube" &&
+    GOFLAGS=-mod=mod go build -trimpath -ldflags "$ld" -o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver &&
+    GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out/etcd" ./etcd)
+  "$out/kube-apiserver" --version
+  mark_done "$key"
+}
+
+step_kserve_crd() {
+  local key="kserve-$KSERVE_VERSION"
+  local dst="$CACHE/$key/serving.kserve.io_inferenceservices.yaml"
+  if done_stamp "$key" && [[ -s "$dst" ]]; then return; fi
+  log "fetching KServe $KSERVE_VERSION CRD from its module zip"
+  mkdir -p "$CACHE/$key"
+  local dir
+  dir="$(cd "$here" && GOFLAGS=-mod=mod go mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  cp "$dir/config/crd/full/serving.kserve.io_inferenceservices.yaml" "$dst"
+  chmod 0644 "$dst"
+  mark_done "$key"
+}
+
+# venv NAME REQS...: a virtualenv of its own per pinned tool. The stamp also
+# keys on the requirement list, so adding an extra to a pinned tool installs
+# it into the existing venv (pip only fetches what is missing) instead of
+# being skipped.
+venv() {
+  local name="$1"; shift
+  local dir="$CACHE/$name"
+  local key; key="$name-$(printf '%s\n' "$@" | sha256sum | cut -c1-12)"
+  if done_stamp "$key" && [[ -x "$dir/bin/python" ]]; then return; fi
+  if [[ ! -x "$dir/bin/python" ]]; then
+    log "creating venv $dir"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --upgrade pip
+  fi
+  log "pip install $* into $dir"
+  "$dir/bin/pip" install --quiet "$@"
+  mark_done "$key"
+}
+
+# mlflow[auth] brings Flask-WTF, which `mlflow server --app-name basic-auth` needs.
+step_mlflow3() { venv "mlflow-$MLFLOW3_VERSION" "mlflow[auth]==$MLFLOW3_VERSION" "boto3"; }
+step_mlflow2() { venv "mlflow-$MLFLOW2_VERSION" "mlflow[auth]==$MLFLOW2_VERSION" "boto3"; }
+step_moto() { venv "moto-$MOTO_VERSION" "moto[server]==$MOTO_VERSION"; }
+
+step_minio() {
+  local key="minio-$MINIO_VERSION"
+  if done_stamp "$key" && [[ -x "$CACHE/$key/bin/minio" ]]; then return; fi
+  log "building MinIO $MINIO_VERSION"
+  mkdir -p "$CACHE/$key/bin"
+  (cd "$CACHE" && GOBIN="$CACHE/$key/bin" GOFLAGS= go install "github.com/minio/minio@$MINIO_VERSION")
+  mark_done "$key"
+}
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [[ ${#missing[@]} -eq 0 ]] && return
+  log "apt-get install ${missing[*]}"
+  local sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+step_prometheus() {
+  apt_install prometheus
+  # The package starts a system service; the tests start their own instances.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+  command -v prometheus >/dev/null && command -v promtool >/dev/null
+}
+
+step_git() {
+  command -v git >/dev/null || apt_install git
+  local exec_path; exec_path="$(git --exec-path)"
+  [[ -x "$exec_path/git-http-backend" && -x "$exec_path/git-daemon" ]] || apt_install git
+}
+
+steps=("$@")
+[[ ${#steps[@]} -eq 0 ]] && steps=(git prometheus kserve-crd minio moto mlflow3 mlflow2 kube)
+for s in "${steps[@]}"; do "step_${s//-/_}"; done
+# env for the tests: where everything is.
+cat > "$CACHE/env" <<ENV
+MODELSYNC_KUBE_BIN=$CACHE/kube-$KUBERNETES_VERSION-etcd-$ETCD_VERSION/bin
+MODELSYNC_KSERVE_CRD=$CACHE/kserve-$KSERVE_VERSION/serving.kserve.io_inferenceservices.yaml
+MODELSYNC_MLFLOW3=$CACHE/mlflow-$MLFLOW3_VERSION/bin/mlflow
+MODELSYNC_MLFLOW2=$CACHE/mlflow-$MLFLOW2_VERSION/bin/mlflow
+MODELSYNC_MINIO=$CACHE/minio-$MINIO_VERSION/bin/minio
+MODELSYNC_MOTO=$CACHE/moto-$MOTO_VERSION/bin/moto_server
+ENV
+log "ready: $CACHE"
