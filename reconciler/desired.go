@@ -224,6 +224,26 @@ func (r *resolver) tree(hash string) (fs.FS, error) {
 	return t, nil
 }
 
+// modelAt reads one model at a release commit. Release tags usually point
+// at commits no branch environment uses, so only that model is parsed;
+// when the whole commit was parsed already, its result is reused.
+func (r *resolver) modelAt(hash, model string, cfg *manifest.RepoConfig) (*manifest.Model, manifest.ErrorList, error) {
+	if repo, ok := r.repos[hash]; ok {
+		if problems, bad := repo.Problems[model]; bad {
+			return nil, problems, nil
+		}
+		if m, ok := repo.Models[model]; ok {
+			return m, nil, nil
+		}
+	}
+	t, err := r.tree(hash)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, _, problems, err := manifest.LoadModel(t, model, cfg)
+	return m, problems, err
+}
+
 func (r *resolver) repoAt(hash string) (*manifest.Repo, error) {
 	if repo, ok := r.repos[hash]; ok {
 		return repo, nil
@@ -257,11 +277,7 @@ func (r *resolver) resolveEnv(cfg *manifest.RepoConfig, env manifest.Environment
 		if err != nil {
 			return DesiredEnv{}, false, fmt.Errorf("release %s: %w", tag.Name, err)
 		}
-		t, err := r.tree(c.Hash)
-		if err != nil {
-			return DesiredEnv{}, false, fmt.Errorf("release %s: %w", tag.Name, err)
-		}
-		mm, _, problems, err := manifest.LoadModel(t, model, cfg)
+		mm, problems, err := r.modelAt(c.Hash, model, cfg)
 		if err != nil {
 			return DesiredEnv{}, false, fmt.Errorf("release %s: %w", tag.Name, err)
 		}

@@ -1,0 +1,148 @@
+// Command desired measures load + validate + desired state of a generated
+// models repository (default 1,000 models × 3 environments) read from a real
+// Git repository, and prints wall time per run and peak RSS.
+//
+//	go run ./test/bench/desired [-models 1000] [-runs 5]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/reconciler"
+)
+
+func main() {
+	models := flag.Int("models", 1000, "number of models to generate")
+	runs := flag.Int("runs", 5, "timed runs")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed runs")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "desired bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(*models, *runs); err != nil {
+		fmt.Fprintln(os.Stderr, "desired bench:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+func run(models, runs int) error {
+	dir, err := os.MkdirTemp("", "modelsync-bench-desired-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	src := filepath.Join(dir, "repo")
+	if err := Generate(src, models); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	snap, err := repo.Open(ctx, repo.Options{URL: src, CacheDir: filepath.Join(dir, "cache")})
+	if err != nil {
+		return err
+	}
+	var times []time.Duration
+	for range runs {
+		start := time.Now()
+		d, err := reconciler.ComputeDesired(snap, "main")
+		if err != nil {
+			return err
+		}
+		times = append(times, time.Since(start))
+		if n := len(d.Models); n != models || len(d.Errors) > 0 {
+			return fmt.Errorf("desired has %d models and %d errors, want %d and 0", n, len(d.Errors), models)
+		}
+	}
+	slices.Sort(times)
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	fmt.Printf("load+validate+desired, %d models x 3 environments (from a git repo via go-git):\n", models)
+	fmt.Printf("  runs %d  min %v  median %v  max %v\n", runs, times[0].Round(time.Millisecond), times[len(times)/2].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond))
+	fmt.Printf("  peak RSS of the process (clone included) %.1f MB\n", float64(ru.Maxrss)/1024)
+	return nil
+}
+
+// Generate writes a models repository with n models and commits it with
+// the git CLI, tagging every model once so the prod environment resolves
+// through release tags.
+func Generate(dir string, n int) error {
+	write := func(rel, body string) error {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(p, []byte(body), 0o644)
+	}
+	if err := write("modelsync.yaml", `apiVersion: modelsync.dev/v1alpha1
+kind: Repository
+environments:
+  - {name: dev, namespace: models-dev, source: main}
+  - {name: staging, namespace: models-staging, source: main}
+  - {name: prod, namespace: models-prod, source: releases}
+`); err != nil {
+		return err
+	}
+	for i := range n {
+		name := fmt.Sprintf("model-%04d", i)
+		if err := write("models/"+name+"/model.yaml", fmt.Sprintf(`apiVersion: modelsync.dev/v1alpha1
+kind: Model
+metadata:
+  name: %s
+spec:
+  team: team-%d
+  owners: [owner-%d]
+  environments:
+    dev: {version: %d}
+    staging: {version: %d}
+    prod:
+      version: %d
+      canary: {version: %d, steps: [10, 25, 50]}
+  serving: {path: serving, modelFormat: sklearn}
+  modelCard:
+    description: Generated model %d.
+    intendedUse: Benchmarks.
+    datasets: [{name: data-%d, version: "1"}]
+    metrics: {accuracy: 0.9, precision: 0.9, recall: 0.9, f1: 0.9}
+    limitations: [none]
+    license: Apache-2.0
+    contact: team@example.com
+  compliance: [GDPR, SOC2]
+  dependencies: ["scikit-learn==1.5.2"]
+`, name, i%20, i%50, i%7+3, i%7+2, i%7+1, i%7+2, i, i)); err != nil {
+			return err
+		}
+		if err := write("models/"+name+"/serving/kustomization.yaml", "resources: [isvc.yaml]\n"); err != nil {
+			return err
+		}
+		if err := write("models/"+name+"/serving/isvc.yaml", "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: "+name+"}\nspec: {predictor: {model: {modelFormat: {name: sklearn}}}}\n"); err != nil {
+			return err
+		}
+	}
+	script := `set -e
+git init -q -b main .
+git add -A
+git -c user.name=bench -c user.email=bench@example.com commit -q -m generated
+for d in models/*/; do n=$(basename "$d"); git tag "$n/v1.0.0"; done`
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	return cmd.Run()
+}
