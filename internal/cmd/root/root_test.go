@@ -1,0 +1,195 @@
+package root
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelsync/modelsync/internal/cmdutil"
+)
+
+func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	f := &cmdutil.Factory{
+		IO:      cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut},
+		Getenv:  func(k string) string { return env[k] },
+		Version: "test",
+	}
+	code := Main(context.Background(), f, args)
+	return code, out.String(), errOut.String()
+}
+
+// exampleRepo builds the example repository with history and tags.
+func exampleRepo(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "models")
+	cmd := exec.Command("../../../test/scripts/example-repo.sh", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("example-repo.sh: %v\n%s", err, out)
+	}
+	return dir
+}
+
+func TestValidateExample(t *testing.T) {
+	code, out, _ := run(t, nil, "validate", "../../../manifests-example")
+	if code != 0 || !strings.Contains(out, "4 model(s) valid, 0 invalid.") {
+		t.Fatalf("code %d out %q", code, out)
+	}
+}
+
+func TestValidateReportsEveryProblemAndExits1(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "../../../manifests-example", dir)
+	churn := filepath.Join(dir, "models/customer-churn-predictor/model.yaml")
+	b, _ := os.ReadFile(churn)
+	os.WriteFile(churn, bytes.Replace(b, []byte("      version: 3"), []byte("      version: three"), 1), 0o644)
+	llama := filepath.Join(dir, "models/llama2-7b-alpaca/model.yaml")
+	b, _ = os.ReadFile(llama)
+	os.WriteFile(llama, bytes.Replace(b, []byte("steps: [20, 50, 80]"), []byte("steps: [50, 20]"), 1), 0o644)
+
+	code, out, _ := run(t, nil, "validate", dir)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, want := range []string{
+		"models/customer-churn-predictor/model.yaml:15:16: spec.environments.prod.version: expected an integer, got \"three\"",
+		"models/llama2-7b-alpaca/model.yaml:18:21: spec.environments.prod.canary.steps[1]: steps must be strictly ascending; 20 follows 50",
+		"2 model(s) valid, 2 invalid.",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = run(t, nil, "validate", dir, "-o", "json")
+	var rep struct {
+		Valid    bool
+		Problems []struct{ File, Field string; Line int }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 || rep.Valid || len(rep.Problems) != 2 || rep.Problems[0].Line != 15 {
+		t.Fatalf("json: code %d err %v %+v", code, err, rep)
+	}
+}
+
+func TestDesiredOnExampleRepo(t *testing.T) {
+	dir := exampleRepo(t)
+	env := map[string]string{"MODELSYNC_CACHE_DIR": t.TempDir()}
+	code, out, errOut := run(t, env, "desired", "--repo", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"customer-churn-predictor  prod     v3",
+		"customer-churn-predictor/v1.1.0@sha1:",
+		"llama2-7b-alpaca          prod     v3       v4 @ 20%",
+		"fraud-detector-xgb        dev      v2",
+		"sentiment-bert-legacy     -        -        -         -        -               (in no environment)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("desired lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = run(t, env, "desired", "--repo", dir, "-o", "json")
+	var d struct {
+		Revision string
+		Models   []struct {
+			Name         string
+			Environments []struct {
+				Environment string
+				Version     int
+				Release     string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil || code != 0 {
+		t.Fatalf("json: %v %d", err, code)
+	}
+	if d.Models[0].Name != "customer-churn-predictor" || d.Models[0].Environments[2].Release != "customer-churn-predictor/v1.1.0" {
+		t.Fatalf("desired json = %+v", d.Models[0])
+	}
+	code, out, _ = run(t, env, "desired", "--repo", dir, "-o", "yaml")
+	if code != 0 || !strings.Contains(out, "revision: main@sha1:") {
+		t.Fatalf("yaml output: %d %s", code, out)
+	}
+}
+
+func TestPlanWithoutTargetsRefuses(t *testing.T) {
+	dir := exampleRepo(t)
+	code, _, errOut := run(t, map[string]string{"MODELSYNC_CACHE_DIR": t.TempDir()}, "plan", "--repo", dir)
+	if code != 1 || !strings.Contains(errOut, "no targets configured") {
+		t.Fatalf("exit %d stderr %q", code, errOut)
+	}
+}
+
+func TestReleaseTagsNextVersion(t *testing.T) {
+	dir := exampleRepo(t)
+	env := map[string]string{"GIT_COMMITTER_NAME": "Rel Bot", "GIT_COMMITTER_EMAIL": "rel@example.com"}
+	// Nothing under models/customer-churn-predictor changed since v1.1.0.
+	code, _, errOut := run(t, env, "release", "customer-churn-predictor", "-C", dir)
+	if code != 1 || !strings.Contains(errOut, "nothing under models/customer-churn-predictor changed since customer-churn-predictor/v1.1.0") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	churn := filepath.Join(dir, "models/customer-churn-predictor/model.yaml")
+	b, _ := os.ReadFile(churn)
+	os.WriteFile(churn, bytes.Replace(b, []byte("      version: 3"), []byte("      version: 4"), 1), 0o644)
+	code, _, errOut = run(t, env, "release", "customer-churn-predictor", "-C", dir)
+	if code != 1 || !strings.Contains(errOut, "uncommitted changes (models/customer-churn-predictor/model.yaml)") {
+		t.Fatalf("dirty tree: exit %d: %s", code, errOut)
+	}
+	git(t, dir, "commit", "-qam", "Promote churn v4")
+	code, out, errOut := run(t, env, "release", "customer-churn-predictor", "-C", dir, "--bump", "minor")
+	if code != 0 || !strings.Contains(out, "Created tag customer-churn-predictor/v1.2.0") {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	if got := git(t, dir, "cat-file", "-t", "customer-churn-predictor/v1.2.0"); got != "tag" {
+		t.Fatalf("tag object type %q, want an annotated tag", got)
+	}
+	if got := git(t, dir, "tag", "-l", "--format=%(taggername) %(contents:subject)", "customer-churn-predictor/v1.2.0"); got != "Rel Bot Release customer-churn-predictor v1.2.0" {
+		t.Fatalf("tag = %q", got)
+	}
+}
+
+func TestFlagsAreChecked(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"release", "churn", "--bump", "huge"}, `--bump must be major, minor or patch, got "huge"`},
+		{[]string{"desired", "-o", "xml"}, `unknown output format "xml"`},
+		{[]string{"plan", "--target", "mlflow", "extra"}, `unknown command "extra"`},
+	} {
+		code, _, errOut := run(t, nil, tc.args...)
+		if code != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d stderr %q, want %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	for _, c := range NewCmdRoot(&cmdutil.Factory{IO: cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}}).Commands() {
+		if c.Example == "" {
+			t.Errorf("command %s has no example in --help", c.Name())
+		}
+	}
+}
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=T", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=T", "GIT_COMMITTER_EMAIL=t@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	if out, err := exec.Command("cp", "-R", src+"/.", dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+}
