@@ -40,7 +40,7 @@ type Factory struct {
 	Version string
 	// BuildTargets returns the targets the flags and environment configure,
 	// in execution order. An empty result means none is configured.
-	BuildTargets func(ctx context.Context, flags *TargetFlags, desired *reconciler.DesiredState) ([]reconciler.Target, error)
+	BuildTargets func(ctx context.Context, getenv func(string) string, flags *TargetFlags, desired *reconciler.DesiredState) ([]reconciler.Target, error)
 }
 
 // ExitError carries an exit code other than 1. When Err is nil the command
@@ -154,7 +154,7 @@ func (f *Factory) Targets(ctx context.Context, flags *TargetFlags, desired *reco
 	if f.BuildTargets == nil {
 		return nil, ErrNoTargets
 	}
-	ts, err := f.BuildTargets(ctx, flags, desired)
+	ts, err := f.BuildTargets(ctx, f.Getenv, flags, desired)
 	if err != nil {
 		return nil, err
 	}
