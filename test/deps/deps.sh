@@ -73,13 +73,39 @@ venv() {
     "$dir/bin/pip" install --quiet --upgrade pip
   fi
   log "pip install $* into $dir"
+  rm -f "$dir/template.db"
   "$dir/bin/pip" install --quiet "$@"
   mark_done "$key"
 }
 
+# mlflow_template NAME: an empty MLflow backend database already at the
+# installed version's schema. test/testenv copies it instead of letting every
+# server start run all migrations on a fresh sqlite file (seconds each time).
+mlflow_template() {
+  local dir="$CACHE/$1"
+  [[ -s "$dir/template.db" ]] && return
+  log "migrating an empty MLflow database template in $dir"
+  rm -f "$dir/template.db.tmp"
+  # `mlflow db upgrade` cannot start from an empty file on 2.x; the store's own
+  # initialiser can on both majors, and (unlike constructing a store) it does
+  # not create the Default experiment with a template-specific artifact path.
+  (cd "$dir" && HOME="$dir" "$dir/bin/python" -c \
+    'import sys; from mlflow.store.db import utils as u; u._initialize_tables(u.create_sqlalchemy_engine(sys.argv[1]))' \
+    "sqlite:///$dir/template.db.tmp" >/dev/null 2>&1)
+  mv "$dir/template.db.tmp" "$dir/template.db"
+}
+
 # mlflow[auth] brings Flask-WTF, which `mlflow server --app-name basic-auth` needs.
-step_mlflow3() { venv "mlflow-$MLFLOW3_VERSION" "mlflow[auth]==$MLFLOW3_VERSION" "boto3"; }
-step_mlflow2() { venv "mlflow-$MLFLOW2_VERSION" "mlflow[auth]==$MLFLOW2_VERSION" "boto3"; }
+# MLflow 2.x imports a pool class that SQLAlchemy 2.1 removed, and its own pin
+# (<3) lets pip pick 2.1, so cap it.
+step_mlflow3() {
+  venv "mlflow-$MLFLOW3_VERSION" "mlflow[auth]==$MLFLOW3_VERSION" "boto3"
+  mlflow_template "mlflow-$MLFLOW3_VERSION"
+}
+step_mlflow2() {
+  venv "mlflow-$MLFLOW2_VERSION" "mlflow[auth]==$MLFLOW2_VERSION" "boto3" "sqlalchemy<2.1"
+  mlflow_template "mlflow-$MLFLOW2_VERSION"
+}
 step_moto() { venv "moto-$MOTO_VERSION" "moto[server]==$MOTO_VERSION"; }
 
 step_minio() {

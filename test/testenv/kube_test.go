@@ -1,0 +1,151 @@
+package testenv
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+func inferenceService(ns, name string, canary any) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "serving.kserve.io/v1beta1",
+		"kind":       "InferenceService",
+		"metadata":   map[string]any{"name": name, "namespace": ns},
+		"spec": map[string]any{
+			"predictor": map[string]any{
+				"canaryTrafficPercent": canary,
+				"model": map[string]any{
+					"modelFormat": map[string]any{"name": "sklearn"},
+					"storageUri":  "s3://models/churn/1",
+				},
+			},
+		},
+	}}
+}
+
+func TestKubeAPIServer(t *testing.T) {
+	k := NewKube(t)
+	t.Logf("etcd + kube-apiserver + KServe CRD ready in %s", k.ReadyIn)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dyn, err := dynamic.NewForConfig(k.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(k.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := k.NewNamespace(ctx, "smoke")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns2, err := k.NewNamespace(ctx, "smoke")
+	if err != nil || ns2 == ns {
+		t.Fatalf("second namespace %q (%v) not distinct from %q", ns2, err, ns)
+	}
+	isvc := dyn.Resource(InferenceServiceGVR()).Namespace(ns)
+
+	t.Run("CRD schema rejects a string canaryTrafficPercent", func(t *testing.T) {
+		_, err := isvc.Create(ctx, inferenceService(ns, "bad", "10"), metav1.CreateOptions{})
+		if !apierrors.IsInvalid(err) {
+			t.Fatalf("err = %v, want Invalid", err)
+		}
+		if !strings.Contains(err.Error(), "canaryTrafficPercent") {
+			t.Fatalf("error does not name the field: %v", err)
+		}
+	})
+
+	t.Run("valid InferenceService is accepted via server-side apply", func(t *testing.T) {
+		obj := inferenceService(ns, "churn", int64(10))
+		js, err := obj.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		force := true
+		got, err := isvc.Patch(ctx, "churn", types.ApplyPatchType, js, metav1.PatchOptions{FieldManager: "modelsync", Force: &force})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, found, _ := unstructured.NestedInt64(got.Object, "spec", "predictor", "canaryTrafficPercent")
+		if !found || v != 10 {
+			t.Fatalf("stored canaryTrafficPercent = %v (found %v)", v, found)
+		}
+	})
+
+	t.Run("Leases", func(t *testing.T) {
+		holder := "modelsync-0"
+		dur := int32(15)
+		l, err := cs.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: "modelsync-leader"},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &dur},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Optimistic concurrency: an update on a stale resourceVersion fails.
+		l.Spec.HolderIdentity = ptrTo("modelsync-1")
+		if _, err := cs.CoordinationV1().Leases(ns).Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		l.Spec.HolderIdentity = ptrTo("modelsync-2")
+		if _, err := cs.CoordinationV1().Leases(ns).Update(ctx, l, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+			t.Fatalf("stale lease update: err = %v, want Conflict", err)
+		}
+	})
+
+	t.Run("Events", func(t *testing.T) {
+		_, err := cs.CoreV1().Events(ns).Create(ctx, &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{GenerateName: "churn."},
+			InvolvedObject: corev1.ObjectReference{APIVersion: "serving.kserve.io/v1beta1", Kind: "InferenceService", Namespace: ns, Name: "churn"},
+			Reason:         "Synced",
+			Message:        "applied version 1",
+			Type:           corev1.EventTypeNormal,
+			Source:         corev1.EventSource{Component: "modelsync"},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=churn"})
+		if err != nil || len(evs.Items) != 1 || evs.Items[0].Reason != "Synced" {
+			t.Fatalf("events = %+v, %v", evs, err)
+		}
+	})
+
+	t.Run("kubeconfig works", func(t *testing.T) {
+		cfg, err := clientcmd.BuildConfigFromFlags("", k.KubeconfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kc, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kc.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("RBAC denies an impersonated user without roles", func(t *testing.T) {
+		cfg := *k.RESTConfig
+		cfg.Impersonate.UserName = "nobody"
+		kc, err := kubernetes.NewForConfig(&cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kc.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+			t.Fatalf("err = %v, want Forbidden", err)
+		}
+	})
+}

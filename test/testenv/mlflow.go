@@ -1,0 +1,228 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// MLflowOptions configures a tracking/registry server.
+type MLflowOptions struct {
+	Major     int  // 3 or 2
+	BasicAuth bool // --app-name basic-auth with a generated admin password
+	// S3, when set, holds the artifacts (in Bucket, created if missing;
+	// a unique bucket when Bucket is empty). Otherwise artifacts go to a
+	// local directory served by the server (--serve-artifacts).
+	S3     *S3
+	Bucket string
+	LogDir string
+}
+
+// MLflow is a running MLflow server with a throwaway sqlite backend.
+// Tests sharing one server isolate themselves with UniqueName model names.
+type MLflow struct {
+	URL string // http://127.0.0.1:<port>
+	// Username and Password are the admin's (BasicAuth only; empty
+	// otherwise). Never log them.
+	Username string
+	Password string
+	Major    int
+	// ArtifactsDestination is where --serve-artifacts stores files: a local
+	// directory or s3://<bucket>/mlflow-artifacts.
+	ArtifactsDestination string
+	ReadyIn              time.Duration
+
+	proc    *proc
+	dataDir string
+}
+
+// StartMLflow starts `mlflow server` and waits for /health (and, with
+// basic auth, for the admin account to work).
+func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
+	bin, err := MLflowBin(opts.Major)
+	if err != nil {
+		return nil, err
+	}
+	logDir, err := ensureLogDir(opts.LogDir, "mlflow")
+	if err != nil {
+		return nil, err
+	}
+	var s3env []string
+	dest := ""
+	if opts.S3 != nil {
+		bucket := opts.Bucket
+		if bucket == "" {
+			bucket = UniqueName("mlflow")
+		}
+		if err := ensureBucket(ctx, opts.S3, bucket); err != nil {
+			return nil, err
+		}
+		dest = "s3://" + bucket + "/mlflow-artifacts"
+		s3env = []string{
+			"MLFLOW_S3_ENDPOINT_URL=" + opts.S3.Endpoint,
+			"AWS_ACCESS_KEY_ID=" + opts.S3.AccessKey,
+			"AWS_SECRET_ACCESS_KEY=" + opts.S3.SecretKey,
+			"AWS_DEFAULT_REGION=" + opts.S3.Region,
+		}
+	}
+	timer := startTimer()
+	m, err := startWithRetry(func() (*MLflow, error) {
+		dataDir, err := os.MkdirTemp("", "modelsync-mlflow-")
+		if err != nil {
+			return nil, fmt.Errorf("testenv: mlflow data dir: %w", err)
+		}
+		port, err := freePort()
+		if err != nil {
+			os.RemoveAll(dataDir)
+			return nil, err
+		}
+		m := &MLflow{
+			URL:                  "http://127.0.0.1:" + strconv.Itoa(port),
+			Major:                opts.Major,
+			ArtifactsDestination: dest,
+			dataDir:              dataDir,
+		}
+		if m.ArtifactsDestination == "" {
+			m.ArtifactsDestination = filepath.Join(dataDir, "artifacts")
+		}
+		db := filepath.Join(dataDir, "mlflow.db")
+		if err := copyMLflowTemplate(bin, db); err != nil {
+			os.RemoveAll(dataDir)
+			return nil, err
+		}
+		args := []string{
+			"server",
+			"--host", "127.0.0.1", "--port", strconv.Itoa(port),
+			"--backend-store-uri", "sqlite:///" + db,
+			"--artifacts-destination", m.ArtifactsDestination,
+			"--serve-artifacts",
+			"--workers", "1",
+		}
+		env := append([]string{
+			"HOME=" + dataDir,
+			"PYTHONUNBUFFERED=1",
+			// 3.x would otherwise start a job runner next to the server,
+			// which modelsync never uses.
+			"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
+			"MLFLOW_FLASK_SERVER_SECRET_KEY=" + randomHex(16),
+		}, s3env...)
+		if opts.BasicAuth {
+			m.Username = "admin"
+			m.Password = randomHex(16)
+			ini := filepath.Join(dataDir, "basic_auth.ini")
+			cfg := fmt.Sprintf("[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///%s\nadmin_username = %s\nadmin_password = %s\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+				filepath.Join(dataDir, "basic_auth.db"), m.Username, m.Password)
+			if err := os.WriteFile(ini, []byte(cfg), 0o600); err != nil {
+				os.RemoveAll(dataDir)
+				return nil, fmt.Errorf("testenv: mlflow auth config: %w", err)
+			}
+			args = append(args, "--app-name", "basic-auth")
+			env = append(env, "MLFLOW_AUTH_CONFIG_PATH="+ini)
+		}
+		p, err := startProc(procSpec{name: fmt.Sprintf("mlflow%d", opts.Major), path: bin, args: args, env: env, dir: dataDir, logDir: logDir})
+		if err != nil {
+			os.RemoveAll(dataDir)
+			return nil, err
+		}
+		m.proc = p
+		if err := waitReady(ctx, p, 120*time.Second, m.ready); err != nil {
+			_ = m.Close()
+			return nil, err
+		}
+		return m, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.ReadyIn = timer.elapsed()
+	return m, nil
+}
+
+func (m *MLflow) ready(ctx context.Context) error {
+	if err := httpOK(ctx, m.URL+"/health", nil); err != nil {
+		return err
+	}
+	// /health answers before the auth app has created the admin user.
+	return httpOK(ctx, m.URL+"/api/2.0/mlflow/registered-models/search?max_results=1", m.AuthHeader())
+}
+
+// AuthHeader is the Authorization header for the admin (nil without basic
+// auth), for tests that build their own requests.
+func (m *MLflow) AuthHeader() http.Header {
+	if m.Username == "" {
+		return nil
+	}
+	req, _ := http.NewRequest(http.MethodGet, m.URL, nil)
+	req.SetBasicAuth(m.Username, m.Password)
+	return http.Header{"Authorization": req.Header["Authorization"]}
+}
+
+// Close stops the server and deletes its database and local artifacts.
+func (m *MLflow) Close() error {
+	return errors.Join(m.proc.Close(), os.RemoveAll(m.dataDir))
+}
+
+func (m *MLflow) logPaths() []string { return []string{m.proc.LogPath} }
+
+// NewMLflow starts an MLflow server for one test.
+func NewMLflow(tb testing.TB, opts MLflowOptions) *MLflow {
+	tb.Helper()
+	RequireE2E(tb)
+	if opts.LogDir == "" {
+		opts.LogDir = tbLogDir(tb)
+	}
+	m, err := StartMLflow(tbContext(tb), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tbCleanup(tb, m.Close, m.logPaths)
+	return m
+}
+
+func ensureBucket(ctx context.Context, s *S3, bucket string) error {
+	_, err := s.Client(ctx).HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)})
+	if err == nil {
+		return nil
+	}
+	var nf *types.NotFound
+	if !errors.As(err, &nf) {
+		return fmt.Errorf("testenv: mlflow artifact bucket %s: %w", bucket, err)
+	}
+	return s.MakeBucket(ctx, bucket, false)
+}
+
+// copyMLflowTemplate seeds db with the already-migrated empty database that
+// deps.sh keeps next to the venv (<venv>/template.db), which saves every
+// start from running all schema migrations. Without a template the server
+// migrates a fresh file itself, which is slower but equivalent.
+func copyMLflowTemplate(bin, db string) error {
+	tmpl := filepath.Join(filepath.Dir(filepath.Dir(bin)), "template.db")
+	src, err := os.Open(tmpl)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("testenv: mlflow db template: %w", err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(db, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("testenv: mlflow db: %w", err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return fmt.Errorf("testenv: copy mlflow db template: %w", err)
+	}
+	return dst.Close()
+}
