@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // ApplyResult records what happened to each action of a plan.
@@ -26,8 +27,12 @@ func (r *ApplyResult) OK() bool { return len(r.Failed) == 0 && len(r.Skipped) ==
 
 // ApplyOptions tune Apply.
 type ApplyOptions struct {
-	// OnAction is called after each action with its outcome (nil on success).
+	// OnAction is called after each action with its outcome (nil on
+	// success). Calls are serialized, never concurrent.
 	OnAction func(Action, error)
+	// Concurrency is how many models are applied at once (default 1).
+	// Actions of one model always run in plan order, one at a time.
+	Concurrency int
 }
 
 // ValidatePlan checks, before anything is written, that every action names a
@@ -53,11 +58,12 @@ func ValidatePlan(p *Plan, targets []Target) error {
 	return errors.Join(errs...)
 }
 
-// Apply executes a plan in order. The plan is validated first, so a plan
-// with a bad action writes nothing. When an action fails, the remaining
+// Apply executes a plan. The plan is validated first, so a plan with a bad
+// action writes nothing. Each model's actions run in plan order; models run
+// side by side up to opts.Concurrency. When an action fails, the remaining
 // actions of that model are skipped and the other models go on; because
 // every action is idempotent, the next plan converges from wherever this
-// one stopped.
+// one stopped. The result lists actions in plan order.
 func Apply(ctx context.Context, p *Plan, targets []Target, opts ApplyOptions) (*ApplyResult, error) {
 	if err := ValidatePlan(p, targets); err != nil {
 		return nil, fmt.Errorf("plan %s is invalid, nothing applied: %w", p.revision, err)
@@ -66,27 +72,70 @@ func Apply(ctx context.Context, p *Plan, targets []Target, opts ApplyOptions) (*
 	for _, t := range targets {
 		byName[t.Name()] = t
 	}
-	res := &ApplyResult{Applied: []Action{}, Failed: []ActionError{}, Skipped: []Action{}}
-	failedModel := map[string]bool{}
+	// Group by model, keeping plan order inside each group.
+	var order []string
+	groups := map[string][]Action{}
 	for _, a := range p.actions {
-		if err := ctx.Err(); err != nil {
-			res.Skipped = append(res.Skipped, a)
-			continue
+		if _, ok := groups[a.Model]; !ok {
+			order = append(order, a.Model)
 		}
-		if failedModel[a.Model] {
-			res.Skipped = append(res.Skipped, a)
-			continue
+		groups[a.Model] = append(groups[a.Model], a)
+	}
+	type outcome struct {
+		action Action
+		err    error
+		ran    bool
+	}
+	results := make(map[string][]outcome, len(order))
+	var mu sync.Mutex // guards results and serializes OnAction
+	work := make(chan string)
+	workers := max(1, min(opts.Concurrency, len(order)))
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for model := range work {
+				var outs []outcome
+				failed := false
+				for _, a := range groups[model] {
+					if failed || ctx.Err() != nil {
+						outs = append(outs, outcome{action: a})
+						continue
+					}
+					err := byName[a.Target].Apply(ctx, a)
+					if opts.OnAction != nil {
+						mu.Lock()
+						opts.OnAction(a, err)
+						mu.Unlock()
+					}
+					failed = err != nil
+					outs = append(outs, outcome{action: a, err: err, ran: true})
+				}
+				mu.Lock()
+				results[model] = outs
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, m := range order {
+		work <- m
+	}
+	close(work)
+	wg.Wait()
+
+	res := &ApplyResult{Applied: []Action{}, Failed: []ActionError{}, Skipped: []Action{}}
+	for _, m := range order {
+		for _, o := range results[m] {
+			switch {
+			case !o.ran:
+				res.Skipped = append(res.Skipped, o.action)
+			case o.err != nil:
+				res.Failed = append(res.Failed, ActionError{Action: o.action, Err: o.err.Error()})
+			default:
+				res.Applied = append(res.Applied, o.action)
+			}
 		}
-		err := byName[a.Target].Apply(ctx, a)
-		if opts.OnAction != nil {
-			opts.OnAction(a, err)
-		}
-		if err != nil {
-			failedModel[a.Model] = true
-			res.Failed = append(res.Failed, ActionError{Action: a, Err: err.Error()})
-			continue
-		}
-		res.Applied = append(res.Applied, a)
 	}
 	return res, ctx.Err()
 }

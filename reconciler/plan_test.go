@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 )
@@ -223,4 +224,36 @@ func TestObserveFailureIsReported(t *testing.T) {
 	if errs := p.Errors(); len(errs) != 1 || errs[0].Error() != "registry: observing live state: connection refused" {
 		t.Fatalf("errors = %v", errs)
 	}
+}
+
+func TestConcurrentApplyKeepsPerModelOrderAndResultOrder(t *testing.T) {
+	d := twoModels(t)
+	tgt := &lockedTarget{aliasTarget: aliasTarget{name: "registry", live: map[string]int{}, failOn: "alias stage"}}
+	p, err := BuildPlan(context.Background(), d, []Target{tgt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Apply(context.Background(), p, []Target{tgt}, ApplyOptions{Concurrency: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range res.Applied {
+		got = append(got, a.Model+" "+a.Resource)
+	}
+	if strings.Join(got, ",") != "churn alias dev,fraud alias dev" || len(res.Failed) != 1 || res.Failed[0].Action.Model != "churn" {
+		t.Fatalf("applied %v failed %+v", got, res.Failed)
+	}
+}
+
+// lockedTarget makes aliasTarget safe for concurrent Apply.
+type lockedTarget struct {
+	mu sync.Mutex
+	aliasTarget
+}
+
+func (l *lockedTarget) Apply(ctx context.Context, a Action) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.aliasTarget.Apply(ctx, a)
 }
