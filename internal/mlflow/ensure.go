@@ -3,6 +3,7 @@ package mlflow
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -255,4 +256,49 @@ func (c *Client) EnsureModelVersion(ctx context.Context, r CreateModelVersionReq
 		return nil, false, fmt.Errorf("ensure version of model %q with key %q: %w", r.Name, key, err)
 	}
 	return mv, created, nil
+}
+
+// versionTagIs checks one version tag: value when present, absence when not.
+func (c *Client) versionTagIs(model string, version int, key, value string, present bool) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		mv, err := c.GetModelVersion(ctx, model, version)
+		if err != nil {
+			return false, err
+		}
+		v, ok := mv.Tags[key]
+		if !present {
+			return !ok, nil
+		}
+		return ok && v == value, nil
+	}
+}
+
+// WriteVersionTags sets and deletes version tags that the caller has already
+// compared with the live version (say, from a version search), so no read
+// precedes the writes. After a write with an unknown outcome it re-reads, as
+// the Ensure helpers do, so each change still takes effect at most once.
+// Keys are written in sorted order, sets before deletes.
+func (c *Client) WriteVersionTags(ctx context.Context, model string, version int, set map[string]string, del []string) error {
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	notDone := false
+	for _, k := range keys {
+		v := set[k]
+		if _, err := c.converge(ctx, &notDone, c.versionTagIs(model, version, k, v, true), func(ctx context.Context) error {
+			return c.SetModelVersionTag(ctx, model, version, k, v)
+		}); err != nil {
+			return fmt.Errorf("set tag %q on model %q version %d: %w", k, model, version, err)
+		}
+	}
+	for _, k := range del {
+		if _, err := c.converge(ctx, &notDone, c.versionTagIs(model, version, k, "", false), func(ctx context.Context) error {
+			return c.DeleteModelVersionTag(ctx, model, version, k)
+		}); err != nil {
+			return fmt.Errorf("delete tag %q from model %q version %d: %w", k, model, version, err)
+		}
+	}
+	return nil
 }

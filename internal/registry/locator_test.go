@@ -1,6 +1,9 @@
 package registry
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestMapProxiedURI(t *testing.T) {
 	for _, tc := range []struct{ uri, dest, want, err string }{
@@ -11,7 +14,7 @@ func TestMapProxiedURI(t *testing.T) {
 	} {
 		got, err := MapProxiedURI(tc.uri, tc.dest, "churn", 3)
 		if tc.err != "" {
-			if err == nil || !contains(err.Error(), tc.err) || !contains(err.Error(), "model churn version 3") {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "model churn version 3") {
 				t.Errorf("%s: err = %v", tc.uri, err)
 			}
 			continue
@@ -21,5 +24,3 @@ func TestMapProxiedURI(t *testing.T) {
 		}
 	}
 }
-
-func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))) }

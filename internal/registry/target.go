@@ -197,9 +197,12 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) + "'
 
 // payload is the action's own data; Apply needs nothing else.
 type payload struct {
-	Model     string            `json:"model"`
-	Alias     string            `json:"alias,omitempty"`
-	Version   int               `json:"version,omitempty"`
+	Model   string `json:"model"`
+	Alias   string `json:"alias,omitempty"`
+	Version int    `json:"version,omitempty"`
+	// Current is the alias's version when planned (0: unset), so applying
+	// needs no read unless a write's outcome is unknown.
+	Current   int               `json:"current,omitempty"`
 	Stage     string            `json:"stage,omitempty"`
 	SetTags   map[string]string `json:"setTags,omitempty"`
 	DeleteTag []string          `json:"deleteTags,omitempty"`
@@ -304,7 +307,9 @@ func planModel(d *reconciler.DesiredState, m *reconciler.DesiredModel, live *liv
 		mv := live.versions[v]
 		ps := places[v]
 		if len(ps) > 0 {
-			sort.Slice(ps, func(i, j int) bool { return envRank(d, ps[i].env) < envRank(d, ps[j].env) || (ps[i].env == ps[j].env && !ps[i].canary && ps[j].canary) })
+			sort.Slice(ps, func(i, j int) bool {
+				return envRank(d, ps[i].env) < envRank(d, ps[j].env) || (ps[i].env == ps[j].env && !ps[i].canary && ps[j].canary)
+			})
 			envs := joinPlaces(ps)
 			set := map[string]string{}
 			var del []string
@@ -383,7 +388,7 @@ func planAliases(d *reconciler.DesiredState, m *reconciler.DesiredModel, live *l
 		case wanted && (!has || cur != desired):
 			a := reconciler.Action{Kind: KindSetAlias, Environment: envOf[alias], Resource: "alias " + alias,
 				Op: reconciler.OpCreate, To: versionLabel(desired), Revision: revision[alias],
-				Payload: payload{Model: m.RegisteredModel, Alias: alias, Version: desired}.raw()}
+				Payload: payload{Model: m.RegisteredModel, Alias: alias, Version: desired, Current: cur}.raw()}
 			if has {
 				a.Op, a.From = reconciler.OpUpdate, versionLabel(cur)
 				// Git did not change if the desired version already records
@@ -579,24 +584,14 @@ func (t *Target) Apply(ctx context.Context, a reconciler.Action) error {
 	}
 	switch a.Kind {
 	case KindSetAlias:
-		_, err = t.client.EnsureAlias(ctx, p.Model, p.Alias, p.Version)
+		_, err = t.client.SetAliasIfDifferent(ctx, p.Model, p.Alias, p.Current, p.Version)
 	case KindDeleteAlias:
 		_, err = t.client.EnsureDeleteAlias(ctx, p.Model, p.Alias)
 	case KindStage:
 		err = t.ensureStage(ctx, p)
 	default:
-		for _, k := range sortedKeys(p.SetTags) {
-			if _, err = t.client.EnsureVersionTag(ctx, p.Model, p.Version, k, p.SetTags[k]); err != nil {
-				break
-			}
-		}
-		if err == nil {
-			for _, k := range p.DeleteTag {
-				if _, err = t.client.EnsureDeleteVersionTag(ctx, p.Model, p.Version, k); err != nil {
-					break
-				}
-			}
-		}
+		// The plan compared these tags with the live version.
+		err = t.client.WriteVersionTags(ctx, p.Model, p.Version, p.SetTags, p.DeleteTag)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %s %s: %w", where, a.Kind, a.Resource, err)

@@ -133,7 +133,7 @@ var testConfig = &manifest.RepoConfig{
 // env describes one environment of a desired model: version and optional
 // canary version (0 = none).
 type env struct {
-	name           string
+	name            string
 	version, canary int
 }
 

@@ -19,6 +19,8 @@ type Options struct {
 	Repo    cmdutil.RepoFlags
 	Targets cmdutil.TargetFlags
 	Output  string
+	// Concurrency is how many models are applied side by side.
+	Concurrency int
 }
 
 // NewCmdApply builds the command; runF replaces the work in tests of flags.
@@ -47,6 +49,7 @@ next apply converges from wherever this one stopped.`,
 	cmdutil.AddRepoFlags(cmd, &opts.Repo)
 	cmdutil.AddTargetFlags(cmd, &opts.Targets)
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text or json")
+	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", 4, "models applied side by side (each model's actions stay in order)")
 	return cmd
 }
 
@@ -67,6 +70,7 @@ func Run(ctx context.Context, opts *Options) error {
 		}
 	}
 	res, err := reconciler.Apply(ctx, p, targets, reconciler.ApplyOptions{
+		Concurrency: opts.Concurrency,
 		OnAction: func(a reconciler.Action, err error) {
 			if !text {
 				return
