@@ -88,7 +88,7 @@ func Run(ctx context.Context, opts *Options) error {
 	if text {
 		fmt.Fprintf(out, "\nApply: %d applied, %d failed, %d skipped.\n", len(res.Applied), len(res.Failed), len(res.Skipped))
 	} else if werr := cmdutil.WriteJSON(out, struct {
-		Plan   *reconciler.Plan         `json:"plan"`
+		Plan   *reconciler.Plan        `json:"plan"`
 		Result *reconciler.ApplyResult `json:"result"`
 	}{p, res}); werr != nil {
 		return werr

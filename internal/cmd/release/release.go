@@ -173,4 +173,3 @@ func summarize(paths []string) string {
 	}
 	return strings.Join(paths, ", ")
 }
-

@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmd/apply"
 	"github.com/modelsync/modelsync/internal/cmd/desired"
+	"github.com/modelsync/modelsync/internal/cmd/lineage"
 	"github.com/modelsync/modelsync/internal/cmd/plan"
 	"github.com/modelsync/modelsync/internal/cmd/release"
 	"github.com/modelsync/modelsync/internal/cmd/validate"
@@ -40,6 +41,7 @@ requests to that repository with policies over the plan.`,
 		plan.NewCmdPlan(f, nil),
 		apply.NewCmdApply(f, nil),
 		release.NewCmdRelease(f, nil),
+		lineage.NewCmdLineage(f, nil),
 	)
 	return cmd
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/wiring"
 )
 
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
@@ -19,7 +20,8 @@ func run(t *testing.T, env map[string]string, args ...string) (int, string, stri
 	f := &cmdutil.Factory{
 		IO:      cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut},
 		Getenv:  func(k string) string { return env[k] },
-		Version: "test",
+		Version:      "test",
+		BuildTargets: wiring.BuildTargets,
 	}
 	code := Main(context.Background(), f, args)
 	return code, out.String(), errOut.String()
@@ -69,7 +71,10 @@ func TestValidateReportsEveryProblemAndExits1(t *testing.T) {
 	code, out, _ = run(t, nil, "validate", dir, "-o", "json")
 	var rep struct {
 		Valid    bool
-		Problems []struct{ File, Field string; Line int }
+		Problems []struct {
+			File, Field string
+			Line        int
+		}
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 || rep.Valid || len(rep.Problems) != 2 || rep.Problems[0].Line != 15 {
 		t.Fatalf("json: code %d err %v %+v", code, err, rep)

@@ -1,0 +1,203 @@
+// Package lineage implements `modelsync lineage`: where a registry version
+// came from (run, parameters, metrics, datasets, artifacts) and which Git
+// revisions deployed it.
+package lineage
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/internal/registry"
+)
+
+// Options are the inputs of lineage.
+type Options struct {
+	Factory              *cmdutil.Factory
+	Model                string
+	Version              int
+	MLflowURI            string
+	ArtifactsDestination string
+	Output               string
+}
+
+// Lineage is the command's JSON output.
+type Lineage struct {
+	Model       string             `json:"model"`
+	Version     int                `json:"version"`
+	Status      string             `json:"status"`
+	Stage       string             `json:"stage,omitempty"`
+	Aliases     []string           `json:"aliases"`
+	CreatedAt   time.Time          `json:"createdAt"`
+	Source      string             `json:"source"`
+	ArtifactURI string             `json:"artifactUri,omitempty"`
+	ArtifactErr string             `json:"artifactError,omitempty"`
+	RunID       string             `json:"runId,omitempty"`
+	Params      map[string]string  `json:"params,omitempty"`
+	Metrics     map[string]float64 `json:"metrics,omitempty"`
+	Datasets    map[string]string  `json:"datasets,omitempty"`
+	Deployment  Deployment         `json:"deployment"`
+	VersionTags map[string]string  `json:"versionTags,omitempty"`
+	TrackingURI string             `json:"trackingUri"`
+}
+
+// Deployment is what modelsync recorded on the version.
+type Deployment struct {
+	Revision     string `json:"revision,omitempty"`
+	Environments string `json:"environments,omitempty"`
+	DeployedBy   string `json:"deployedBy,omitempty"`
+	Lifecycle    string `json:"lifecycle,omitempty"`
+	ArchivedAt   string `json:"archivedAt,omitempty"`
+}
+
+// NewCmdLineage builds the command; runF replaces the work in tests of flags.
+func NewCmdLineage(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{Factory: f}
+	cmd := &cobra.Command{
+		Use:   "lineage MODEL VERSION",
+		Short: "Show where a model version came from and which Git revisions deployed it",
+		Example: `  MLFLOW_TRACKING_URI=http://127.0.0.1:5000 modelsync lineage customer-churn-predictor 3
+  modelsync lineage llama2-7b-alpaca 4 --mlflow-uri https://mlflow.example.com -o json`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Model = args[0]
+			v, err := strconv.Atoi(args[1])
+			if err != nil || v <= 0 {
+				return fmt.Errorf("VERSION must be a positive integer, got %q", args[1])
+			}
+			opts.Version = v
+			if err := cmdutil.CheckFormat(opts.Output, cmdutil.FormatText, cmdutil.FormatJSON); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return Run(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.MLflowURI, "mlflow-uri", "", "MLflow tracking URI (default $MLFLOW_TRACKING_URI)")
+	cmd.Flags().StringVar(&opts.ArtifactsDestination, "artifacts-destination", "", "storage URI behind mlflow-artifacts:/ (the MLflow server's --artifacts-destination)")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text or json")
+	return cmd
+}
+
+// Run reads the lineage from MLflow and prints it.
+func Run(ctx context.Context, opts *Options) error {
+	cfg := mlflow.ConfigFromEnv(opts.Factory.Getenv)
+	if opts.MLflowURI != "" {
+		cfg.TrackingURI = opts.MLflowURI
+	}
+	if cfg.TrackingURI == "" {
+		return fmt.Errorf("no MLflow tracking URI: set MLFLOW_TRACKING_URI or --mlflow-uri")
+	}
+	client, err := mlflow.New(cfg)
+	if err != nil {
+		return err
+	}
+	l, err := Read(ctx, client, opts.Model, opts.Version, opts.ArtifactsDestination)
+	if err != nil {
+		return err
+	}
+	if opts.Output == cmdutil.FormatJSON {
+		return cmdutil.WriteJSON(opts.Factory.IO.Out, l)
+	}
+	return writeText(opts.Factory.IO.Out, l)
+}
+
+// Read gathers the lineage of one version.
+func Read(ctx context.Context, c *mlflow.Client, model string, version int, artifactsDestination string) (*Lineage, error) {
+	mv, err := c.GetModelVersion(ctx, model, version)
+	if err != nil {
+		return nil, err
+	}
+	l := &Lineage{
+		Model: model, Version: version, Status: mv.Status, Stage: mv.CurrentStage, Aliases: slices.Sorted(slices.Values(mv.Aliases)),
+		CreatedAt: time.UnixMilli(mv.CreationTimestamp).UTC(), Source: mv.Source, RunID: mv.RunID, TrackingURI: c.TrackingURI(),
+		Datasets: map[string]string{}, VersionTags: map[string]string{},
+		Deployment: Deployment{
+			Revision: mv.Tags[registry.TagRevision], Environments: mv.Tags[registry.TagEnvironments], DeployedBy: mv.Tags[registry.TagDeployedBy],
+			Lifecycle: mv.Tags[registry.TagLifecycle], ArchivedAt: mv.Tags[registry.TagArchivedAt],
+		},
+	}
+	if l.Aliases == nil {
+		l.Aliases = []string{}
+	}
+	for k, v := range mv.Tags {
+		if !strings.HasPrefix(k, registry.TagPrefix) {
+			l.VersionTags[k] = v
+		}
+		if strings.Contains(strings.ToLower(k), "dataset") {
+			l.Datasets[k] = v
+		}
+	}
+	uri, err := (&registry.Locator{Client: c, ArtifactsDestination: artifactsDestination}).ArtifactURI(ctx, model, version)
+	if err != nil {
+		l.ArtifactErr = err.Error()
+	}
+	l.ArtifactURI = uri
+	if mv.RunID != "" {
+		run, err := c.GetRun(ctx, mv.RunID)
+		if err != nil {
+			return nil, fmt.Errorf("model %s version %d: run %s: %w", model, version, mv.RunID, err)
+		}
+		l.Params = run.Params
+		l.Metrics = run.MetricMap()
+		for k, v := range run.Tags {
+			if strings.Contains(strings.ToLower(k), "dataset") {
+				l.Datasets["run:"+k] = v
+			}
+		}
+	}
+	return l, nil
+}
+
+func writeText(w io.Writer, l *Lineage) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", k, v)
+		}
+	}
+	row("Model", fmt.Sprintf("%s version %d (%s)", l.Model, l.Version, l.TrackingURI))
+	row("Status", l.Status)
+	row("Stage", l.Stage)
+	row("Aliases", strings.Join(l.Aliases, ", "))
+	row("Created", l.CreatedAt.Format(time.RFC3339))
+	row("Source", l.Source)
+	row("Artifacts", l.ArtifactURI)
+	row("Artifacts", l.ArtifactErr)
+	row("Run", l.RunID)
+	row("Deployed by revision", l.Deployment.Revision)
+	row("Environments", l.Deployment.Environments)
+	row("Deployed by", l.Deployment.DeployedBy)
+	row("Lifecycle", strings.TrimSpace(l.Deployment.Lifecycle+" "+l.Deployment.ArchivedAt))
+	tw.Flush()
+	section := func(title string, m map[string]string) {
+		if len(m) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "\n%s:\n", title)
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			fmt.Fprintf(w, "  %s = %s\n", k, m[k])
+		}
+	}
+	metrics := map[string]string{}
+	for k, v := range l.Metrics {
+		metrics[k] = strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	section("Metrics", metrics)
+	section("Parameters", l.Params)
+	section("Datasets", l.Datasets)
+	section("Version tags", l.VersionTags)
+	return nil
+}

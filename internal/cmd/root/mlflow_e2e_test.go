@@ -1,0 +1,105 @@
+package root
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/test/testenv"
+)
+
+// registerExample registers the example repository's models in MLflow with
+// enough versions, each backed by a run with metrics.
+func registerExample(t *testing.T, c *mlflow.Client) {
+	t.Helper()
+	ctx := context.Background()
+	exp, err := c.EnsureExperiment(ctx, "modelsync-e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, versions := range map[string]int{"customer-churn-predictor": 5, "llama2-7b-alpaca": 4, "fraud-detector-xgb": 2, "sentiment-bert-legacy": 3} {
+		if _, err := c.CreateRegisteredModel(ctx, mlflow.CreateRegisteredModelRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+		for v := 1; v <= versions; v++ {
+			run, err := c.CreateRun(ctx, mlflow.CreateRunRequest{ExperimentID: exp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			metrics := []mlflow.Metric{{Key: "accuracy", Value: mlflow.Float(0.85 + float64(v)/100), Timestamp: 1}}
+			if err := c.LogBatch(ctx, run.Info.RunID, metrics, map[string]string{"max_depth": fmt.Sprint(v + 3)}, map[string]string{"dataset": "customer-activity@2024-06-30"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.CreateModelVersion(ctx, mlflow.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://models/%s/%d", name, v), RunID: run.Info.RunID}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// The README's flow against a real MLflow: plan shows the changes (exit 2),
+// apply performs them, a second plan is empty (exit 0), lineage reads back
+// what was deployed.
+func TestPlanApplyLineageAgainstMLflow(t *testing.T) {
+	srv := testenv.NewMLflow(t, testenv.MLflowOptions{Major: 3})
+	admin, err := mlflow.New(mlflow.Config{TrackingURI: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	registerExample(t, admin)
+	dir := exampleRepo(t)
+	env := map[string]string{"MODELSYNC_CACHE_DIR": t.TempDir(), "MLFLOW_TRACKING_URI": srv.URL}
+
+	code, out, errOut := run(t, env, "plan", "--repo", dir)
+	if code != 2 {
+		t.Fatalf("plan exit %d, want 2 (changes)\n%s%s", code, out, errOut)
+	}
+	flat := strings.Join(strings.Fields(out), " ")
+	for _, want := range []string{
+		"+ customer-churn-predictor prod mlflow set-alias alias prod v3",
+		"+ llama2-7b-alpaca prod mlflow set-alias alias prod-canary v4",
+		"~ llama2-7b-alpaca - mlflow tag-version version 4 none -> dev,staging,prod:canary",
+		"~ sentiment-bert-legacy - mlflow archive-version version 3 active -> archived",
+		"Plan: 8 to create, 9 to change, 0 to delete.",
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, errOut = run(t, env, "apply", "--repo", dir)
+	if code != 0 || !strings.Contains(out, "failed 0") && !strings.Contains(out, "0 failed") {
+		t.Fatalf("apply exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run(t, env, "plan", "--repo", dir)
+	if code != 0 || !strings.Contains(out, "No changes. Live state matches Git.") {
+		t.Fatalf("second plan exit %d:\n%s", code, out)
+	}
+	aliases, err := admin.ReadAliases(context.Background(), "llama2-7b-alpaca")
+	if err != nil || aliases["prod"] != 3 || aliases["prod-canary"] != 4 || aliases["dev"] != 4 || aliases["staging"] != 4 {
+		t.Fatalf("llama aliases %v %v", aliases, err)
+	}
+
+	code, out, errOut = run(t, env, "lineage", "customer-churn-predictor", "3", "-o", "json")
+	if code != 0 {
+		t.Fatalf("lineage exit %d: %s", code, errOut)
+	}
+	var l struct {
+		Aliases     []string
+		ArtifactURI string
+		Metrics     map[string]float64
+		Params      map[string]string
+		Datasets    map[string]string
+		Deployment  struct{ Revision, Environments, DeployedBy string }
+	}
+	if err := json.Unmarshal([]byte(out), &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.ArtifactURI != "s3://models/customer-churn-predictor/3" || l.Metrics["accuracy"] != 0.88 || l.Params["max_depth"] != "6" ||
+		!strings.HasPrefix(l.Deployment.Revision, "customer-churn-predictor/v1.1.0@sha1:") || l.Deployment.Environments != "prod" ||
+		l.Deployment.DeployedBy != "Bob Data <bob@example.com>" || l.Datasets["run:dataset"] != "customer-activity@2024-06-30" || fmt.Sprint(l.Aliases) != "[prod]" {
+		t.Fatalf("lineage = %+v", l)
+	}
+}
