@@ -127,8 +127,11 @@ type TargetFlags struct {
 	KubeContext string
 	// KServe turns the KServe target on.
 	KServe bool
-	// S3 turns the artifact storage target on.
-	S3 bool
+	// S3 turns the artifact storage target on; S3Endpoint and S3PathStyle
+	// point it at an S3-compatible store.
+	S3          bool
+	S3Endpoint  string
+	S3PathStyle bool
 	// ArtifactsDestination maps mlflow-artifacts:/ URIs to storage, e.g.
 	// s3://mlflow/artifacts (the server's --artifacts-destination).
 	ArtifactsDestination string
@@ -141,7 +144,9 @@ func AddTargetFlags(cmd *cobra.Command, f *TargetFlags) {
 	cmd.Flags().StringVar(&f.Kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
 	cmd.Flags().StringVar(&f.KubeContext, "context", "", "kubeconfig context")
 	cmd.Flags().BoolVar(&f.KServe, "kserve", false, "reconcile KServe InferenceServices in the cluster of the kubeconfig")
-	cmd.Flags().BoolVar(&f.S3, "s3", false, "reconcile storage classes of model artifacts in S3")
+	cmd.Flags().BoolVar(&f.S3, "s3", false, "reconcile storage classes of model artifacts in S3 (AWS credential chain: env, shared config, web identity)")
+	cmd.Flags().StringVar(&f.S3Endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://127.0.0.1:9000 (default: AWS)")
+	cmd.Flags().BoolVar(&f.S3PathStyle, "s3-path-style", false, "address buckets by path, as most S3-compatible stores need")
 	cmd.Flags().StringVar(&f.ArtifactsDestination, "artifacts-destination", "", "storage URI behind mlflow-artifacts:/ (the MLflow server's --artifacts-destination), e.g. s3://mlflow/artifacts")
 }
 

@@ -10,14 +10,15 @@ import (
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/mlflow"
 	"github.com/modelsync/modelsync/internal/registry"
+	"github.com/modelsync/modelsync/internal/storage"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Target names, in the order a reconcile runs them.
-var targetOrder = []string{registry.Name, "kserve", "s3"}
+var targetOrder = []string{registry.Name, "kserve", storage.TargetName}
 
 // BuildTargets returns the configured targets in execution order.
-func BuildTargets(_ context.Context, getenv func(string) string, flags *cmdutil.TargetFlags, _ *reconciler.DesiredState) ([]reconciler.Target, error) {
+func BuildTargets(ctx context.Context, getenv func(string) string, flags *cmdutil.TargetFlags, _ *reconciler.DesiredState) ([]reconciler.Target, error) {
 	for _, name := range flags.Only {
 		if !slices.Contains(targetOrder, name) {
 			return nil, fmt.Errorf("unknown target %q: expected one of %v", name, targetOrder)
@@ -29,12 +30,34 @@ func BuildTargets(_ context.Context, getenv func(string) string, flags *cmdutil.
 	if flags.MLflowURI != "" {
 		mcfg.TrackingURI = flags.MLflowURI
 	}
-	if mcfg.TrackingURI != "" && wanted(registry.Name) {
-		client, err := mlflow.New(mcfg)
+	var client *mlflow.Client
+	if mcfg.TrackingURI != "" {
+		c, err := mlflow.New(mcfg)
 		if err != nil {
 			return nil, err
 		}
+		client = c
+	}
+	if client != nil && wanted(registry.Name) {
 		targets = append(targets, registry.New(client))
+	}
+	if flags.S3 && wanted(storage.TargetName) {
+		if client == nil {
+			return nil, fmt.Errorf("--s3 needs the MLflow registry to find artifacts: set MLFLOW_TRACKING_URI or --mlflow-uri")
+		}
+		s3c, err := storage.NewClient(ctx, storage.ClientOptions{Endpoint: flags.S3Endpoint, PathStyle: flags.S3PathStyle})
+		if err != nil {
+			return nil, err
+		}
+		t, err := storage.New(storage.Config{
+			Client:   s3c,
+			Locator:  &registry.Locator{Client: client, ArtifactsDestination: flags.ArtifactsDestination},
+			Versions: registry.VersionLister{Client: client},
+		})
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
 	}
 	if len(flags.Only) > 0 && len(targets) < len(flags.Only) {
 		var missing []string
