@@ -241,9 +241,21 @@ func BuildPlan(ctx context.Context, desired *DesiredState, targets []Target) (*P
 	// A model with an error at any target is held back everywhere: applying
 	// half of it (say, the alias but not the serving object) is the state a
 	// failure must not leave behind.
+	// A wait holds its environment where it is at every other target: a
+	// rollback whose artifacts are still being restored must not move the
+	// alias or the InferenceService to files nobody can read yet.
+	waiting := map[[2]string]string{}
+	for _, w := range p.waits {
+		if w.Environment != "" {
+			waiting[[2]string{w.Model, w.Environment}] = w.Target
+		}
+	}
 	seen := map[string]bool{}
 	for _, a := range all {
 		if failed[a.Model] {
+			continue
+		}
+		if t, ok := waiting[[2]string{a.Model, a.Environment}]; ok && t != a.Target {
 			continue
 		}
 		if seen[a.ID()] {

@@ -257,3 +257,32 @@ func (l *lockedTarget) Apply(ctx context.Context, a Action) error {
 	defer l.mu.Unlock()
 	return l.aliasTarget.Apply(ctx, a)
 }
+
+// waitingTarget reports that the model's dev environment must wait.
+type waitingTarget struct{ aliasTarget }
+
+func (w *waitingTarget) Plan(d *DesiredState, obs Observation) TargetPlan {
+	return TargetPlan{Waits: []Wait{{Model: "churn", Environment: "dev", Target: w.name, Reason: "waiting for restore (Standard, started at 2026-11-26T09:00:00Z)"}}}
+}
+
+func TestWaitHoldsEnvironmentAtOtherTargets(t *testing.T) {
+	d := twoModels(t)
+	reg := &aliasTarget{name: "registry", live: map[string]int{}}
+	store := &waitingTarget{aliasTarget{name: "s3", live: map[string]int{}}}
+	p, err := BuildPlan(context.Background(), d, []Target{reg, store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range p.Actions() {
+		got = append(got, a.Model+" "+a.Environment)
+	}
+	if strings.Join(got, ",") != "churn staging,fraud dev" {
+		t.Fatalf("actions %v: churn dev must wait", got)
+	}
+	var buf bytes.Buffer
+	WritePlanText(&buf, p)
+	if !strings.Contains(buf.String(), "~ s3/churn/dev: waiting for restore (Standard, started at 2026-11-26T09:00:00Z)") {
+		t.Fatalf("plan text:\n%s", buf.String())
+	}
+}
