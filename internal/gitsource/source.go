@@ -1,0 +1,898 @@
+// Package gitsource mirrors a models Git repository into an on-disk bare
+// cache with go-git, detects ref changes cheaply, and exposes commits as
+// read-only io/fs trees without a checkout. It also provides the small set
+// of work-tree operations the `modelsync release` command needs.
+package gitsource
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-billy/v5/osfs"
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/modelsync/modelsync/internal/release"
+)
+
+const (
+	remoteName = "origin"
+	// cacheKeyLen is the number of hex digits of sha256(URL) naming a cache
+	// directory: 64 bits make an accidental collision between the handful of
+	// repositories one process mirrors negligible, and Open still verifies
+	// the stored URL.
+	cacheKeyLen = 16
+	// maxOpenPacks bounds the pack file descriptors a Source keeps open.
+	maxOpenPacks = 32
+)
+
+// fetchRefSpecs are recorded in the cache's config so that a `git fetch` run
+// by hand inside the cache mirrors branches and tags one to one, as Sync does.
+func fetchRefSpecs() []config.RefSpec {
+	return []config.RefSpec{
+		"+refs/heads/*:refs/heads/*",
+		"+refs/tags/*:refs/tags/*",
+	}
+}
+
+// Options configures Open.
+type Options struct {
+	// URL of the repository: a local path, file://, http(s)://, ssh://,
+	// scp-like user@host:path, or git://. Credentials embedded in an
+	// http(s) URL are moved into Auth (unless Auth already has some) and
+	// never stored in the cache or printed.
+	URL string
+	// CacheDir holds one bare repository per URL. One process should own a
+	// cache directory: go-git takes no cross-process locks.
+	CacheDir string
+	// Auth supplies credentials for the URL's scheme.
+	Auth Auth
+	// Depth limits history to that many commits per fetched ref; 0 fetches
+	// full history. See Sync for the trade-off.
+	Depth int
+}
+
+// Source is a bare on-disk mirror of one remote repository.
+//
+// go-git's filesystem storage is not safe for concurrent use (its pack index
+// maps are filled lazily without locks), so every storage access, including
+// reads through a Tree file system, is serialised by mu. Sync holds mu only
+// while it reads or writes the cache, never during network transfers.
+type Source struct {
+	url   string // credential-free URL used for every transport call
+	dir   string
+	auth  Auth
+	tauth transport.AuthMethod
+	depth int
+
+	syncMu sync.Mutex // serialises Sync
+	mu     sync.Mutex // guards repo storage and the fields below
+	repo   *git.Repository
+	// known is the cache's branch and tag refs after the last successful
+	// Sync, so an unchanged poll costs one ref advertisement and no disk
+	// reads. nil means "read from disk". Guarded by mu.
+	known map[string]string
+	// peeled maps tag targets to the commits they peel to. Guarded by mu.
+	peeled map[plumbing.Hash]plumbing.Hash
+}
+
+// Commit describes a commit.
+type Commit struct {
+	Hash        string
+	AuthorName  string
+	AuthorEmail string
+	When        time.Time
+	Message     string
+}
+
+// SyncResult reports the state of the cache after Sync.
+type SyncResult struct {
+	// Changed is true when any branch or tag differed from the cache before
+	// Sync (and objects were fetched or refs pruned).
+	Changed bool
+	// Heads maps branch names ("main") to commit hashes.
+	Heads map[string]string
+	// Tags are the valid release tags, sorted by model then version, with
+	// Commit peeled through annotated tag objects.
+	Tags []release.Tag
+	// BadTags describes tags that look like release tags ("<x>/v<digit>…")
+	// but do not parse, or do not point at a commit. They are ignored.
+	BadTags []error
+}
+
+// Open prepares the cache for opts.URL under opts.CacheDir, reusing an
+// existing bare repository when its remote URL matches. It does not contact
+// the remote; call Sync for that.
+func Open(ctx context.Context, opts Options) (*Source, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if opts.URL == "" {
+		return nil, errors.New("gitsource: repository URL is empty")
+	}
+	if opts.CacheDir == "" {
+		return nil, fmt.Errorf("gitsource: cache directory for %s is empty", SanitizeURL(opts.URL))
+	}
+	if opts.Depth < 0 {
+		return nil, fmt.Errorf("gitsource: negative depth %d for %s", opts.Depth, SanitizeURL(opts.URL))
+	}
+	url, user, password := splitURLCredentials(opts.URL)
+	auth := opts.Auth
+	if (user != "" || password != "") && auth.Username == "" && auth.Password == "" && auth.Token == "" {
+		auth.Username, auth.Password = user, password
+	}
+	url, err := normalizeURL(url)
+	if err != nil {
+		return nil, err
+	}
+	tauth, err := auth.transportAuth(url)
+	if err != nil {
+		return nil, scrub(err, opts.URL, auth)
+	}
+	sum := sha256.Sum256([]byte(url))
+	key := hex.EncodeToString(sum[:])[:cacheKeyLen]
+	dir := filepath.Join(opts.CacheDir, key)
+	repo, err := openOrInitCache(opts.CacheDir, dir, url)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{url: url, dir: dir, auth: auth, tauth: tauth, depth: opts.Depth, repo: repo}, nil
+}
+
+// normalizeURL makes local paths absolute so the cache key and the remote
+// URL do not depend on the working directory.
+func normalizeURL(url string) (string, error) {
+	ep, err := transport.NewEndpoint(url)
+	if err != nil {
+		return "", fmt.Errorf("gitsource: parse repository URL %s: %w", SanitizeURL(url), errNoSecrets(err, url))
+	}
+	if ep.Protocol != "file" || strings.HasPrefix(url, "file://") {
+		return url, nil
+	}
+	abs, err := filepath.Abs(url)
+	if err != nil {
+		return "", fmt.Errorf("gitsource: resolve local repository path %s: %w", url, err)
+	}
+	return abs, nil
+}
+
+func openOrInitCache(cacheDir, dir, url string) (*git.Repository, error) {
+	repo, err := openCache(dir, url)
+	if err == nil || !errors.Is(err, git.ErrRepositoryNotExists) {
+		return repo, err
+	}
+	if _, statErr := os.Stat(dir); statErr == nil {
+		return nil, fmt.Errorf("gitsource: cache directory %s for %s exists but is not a Git repository; remove it to re-clone", dir, SanitizeURL(url))
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("gitsource: create cache directory for %s: %w", SanitizeURL(url), err)
+	}
+	// Initialise next to the final path and rename, so an interrupted Open
+	// never leaves a half-configured repository where the next run would
+	// trust it.
+	tmp, err := os.MkdirTemp(cacheDir, ".init-"+filepath.Base(dir)+"-")
+	if err != nil {
+		return nil, fmt.Errorf("gitsource: create cache for %s: %w", SanitizeURL(url), err)
+	}
+	defer os.RemoveAll(tmp) // no-op after a successful rename
+	r, err := git.PlainInit(tmp, true)
+	if err != nil {
+		return nil, fmt.Errorf("gitsource: init bare cache for %s: %w", SanitizeURL(url), err)
+	}
+	if _, err := r.CreateRemote(&config.RemoteConfig{Name: remoteName, URLs: []string{url}, Fetch: fetchRefSpecs()}); err != nil {
+		return nil, fmt.Errorf("gitsource: configure cache remote for %s: %w", SanitizeURL(url), err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		// Another Open of the same URL may have won the race; use its cache
+		// if it is valid.
+		if repo, openErr := openCache(dir, url); openErr == nil {
+			return repo, nil
+		}
+		return nil, fmt.Errorf("gitsource: install cache for %s at %s: %w", SanitizeURL(url), dir, err)
+	}
+	return openCache(dir, url)
+}
+
+func openCache(dir, url string) (*git.Repository, error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, git.ErrRepositoryNotExists
+	}
+	// Pack files stay open between reads (bounded): go-git otherwise
+	// reopens a pack for every object it reads, and a kustomize render
+	// reads dozens of blobs.
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(),
+		filesystem.Options{MaxOpenDescriptors: maxOpenPacks})
+	repo, err := git.Open(st, nil)
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("gitsource: open cache %s for %s: %w", dir, SanitizeURL(url), err)
+	}
+	cfg, err := repo.Config()
+	if err != nil {
+		return nil, fmt.Errorf("gitsource: read cache config %s for %s: %w", dir, SanitizeURL(url), err)
+	}
+	if !cfg.Core.IsBare {
+		return nil, fmt.Errorf("gitsource: cache %s for %s is not a bare repository; remove it to re-clone", dir, SanitizeURL(url))
+	}
+	rc, ok := cfg.Remotes[remoteName]
+	if !ok || len(rc.URLs) == 0 || rc.URLs[0] != url {
+		got := "<none>"
+		if ok && len(rc.URLs) > 0 {
+			got = SanitizeURL(rc.URLs[0])
+		}
+		return nil, fmt.Errorf("gitsource: cache %s mirrors %s, not %s; remove it or use another cache directory", dir, got, SanitizeURL(url))
+	}
+	return repo, nil
+}
+
+// Close releases the pack files the Source keeps open. The Source must not
+// be used afterwards; TreeFS values obtained from it stop working too.
+func (s *Source) Close() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.repo.Storer.(interface{ Close() error }); ok {
+		if err := c.Close(); err != nil {
+			return fmt.Errorf("gitsource: close cache of %s: %w", s.URL(), err)
+		}
+	}
+	return nil
+}
+
+// URL returns the repository URL without credentials.
+func (s *Source) URL() string { return SanitizeURL(s.url) }
+
+// Dir returns the path of the bare cache repository.
+func (s *Source) Dir() string { return s.dir }
+
+// Sync brings the cache up to date with the remote.
+//
+// It opens one upload-pack session and reads the ref advertisement (what git
+// ls-remote shows). When no branch or tag moved it closes the session and
+// returns Changed=false: no objects are requested. Otherwise it asks, on the
+// same session, for the objects of the refs that moved or appeared, stores
+// the pack, and rewrites the cache's refs to exactly the remote's branches
+// and tags (moved refs updated with force, deleted refs pruned).
+//
+// One session instead of go-git's Remote.List followed by Remote.Fetch
+// saves a second advertisement (a second process spawn or HTTP request),
+// and writing all refs as one packed-refs file avoids go-git's one locked
+// file per ref, which dominated fetches of repositories with a thousand
+// release tags (see test/bench/gitfetch).
+//
+// With Options.Depth > 0 the fetch is shallow: the request carries the
+// current shallow boundary and deepens only new history, and tags pointing
+// below the boundary are fetched with their own shallow history, so every
+// tagged commit's tree is readable (tested at depths 1 and 2). What is lost
+// is history older than the boundary: ChangedPaths still works (it diffs two
+// trees, not a history walk), but a commit reachable only through history
+// deeper than Depth is absent and reported as ErrNotFound.
+func (s *Source) Sync(ctx context.Context) (SyncResult, error) {
+	// syncMu serialises Syncs; mu is taken only around storage access, so
+	// readers (Tree, Branch, ...) never wait for the network.
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+
+	sess, err := s.uploadPackSession()
+	if err != nil {
+		return SyncResult{}, classify(ctx, "connect to", s.url, s.auth, err)
+	}
+	// Closing an unused session sends the flush that ends the conversation,
+	// as git ls-remote does; once UploadPack is called the response owns it.
+	sessionOpen := true
+	defer func() {
+		if sessionOpen {
+			_ = sess.Close()
+		}
+	}()
+	ar, err := sess.AdvertisedReferencesContext(ctx)
+	empty := errors.Is(err, transport.ErrEmptyRemoteRepository)
+	if err != nil && !empty {
+		return SyncResult{}, classify(ctx, "list refs of", s.url, s.auth, err)
+	}
+	want := map[string]string{}
+	if !empty {
+		if want, err = advertisedRefs(ar); err != nil {
+			return SyncResult{}, classify(ctx, "list refs of", s.url, s.auth, err)
+		}
+	}
+
+	s.mu.Lock()
+	p, err := s.planLocked(want)
+	if err != nil || !p.changed {
+		var res SyncResult
+		if err == nil {
+			s.known = p.have
+			res = s.snapshot(p.have)
+		}
+		s.mu.Unlock()
+		return res, err
+	}
+	// Whatever happens next, the on-disk refs are the truth again.
+	s.known = nil
+	s.mu.Unlock()
+
+	var pack *os.File
+	var shallow packp.ShallowUpdate
+	if len(p.wants) > 0 {
+		sessionOpen = false
+		pack, shallow, err = s.download(ctx, sess, ar, p)
+		if err != nil {
+			return SyncResult{}, err
+		}
+		if pack != nil {
+			defer os.Remove(pack.Name())
+			defer pack.Close()
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pack != nil {
+		if err := s.storePack(pack, p, shallow); err != nil {
+			return SyncResult{}, err
+		}
+	}
+	if err := s.writeRefs(want); err != nil {
+		return SyncResult{}, err
+	}
+	s.known = want
+	res := s.snapshot(want)
+	res.Changed = true
+	return res, nil
+}
+
+// syncPlan is what one Sync must do, computed under mu.
+type syncPlan struct {
+	have     map[string]string
+	changed  bool
+	wants    []plumbing.Hash // objects of moved refs the cache lacks
+	haves    []plumbing.Hash // ref tips the cache has, for negotiation
+	shallows []plumbing.Hash // current shallow boundary
+}
+
+func (s *Source) planLocked(want map[string]string) (syncPlan, error) {
+	have := s.known
+	if have == nil {
+		var err error
+		if have, err = s.localRefs(); err != nil {
+			return syncPlan{}, err
+		}
+	}
+	p := syncPlan{have: have}
+	wantSet := map[plumbing.Hash]bool{}
+	for name, hex := range want {
+		if have[name] == hex {
+			continue
+		}
+		p.changed = true
+		h := plumbing.NewHash(hex)
+		// A ref that moved to an object the cache already has (a reverted
+		// branch, a new tag on a known commit) needs no download.
+		if !wantSet[h] && s.repo.Storer.HasEncodedObject(h) != nil {
+			wantSet[h] = true
+			p.wants = append(p.wants, h)
+		}
+	}
+	for name := range have {
+		if _, ok := want[name]; !ok {
+			p.changed = true
+		}
+	}
+	if len(p.wants) == 0 {
+		return p, nil
+	}
+	haveSet := map[plumbing.Hash]bool{}
+	for _, hex := range have {
+		h := plumbing.NewHash(hex)
+		if !haveSet[h] && s.repo.Storer.HasEncodedObject(h) == nil {
+			haveSet[h] = true
+			p.haves = append(p.haves, h)
+		}
+	}
+	sortHashes(p.wants)
+	sortHashes(p.haves)
+	if s.depth > 0 {
+		var err error
+		if p.shallows, err = s.repo.Storer.Shallow(); err != nil {
+			return syncPlan{}, fmt.Errorf("gitsource: read shallow list of cache for %s: %w", s.URL(), err)
+		}
+	}
+	return p, nil
+}
+
+func (s *Source) uploadPackSession() (transport.UploadPackSession, error) {
+	ep, err := transport.NewEndpoint(s.url)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := client.NewClient(ep)
+	if err != nil {
+		return nil, err
+	}
+	return cl.NewUploadPackSession(ep, s.tauth)
+}
+
+// advertisedRefs returns the branches and tags of an advertisement.
+func advertisedRefs(ar *packp.AdvRefs) (map[string]string, error) {
+	refs, err := ar.AllReferences()
+	if err != nil {
+		return nil, err
+	}
+	list := make([]*plumbing.Reference, 0, len(refs))
+	for _, r := range refs {
+		list = append(list, r)
+	}
+	return mirroredRefs(list), nil
+}
+
+// download requests p.wants on sess and spools the pack to a temporary
+// file in the cache directory, without holding mu: the transfer is bound by
+// the network, storing the pack afterwards by the disk. It returns a nil file
+// when the server had nothing to send. The session is closed on return.
+func (s *Source) download(ctx context.Context, sess transport.UploadPackSession, ar *packp.AdvRefs, p syncPlan) (_ *os.File, _ packp.ShallowUpdate, err error) {
+	req := packp.NewUploadPackRequestFromCapabilities(ar.Capabilities)
+	// No thin packs: go-git's on-disk pack writer indexes the stream
+	// without access to the existing objects, so a delta against an object
+	// the cache already has fails with "reference delta not found" (go-git
+	// issues #190, #484), and such a pack would be invalid for git too.
+	// Self-contained packs cost a few bytes per changed file.
+	req.Capabilities.Delete(capability.ThinPack)
+	if ar.Capabilities.Supports(capability.NoProgress) {
+		if err := req.Capabilities.Set(capability.NoProgress); err != nil {
+			_ = sess.Close()
+			return nil, packp.ShallowUpdate{}, fmt.Errorf("gitsource: fetch from %s: %w", s.URL(), err)
+		}
+	}
+	if s.depth > 0 {
+		req.Depth = packp.DepthCommits(s.depth)
+		if err := req.Capabilities.Set(capability.Shallow); err != nil {
+			_ = sess.Close()
+			return nil, packp.ShallowUpdate{}, fmt.Errorf("gitsource: fetch from %s: %w", s.URL(), err)
+		}
+		req.Shallows = p.shallows
+	}
+	req.Wants = p.wants
+	req.Haves = p.haves
+
+	resp, err := sess.UploadPack(ctx, req)
+	if err != nil {
+		_ = sess.Close()
+		if errors.Is(err, transport.ErrEmptyUploadPackRequest) {
+			return nil, packp.ShallowUpdate{}, nil
+		}
+		return nil, packp.ShallowUpdate{}, classify(ctx, "fetch", s.url, s.auth, err)
+	}
+	defer func() {
+		if cerr := resp.Close(); cerr != nil && err == nil {
+			err = classify(ctx, "fetch", s.url, s.auth, cerr)
+		}
+	}()
+	var stream io.Reader = resp
+	switch {
+	case req.Capabilities.Supports(capability.Sideband64k):
+		stream = sideband.NewDemuxer(sideband.Sideband64k, resp)
+	case req.Capabilities.Supports(capability.Sideband):
+		stream = sideband.NewDemuxer(sideband.Sideband, resp)
+	}
+	f, err := os.CreateTemp(s.dir, "fetch-*.pack")
+	if err != nil {
+		return nil, packp.ShallowUpdate{}, fmt.Errorf("gitsource: spool pack from %s: %w", s.URL(), err)
+	}
+	if _, err := io.Copy(f, stream); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, packp.ShallowUpdate{}, classify(ctx, "fetch", s.url, s.auth, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, packp.ShallowUpdate{}, fmt.Errorf("gitsource: spool pack from %s: %w", s.URL(), err)
+	}
+	return f, resp.ShallowUpdate, nil
+}
+
+// storePack indexes a downloaded pack into the cache. Callers hold mu.
+func (s *Source) storePack(pack io.Reader, p syncPlan, shallow packp.ShallowUpdate) error {
+	if s.depth > 0 {
+		if err := s.updateShallow(p.shallows, shallow); err != nil {
+			return err
+		}
+	}
+	if err := packfile.UpdateObjectStorage(s.repo.Storer, pack); err != nil {
+		return fmt.Errorf("gitsource: store pack from %s: %w", s.URL(), err)
+	}
+	for _, h := range p.wants {
+		if s.repo.Storer.HasEncodedObject(h) != nil {
+			return fmt.Errorf("gitsource: fetch from %s: server did not send object %s", s.URL(), h)
+		}
+	}
+	return nil
+}
+
+func (s *Source) updateShallow(before []plumbing.Hash, upd packp.ShallowUpdate) error {
+	if len(upd.Shallows) == 0 && len(upd.Unshallows) == 0 {
+		return nil
+	}
+	set := map[plumbing.Hash]bool{}
+	for _, h := range before {
+		set[h] = true
+	}
+	for _, h := range upd.Shallows {
+		set[h] = true
+	}
+	for _, h := range upd.Unshallows {
+		delete(set, h)
+	}
+	list := make([]plumbing.Hash, 0, len(set))
+	for h := range set {
+		list = append(list, h)
+	}
+	sortHashes(list)
+	if err := s.repo.Storer.SetShallow(list); err != nil {
+		return fmt.Errorf("gitsource: write shallow list of cache for %s: %w", s.URL(), err)
+	}
+	return nil
+}
+
+func sortHashes(hs []plumbing.Hash) {
+	sort.Slice(hs, func(i, j int) bool { return bytes.Compare(hs[i][:], hs[j][:]) < 0 })
+}
+
+// writeRefs makes refs the complete set of branches and tags in the cache:
+// one packed-refs file written atomically, and no loose refs left that
+// could shadow it. Callers hold mu.
+func (s *Source) writeRefs(refs map[string]string) error {
+	names := make([]string, 0, len(refs))
+	for name := range refs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var buf bytes.Buffer
+	buf.WriteString("# pack-refs with: sorted \n")
+	for _, name := range names {
+		buf.WriteString(refs[name] + " " + name + "\n")
+	}
+	tmp, err := os.CreateTemp(s.dir, "packed-refs.tmp-")
+	if err != nil {
+		return fmt.Errorf("gitsource: write refs of cache for %s: %w", s.URL(), err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(buf.Bytes()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("gitsource: write refs of cache for %s: %w", s.URL(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("gitsource: write refs of cache for %s: %w", s.URL(), err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, "packed-refs")); err != nil {
+		return fmt.Errorf("gitsource: write refs of cache for %s: %w", s.URL(), err)
+	}
+	for _, sub := range []string{"heads", "tags"} {
+		if err := removeLooseRefs(filepath.Join(s.dir, "refs", sub)); err != nil {
+			return fmt.Errorf("gitsource: tidy refs of cache for %s: %w", s.URL(), err)
+		}
+	}
+	return nil
+}
+
+// removeLooseRefs deletes every file and directory below root, keeping
+// root itself.
+func removeLooseRefs(root string) error {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return os.MkdirAll(root, 0o755)
+		}
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mirroredRefs keeps the branch and tag refs of an advertisement, keyed by
+// full ref name. Peeled "^{}" entries and symbolic refs such as HEAD are
+// dropped because the cache stores neither.
+func mirroredRefs(refs []*plumbing.Reference) map[string]string {
+	out := make(map[string]string, len(refs))
+	for _, r := range refs {
+		if r.Type() != plumbing.HashReference {
+			continue
+		}
+		name := r.Name().String()
+		if strings.HasSuffix(name, "^{}") {
+			continue
+		}
+		if r.Name().IsBranch() || r.Name().IsTag() {
+			out[name] = r.Hash().String()
+		}
+	}
+	return out
+}
+
+func (s *Source) localRefs() (map[string]string, error) {
+	iter, err := s.repo.Storer.IterReferences()
+	if err != nil {
+		return nil, fmt.Errorf("gitsource: read cache refs of %s: %w", s.URL(), err)
+	}
+	var all []*plumbing.Reference
+	err = iter.ForEach(func(r *plumbing.Reference) error {
+		all = append(all, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gitsource: read cache refs of %s: %w", s.URL(), err)
+	}
+	return mirroredRefs(all), nil
+}
+
+// snapshot builds a SyncResult from refs. Peeling results are cached by
+// object hash (objects are immutable), and the cache keeps only entries for
+// current tags, so it cannot grow without bound. Callers hold mu.
+func (s *Source) snapshot(refs map[string]string) SyncResult {
+	res := SyncResult{Heads: map[string]string{}}
+	names := make([]string, 0, len(refs))
+	for name := range refs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	peeled := make(map[plumbing.Hash]plumbing.Hash, len(s.peeled))
+	for _, name := range names {
+		ref := plumbing.ReferenceName(name)
+		hash := plumbing.NewHash(refs[name])
+		if ref.IsBranch() {
+			res.Heads[ref.Short()] = hash.String()
+			continue
+		}
+		short := ref.Short()
+		if !release.LooksLikeReleaseTag(short) {
+			continue
+		}
+		tag, err := release.ParseTag(short)
+		if err != nil {
+			res.BadTags = append(res.BadTags, fmt.Errorf("repository %s: %w", s.URL(), err))
+			continue
+		}
+		commit, ok := peeled[hash]
+		if !ok {
+			commit, ok = s.peeled[hash]
+		}
+		if !ok {
+			if commit, err = peelToCommit(s.repo, hash); err != nil {
+				res.BadTags = append(res.BadTags, fmt.Errorf("repository %s: %w %q for model %s version %s: %w",
+					s.URL(), release.ErrInvalidTag, short, tag.Model, tag.Version, err))
+				continue
+			}
+		}
+		peeled[hash] = commit
+		tag.Commit = commit.String()
+		res.Tags = append(res.Tags, tag)
+	}
+	s.peeled = peeled
+	release.Sort(res.Tags)
+	return res
+}
+
+// releaseTag interprets one tag ref. ok is false for tags that are not meant
+// as release tags; err describes a malformed release tag.
+func releaseTag(repo *git.Repository, name string, target plumbing.Hash) (release.Tag, bool, error) {
+	if !release.LooksLikeReleaseTag(name) {
+		return release.Tag{}, false, nil
+	}
+	tag, err := release.ParseTag(name)
+	if err != nil {
+		return release.Tag{}, false, err
+	}
+	commit, err := peelToCommit(repo, target)
+	if err != nil {
+		return release.Tag{}, false, fmt.Errorf("%w %q for model %s version %s: %w", release.ErrInvalidTag, name, tag.Model, tag.Version, err)
+	}
+	tag.Commit = commit.String()
+	return tag, true, nil
+}
+
+// maxTagChain bounds tag-of-tag chains so a crafted repository cannot make
+// peeling loop.
+const maxTagChain = 16
+
+func peelToCommit(repo *git.Repository, h plumbing.Hash) (plumbing.Hash, error) {
+	for range maxTagChain {
+		obj, err := repo.Storer.EncodedObject(plumbing.AnyObject, h)
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("object %s: %w", h, err)
+		}
+		switch obj.Type() {
+		case plumbing.CommitObject:
+			return h, nil
+		case plumbing.TagObject:
+			t, err := object.DecodeTag(repo.Storer, obj)
+			if err != nil {
+				return plumbing.ZeroHash, fmt.Errorf("decode tag object %s: %w", h, err)
+			}
+			h = t.Target
+		default:
+			return plumbing.ZeroHash, fmt.Errorf("points at a %s object %s, not a commit", obj.Type(), h)
+		}
+	}
+	return plumbing.ZeroHash, fmt.Errorf("tag chain longer than %d at %s", maxTagChain, h)
+}
+
+// Branch returns the commit at the tip of branch name in the cache.
+func (s *Source) Branch(name string) (Commit, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ref, err := s.repo.Storer.Reference(plumbing.NewBranchReferenceName(name))
+	if err != nil {
+		if errors.Is(err, plumbing.ErrReferenceNotFound) {
+			return Commit{}, fmt.Errorf("%w: branch %q in %s (run Sync first, or check the branch name)", ErrNotFound, name, s.URL())
+		}
+		return Commit{}, fmt.Errorf("gitsource: read branch %q of %s: %w", name, s.URL(), err)
+	}
+	return s.commitLocked(ref.Hash())
+}
+
+// Commit returns the commit with the given full hex hash.
+func (s *Source) Commit(hash string) (Commit, error) {
+	h, err := parseHash(hash)
+	if err != nil {
+		return Commit{}, fmt.Errorf("gitsource: commit in %s: %w", s.URL(), err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commitLocked(h)
+}
+
+func (s *Source) commitLocked(h plumbing.Hash) (Commit, error) {
+	c, err := s.repo.CommitObject(h)
+	if err != nil {
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			return Commit{}, fmt.Errorf("%w: commit %s in %s", ErrNotFound, h, s.URL())
+		}
+		return Commit{}, fmt.Errorf("gitsource: read commit %s of %s: %w", h, s.URL(), err)
+	}
+	return toCommit(c), nil
+}
+
+func toCommit(c *object.Commit) Commit {
+	return Commit{
+		Hash:        c.Hash.String(),
+		AuthorName:  c.Author.Name,
+		AuthorEmail: c.Author.Email,
+		When:        c.Author.When,
+		Message:     c.Message,
+	}
+}
+
+func parseHash(hash string) (plumbing.Hash, error) {
+	if len(hash) != 40 {
+		return plumbing.ZeroHash, fmt.Errorf("invalid commit hash %q: want 40 hex digits", hash)
+	}
+	if _, err := hex.DecodeString(hash); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("invalid commit hash %q: want 40 hex digits", hash)
+	}
+	return plumbing.NewHash(strings.ToLower(hash)), nil
+}
+
+// Revision formats a Flux-style revision string: "main@sha1:<hash>" or
+// "churn/v2.1.0@sha1:<hash>". A "refs/heads/" or "refs/tags/" prefix is
+// dropped; an empty ref yields "sha1:<hash>".
+func Revision(ref, hash string) string {
+	ref = strings.TrimPrefix(ref, "refs/heads/")
+	ref = strings.TrimPrefix(ref, "refs/tags/")
+	if ref == "" {
+		return "sha1:" + hash
+	}
+	return ref + "@sha1:" + hash
+}
+
+// ChangedPaths returns the sorted, de-duplicated slash paths of files that
+// differ between the trees of two commits (added, deleted, modified or
+// changed mode; a rename lists both paths). An empty fromHash lists every
+// file of toHash, which is what a first plan needs.
+func (s *Source) ChangedPaths(fromHash, toHash string) ([]string, error) {
+	to, err := parseHash(toHash)
+	if err != nil {
+		return nil, fmt.Errorf("gitsource: changed paths in %s: %w", s.URL(), err)
+	}
+	var from plumbing.Hash
+	if fromHash != "" {
+		if from, err = parseHash(fromHash); err != nil {
+			return nil, fmt.Errorf("gitsource: changed paths in %s: %w", s.URL(), err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return changedPaths(s.repo, from, to, s.URL())
+}
+
+func changedPaths(repo *git.Repository, from, to plumbing.Hash, where string) ([]string, error) {
+	toTree, err := commitTree(repo, to, where)
+	if err != nil {
+		return nil, err
+	}
+	if from.IsZero() {
+		var out []string
+		walker := object.NewTreeWalker(toTree, true, nil)
+		defer walker.Close()
+		for {
+			name, entry, err := walker.Next()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return nil, fmt.Errorf("gitsource: walk tree of %s in %s: %w", to, where, err)
+			}
+			if entry.Mode.IsFile() || entry.Mode == filemode.Submodule {
+				out = append(out, name)
+			}
+		}
+		sort.Strings(out)
+		return out, nil
+	}
+	fromTree, err := commitTree(repo, from, where)
+	if err != nil {
+		return nil, err
+	}
+	changes, err := object.DiffTree(fromTree, toTree)
+	if err != nil {
+		return nil, fmt.Errorf("gitsource: diff %s..%s in %s: %w", from, to, where, err)
+	}
+	set := make(map[string]struct{}, len(changes)*2)
+	for _, c := range changes {
+		if c.From.Name != "" {
+			set[c.From.Name] = struct{}{}
+		}
+		if c.To.Name != "" {
+			set[c.To.Name] = struct{}{}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func commitTree(repo *git.Repository, h plumbing.Hash, where string) (*object.Tree, error) {
+	c, err := repo.CommitObject(h)
+	if err != nil {
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			return nil, fmt.Errorf("%w: commit %s in %s", ErrNotFound, h, where)
+		}
+		return nil, fmt.Errorf("gitsource: read commit %s of %s: %w", h, where, err)
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("gitsource: read tree of commit %s in %s: %w", h, where, err)
+	}
+	return t, nil
+}
