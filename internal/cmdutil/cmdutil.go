@@ -169,6 +169,18 @@ func (f *Factory) Targets(ctx context.Context, flags *TargetFlags, desired *reco
 	return ts, nil
 }
 
+// CloseTargets releases what targets hold open (informers, connections).
+func CloseTargets(targets []reconciler.Target) {
+	for _, t := range targets {
+		switch c := t.(type) {
+		case io.Closer:
+			_ = c.Close()
+		case interface{ Close() }:
+			c.Close()
+		}
+	}
+}
+
 // Output formats shared by commands that print data.
 const (
 	FormatText = "text"

@@ -3,7 +3,9 @@ package registry
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/modelsync/modelsync/internal/mlflow"
 	"github.com/modelsync/modelsync/reconciler"
@@ -15,6 +17,9 @@ import (
 // destination.
 type Locator struct {
 	Client *mlflow.Client
+	// known caches answers: a version's files never move, and serving and
+	// storage ask for every referenced version on every resync.
+	known sync.Map // "model\x00version" -> string
 	// ArtifactsDestination is the MLflow server's --artifacts-destination
 	// (e.g. s3://mlflow/artifacts). No API exposes it, and proxied
 	// mlflow-artifacts:/ URIs mean nothing to S3 or KServe without it.
@@ -25,11 +30,20 @@ var _ reconciler.ArtifactLocator = (*Locator)(nil)
 
 // ArtifactURI implements reconciler.ArtifactLocator.
 func (l *Locator) ArtifactURI(ctx context.Context, model string, version int) (string, error) {
+	key := model + "\x00" + strconv.Itoa(version)
+	if uri, ok := l.known.Load(key); ok {
+		return uri.(string), nil
+	}
 	uri, err := l.Client.ModelVersionStorageURI(ctx, model, version)
 	if err != nil {
 		return "", err
 	}
-	return MapProxiedURI(uri, l.ArtifactsDestination, model, version)
+	mapped, err := MapProxiedURI(uri, l.ArtifactsDestination, model, version)
+	if err != nil {
+		return "", err
+	}
+	l.known.Store(key, mapped)
+	return mapped, nil
 }
 
 // MapProxiedURI turns mlflow-artifacts:/<path> (or mlflow-artifacts://host/<path>)

@@ -10,12 +10,13 @@ import (
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/mlflow"
 	"github.com/modelsync/modelsync/internal/registry"
+	"github.com/modelsync/modelsync/internal/serving"
 	"github.com/modelsync/modelsync/internal/storage"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Target names, in the order a reconcile runs them.
-var targetOrder = []string{registry.Name, "kserve", storage.TargetName}
+var targetOrder = []string{registry.Name, serving.TargetName, storage.TargetName}
 
 // BuildTargets returns the configured targets in execution order.
 func BuildTargets(ctx context.Context, getenv func(string) string, flags *cmdutil.TargetFlags, _ *reconciler.DesiredState) ([]reconciler.Target, error) {
@@ -41,6 +42,20 @@ func BuildTargets(ctx context.Context, getenv func(string) string, flags *cmduti
 	if client != nil && wanted(registry.Name) {
 		targets = append(targets, registry.New(client))
 	}
+	var locator *registry.Locator
+	if client != nil {
+		locator = &registry.Locator{Client: client, ArtifactsDestination: flags.ArtifactsDestination}
+	}
+	if flags.KServe && wanted(serving.TargetName) {
+		if locator == nil {
+			return nil, fmt.Errorf("--kserve needs the MLflow registry for storageUri: set MLFLOW_TRACKING_URI or --mlflow-uri")
+		}
+		t, err := serving.NewTarget(serving.Config{Kubeconfig: flags.Kubeconfig, Context: flags.KubeContext}, locator, nil)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
 	if flags.S3 && wanted(storage.TargetName) {
 		if client == nil {
 			return nil, fmt.Errorf("--s3 needs the MLflow registry to find artifacts: set MLFLOW_TRACKING_URI or --mlflow-uri")
@@ -51,7 +66,7 @@ func BuildTargets(ctx context.Context, getenv func(string) string, flags *cmduti
 		}
 		t, err := storage.New(storage.Config{
 			Client:   s3c,
-			Locator:  &registry.Locator{Client: client, ArtifactsDestination: flags.ArtifactsDestination},
+			Locator:  locator,
 			Versions: registry.VersionLister{Client: client},
 		})
 		if err != nil {

@@ -59,6 +59,7 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
+	defer cmdutil.CloseTargets(targets)
 	out := opts.Factory.IO.Out
 	text := opts.Output == cmdutil.FormatText
 	if text {

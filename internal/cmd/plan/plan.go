@@ -54,10 +54,11 @@ Exit codes: 0 no changes, 1 error, 2 the plan has changes (as terraform plan
 
 // Run computes and prints the plan.
 func Run(ctx context.Context, opts *Options) error {
-	p, _, err := Compute(ctx, opts.Factory, opts.Repo, &opts.Targets)
+	p, targets, err := Compute(ctx, opts.Factory, opts.Repo, &opts.Targets)
 	if err != nil {
 		return err
 	}
+	defer cmdutil.CloseTargets(targets)
 	out := opts.Factory.IO.Out
 	if opts.Output == cmdutil.FormatJSON {
 		err = cmdutil.WriteJSON(out, p)
@@ -89,6 +90,7 @@ func Compute(ctx context.Context, f *cmdutil.Factory, repoFlags cmdutil.RepoFlag
 	}
 	p, err := reconciler.BuildPlan(ctx, d, targets)
 	if err != nil {
+		cmdutil.CloseTargets(targets)
 		return nil, nil, err
 	}
 	return p, targets, nil

@@ -18,8 +18,8 @@ func run(t *testing.T, env map[string]string, args ...string) (int, string, stri
 	t.Helper()
 	var out, errOut bytes.Buffer
 	f := &cmdutil.Factory{
-		IO:      cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut},
-		Getenv:  func(k string) string { return env[k] },
+		IO:           cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut},
+		Getenv:       func(k string) string { return env[k] },
 		Version:      "test",
 		BuildTargets: wiring.BuildTargets,
 	}

@@ -1,0 +1,186 @@
+// Package check implements `modelsync check`: the pull-request gate run
+// locally or in CI. It compares the models repository at a base and a head
+// ref, shows what would change in each environment, and judges the change
+// with the policy read from the base.
+package check
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/spf13/cobra"
+
+	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/github/prcheck"
+	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/policy"
+)
+
+// FormatGitHub prints GitHub Actions workflow commands.
+const FormatGitHub = "github"
+
+// Options are the inputs of check.
+type Options struct {
+	Factory *cmdutil.Factory
+	Repo    cmdutil.RepoFlags
+	Base    string
+	Head    string
+	Output  string
+	// LoadPolicy compiles the bundle; nil means prcheck.LoadPolicy.
+	LoadPolicy func(context.Context, policy.Source) (prcheck.Evaluator, error)
+	// Registry supplies registry facts; nil means none, so rules that need
+	// them deny.
+	Registry prcheck.RegistryFacts
+	// Now fixes the evaluation time; zero means the current time.
+	Now time.Time
+}
+
+// NewCmdCheck builds the command; runF replaces the work in tests of flags.
+func NewCmdCheck(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{Factory: f}
+	cmd := &cobra.Command{
+		Use:   "check --base <ref> --head <ref>",
+		Short: "Judge the change between two refs with the policy gate",
+		Long: `Check computes the desired state at --base and at --head (a branch, tag or
+commit), lists what would change per model and environment, and evaluates
+the policy. The rules come from the policy/ directory of the BASE ref when
+it has one, otherwise from the rules built into modelsync; the head's
+policy/ is never used, so a change cannot weaken its own gate.
+
+Environments that follow release tags show what the next release cut from
+the head would run.
+
+Exit codes: 0 allowed, 1 denied or error.`,
+		Example: `  modelsync check --repo . --base main --head my-branch
+  modelsync check --repo . --base origin/main --head HEAD -o github`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cmdutil.CheckFormat(opts.Output, cmdutil.FormatText, cmdutil.FormatJSON, FormatGitHub); err != nil {
+				return err
+			}
+			if opts.Base == "" || opts.Head == "" {
+				return fmt.Errorf("both --base and --head are required")
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return Run(cmd.Context(), opts)
+		},
+	}
+	cmdutil.AddRepoFlags(cmd, &opts.Repo)
+	cmd.Flags().Lookup("branch").Usage = "branch the base stands for when --base is a tag or commit"
+	cmd.Flags().StringVar(&opts.Base, "base", "", "ref the change would merge into (branch, tag or commit)")
+	cmd.Flags().StringVar(&opts.Head, "head", "", "ref holding the change (branch, tag or commit)")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text, json or github")
+	return cmd
+}
+
+// Run performs the check and prints the report.
+func Run(ctx context.Context, opts *Options) error {
+	f := opts.Factory
+	snap, err := f.OpenRepo(ctx, opts.Repo)
+	if err != nil {
+		return err
+	}
+	for _, bad := range snap.BadTags() {
+		fmt.Fprintf(f.IO.ErrOut, "warning: ignoring tag: %v\n", bad)
+	}
+	refs, err := ResolveRefs(snap, opts.Base, opts.Head, opts.Repo.Branch)
+	if err != nil {
+		return err
+	}
+	r := prcheck.FromSnapshot(snap)
+	cmp, err := prcheck.Compare(ctx, r, refs)
+	if err != nil {
+		return err
+	}
+	src, err := prcheck.PolicySource(r, refs)
+	if err != nil {
+		return err
+	}
+	load := opts.LoadPolicy
+	if load == nil {
+		load = prcheck.LoadPolicy
+	}
+	ev, err := load(ctx, src)
+	if err != nil {
+		return fmt.Errorf("policy from %s at %s: %w", src, refs.BaseRef, err)
+	}
+	head, err := snap.Commit(refs.HeadSHA)
+	if err != nil {
+		return err
+	}
+	req := prcheck.Request{
+		PR:  policy.PullRequest{Author: firstNonEmpty(head.AuthorEmail, head.AuthorName, "unknown")},
+		Now: opts.Now,
+	}
+	if opts.Registry != nil {
+		if req.Registry, err = opts.Registry.Facts(ctx, cmp.Changes); err != nil {
+			return fmt.Errorf("registry facts for %s: %w", refs.HeadRef, err)
+		}
+	}
+	// A failed evaluation is in the report and makes Passed false; the
+	// report is printed either way.
+	rep, _ := prcheck.Evaluate(ctx, cmp, ev, req)
+	out := f.IO.Out
+	switch opts.Output {
+	case cmdutil.FormatJSON:
+		err = cmdutil.WriteJSON(out, rep)
+	case FormatGitHub:
+		err = prcheck.WriteGitHub(out, rep)
+	default:
+		err = prcheck.WriteText(out, rep)
+	}
+	if err != nil {
+		return err
+	}
+	if !rep.Passed() {
+		return cmdutil.ErrSilent
+	}
+	return nil
+}
+
+// ResolveRefs turns the base and head refs into commits. A ref may be a
+// branch, a tag (annotated tags are peeled), a full or abbreviated commit
+// hash. The base branch is the base ref when it names a branch, otherwise
+// defaultBranch.
+func ResolveRefs(snap *repo.Snapshot, base, head, defaultBranch string) (prcheck.Refs, error) {
+	g, err := git.PlainOpen(snap.Source().Dir())
+	if err != nil {
+		return prcheck.Refs{}, fmt.Errorf("opening the repository cache of %s: %w", snap.Source().URL(), err)
+	}
+	refs := prcheck.Refs{BaseRef: base, HeadRef: head, BaseBranch: defaultBranch}
+	if refs.BaseSHA, err = resolve(g, snap, base); err != nil {
+		return refs, err
+	}
+	if refs.HeadSHA, err = resolve(g, snap, head); err != nil {
+		return refs, err
+	}
+	if _, err := g.Reference(plumbing.NewBranchReferenceName(base), false); err == nil {
+		refs.BaseBranch = base
+	}
+	return refs, nil
+}
+
+func resolve(g *git.Repository, snap *repo.Snapshot, ref string) (string, error) {
+	if c, err := snap.BranchHead(ref); err == nil {
+		return c.Hash, nil
+	}
+	h, err := g.ResolveRevision(plumbing.Revision(ref))
+	if err != nil {
+		return "", fmt.Errorf("ref %q is not a branch, tag or commit of %s: %w", ref, snap.Source().URL(), err)
+	}
+	return h.String(), nil
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
