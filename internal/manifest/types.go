@@ -83,15 +83,15 @@ type ServingPolicy struct {
 type Lifecycle struct {
 	ActiveClass      string   `yaml:"activeClass,omitempty" json:"activeClass,omitempty"`
 	ArchivedClass    string   `yaml:"archivedClass,omitempty" json:"archivedClass,omitempty"`
-	ArchiveAfter     Duration `yaml:"archiveAfter,omitempty" json:"archiveAfter,omitempty"`
+	ArchiveAfter     Duration `yaml:"archiveAfter,omitempty" json:"archiveAfter,omitzero"`
 	DeepArchiveClass string   `yaml:"deepArchiveClass,omitempty" json:"deepArchiveClass,omitempty"`
-	DeepArchiveAfter Duration `yaml:"deepArchiveAfter,omitempty" json:"deepArchiveAfter,omitempty"`
-	DeleteAfter      Duration `yaml:"deleteAfter,omitempty" json:"deleteAfter,omitempty"`
+	DeepArchiveAfter Duration `yaml:"deepArchiveAfter,omitempty" json:"deepArchiveAfter,omitzero"`
+	DeleteAfter      Duration `yaml:"deleteAfter,omitempty" json:"deleteAfter,omitzero"`
 	// AllowDelete must be true before any artifact is deleted.
 	AllowDelete bool `yaml:"allowDelete,omitempty" json:"allowDelete,omitempty"`
 	// RollbackWindow keeps a version's artifacts hot for this long after it
 	// last ran anywhere, so a rollback never waits for a restore.
-	RollbackWindow Duration `yaml:"rollbackWindow,omitempty" json:"rollbackWindow,omitempty"`
+	RollbackWindow Duration `yaml:"rollbackWindow,omitempty" json:"rollbackWindow,omitzero"`
 }
 
 // Model is models/<name>/model.yaml.

@@ -35,6 +35,11 @@ const (
 	TagArchivedAt   = "modelsync.archived_at"
 
 	LifecycleArchived = "archived"
+
+	// TagAuditPrefix starts the per-environment residency tags
+	// modelsync.audit.<env>.since and .until (RFC 3339), which the promotion
+	// policy reads to know how long a version ran in staging.
+	TagAuditPrefix = "modelsync.audit."
 )
 
 // Action kinds this target plans.
@@ -321,6 +326,7 @@ func planModel(d *reconciler.DesiredState, m *reconciler.DesiredModel, live *liv
 				set[TagEnvironments] = envs
 				set[TagRevision] = last.revision
 				set[TagDeployedBy] = last.author
+				residency(set, &del, mv.Tags, envNames(ps), now)
 			}
 			if mv.Tags[TagLifecycle] == LifecycleArchived {
 				del = append(del, TagLifecycle)
@@ -358,12 +364,51 @@ func planModel(d *reconciler.DesiredState, m *reconciler.DesiredModel, live *liv
 		var del []string
 		if mv.Tags[TagEnvironments] != "" {
 			del = []string{TagEnvironments}
+			residency(set, &del, mv.Tags, nil, now)
 		}
 		add(reconciler.Action{Kind: KindArchive, Resource: versionResource(v), Op: reconciler.OpUpdate,
 			From: "active", To: LifecycleArchived, Reason: "no environment references it",
 			Payload: payload{Model: m.RegisteredModel, Version: v, SetTags: set, DeleteTag: del}.raw()})
 	}
 	return acts, nil
+}
+
+// envNames lists the environments (not canaries) of placements.
+func envNames(ps []placement) []string {
+	var out []string
+	for _, p := range ps {
+		if !p.canary {
+			out = append(out, p.env)
+		}
+	}
+	return out
+}
+
+// residency stamps when a version entered (.since) and left (.until) each
+// environment, comparing the environments it is recorded in with those it
+// runs in now. Canary placements do not count as running there.
+func residency(set map[string]string, del *[]string, tags map[string]string, now []string, at time.Time) {
+	stamp := at.Format(time.RFC3339)
+	var before []string
+	for _, p := range strings.Split(tags[TagEnvironments], ",") {
+		if p != "" && !strings.HasSuffix(p, ":canary") {
+			before = append(before, p)
+		}
+	}
+	for _, env := range now {
+		since, until := TagAuditPrefix+env+".since", TagAuditPrefix+env+".until"
+		if !slices.Contains(before, env) || tags[since] == "" {
+			set[since] = stamp
+			if _, ok := tags[until]; ok {
+				*del = append(*del, until)
+			}
+		}
+	}
+	for _, env := range before {
+		if !slices.Contains(now, env) {
+			set[TagAuditPrefix+env+".until"] = stamp
+		}
+	}
 }
 
 // planAliases points each environment's alias (and canary alias) at the

@@ -281,6 +281,13 @@ func TestSyncPromoteRollbackArchive(t *testing.T) {
 		if tg1[registry.TagLifecycle] != "archived" || tg1[registry.TagArchivedAt] != "2026-11-26T09:00:00Z" || tg1[registry.TagEnvironments] != "" || tg1["team.note"] != "keep" {
 			t.Fatalf("v1 after archive: %v", tg1)
 		}
+		// Residency: v1 left prod, v2 entered it; v2 is still in staging since the first sync.
+		if tg1["modelsync.audit.prod.since"] != "2026-11-26T09:00:00Z" || tg1["modelsync.audit.prod.until"] != "2026-11-26T09:00:00Z" {
+			t.Fatalf("v1 residency: %v", tg1)
+		}
+		if tg2 := tags(t, admin, m, 2); tg2["modelsync.audit.staging.since"] == "" || tg2["modelsync.audit.prod.since"] == "" || tg2["modelsync.audit.prod.until"] != "" {
+			t.Fatalf("v2 residency: %v", tg2)
+		}
 
 		// Roll prod back to v1: un-archived, alias moved back.
 		d = desired(testConfig, map[string][]env{m: {{"dev", 3, 0}, {"staging", 2, 0}, {"prod", 1, 0}}})
@@ -288,7 +295,7 @@ func TestSyncPromoteRollbackArchive(t *testing.T) {
 		expectPlan(t, p, "set-alias alias prod v2->v1", "unarchive-version version 1 archived->active (prod)", "tag-version version 1 none->prod", "tag-version version 2 staging,prod->staging")
 		apply(t, tg, p)
 		tg1 = tags(t, admin, m, 1)
-		if _, archived := tg1[registry.TagLifecycle]; archived || tg1[registry.TagEnvironments] != "prod" {
+		if _, archived := tg1[registry.TagLifecycle]; archived || tg1[registry.TagEnvironments] != "prod" || tg1["modelsync.audit.prod.until"] != "" {
 			t.Fatalf("v1 after rollback: %v", tg1)
 		}
 		if a := aliases(t, admin, m); a["prod"] != 1 || a["champion"] != 1 {
@@ -427,10 +434,11 @@ func TestFaultsConvergeExactlyOnce(t *testing.T) {
 		if aliasOK != 1 {
 			t.Fatalf("alias written %d times, want exactly 1", aliasOK)
 		}
-		// Three tags (environments, revision, deployed_by); the dropped one
-		// was applied by MLflow, so re-reading finds it and it is not resent.
-		if tagForwarded != 3 {
-			t.Fatalf("set-tag reached MLflow %d times, want 3: %+v", tagForwarded, proxy.Requests())
+		// Four tags (audit.prod.since, deployed_by, environments, revision);
+		// the dropped one was applied by MLflow, so re-reading finds it and
+		// it is not resent.
+		if tagForwarded != 4 {
+			t.Fatalf("set-tag reached MLflow %d times, want 4: %+v", tagForwarded, proxy.Requests())
 		}
 		if p := plan(t, tg, d); p.HasChanges() {
 			t.Fatalf("plan after faults has changes:\n%s", summary(p))
