@@ -124,12 +124,7 @@ pr := {
 						"path": "serving",
 						"modelFormat": "sklearn",
 					},
-					"lifecycle": {
-						"archiveAfter": "0s",
-						"deepArchiveAfter": "0s",
-						"deleteAfter": "0s",
-						"rollbackWindow": "0s",
-					},
+					"lifecycle": {},
 					"modelCard": {
 						"description": "Predicts which subscribers will cancel within 30 days.",
 						"intendedUse": "Ranking accounts for the retention team's outreach.",
@@ -200,12 +195,7 @@ pr := {
 						"path": "serving",
 						"modelFormat": "sklearn",
 					},
-					"lifecycle": {
-						"archiveAfter": "0s",
-						"deepArchiveAfter": "0s",
-						"deleteAfter": "0s",
-						"rollbackWindow": "0s",
-					},
+					"lifecycle": {},
 					"modelCard": {
 						"description": "Predicts which subscribers will cancel within 30 days.",
 						"intendedUse": "Ranking accounts for the retention team's outreach.",
