@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmd/apply"
+	"github.com/modelsync/modelsync/internal/cmd/cost"
 	"github.com/modelsync/modelsync/internal/cmd/desired"
 	"github.com/modelsync/modelsync/internal/cmd/lineage"
 	"github.com/modelsync/modelsync/internal/cmd/plan"
@@ -42,6 +43,7 @@ requests to that repository with policies over the plan.`,
 		apply.NewCmdApply(f, nil),
 		release.NewCmdRelease(f, nil),
 		lineage.NewCmdLineage(f, nil),
+		cost.NewCmdCost(f, nil),
 	)
 	return cmd
 }

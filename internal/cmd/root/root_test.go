@@ -198,3 +198,21 @@ func copyDir(t *testing.T, src, dst string) {
 		t.Fatalf("cp: %v %s", err, out)
 	}
 }
+
+// The original design's arithmetic: 100 versions of a 7 GB model cost about
+// $16.1 a month in STANDARD and $2.8 in GLACIER_IR (S3 bills GB = 2^30).
+func TestCostEstimateReproducesDesignArithmetic(t *testing.T) {
+	code, out, errOut := run(t, nil, "cost", "--estimate", "100x7GiB")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	flat := strings.Join(strings.Fields(out), " ")
+	for _, want := range []string{"STANDARD $16.10 $0.00 (0%)", "GLACIER_IR $2.80 $13.30 (83%)", "GLACIER $2.52", "DEEP_ARCHIVE $0.69"} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("estimate lacks %q:\n%s", want, out)
+		}
+	}
+	if code, _, errOut := run(t, nil, "cost", "--estimate", "lots"); code != 1 || !strings.Contains(errOut, "expected VERSIONSxSIZE") {
+		t.Errorf("bad estimate: exit %d %s", code, errOut)
+	}
+}
