@@ -88,37 +88,46 @@ func Apply(ctx context.Context, p *Plan, targets []Target, opts ApplyOptions) (*
 	}
 	results := make(map[string][]outcome, len(order))
 	var mu sync.Mutex // guards results and serializes OnAction
+	runModel := func(model string) {
+		var outs []outcome
+		failed := false
+		for _, a := range groups[model] {
+			if failed || ctx.Err() != nil {
+				outs = append(outs, outcome{action: a})
+				continue
+			}
+			err := byName[a.Target].Apply(ctx, a)
+			if opts.OnAction != nil {
+				mu.Lock()
+				opts.OnAction(a, err)
+				mu.Unlock()
+			}
+			failed = err != nil
+			outs = append(outs, outcome{action: a, err: err, ran: true})
+		}
+		mu.Lock()
+		results[model] = outs
+		mu.Unlock()
+	}
+	// Actions that belong to no model (a namespace an environment needs)
+	// run first, on their own: the models' actions depend on them.
+	rest := order
+	if len(order) > 0 && order[0] == "" {
+		runModel("")
+		rest = order[1:]
+	}
 	work := make(chan string)
-	workers := max(1, min(opts.Concurrency, len(order)))
 	var wg sync.WaitGroup
-	for range workers {
+	for range max(1, min(opts.Concurrency, len(rest))) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for model := range work {
-				var outs []outcome
-				failed := false
-				for _, a := range groups[model] {
-					if failed || ctx.Err() != nil {
-						outs = append(outs, outcome{action: a})
-						continue
-					}
-					err := byName[a.Target].Apply(ctx, a)
-					if opts.OnAction != nil {
-						mu.Lock()
-						opts.OnAction(a, err)
-						mu.Unlock()
-					}
-					failed = err != nil
-					outs = append(outs, outcome{action: a, err: err, ran: true})
-				}
-				mu.Lock()
-				results[model] = outs
-				mu.Unlock()
+				runModel(model)
 			}
 		}()
 	}
-	for _, m := range order {
+	for _, m := range rest {
 		work <- m
 	}
 	close(work)

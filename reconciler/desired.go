@@ -260,7 +260,6 @@ func (r *resolver) repoAt(hash string) (*manifest.Repo, error) {
 	return repo, nil
 }
 
-
 func (r *resolver) resolveEnv(cfg *manifest.RepoConfig, env manifest.Environment, model, configBranch string, configHead Commit) (DesiredEnv, bool, error) {
 	var (
 		commit  Commit

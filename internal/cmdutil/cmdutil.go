@@ -125,8 +125,10 @@ type TargetFlags struct {
 	// Kubeconfig and KubeContext select the cluster, as kubectl does.
 	Kubeconfig  string
 	KubeContext string
-	// KServe turns the KServe target on.
-	KServe bool
+	// KServe turns the KServe target on; AllowEmpty lets it prune when the
+	// repository renders no models at all.
+	KServe     bool
+	AllowEmpty bool
 	// S3 turns the artifact storage target on; S3Endpoint and S3PathStyle
 	// point it at an S3-compatible store.
 	S3          bool
@@ -144,6 +146,7 @@ func AddTargetFlags(cmd *cobra.Command, f *TargetFlags) {
 	cmd.Flags().StringVar(&f.Kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
 	cmd.Flags().StringVar(&f.KubeContext, "context", "", "kubeconfig context")
 	cmd.Flags().BoolVar(&f.KServe, "kserve", false, "reconcile KServe InferenceServices in the cluster of the kubeconfig")
+	cmd.Flags().BoolVar(&f.AllowEmpty, "allow-empty", false, "with prune: true, allow deleting every managed InferenceService when the repository has no models")
 	cmd.Flags().BoolVar(&f.S3, "s3", false, "reconcile storage classes of model artifacts in S3 (AWS credential chain: env, shared config, web identity)")
 	cmd.Flags().StringVar(&f.S3Endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://127.0.0.1:9000 (default: AWS)")
 	cmd.Flags().BoolVar(&f.S3PathStyle, "s3-path-style", false, "address buckets by path, as most S3-compatible stores need")

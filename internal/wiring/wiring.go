@@ -50,7 +50,7 @@ func BuildTargets(ctx context.Context, getenv func(string) string, flags *cmduti
 		if locator == nil {
 			return nil, fmt.Errorf("--kserve needs the MLflow registry for storageUri: set MLFLOW_TRACKING_URI or --mlflow-uri")
 		}
-		t, err := serving.NewTarget(serving.Config{Kubeconfig: flags.Kubeconfig, Context: flags.KubeContext}, locator, nil)
+		t, err := serving.NewTarget(serving.Config{Kubeconfig: flags.Kubeconfig, Context: flags.KubeContext, AllowEmpty: flags.AllowEmpty}, locator, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -4,12 +4,17 @@ package apply
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmd/plan"
 	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/serving"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -21,6 +26,10 @@ type Options struct {
 	Output  string
 	// Concurrency is how many models are applied side by side.
 	Concurrency int
+	// Wait waits up to WaitTimeout for every applied InferenceService to
+	// become Healthy.
+	Wait        bool
+	WaitTimeout time.Duration
 }
 
 // NewCmdApply builds the command; runF replaces the work in tests of flags.
@@ -50,6 +59,8 @@ next apply converges from wherever this one stopped.`,
 	cmdutil.AddTargetFlags(cmd, &opts.Targets)
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text or json")
 	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", 4, "models applied side by side (each model's actions stay in order)")
+	cmd.Flags().BoolVar(&opts.Wait, "wait", false, "wait for every applied InferenceService to become Healthy")
+	cmd.Flags().DurationVar(&opts.WaitTimeout, "timeout", 10*time.Minute, "how long --wait waits for each InferenceService")
 	return cmd
 }
 
@@ -97,5 +108,45 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil || !res.OK() || len(p.Errors()) > 0 {
 		return cmdutil.ErrSilent
 	}
+	if opts.Wait {
+		return waitHealthy(ctx, out, targets, res.Applied, opts.WaitTimeout)
+	}
 	return nil
+}
+
+// waitHealthy waits for the InferenceServices the apply touched, reporting
+// the failing condition of each that does not become Healthy in time.
+func waitHealthy(ctx context.Context, out io.Writer, targets []reconciler.Target, applied []reconciler.Action, timeout time.Duration) error {
+	var kserve *serving.Target
+	for _, t := range targets {
+		if k, ok := t.(*serving.Target); ok {
+			kserve = k
+		}
+	}
+	if kserve == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var failed []error
+	for _, a := range applied {
+		if a.Target != serving.TargetName {
+			continue
+		}
+		var p serving.Payload
+		if err := json.Unmarshal(a.Payload, &p); err != nil || p.Op != serving.PayloadApply || p.Resource != "inferenceservices" {
+			continue
+		}
+		key := p.Namespace + "/" + p.Name
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		fmt.Fprintf(out, "waiting for InferenceService %s to become Healthy...\n", key)
+		if err := kserve.WaitHealthy(ctx, p.Namespace, p.Name, timeout); err != nil {
+			failed = append(failed, fmt.Errorf("model %s environment %s: %w", a.Model, a.Environment, err))
+			continue
+		}
+		fmt.Fprintf(out, "InferenceService %s is Healthy\n", key)
+	}
+	return errors.Join(failed...)
 }

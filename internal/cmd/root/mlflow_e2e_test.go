@@ -4,8 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/modelsync/modelsync/internal/mlflow"
 	"github.com/modelsync/modelsync/test/testenv"
@@ -101,5 +106,70 @@ func TestPlanApplyLineageAgainstMLflow(t *testing.T) {
 		!strings.HasPrefix(l.Deployment.Revision, "customer-churn-predictor/v1.1.0@sha1:") || l.Deployment.Environments != "prod" ||
 		l.Deployment.DeployedBy != "Bob Data <bob@example.com>" || l.Datasets["run:dataset"] != "customer-activity@2024-06-30" || fmt.Sprint(l.Aliases) != "[prod]" {
 		t.Fatalf("lineage = %+v", l)
+	}
+}
+
+// apply with MLflow and KServe: the example's InferenceServices appear in the
+// environment namespaces with storageUri from the registry, and --wait
+// reports the failing condition when an InferenceService is not Healthy.
+// No KServe controller runs here; the test writes status as KServe would.
+func TestApplyKServeAgainstRealAPIServer(t *testing.T) {
+	srv := testenv.NewMLflow(t, testenv.MLflowOptions{Major: 3})
+	kube := testenv.NewKube(t)
+	admin, err := mlflow.New(mlflow.Config{TrackingURI: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	registerExample(t, admin)
+	dir := exampleRepo(t)
+	env := map[string]string{"MODELSYNC_CACHE_DIR": t.TempDir(), "MLFLOW_TRACKING_URI": srv.URL}
+	code, out, errOut := run(t, env, "apply", "--repo", dir, "--kserve", "--kubeconfig", kube.KubeconfigPath, "--target", "kserve")
+	if code != 0 {
+		t.Fatalf("apply exit %d\n%s%s", code, out, errOut)
+	}
+	dyn := dynamic.NewForConfigOrDie(kube.RESTConfig)
+	isvc, err := dyn.Resource(testenv.InferenceServiceGVR()).Namespace("models-prod").Get(context.Background(), "llama2-7b-alpaca", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uri, _, _ := unstructured.NestedString(isvc.Object, "spec", "predictor", "model", "storageUri")
+	pct, _, _ := unstructured.NestedInt64(isvc.Object, "spec", "predictor", "canaryTrafficPercent")
+	if isvc.GetLabels()["modelsync.dev/model"] != "llama2-7b-alpaca" || !strings.HasPrefix(uri, "s3://models/llama2-7b-alpaca/") {
+		t.Fatalf("prod llama: labels %v storageUri %q", isvc.GetLabels(), uri)
+	}
+	// A brand-new object gets the stable version first; KServe sends a
+	// first revision 100% whatever the percentage says.
+	if uri != "s3://models/llama2-7b-alpaca/3" && pct != 20 {
+		t.Fatalf("prod llama: storageUri %q canaryTrafficPercent %d", uri, pct)
+	}
+	code, out, _ = run(t, env, "plan", "--repo", dir, "--kserve", "--kubeconfig", kube.KubeconfigPath, "--target", "kserve")
+	if code != 0 && code != 2 {
+		t.Fatalf("plan after apply exit %d:\n%s", code, out)
+	}
+
+	// Status as KServe would write it for a model that failed to load.
+	churn, err := dyn.Resource(testenv.InferenceServiceGVR()).Namespace("models-dev").Get(context.Background(), "customer-churn-predictor", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unstructured.SetNestedField(churn.Object, map[string]any{
+		"conditions": []any{
+			map[string]any{"type": "PredictorReady", "status": "False", "reason": "ModelLoadFailed", "message": "failed to load model from s3://models/customer-churn-predictor/5"},
+			map[string]any{"type": "Ready", "status": "False", "reason": "ModelLoadFailed", "message": "failed to load model from s3://models/customer-churn-predictor/5"},
+		},
+		"modelStatus": map[string]any{"transitionStatus": "BlockedByFailedLoad", "states": map[string]any{"activeModelState": "", "targetModelState": "FailedToLoad"}},
+	}, "status")
+	if _, err := dyn.Resource(testenv.InferenceServiceGVR()).Namespace("models-dev").UpdateStatus(context.Background(), churn, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Move dev to another version so apply touches it, then wait.
+	git(t, dir, "checkout", "-q", "main")
+	churnFile := dir + "/models/customer-churn-predictor/model.yaml"
+	b, _ := os.ReadFile(churnFile)
+	os.WriteFile(churnFile, []byte(strings.Replace(string(b), "      version: 5", "      version: 4", 1)), 0o644)
+	git(t, dir, "commit", "-qam", "dev back to v4")
+	code, out, errOut = run(t, env, "apply", "--repo", dir, "--kserve", "--kubeconfig", kube.KubeconfigPath, "--target", "kserve", "--wait", "--timeout", "3s")
+	if code != 1 || !strings.Contains(errOut+out, "ModelLoadFailed") {
+		t.Fatalf("apply --wait exit %d, want 1 naming ModelLoadFailed:\n%s%s", code, out, errOut)
 	}
 }

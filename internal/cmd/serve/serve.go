@@ -1,0 +1,302 @@
+// Package serve implements `modelsync serve`: the long-running process.
+// Today it hosts the GitHub webhook receiver and PR gate; the controller
+// will add its own components to the same server.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/gitsource"
+	ghub "github.com/modelsync/modelsync/internal/github"
+	"github.com/modelsync/modelsync/internal/repo"
+)
+
+// Components that --only selects.
+const (
+	ComponentWebhooks = "webhooks"
+)
+
+var components = []string{ComponentWebhooks}
+
+// Environment variables read by serve. Secrets come only from the
+// environment (or a key file), never from flags, so they stay out of
+// process listings.
+const (
+	EnvWebhookSecret  = "MODELSYNC_GITHUB_WEBHOOK_SECRET"
+	EnvToken          = "GITHUB_TOKEN"
+	EnvAppID          = "MODELSYNC_GITHUB_APP_ID"
+	EnvInstallationID = "MODELSYNC_GITHUB_APP_INSTALLATION_ID"
+	EnvAppKeyFile     = "MODELSYNC_GITHUB_APP_PRIVATE_KEY_FILE"
+	EnvRepository     = "MODELSYNC_GITHUB_REPOSITORY"
+	EnvAPIURL         = "MODELSYNC_GITHUB_API_URL"
+)
+
+// Options are the inputs of serve.
+type Options struct {
+	Factory *cmdutil.Factory
+	Repo    cmdutil.RepoFlags
+	Only    []string
+	Listen  string
+
+	GitHubRepository string
+	GitHubAPIURL     string
+	AppID            int64
+	InstallationID   int64
+	AppKeyFile       string
+	TargetURL        string
+
+	// OnListen, when set, is called with the bound address once the server
+	// accepts connections (tests listen on port 0).
+	OnListen func(addr string)
+	// Transport replaces the HTTP transport to GitHub (tests).
+	Transport http.RoundTripper
+	// Hooks receive base-branch pushes and release tags.
+	Hooks ghub.Hooks
+}
+
+// NewCmdServe builds the command; runF replaces the work in tests of flags.
+func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{Factory: f}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the GitHub webhook receiver and PR gate",
+		Long: `Serve runs modelsync's long-lived components behind one HTTP server:
+
+  webhooks  POST /webhooks/github: pull request, review, push and tag events;
+            posts the modelsync/policy statuses and the plan comment.
+
+/healthz answers while the process runs; /readyz while it accepts work.
+
+Environment:
+  ` + EnvWebhookSecret + `  webhook secret (required)
+  ` + EnvToken + `                     token, or a GitHub App:
+  ` + EnvAppID + `, ` + EnvInstallationID + `, ` + EnvAppKeyFile + `
+  ` + EnvRepository + `      owner/name of the models repository
+  ` + EnvAPIURL + `         GitHub Enterprise API URL`,
+		Example: `  MODELSYNC_GITHUB_WEBHOOK_SECRET=... GITHUB_TOKEN=... \
+    modelsync serve --only webhooks --listen :8080 --repo https://github.com/acme/models.git --github-repository acme/models`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, c := range opts.Only {
+				if !slices.Contains(components, c) {
+					return fmt.Errorf("unknown component %q for --only; expected one of %v", c, components)
+				}
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return Run(cmd.Context(), opts)
+		},
+	}
+	cmdutil.AddRepoFlags(cmd, &opts.Repo)
+	cmd.Flags().StringSliceVar(&opts.Only, "only", nil, "run only these components ("+strings.Join(components, ", ")+"); default: all")
+	cmd.Flags().StringVar(&opts.Listen, "listen", ":8080", "address to serve HTTP on")
+	cmd.Flags().StringVar(&opts.GitHubRepository, "github-repository", "", "owner/name of the models repository on GitHub (default $"+EnvRepository+")")
+	cmd.Flags().StringVar(&opts.GitHubAPIURL, "github-api-url", "", "GitHub Enterprise API URL, e.g. https://ghe.example.com/api/v3 (default $"+EnvAPIURL+")")
+	cmd.Flags().Int64Var(&opts.AppID, "github-app-id", 0, "GitHub App id (default $"+EnvAppID+")")
+	cmd.Flags().Int64Var(&opts.InstallationID, "github-app-installation-id", 0, "GitHub App installation id (default $"+EnvInstallationID+")")
+	cmd.Flags().StringVar(&opts.AppKeyFile, "github-app-private-key-file", "", "GitHub App private key PEM file (default $"+EnvAppKeyFile+")")
+	cmd.Flags().StringVar(&opts.TargetURL, "status-target-url", "", "URL linked from commit statuses")
+	return cmd
+}
+
+// Server is the HTTP server every component registers on.
+type Server struct {
+	mux      *http.ServeMux
+	draining atomic.Bool
+	ready    []func(context.Context) error
+}
+
+// NewServer returns a server with /healthz and /readyz.
+func NewServer() *Server {
+	s := &Server{mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprintln(w, "ok")
+	})
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		for _, check := range s.ready {
+			if err := check(r.Context()); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprintln(w, "ready")
+	})
+	return s
+}
+
+// Handle registers a component's handler.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// AddReadyCheck adds a condition /readyz requires.
+func (s *Server) AddReadyCheck(check func(context.Context) error) { s.ready = append(s.ready, check) }
+
+// Handler returns the server's root handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Serve serves on ln until ctx ends, then drains for up to grace.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler: s.mux,
+		// Slow clients must not hold connections: GitHub sends the whole
+		// delivery at once.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Run starts the selected components and serves until ctx ends.
+func Run(ctx context.Context, opts *Options) error {
+	f := opts.Factory
+	log := slog.New(slog.NewJSONHandler(f.IO.ErrOut, nil))
+	only := opts.Only
+	if len(only) == 0 {
+		only = components
+	}
+	srv := NewServer()
+	var closers []func()
+	defer func() {
+		for _, c := range slices.Backward(closers) {
+			c()
+		}
+	}()
+	if slices.Contains(only, ComponentWebhooks) {
+		gate, handler, err := buildWebhooks(opts, log)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, gate.Close)
+		srv.Handle("POST "+ghub.WebhookPath, handler)
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
+	}
+	log.Info("modelsync serve listening", "addr", ln.Addr().String(), "components", only)
+	if opts.OnListen != nil {
+		opts.OnListen(ln.Addr().String())
+	}
+	return srv.Serve(ctx, ln, 20*time.Second, log)
+}
+
+func buildWebhooks(opts *Options, log *slog.Logger) (*ghub.Gate, http.Handler, error) {
+	getenv := opts.Factory.Getenv
+	secret := getenv(EnvWebhookSecret)
+	if secret == "" {
+		return nil, nil, ghub.ErrNoWebhookSecret
+	}
+	repoName := firstNonEmpty(opts.GitHubRepository, getenv(EnvRepository))
+	if repoName == "" {
+		return nil, nil, fmt.Errorf("--github-repository (or $%s) is required for the webhooks component", EnvRepository)
+	}
+	ref, err := ghub.ParseRepoRef(repoName)
+	if err != nil {
+		return nil, nil, err
+	}
+	copts := ghub.ClientOptions{Token: getenv(EnvToken), BaseURL: firstNonEmpty(opts.GitHubAPIURL, getenv(EnvAPIURL)), Transport: opts.Transport}
+	appID, instID, keyFile := opts.AppID, opts.InstallationID, firstNonEmpty(opts.AppKeyFile, getenv(EnvAppKeyFile))
+	if appID == 0 {
+		if appID, err = envInt(getenv, EnvAppID); err != nil {
+			return nil, nil, err
+		}
+	}
+	if instID == 0 {
+		if instID, err = envInt(getenv, EnvInstallationID); err != nil {
+			return nil, nil, err
+		}
+	}
+	if appID != 0 || instID != 0 || keyFile != "" {
+		if copts.Token != "" {
+			return nil, nil, fmt.Errorf("both $%s and a GitHub App are configured; use one", EnvToken)
+		}
+		if keyFile == "" {
+			return nil, nil, fmt.Errorf("GitHub App %d needs --github-app-private-key-file or $%s", appID, EnvAppKeyFile)
+		}
+		key, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("GitHub App %d private key: %w", appID, err)
+		}
+		copts.AppID, copts.InstallationID, copts.PrivateKey = appID, instID, key
+	}
+	client, err := ghub.NewClient(copts)
+	if err != nil {
+		return nil, nil, err
+	}
+	cache := opts.Repo.CacheDir
+	if cache == "" {
+		cache = repo.DefaultCacheDir(getenv)
+	}
+	rs := ghub.NewRepoSync(repo.Options{URL: opts.Repo.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(getenv)})
+	gate, err := ghub.NewGate(ghub.GateOptions{Client: client, Repository: ref, Sync: rs.Sync, Hooks: opts.Hooks, Logger: log, TargetURL: opts.TargetURL})
+	if err != nil {
+		return nil, nil, err
+	}
+	handler, err := ghub.NewWebhookHandler(ghub.WebhookOptions{Secret: []byte(secret), Handler: gate, Logger: log})
+	if err != nil {
+		gate.Close()
+		return nil, nil, err
+	}
+	return gate, handler, nil
+}
+
+func envInt(getenv func(string) string, name string) (int64, error) {
+	s := getenv(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("$%s: %q is not a number", name, s)
+	}
+	return n, nil
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

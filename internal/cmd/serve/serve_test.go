@@ -1,0 +1,163 @@
+package serve_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelsync/modelsync/internal/cmd/serve"
+	"github.com/modelsync/modelsync/internal/cmdutil"
+	ghub "github.com/modelsync/modelsync/internal/github"
+	"github.com/modelsync/modelsync/internal/github/githubtest"
+)
+
+func factory(env map[string]string, errOut io.Writer) *cmdutil.Factory {
+	return &cmdutil.Factory{
+		IO:     cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: errOut},
+		Getenv: func(k string) string { return env[k] },
+	}
+}
+
+func TestServeRefusesToStartWithoutSecret(t *testing.T) {
+	f := factory(map[string]string{"GITHUB_TOKEN": "t", serve.EnvRepository: "acme/models"}, &bytes.Buffer{})
+	cmd := serve.NewCmdServe(f, nil)
+	cmd.SetArgs([]string{"--only", "webhooks", "--listen", "127.0.0.1:0", "--repo", t.TempDir()})
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	if err := cmd.ExecuteContext(context.Background()); !errors.Is(err, ghub.ErrNoWebhookSecret) {
+		t.Fatalf("err = %v, want ErrNoWebhookSecret", err)
+	}
+}
+
+func TestServeFlagsAndConfigErrors(t *testing.T) {
+	var got *serve.Options
+	f := factory(nil, &bytes.Buffer{})
+	cmd := serve.NewCmdServe(f, func(_ context.Context, o *serve.Options) error { got = o; return nil })
+	cmd.SetArgs([]string{"--only", "webhooks", "--listen", ":9090", "--github-repository", "acme/models", "--github-app-id", "5"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got.Listen != ":9090" || got.GitHubRepository != "acme/models" || got.AppID != 5 || len(got.Only) != 1 {
+		t.Fatalf("options = %+v", got)
+	}
+	cmd = serve.NewCmdServe(f, func(context.Context, *serve.Options) error { return nil })
+	cmd.SetArgs([]string{"--only", "controller"})
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "unknown component") {
+		t.Fatalf("err = %v", err)
+	}
+	for name, env := range map[string]map[string]string{
+		"token and app": {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", "GITHUB_TOKEN": "t", serve.EnvAppID: "1", serve.EnvInstallationID: "2", serve.EnvAppKeyFile: "/nope"},
+		"app without key": {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", serve.EnvAppID: "1", serve.EnvInstallationID: "2"},
+		"no credentials":  {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models"},
+		"no repository":   {serve.EnvWebhookSecret: "s", "GITHUB_TOKEN": "t"},
+		"bad app id":      {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", serve.EnvAppID: "x"},
+	} {
+		err := serve.Run(context.Background(), &serve.Options{Factory: factory(env, &bytes.Buffer{}), Listen: "127.0.0.1:0"})
+		if err == nil {
+			t.Errorf("%s: Run succeeded", name)
+		} else if strings.Contains(err.Error(), "t\"") {
+			t.Errorf("%s: error may quote a secret: %v", name, err)
+		}
+	}
+}
+
+func exampleRepo(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "models")
+	script, err := filepath.Abs("../../../test/scripts/example-repo.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", script, dir)
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("example-repo.sh: %v\n%s", err, out)
+	}
+	return dir
+}
+
+func get(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Serve hosts the webhook receiver: a signed pull_request event leads to
+// the required status on the head commit.
+func TestServeWebhooks(t *testing.T) {
+	dir := exampleRepo(t)
+	cmd := exec.Command("git", "rev-parse", "main")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := strings.TrimSpace(string(out))
+	api := githubtest.New(t, "acme", "models", "ghp_serve")
+	api.PutPR(githubtest.PR{Number: 4, State: "open", Author: "carol", BaseRef: "main", HeadRef: "main", HeadSHA: head})
+	final := make(chan githubtest.Status, 16)
+	api.OnStatus(func(s githubtest.Status) {
+		if s.State != "pending" && s.Context == ghub.StatusContext {
+			final <- s
+		}
+	})
+	secret := "serve-secret"
+	env := map[string]string{serve.EnvWebhookSecret: secret, "GITHUB_TOKEN": "ghp_serve", serve.EnvRepository: "acme/models",
+		serve.EnvAPIURL: api.URL, "MODELSYNC_CACHE_DIR": t.TempDir()}
+	var logs bytes.Buffer
+	addr := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve.Run(ctx, &serve.Options{Factory: factory(env, &syncWriter{w: &logs}), Only: []string{"webhooks"},
+			Listen: "127.0.0.1:0", Repo: cmdutil.RepoFlags{URL: dir, Branch: "main"}, OnListen: func(a string) { addr <- a }})
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		t.Fatalf("serve exited: %v", err)
+	}
+	if c := get(t, base+"/healthz"); c != 200 {
+		t.Fatalf("/healthz = %d", c)
+	}
+	if c := get(t, base+"/readyz"); c != 200 {
+		t.Fatalf("/readyz = %d", c)
+	}
+	url := base + ghub.WebhookPath
+	if c := githubtest.Deliver(t, url, githubtest.Delivery{Event: "ping", ID: "p1", Payload: githubtest.PingEvent(), Secret: []byte(secret)}); c != 200 {
+		t.Fatalf("ping = %d", c)
+	}
+	if c := githubtest.Deliver(t, url, githubtest.Delivery{Event: "pull_request", ID: "x1", Payload: api.PullRequestEvent("opened", 4)}); c != 401 {
+		t.Fatalf("unsigned = %d, want 401", c)
+	}
+	if c := githubtest.Deliver(t, url, githubtest.Delivery{Event: "pull_request", ID: "x2", Payload: api.PullRequestEvent("opened", 4), Secret: []byte(secret)}); c != 202 {
+		t.Fatalf("signed = %d, want 202", c)
+	}
+	st := <-final
+	// Head equals base: nothing changes, so the policy passes.
+	if st.State != "success" || st.SHA != head {
+		t.Fatalf("final status = %+v", st)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if strings.Contains(logs.String(), "ghp_serve") || strings.Contains(logs.String(), secret) {
+		t.Fatalf("a secret reached the log:\n%s", logs.String())
+	}
+}
