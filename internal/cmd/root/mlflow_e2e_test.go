@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
@@ -171,5 +173,66 @@ func TestApplyKServeAgainstRealAPIServer(t *testing.T) {
 	code, out, errOut = run(t, env, "apply", "--repo", dir, "--kserve", "--kubeconfig", kube.KubeconfigPath, "--target", "kserve", "--wait", "--timeout", "3s")
 	if code != 1 || !strings.Contains(errOut+out, "ModelLoadFailed") {
 		t.Fatalf("apply --wait exit %d, want 1 naming ModelLoadFailed:\n%s%s", code, out, errOut)
+	}
+}
+
+// The S3 target and the cost report on MinIO: artifacts of the example's
+// versions are found through MLflow's download URIs, referenced versions stay
+// STANDARD, and `cost` prices what is there.
+func TestApplyS3AndCostAgainstMinIO(t *testing.T) {
+	minio := testenv.NewMinIO(t)
+	srv := testenv.NewMLflow(t, testenv.MLflowOptions{Major: 3})
+	admin, err := mlflow.New(mlflow.Config{TrackingURI: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := minio.MakeBucket(ctx, "models", false); err != nil {
+		t.Fatal(err)
+	}
+	s3c := minio.Client(ctx)
+	for name, versions := range map[string]int{"customer-churn-predictor": 5, "llama2-7b-alpaca": 4, "fraud-detector-xgb": 2, "sentiment-bert-legacy": 3} {
+		for v := 1; v <= versions; v++ {
+			key := fmt.Sprintf("%s/%d/model.bin", name, v)
+			if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("models"), Key: aws.String(key), Body: strings.NewReader(strings.Repeat("w", 1024*v))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	registerExample(t, admin) // sources are s3://models/<model>/<version>
+	dir := exampleRepo(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", minio.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", minio.SecretKey)
+	t.Setenv("AWS_REGION", minio.Region)
+	env := map[string]string{"MODELSYNC_CACHE_DIR": t.TempDir(), "MLFLOW_TRACKING_URI": srv.URL}
+	s3flags := []string{"--s3", "--s3-endpoint", minio.Endpoint, "--s3-path-style"}
+	code, out, errOut := run(t, env, append([]string{"apply", "--repo", dir}, s3flags...)...)
+	if code != 0 {
+		t.Fatalf("apply exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = run(t, env, append([]string{"cost", "--repo", dir, "-o", "json"}, s3flags...)...)
+	if code != 0 {
+		t.Fatalf("cost exit %d\n%s%s", code, out, errOut)
+	}
+	var rep struct {
+		Rows []struct {
+			Model    string
+			Versions []int
+			Class    string
+			Bytes    int64
+		}
+		Total struct{ Bytes int64 }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var churn3 bool
+	for _, r := range rep.Rows {
+		if r.Model == "customer-churn-predictor" && fmt.Sprint(r.Versions) == "[3]" && r.Class == "STANDARD" && r.Bytes == 3*1024 {
+			churn3 = true
+		}
+	}
+	if !churn3 || rep.Total.Bytes == 0 {
+		t.Fatalf("cost report lacks churn v3 in STANDARD:\n%s", out)
 	}
 }
