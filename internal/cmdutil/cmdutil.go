@@ -134,6 +134,9 @@ type TargetFlags struct {
 	S3          bool
 	S3Endpoint  string
 	S3PathStyle bool
+	// Progress receives progress of long artifact copies: a bar when it is
+	// a terminal, periodic log lines otherwise. Nil: no progress output.
+	Progress io.Writer
 	// ArtifactsDestination maps mlflow-artifacts:/ URIs to storage, e.g.
 	// s3://mlflow/artifacts (the server's --artifacts-destination).
 	ArtifactsDestination string

@@ -5,7 +5,11 @@ package wiring
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"slices"
+	"time"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/mlflow"
@@ -68,6 +72,7 @@ func BuildTargets(ctx context.Context, getenv func(string) string, flags *cmduti
 			Client:   s3c,
 			Locator:  locator,
 			Versions: registry.VersionLister{Client: client},
+			Progress: progress(flags.Progress),
 		})
 		if err != nil {
 			return nil, err
@@ -84,4 +89,18 @@ func BuildTargets(ctx context.Context, getenv func(string) string, flags *cmduti
 		return nil, fmt.Errorf("--target %v asked for, but not configured: %v", flags.Only, missing)
 	}
 	return targets, nil
+}
+
+// progress shows copy progress as a bar on a terminal and as a log line
+// every 10 seconds anywhere else (CI logs, files).
+func progress(w io.Writer) func(storage.ProgressEvent) {
+	if w == nil {
+		return nil
+	}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return storage.NewProgressBar(w).Update
+		}
+	}
+	return storage.NewProgressLog(slog.New(slog.NewTextHandler(w, nil)), 10*time.Second, time.Now).Update
 }

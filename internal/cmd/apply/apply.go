@@ -66,6 +66,7 @@ next apply converges from wherever this one stopped.`,
 
 // Run plans and applies.
 func Run(ctx context.Context, opts *Options) error {
+	opts.Targets.Progress = opts.Factory.IO.ErrOut
 	p, targets, err := plan.Compute(ctx, opts.Factory, opts.Repo, &opts.Targets)
 	if err != nil {
 		return err

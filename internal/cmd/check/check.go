@@ -15,6 +15,7 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/github/prcheck"
+	"github.com/modelsync/modelsync/internal/mlflow"
 	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/policy"
 )
@@ -31,9 +32,11 @@ type Options struct {
 	Output  string
 	// LoadPolicy compiles the bundle; nil means prcheck.LoadPolicy.
 	LoadPolicy func(context.Context, policy.Source) (prcheck.Evaluator, error)
-	// Registry supplies registry facts; nil means none, so rules that need
-	// them deny.
-	Registry prcheck.RegistryFacts
+	// Registry supplies registry facts; nil means MLflow at MLflowURI (or
+	// $MLFLOW_TRACKING_URI), or none when neither is set, so rules that
+	// need them deny.
+	Registry  prcheck.RegistryFacts
+	MLflowURI string
 	// Now fixes the evaluation time; zero means the current time.
 	Now time.Time
 }
@@ -75,6 +78,7 @@ Exit codes: 0 allowed, 1 denied or error.`,
 	cmd.Flags().StringVar(&opts.Base, "base", "", "ref the change would merge into (branch, tag or commit)")
 	cmd.Flags().StringVar(&opts.Head, "head", "", "ref holding the change (branch, tag or commit)")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text, json or github")
+	cmd.Flags().StringVar(&opts.MLflowURI, "mlflow-uri", "", "MLflow tracking URI for registry facts (default $MLFLOW_TRACKING_URI; none: rules needing them deny)")
 	return cmd
 }
 
@@ -117,8 +121,14 @@ func Run(ctx context.Context, opts *Options) error {
 		PR:  policy.PullRequest{Author: firstNonEmpty(head.AuthorEmail, head.AuthorName, "unknown")},
 		Now: opts.Now,
 	}
-	if opts.Registry != nil {
-		if req.Registry, err = opts.Registry.Facts(ctx, cmp.Changes); err != nil {
+	facts := opts.Registry
+	if facts == nil {
+		if facts, err = registryFromEnv(f.Getenv, opts.MLflowURI); err != nil {
+			return err
+		}
+	}
+	if facts != nil {
+		if req.Registry, err = facts.Facts(ctx, cmp, opts.Now); err != nil {
 			return fmt.Errorf("registry facts for %s: %w", refs.HeadRef, err)
 		}
 	}
@@ -174,6 +184,23 @@ func resolve(g *git.Repository, snap *repo.Snapshot, ref string) (string, error)
 		return "", fmt.Errorf("ref %q is not a branch, tag or commit of %s: %w", ref, snap.Source().URL(), err)
 	}
 	return h.String(), nil
+}
+
+// registryFromEnv returns MLflow registry facts when a tracking URI is
+// configured, credentials coming from the MLFLOW_* environment.
+func registryFromEnv(getenv func(string) string, uri string) (prcheck.RegistryFacts, error) {
+	cfg := mlflow.ConfigFromEnv(getenv)
+	if uri != "" {
+		cfg.TrackingURI = uri
+	}
+	if cfg.TrackingURI == "" {
+		return nil, nil
+	}
+	c, err := mlflow.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("registry facts: %w", err)
+	}
+	return &prcheck.MLflowFacts{Client: c}, nil
 }
 
 func firstNonEmpty(ss ...string) string {

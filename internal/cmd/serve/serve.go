@@ -22,6 +22,8 @@ import (
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/gitsource"
 	ghub "github.com/modelsync/modelsync/internal/github"
+	"github.com/modelsync/modelsync/internal/github/prcheck"
+	"github.com/modelsync/modelsync/internal/mlflow"
 	"github.com/modelsync/modelsync/internal/repo"
 )
 
@@ -86,7 +88,8 @@ Environment:
   ` + EnvToken + `                     token, or a GitHub App:
   ` + EnvAppID + `, ` + EnvInstallationID + `, ` + EnvAppKeyFile + `
   ` + EnvRepository + `      owner/name of the models repository
-  ` + EnvAPIURL + `         GitHub Enterprise API URL`,
+  ` + EnvAPIURL + `         GitHub Enterprise API URL
+  MLFLOW_TRACKING_URI (and MLFLOW_TRACKING_*)  registry facts for the rules`,
 		Example: `  MODELSYNC_GITHUB_WEBHOOK_SECRET=... GITHUB_TOKEN=... \
     modelsync serve --only webhooks --listen :8080 --repo https://github.com/acme/models.git --github-repository acme/models`,
 		Args: cobra.NoArgs,
@@ -268,7 +271,17 @@ func buildWebhooks(opts *Options, log *slog.Logger) (*ghub.Gate, http.Handler, e
 		cache = repo.DefaultCacheDir(getenv)
 	}
 	rs := ghub.NewRepoSync(repo.Options{URL: opts.Repo.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(getenv)})
-	gate, err := ghub.NewGate(ghub.GateOptions{Client: client, Repository: ref, Sync: rs.Sync, Hooks: opts.Hooks, Logger: log, TargetURL: opts.TargetURL})
+	gopts := ghub.GateOptions{Client: client, Repository: ref, Sync: rs.Sync, Hooks: opts.Hooks, Logger: log, TargetURL: opts.TargetURL}
+	if mcfg := mlflow.ConfigFromEnv(getenv); mcfg.TrackingURI != "" {
+		// Without a registry, rules that need its facts deny: the gate
+		// fails closed rather than skipping them.
+		mc, err := mlflow.New(mcfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("registry facts: %w", err)
+		}
+		gopts.Registry = &prcheck.MLflowFacts{Client: mc}
+	}
+	gate, err := ghub.NewGate(gopts)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,97 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/modelsync/modelsync/internal/serving"
+	"github.com/modelsync/modelsync/reconciler"
+)
+
+func isvcGVR() schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: serving.KServeGroup, Version: serving.KServeVersion, Resource: "inferenceservices"}
+}
+
+// KubeHealth reads each environment's InferenceService (named after the
+// model, in the environment's namespace) and judges it with serving.Health.
+type KubeHealth struct{ Client dynamic.Interface }
+
+// Health implements HealthChecker.
+func (h KubeHealth) Health(ctx context.Context, model string, env reconciler.DesiredEnv) (Health, error) {
+	obj, err := h.Client.Resource(isvcGVR()).Namespace(env.Namespace).Get(ctx, model, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return Health{Status: string(serving.Missing)}, nil
+	}
+	if err != nil {
+		return Health{}, fmt.Errorf("model %s environment %s: reading InferenceService %s/%s: %w", model, env.Environment, env.Namespace, model, err)
+	}
+	st, _, _ := serving.Health(obj)
+	out := Health{Status: string(st)}
+	if env.Canary != nil {
+		out.CanaryStep = serving.ProgressOf(obj).String()
+	}
+	return out, nil
+}
+
+// event records a Kubernetes Event on the InferenceService when the key's
+// state or applied revision changed since the last event, so a quiet
+// resync emits nothing.
+func (c *Controller) event(ctx context.Context, k Key, e *reconciler.DesiredEnv, wrote bool) {
+	if c.opts.Events == nil || k.Environment == "" {
+		return
+	}
+	c.mu.Lock()
+	s := c.items[k]
+	d := c.desired
+	if s == nil || d == nil {
+		c.mu.Unlock()
+		return
+	}
+	state, rev, lastErr := s.State, s.LastRevision, s.LastError
+	changed := state != s.eventState || (state == StateSynced && rev != s.eventRev && wrote)
+	if changed {
+		s.eventState, s.eventRev = state, rev
+	}
+	c.mu.Unlock()
+	if !changed {
+		return
+	}
+	m, ok := d.Model(k.Model)
+	if !ok {
+		return
+	}
+	ge, ok := m.Env(k.Environment)
+	if !ok {
+		return
+	}
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: k.Model + ".", Namespace: ge.Namespace},
+		InvolvedObject: corev1.ObjectReference{
+			APIVersion: serving.KServeGroup + "/" + serving.KServeVersion, Kind: "InferenceService",
+			Namespace: ge.Namespace, Name: k.Model,
+		},
+		Source:         corev1.EventSource{Component: "modelsync-controller"},
+		FirstTimestamp: metav1.NewTime(c.opts.Now()),
+		LastTimestamp:  metav1.NewTime(c.opts.Now()),
+		Count:          1,
+	}
+	switch state {
+	case StateSynced:
+		ev.Type, ev.Reason = corev1.EventTypeNormal, "Synced"
+		ev.Message = fmt.Sprintf("%s %s at %s", k.Environment, envLabel(e), rev)
+	case StateFailed:
+		ev.Type, ev.Reason = corev1.EventTypeWarning, "SyncFailed"
+		ev.Message = fmt.Sprintf("%s at %s: %s", k.Environment, ge.Revision, lastErr)
+	default:
+		return
+	}
+	if _, err := c.opts.Events.CoreV1().Events(ge.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		c.log.Warn("recording event failed", "model", k.Model, "environment", k.Environment, "error", err)
+	}
+}

@@ -1,0 +1,76 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+)
+
+func (c *Controller) leaderContext() context.Context {
+	c.leaderMu.Lock()
+	defer c.leaderMu.Unlock()
+	return c.leaderCtx
+}
+
+// setLeader lets this replica write with ctx (nil: stop writing). On
+// becoming leader every key is queued: the standby's view may be stale and
+// the old leader may have stopped halfway.
+func (c *Controller) setLeader(ctx context.Context) {
+	c.leaderMu.Lock()
+	c.leaderCtx = ctx
+	c.leaderMu.Unlock()
+	if ctx == nil {
+		return
+	}
+	c.mu.Lock()
+	d := c.desired
+	c.mu.Unlock()
+	if d != nil {
+		for _, k := range allKeys(d) {
+			c.queue.Add(k)
+		}
+	}
+}
+
+// runLeaderElection campaigns for the Lease until ctx ends; after losing
+// it, the replica becomes a standby and campaigns again.
+func (c *Controller) runLeaderElection(ctx context.Context) {
+	le := c.opts.LeaderElection
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: le.Namespace, Name: le.Name},
+		Client:     le.Client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: c.identity},
+	}
+	for ctx.Err() == nil {
+		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock:            lock,
+			LeaseDuration:   le.LeaseDuration,
+			RenewDeadline:   le.RenewDeadline,
+			RetryPeriod:     le.RetryPeriod,
+			ReleaseOnCancel: true,
+			Name:            le.Name,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(lctx context.Context) {
+					c.log.Info("became leader", "identity", c.identity, "lease", le.Namespace+"/"+le.Name)
+					c.setLeader(lctx)
+				},
+				OnStoppedLeading: func() {
+					c.log.Info("stopped leading", "identity", c.identity)
+					c.setLeader(nil)
+				},
+			},
+		})
+		if err != nil {
+			c.log.Error("leader election misconfigured", "error", err)
+			return
+		}
+		elector.Run(ctx)
+		select {
+		case <-ctx.Done():
+		case <-time.After(le.RetryPeriod):
+		}
+	}
+}

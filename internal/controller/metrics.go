@@ -1,0 +1,99 @@
+package controller
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is one controller's Prometheus registry. It is created before the
+// targets so that their clients can report requests through
+// TargetRequestObserver; pass it to New in Options.Metrics.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	reconcileDuration *prometheus.HistogramVec
+	reconcileTotal    *prometheus.CounterVec
+	gitFetch          prometheus.Histogram
+	targetRequests    *prometheus.CounterVec
+	drift             prometheus.Counter
+	modelInfo         *prometheus.GaugeVec
+	githubRemaining   prometheus.Gauge
+
+	mu      sync.Mutex
+	infoFor map[Key]string // version label currently exported per key
+}
+
+// NewMetrics registers modelsync's metrics, plus Go and process collectors,
+// in a fresh registry.
+func NewMetrics() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		reconcileDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "modelsync_reconcile_duration_seconds", Help: "Time a target spent observing and applying for one model and environment.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}, []string{"target"}),
+		reconcileTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "modelsync_reconcile_total", Help: "Reconciliations per target by result: applied, noop, failed, held.",
+		}, []string{"target", "result"}),
+		gitFetch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "modelsync_git_fetch_duration_seconds", Help: "Duration of fetching the models repository.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
+		targetRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "modelsync_target_requests_total", Help: "HTTP requests made to targets, by operation and status code (0: no reply).",
+		}, []string{"target", "operation", "code"}),
+		drift: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "modelsync_drift_detected_total", Help: "Actions planned because live state moved away from Git.",
+		}),
+		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "modelsync_model_info", Help: "The version applied per model and environment (value 1).",
+		}, []string{"model", "environment", "version"}),
+		githubRemaining: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "modelsync_github_rate_limit_remaining", Help: "GitHub API requests left in the current rate-limit window.",
+		}),
+		infoFor: map[Key]string{},
+	}
+	r.MustRegister(m.reconcileDuration, m.reconcileTotal, m.gitFetch, m.targetRequests, m.drift, m.modelInfo, m.githubRemaining,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// TargetRequestObserver returns a function with the signature of
+// mlflow.Config.Observe that counts requests of the named target.
+func (m *Metrics) TargetRequestObserver(target string) func(method, endpoint string, status int, dur time.Duration) {
+	return func(method, endpoint string, status int, _ time.Duration) {
+		m.targetRequests.WithLabelValues(target, method+" "+endpoint, strconv.Itoa(status)).Inc()
+	}
+}
+
+// SetGitHubRateLimitRemaining records the last rate-limit header seen.
+func (m *Metrics) SetGitHubRateLimitRemaining(n float64) { m.githubRemaining.Set(n) }
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+func (m *Metrics) setModelInfo(k Key, version string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.infoFor[k]; ok {
+		if old == version {
+			return
+		}
+		m.modelInfo.DeleteLabelValues(k.Model, k.Environment, old)
+	}
+	if version == "" {
+		delete(m.infoFor, k)
+		return
+	}
+	m.infoFor[k] = version
+	m.modelInfo.WithLabelValues(k.Model, k.Environment, version).Set(1)
+}

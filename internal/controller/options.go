@@ -1,0 +1,175 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/reconciler"
+)
+
+// Defaults, following Flux's controllers (see docs in the package comment).
+const (
+	DefaultInterval       = time.Minute
+	DefaultJitterPercent  = 5
+	DefaultResyncInterval = 10 * time.Minute
+	DefaultGitTimeout     = 60 * time.Second
+	DefaultConcurrency    = 4
+	DefaultMinRetryDelay  = 750 * time.Millisecond
+	DefaultMaxRetryDelay  = 15 * time.Minute
+	// MaxWebhookBody caps a generic webhook's body, as Flux's receiver does.
+	MaxWebhookBody = 3 << 20
+)
+
+// Options configure a Controller. Repo and Targets are required.
+type Options struct {
+	// Repo locates the models repository and its clone cache.
+	Repo repo.Options
+	// Branch is the config branch (default "main").
+	Branch string
+	// Targets are applied in order, as `modelsync apply` does.
+	Targets []reconciler.Target
+
+	// Interval between fetches (default 1m), with ±JitterPercent (default 5).
+	Interval      time.Duration
+	JitterPercent float64
+	// ResyncInterval is how often every model is re-planned, even if Git
+	// did not change, to correct drift (default 10m).
+	ResyncInterval time.Duration
+	// GitTimeout bounds one fetch (default 60s).
+	GitTimeout time.Duration
+	// Concurrency is the number of workers (default 4).
+	Concurrency int
+	// MinRetryDelay and MaxRetryDelay shape the per-item exponential
+	// backoff after a failure (default 750ms to 15m).
+	MinRetryDelay time.Duration
+	MaxRetryDelay time.Duration
+
+	// Windows are the sync windows of the environments.
+	Windows []SyncWindow
+	// StateDir keeps pins.json. Empty keeps pins in memory only, so they
+	// are lost on restart.
+	StateDir string
+	// Now is the clock sync windows and audit entries use (default time.Now).
+	Now func() time.Time
+
+	// Logger receives structured logs (default: JSON to stderr is the
+	// caller's choice; nil discards).
+	Logger *slog.Logger
+	// Metrics is the registry to record into; nil creates one.
+	Metrics *Metrics
+	// Audit receives the audit log as JSON lines; AuditFile, when set, is
+	// also appended to (created 0600).
+	Audit     io.Writer
+	AuditFile string
+	// Events, when set, records Kubernetes Events on each environment's
+	// InferenceService when a model's state there changes.
+	Events kubernetes.Interface
+	// Health, when set, reports serving health and canary progress.
+	Health HealthChecker
+	// LeaderElection, when set, makes only the Lease holder write.
+	LeaderElection *LeaderElection
+	// WebhookSecret verifies POST /webhooks/generic; the endpoint answers
+	// 404 while it is empty.
+	WebhookSecret []byte
+}
+
+// LeaderElection configures a coordination.k8s.io Lease.
+type LeaderElection struct {
+	Client    kubernetes.Interface
+	Namespace string
+	Name      string // default "modelsync-controller"
+	// Identity names this replica (default: hostname and a random suffix).
+	Identity string
+	// LeaseDuration, RenewDeadline and RetryPeriod default to 15s, 10s, 2s
+	// (client-go's recommended values); a standby takes over at most
+	// LeaseDuration after the leader stops renewing.
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
+}
+
+// HealthChecker reports how a model serves in one environment.
+type HealthChecker interface {
+	Health(ctx context.Context, model string, env reconciler.DesiredEnv) (Health, error)
+}
+
+// Health is a serving health in Argo CD's vocabulary (Healthy, Progressing,
+// Degraded, Suspended, Missing) and the canary's traffic step.
+type Health struct {
+	Status     string `json:"status"`
+	CanaryStep string `json:"canaryStep,omitempty"`
+}
+
+func (o *Options) defaults() error {
+	if o.Repo.URL == "" {
+		return errors.New("controller: Options.Repo.URL is empty")
+	}
+	if o.Branch == "" {
+		o.Branch = "main"
+	}
+	if o.Interval == 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.Interval < 0 {
+		return fmt.Errorf("controller: interval %s is negative", o.Interval)
+	}
+	if o.JitterPercent == 0 {
+		o.JitterPercent = DefaultJitterPercent
+	}
+	if o.ResyncInterval == 0 {
+		o.ResyncInterval = DefaultResyncInterval
+	}
+	if o.GitTimeout == 0 {
+		o.GitTimeout = DefaultGitTimeout
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.MinRetryDelay == 0 {
+		o.MinRetryDelay = DefaultMinRetryDelay
+	}
+	if o.MaxRetryDelay == 0 {
+		o.MaxRetryDelay = DefaultMaxRetryDelay
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	if le := o.LeaderElection; le != nil {
+		if le.Client == nil || le.Namespace == "" {
+			return errors.New("controller: leader election needs a Kubernetes client and a namespace")
+		}
+		if le.Name == "" {
+			le.Name = "modelsync-controller"
+		}
+		if le.LeaseDuration == 0 {
+			le.LeaseDuration = 15 * time.Second
+		}
+		if le.RenewDeadline == 0 {
+			le.RenewDeadline = 10 * time.Second
+		}
+		if le.RetryPeriod == 0 {
+			le.RetryPeriod = 2 * time.Second
+		}
+	}
+	seen := map[string]bool{}
+	for _, t := range o.Targets {
+		if seen[t.Name()] {
+			return fmt.Errorf("controller: target %q configured twice", t.Name())
+		}
+		seen[t.Name()] = true
+	}
+	return nil
+}

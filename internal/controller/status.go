@@ -1,0 +1,99 @@
+package controller
+
+import (
+	"time"
+
+	"github.com/modelsync/modelsync/reconciler"
+)
+
+// Status is GET /api/v1/status: one row per model and environment.
+type Status struct {
+	Revision  string    `json:"revision"`
+	Ready     bool      `json:"ready"`
+	Leader    bool      `json:"leader"`
+	Identity  string    `json:"identity"`
+	LastFetch time.Time `json:"lastFetch,omitzero"`
+	// FetchError is the last fetch's or desired-state error, if any.
+	FetchError string      `json:"fetchError,omitempty"`
+	Rows       []StatusRow `json:"rows"`
+}
+
+// StatusRow describes one model in one environment. Messages are
+// deterministic; times are in their own fields.
+type StatusRow struct {
+	Model       string `json:"model"`
+	Environment string `json:"environment"`
+	// Desired is what Git asks for, e.g. "v3 (canary v4 at 20%)".
+	Desired         string `json:"desired"`
+	DesiredRevision string `json:"desiredRevision,omitempty"`
+	// Live is what runs, from the last plan or apply ("unknown" before).
+	Live         string       `json:"live"`
+	State        string       `json:"state"`
+	Message      string       `json:"message,omitempty"`
+	Drift        bool         `json:"drift"`
+	Health       string       `json:"health"`
+	CanaryStep   string       `json:"canaryStep,omitempty"`
+	LastRevision string       `json:"lastRevision,omitempty"`
+	LastError    string       `json:"lastError,omitempty"`
+	Window       WindowStatus `json:"window"`
+	Pin          *Pin         `json:"pin,omitempty"`
+	LastAttempt  time.Time    `json:"lastAttempt,omitzero"`
+	LastApplied  time.Time    `json:"lastApplied,omitzero"`
+}
+
+// Status reports every model and environment of the current desired
+// state, including models Git cannot resolve.
+func (c *Controller) Status() Status {
+	now := c.opts.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := Status{Ready: c.ready.Load(), Leader: c.IsLeader(), Identity: c.identity, LastFetch: c.lastFetch, FetchError: c.fetchErr, Rows: []StatusRow{}}
+	d := c.desired
+	if d == nil {
+		return st
+	}
+	st.Revision = d.Revision
+	keys := allKeys(d)
+	sortKeys(keys, d.Config)
+	for _, k := range keys {
+		m, _ := d.Model(k.Model)
+		row := StatusRow{Model: k.Model, Environment: k.Environment, Desired: "-", Live: "unknown", State: StateUnknown, Health: HealthUnknown}
+		if k.Environment == "" {
+			row.Environment = "-"
+			row.Desired = "(in no environment)"
+		} else if e, ok := m.Env(k.Environment); ok {
+			row.Desired, row.DesiredRevision = envLabel(e), e.Revision
+			row.Window = c.windows.status(k.Environment, now)
+		}
+		if m.Suspended {
+			row.State = StateSuspended
+		}
+		if s, ok := c.items[k]; ok {
+			row.Live, row.State, row.Message, row.Drift, row.Health = s.Live, s.State, s.Message, s.Drift, s.Health
+			row.CanaryStep, row.LastRevision, row.LastError, row.LastAttempt, row.LastApplied = s.CanaryStep, s.LastRevision, s.LastError, s.LastAttempt, s.LastApplied
+		}
+		if row.Window.Open || k.Environment == "" {
+			row.Window = WindowStatus{Open: true}
+		}
+		if p, ok := c.pins.get(k); ok {
+			row.Pin = &p
+		}
+		st.Rows = append(st.Rows, row)
+	}
+	for _, e := range d.Errors {
+		row := StatusRow{Model: e.Model, Environment: e.Environment, Desired: "-", Live: "unknown", State: StateInvalid,
+			Health: HealthUnknown, LastError: e.Message, Window: WindowStatus{Open: true}}
+		if row.Environment == "" {
+			row.Environment = "-"
+		}
+		st.Rows = append(st.Rows, row)
+	}
+	return st
+}
+
+// Desired returns the desired state of the last successful fetch, or nil.
+func (c *Controller) Desired() *reconciler.DesiredState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.desired
+}

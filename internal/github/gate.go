@@ -1,0 +1,575 @@
+package github
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	gh "github.com/google/go-github/v60/github"
+
+	"github.com/modelsync/modelsync/internal/github/prcheck"
+	"github.com/modelsync/modelsync/internal/release"
+	"github.com/modelsync/modelsync/policy"
+)
+
+// StatusContext is the required check's name. It has no variable part so
+// branch protection can require it in advance.
+const StatusContext = "modelsync/policy"
+
+// CommentMarker identifies modelsync's plan comment on a pull request.
+const CommentMarker = "<!-- modelsync:plan -->"
+
+// MaxCommentLength is GitHub's limit on a comment body.
+const MaxCommentLength = 65536
+
+// Hooks are called for pushes that concern the reconciler. They must
+// return quickly and be idempotent: GitHub may send both a push and a
+// create event for one tag, and redeliver either.
+type Hooks struct {
+	// Reconcile is called after a push to the base branch.
+	Reconcile func(ctx context.Context, branch, sha string)
+	// Rollout is called when a release tag <model>/vX.Y.Z is pushed.
+	Rollout func(ctx context.Context, model, tag string)
+}
+
+// GateOptions configure NewGate.
+type GateOptions struct {
+	Client *Client
+	// Repository is the models repository on GitHub; events about other
+	// repositories are ignored.
+	Repository RepoRef
+	// Sync fetches the models repository and returns its current state.
+	Sync func(ctx context.Context) (prcheck.Repository, error)
+	// LoadPolicy compiles a bundle; nil means prcheck.LoadPolicy.
+	LoadPolicy func(context.Context, policy.Source) (prcheck.Evaluator, error)
+	// Registry supplies registry facts; nil means none.
+	Registry prcheck.RegistryFacts
+	Hooks    Hooks
+	Logger   *slog.Logger
+	// TargetURL is linked from every status, e.g. the dashboard.
+	TargetURL string
+	// Timeout bounds one evaluation; zero means two minutes.
+	Timeout time.Duration
+	// Now returns the evaluation time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Gate evaluates pull requests of one repository and reports the results
+// on GitHub. Evaluations of one pull request run one at a time, and a
+// newer request cancels the one in progress.
+type Gate struct {
+	opts GateOptions
+	log  *slog.Logger
+
+	wg sync.WaitGroup
+	// root is canceled by Close and parents all work.
+	root context.Context
+	stop context.CancelFunc
+
+	mu  sync.Mutex
+	prs map[int]*prRun
+	// engines caches one compiled policy per base revision.
+	engines map[string]prcheck.Evaluator
+	tags    *lru
+}
+
+// prRun serializes the evaluations of one pull request.
+type prRun struct {
+	run    sync.Mutex // held while evaluating
+	gen    uint64     // latest scheduled generation; guarded by Gate.mu
+	cancel context.CancelFunc
+}
+
+// NewGate checks the options and returns a gate.
+func NewGate(opts GateOptions) (*Gate, error) {
+	if opts.Client == nil || opts.Sync == nil {
+		return nil, errors.New("github gate: a client and a repository sync are required")
+	}
+	if opts.Repository.Owner == "" || opts.Repository.Name == "" {
+		return nil, errors.New("github gate: repository owner/name is required")
+	}
+	if opts.LoadPolicy == nil {
+		opts.LoadPolicy = prcheck.LoadPolicy
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 2 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	root, stop := context.WithCancel(context.Background())
+	return &Gate{opts: opts, log: log.With("repository", opts.Repository.String()), prs: map[int]*prRun{},
+		engines: map[string]prcheck.Evaluator{}, tags: newLRU(1024), root: root, stop: stop}, nil
+}
+
+// Wait blocks until all scheduled work has finished.
+func (g *Gate) Wait() { g.wg.Wait() }
+
+// Close cancels all work in progress and waits for it to end.
+func (g *Gate) Close() {
+	g.stop()
+	g.wg.Wait()
+}
+
+func (g *Gate) ours(full string) bool {
+	return strings.EqualFold(full, g.opts.Repository.String())
+}
+
+// HandleEvent implements EventHandler. Payloads are only hints: which pull
+// request to look at. Its state is read again from GitHub and Git.
+func (g *Gate) HandleEvent(_ context.Context, ev Event) error {
+	ctx := g.root
+	if ctx.Err() != nil {
+		return errors.New("github gate: shutting down")
+	}
+	switch p := ev.Payload.(type) {
+	case *gh.PullRequestEvent:
+		if !g.ours(p.GetRepo().GetFullName()) {
+			return nil
+		}
+		switch p.GetAction() {
+		case "opened", "synchronize", "reopened", "ready_for_review":
+			g.Schedule(p.GetNumber())
+		case "edited":
+			// A retargeted pull request is judged against its new base.
+			if p.GetChanges().GetBase() != nil {
+				g.Schedule(p.GetNumber())
+			}
+		}
+	case *gh.PullRequestReviewEvent:
+		if !g.ours(p.GetRepo().GetFullName()) {
+			return nil
+		}
+		switch p.GetAction() {
+		case "submitted", "dismissed":
+			g.Schedule(p.GetPullRequest().GetNumber())
+		}
+	case *gh.PushEvent:
+		if !g.ours(p.GetRepo().GetFullName()) || p.GetDeleted() {
+			if p.GetDeleted() {
+				if tag, ok := strings.CutPrefix(p.GetRef(), "refs/tags/"); ok {
+					g.tags.remove(tag)
+				}
+			}
+			return nil
+		}
+		ref := p.GetRef()
+		if branch, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
+			if branch == p.GetRepo().GetDefaultBranch() {
+				g.basePushed(ctx, branch, p.GetAfter())
+			}
+			return nil
+		}
+		if tag, ok := strings.CutPrefix(ref, "refs/tags/"); ok {
+			g.tagPushed(ctx, tag)
+		}
+	case *gh.CreateEvent:
+		if g.ours(p.GetRepo().GetFullName()) && p.GetRefType() == "tag" {
+			g.tagPushed(ctx, p.GetRef())
+		}
+	}
+	return nil
+}
+
+// basePushed re-checks every open pull request into the branch: a base
+// move changes what they would merge into but fires no event of their own.
+func (g *Gate) basePushed(ctx context.Context, branch, sha string) {
+	if h := g.opts.Hooks.Reconcile; h != nil {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			h(ctx, branch, sha)
+		}()
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		lctx, cancel := context.WithTimeout(ctx, g.opts.Timeout)
+		defer cancel()
+		prs, err := g.opts.Client.ListOpenPullRequests(lctx, g.opts.Repository, branch)
+		if err != nil {
+			g.log.Error("listing open pull requests after a base push", "branch", branch, "err", err)
+			return
+		}
+		for _, n := range prs {
+			g.Schedule(n)
+		}
+	}()
+}
+
+func (g *Gate) tagPushed(ctx context.Context, name string) {
+	t, err := release.ParseTag(name)
+	if err != nil {
+		return
+	}
+	h := g.opts.Hooks.Rollout
+	if h == nil || !g.tags.claim(t.Name) {
+		return
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		h(ctx, t.Model, t.Name)
+	}()
+}
+
+// Schedule queues an evaluation of a pull request and cancels the one in
+// progress, whose result would be superseded.
+func (g *Gate) Schedule(number int) {
+	g.mu.Lock()
+	st := g.prs[number]
+	if st == nil {
+		st = &prRun{}
+		g.prs[number] = st
+	}
+	st.gen++
+	gen := st.gen
+	if st.cancel != nil {
+		st.cancel()
+	}
+	g.mu.Unlock()
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		st.run.Lock()
+		defer st.run.Unlock()
+		g.mu.Lock()
+		if st.gen != gen {
+			// A newer request arrived while this one waited.
+			g.mu.Unlock()
+			return
+		}
+		ctx, cancel := context.WithTimeout(g.root, g.opts.Timeout)
+		st.cancel = cancel
+		g.mu.Unlock()
+		defer func() {
+			cancel()
+			g.mu.Lock()
+			if st.gen == gen {
+				// Nothing newer is queued: drop the entry so the map does
+				// not grow with every pull request ever seen.
+				delete(g.prs, number)
+			}
+			g.mu.Unlock()
+		}()
+		if err := g.Evaluate(ctx, number); err != nil {
+			if errors.Is(ctx.Err(), context.Canceled) {
+				g.log.Info("pull request evaluation superseded", "pr", number)
+				return
+			}
+			g.log.Error("pull request evaluation failed", "pr", number, "err", err)
+		}
+	}()
+}
+
+// Outcome says what one evaluation did.
+type Outcome struct {
+	HeadSHA string
+	Report  *prcheck.Report
+	// Stale is set when the head moved during the evaluation; nothing but
+	// pending was posted.
+	Stale bool
+}
+
+// Evaluate judges the pull request's current head and posts the result.
+func (g *Gate) Evaluate(ctx context.Context, number int) error {
+	_, err := g.evaluate(ctx, number)
+	return err
+}
+
+func (g *Gate) evaluate(ctx context.Context, number int) (Outcome, error) {
+	c, repo := g.opts.Client, g.opts.Repository
+	pr, err := c.GetPullRequest(ctx, repo, number)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if pr.State != "open" {
+		return Outcome{}, nil
+	}
+	log := g.log.With("pr", number, "head", pr.HeadSHA)
+	current, err := c.LatestStatuses(ctx, repo, pr.HeadSHA)
+	if err != nil {
+		return Outcome{}, err
+	}
+	pending := Status{Context: StatusContext, State: "pending", Description: "modelsync is evaluating the policy", TargetURL: g.opts.TargetURL}
+	if err := g.writeStatus(ctx, pr.HeadSHA, current, pending); err != nil {
+		return Outcome{}, err
+	}
+	out := Outcome{HeadSHA: pr.HeadSHA}
+	rep, evalErr := g.judge(ctx, pr)
+	if ctx.Err() != nil {
+		return out, ctx.Err()
+	}
+	// Re-read the head: a result for a commit that is no longer the head
+	// would be attached to the wrong commit's check, so it is dropped.
+	now, err := c.GetPullRequest(ctx, repo, number)
+	if err != nil {
+		return out, err
+	}
+	if now.HeadSHA != pr.HeadSHA {
+		log.Info("head moved during evaluation; result dropped", "new_head", now.HeadSHA)
+		out.Stale = true
+		return out, nil
+	}
+	out.Report = rep
+	if evalErr != nil && rep == nil {
+		// Nothing could be judged: say so on the required check. The
+		// error text carries no credentials (Git and API errors are
+		// scrubbed where they are made).
+		st := Status{Context: StatusContext, State: "error", Description: "modelsync could not evaluate: " + evalErr.Error(), TargetURL: g.opts.TargetURL}
+		if err := g.writeStatus(ctx, pr.HeadSHA, current, st); err != nil {
+			return out, err
+		}
+		return out, evalErr
+	}
+	for _, st := range g.statuses(rep) {
+		if err := g.writeStatus(ctx, pr.HeadSHA, current, st); err != nil {
+			return out, err
+		}
+	}
+	if err := g.upsertComment(ctx, number, prcheck.Markdown(rep)); err != nil {
+		return out, err
+	}
+	log.Info("pull request evaluated", "passed", rep.Passed(), "denies", len(rep.Result.Denies), "warnings", len(rep.Result.Warnings))
+	return out, evalErr
+}
+
+// judge reads the repository and the reviews and evaluates the policy. A
+// report with Error set means the evaluation failed closed.
+func (g *Gate) judge(ctx context.Context, pr PullRequest) (*prcheck.Report, error) {
+	c, repo := g.opts.Client, g.opts.Repository
+	r, err := g.opts.Sync(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("syncing the models repository: %w", err)
+	}
+	base, err := r.BranchHead(pr.BaseRef)
+	if err != nil {
+		return nil, fmt.Errorf("base branch %s: %w", pr.BaseRef, err)
+	}
+	if _, err := r.Commit(pr.HeadSHA); err != nil {
+		return nil, fmt.Errorf("head %s of pull request #%d is not in the models repository: %w", pr.HeadSHA, pr.Number, err)
+	}
+	refs := prcheck.Refs{BaseBranch: pr.BaseRef, BaseRef: pr.BaseRef, HeadRef: pr.HeadRef, BaseSHA: base.Hash, HeadSHA: pr.HeadSHA}
+	cmp, err := prcheck.Compare(ctx, r, refs)
+	if err != nil {
+		return nil, fmt.Errorf("pull request #%d: %w", pr.Number, err)
+	}
+	ev, err := g.engine(ctx, r, refs)
+	if err != nil {
+		return nil, err
+	}
+	reviews, err := c.ListReviews(ctx, repo, pr.Number)
+	if err != nil {
+		return nil, err
+	}
+	files, err := c.ListFiles(ctx, repo, pr.Number)
+	if err != nil {
+		return nil, err
+	}
+	req := prcheck.Request{
+		PR:      policy.PullRequest{Number: pr.Number, Author: pr.Author, Labels: pr.Labels, ChangedFiles: files},
+		Reviews: reviews,
+		Now:     g.opts.Now().UTC(),
+	}
+	if g.opts.Registry != nil {
+		if req.Registry, err = g.opts.Registry.Facts(ctx, cmp, req.Now); err != nil {
+			return nil, fmt.Errorf("registry facts for pull request #%d: %w", pr.Number, err)
+		}
+	}
+	// A PR whose files (per GitHub) touch policy/ is flagged even if the
+	// Git diff against the current base no longer shows it.
+	for _, f := range files {
+		if f == prcheck.PolicyDir || strings.HasPrefix(f, prcheck.PolicyDir+"/") {
+			cmp.PolicyChanged = true
+		}
+	}
+	return prcheck.Evaluate(ctx, cmp, ev, req)
+}
+
+// engine returns the compiled policy of the base commit, compiling it the
+// first time that base is seen.
+func (g *Gate) engine(ctx context.Context, r prcheck.Repository, refs prcheck.Refs) (prcheck.Evaluator, error) {
+	src, err := prcheck.PolicySource(r, refs)
+	if err != nil {
+		return nil, err
+	}
+	key := src.String() + "@" + refs.BaseSHA
+	g.mu.Lock()
+	ev, ok := g.engines[key]
+	g.mu.Unlock()
+	if ok {
+		return ev, nil
+	}
+	ev, err = g.opts.LoadPolicy(ctx, src)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s at %s: %w", src, refs.BaseSHA, err)
+	}
+	g.mu.Lock()
+	// Only the newest base matters; older engines are dropped so memory
+	// stays bounded as the base branch moves.
+	clear(g.engines)
+	g.engines[key] = ev
+	g.mu.Unlock()
+	return ev, nil
+}
+
+// statuses turns a report into the overall status and one per affected
+// environment.
+func (g *Gate) statuses(rep *prcheck.Report) []Status {
+	overall := Status{Context: StatusContext, TargetURL: g.opts.TargetURL}
+	switch {
+	case rep.Error != "" || rep.Result.Failed:
+		overall.State = "error"
+		overall.Description = "Policy could not be evaluated (fails closed): " + firstLine(rep.Error)
+	case rep.Passed():
+		overall.State = "success"
+		overall.Description = fmt.Sprintf("Policy passed: %d changes, %d warnings", len(rep.Changes), len(rep.Result.Warnings))
+	default:
+		overall.State = "failure"
+		overall.Description = fmt.Sprintf("%d policy violations: %s", len(rep.Result.Denies), ruleList(rep.Result.Denies))
+	}
+	out := []Status{overall}
+	envs := map[string]bool{}
+	var order []string
+	for _, c := range rep.Changes {
+		if !envs[c.Environment] {
+			envs[c.Environment] = true
+			order = append(order, c.Environment)
+		}
+	}
+	for _, env := range order {
+		st := Status{Context: StatusContext + "/" + env, TargetURL: g.opts.TargetURL}
+		var denies []policy.Violation
+		for _, d := range rep.Result.Denies {
+			if d.Environment == env || d.Environment == "" {
+				denies = append(denies, d)
+			}
+		}
+		switch {
+		case overall.State == "error":
+			st.State, st.Description = "error", overall.Description
+		case len(denies) == 0:
+			st.State, st.Description = "success", "Policy passed for "+env
+		default:
+			st.State = "failure"
+			st.Description = fmt.Sprintf("%s: %d violations: %s", env, len(denies), ruleList(denies))
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func ruleList(vs []policy.Violation) string {
+	seen := map[string]bool{}
+	var rules []string
+	for _, v := range vs {
+		if !seen[v.Rule] {
+			seen[v.Rule] = true
+			rules = append(rules, v.Rule)
+		}
+	}
+	return strings.Join(rules, ", ")
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// writeStatus posts st unless the commit already shows the same state and
+// description for that context; current is updated with what was written.
+func (g *Gate) writeStatus(ctx context.Context, sha string, current map[string]Status, st Status) error {
+	st.Description = Truncate(st.Description, MaxStatusDescription)
+	key := strings.ToLower(st.Context)
+	if cur, ok := current[key]; ok && cur.State == st.State && cur.Description == st.Description && cur.TargetURL == st.TargetURL {
+		return nil
+	}
+	if err := g.opts.Client.CreateStatus(ctx, g.opts.Repository, sha, st); err != nil {
+		return err
+	}
+	current[key] = st
+	return nil
+}
+
+// upsertComment keeps one plan comment (or, when too long, a series of
+// marked comments) per pull request, editing it in place.
+func (g *Gate) upsertComment(ctx context.Context, number int, body string) error {
+	c, repo := g.opts.Client, g.opts.Repository
+	parts := SplitComment(body)
+	existing, err := c.ListComments(ctx, repo, number)
+	if err != nil {
+		return err
+	}
+	var ours []Comment
+	for _, cm := range existing {
+		if strings.Contains(cm.Body, CommentMarker) {
+			ours = append(ours, cm)
+		}
+	}
+	for i, p := range parts {
+		if i < len(ours) {
+			if ours[i].Body == p {
+				continue
+			}
+			if err := c.EditComment(ctx, repo, ours[i].ID, p); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := c.CreateComment(ctx, repo, number, p); err != nil {
+			return err
+		}
+	}
+	for _, cm := range ours[min(len(parts), len(ours)):] {
+		if err := c.DeleteComment(ctx, repo, cm.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SplitComment cuts a body into comments of at most MaxCommentLength
+// characters, each starting with the marker, splitting at line ends where
+// possible.
+func SplitComment(body string) []string {
+	header := func(i, n int) string {
+		if n == 1 {
+			return CommentMarker + "\n"
+		}
+		return fmt.Sprintf("%s\n<!-- modelsync:plan part %d/%d -->\n_(part %d of %d)_\n\n", CommentMarker, i, n, i, n)
+	}
+	if len([]rune(header(1, 1)+body)) <= MaxCommentLength {
+		return []string{header(1, 1) + body}
+	}
+	// Reserve room for the longest header (up to 9999 parts).
+	room := MaxCommentLength - len([]rune(header(9999, 9999)))
+	var chunks []string
+	rs := []rune(body)
+	for len(rs) > 0 {
+		n := min(room, len(rs))
+		if n < len(rs) {
+			// Prefer to cut after a newline in the second half of the chunk.
+			for j := n - 1; j > n/2; j-- {
+				if rs[j] == '\n' {
+					n = j + 1
+					break
+				}
+			}
+		}
+		chunks = append(chunks, string(rs[:n]))
+		rs = rs[n:]
+	}
+	out := make([]string, len(chunks))
+	for i, ch := range chunks {
+		out[i] = header(i+1, len(chunks)) + ch
+	}
+	return out
+}

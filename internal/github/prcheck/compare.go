@@ -1,0 +1,251 @@
+// Package prcheck compares the models repository at two commits (a base and
+// a head) and judges the difference with the policy gate. It knows nothing
+// about GitHub: `modelsync check` and the GitHub PR gate both build on it,
+// so a developer's local check and the required status agree.
+package prcheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+
+	"github.com/modelsync/modelsync/internal/manifest"
+	"github.com/modelsync/modelsync/internal/release"
+	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/policy"
+	"github.com/modelsync/modelsync/reconciler"
+)
+
+// PolicyDir is the directory of the models repository that may hold a
+// policy bundle. It is read from the base commit only.
+const PolicyDir = "policy"
+
+// Repository is a synced models repository: commits, trees, release tags
+// and file differences between two commits.
+type Repository interface {
+	reconciler.Snapshot
+	ChangedPaths(fromHash, toHash string) ([]string, error)
+}
+
+// FromSnapshot adapts a repository snapshot to Repository.
+func FromSnapshot(s *repo.Snapshot) Repository { return snapshotRepo{s} }
+
+type snapshotRepo struct{ *repo.Snapshot }
+
+func (s snapshotRepo) ChangedPaths(from, to string) ([]string, error) {
+	return s.Source().ChangedPaths(from, to)
+}
+
+// Refs names the two commits compared.
+type Refs struct {
+	// BaseBranch is the branch the base commit stands for: environments
+	// whose source is this branch read the base commit in the base view
+	// and the head commit in the head view.
+	BaseBranch string `json:"baseBranch"`
+	// BaseRef and HeadRef are what the user or GitHub called the commits.
+	BaseRef string `json:"baseRef"`
+	HeadRef string `json:"headRef"`
+	BaseSHA string `json:"baseSHA"`
+	HeadSHA string `json:"headSHA"`
+}
+
+// Comparison is what the head changes relative to the base.
+type Comparison struct {
+	Refs Refs
+	// Base and Head are the desired states as they are now and as they
+	// would be once the head is merged and, for environments that follow
+	// release tags, released.
+	Base, Head *reconciler.DesiredState
+	// BaseRepo and HeadRepo are the parsed manifests at the two commits.
+	BaseRepo, HeadRepo *manifest.Repo
+	// Changes lists every model and environment whose rollout differs.
+	Changes []policy.Change
+	// Models are the manifests before and after, with field lines.
+	Models map[string]policy.ModelDoc
+	// Releases holds, for models whose released environments change, the
+	// newest release tag and the one the next release would get.
+	Releases map[string]policy.ReleaseChange
+	// Plan carries the head's unresolvable models as plan errors; a PR
+	// check observes no live targets, so it has no actions.
+	Plan *reconciler.Plan
+	// ChangedFiles are the repository paths that differ, sorted.
+	ChangedFiles []string
+	// PolicyChanged is set when the head edits the policy directory; the
+	// edit takes effect only after merge, so policy owners must review it.
+	PolicyChanged bool
+}
+
+// view presents the repository as it is at one commit: the base branch
+// resolves to that commit, every other branch to its real head, and the
+// release tags are the given list.
+type view struct {
+	reconciler.Snapshot
+	branch string
+	commit reconciler.Commit
+	tags   []release.Tag
+}
+
+func (v view) BranchHead(b string) (reconciler.Commit, error) {
+	if b == v.branch {
+		return v.commit, nil
+	}
+	return v.Snapshot.BranchHead(b)
+}
+
+func (v view) ReleaseTags() []release.Tag { return v.tags }
+
+// Compare computes both desired states and their differences.
+//
+// Environments that follow release tags (prod in the example repository)
+// do not change when a branch changes: they change at the next release.
+// The head view therefore gives every model whose folder the head touches
+// a prospective next patch release at the head commit, so the gate judges
+// what merging and releasing would put into those environments. The base
+// view uses the real tags.
+func Compare(ctx context.Context, r Repository, refs Refs) (*Comparison, error) {
+	if refs.BaseBranch == "" {
+		return nil, fmt.Errorf("comparing %s..%s: base branch is empty", refs.BaseRef, refs.HeadRef)
+	}
+	baseCommit, err := r.Commit(refs.BaseSHA)
+	if err != nil {
+		return nil, fmt.Errorf("base %s: %w", refs.BaseRef, err)
+	}
+	headCommit, err := r.Commit(refs.HeadSHA)
+	if err != nil {
+		return nil, fmt.Errorf("head %s: %w", refs.HeadRef, err)
+	}
+	changed, err := r.ChangedPaths(refs.BaseSHA, refs.HeadSHA)
+	if err != nil {
+		return nil, fmt.Errorf("diff %s..%s: %w", refs.BaseRef, refs.HeadRef, err)
+	}
+	c := &Comparison{Refs: refs, ChangedFiles: changed}
+	for _, p := range changed {
+		if p == PolicyDir || strings.HasPrefix(p, PolicyDir+"/") {
+			c.PolicyChanged = true
+		}
+	}
+	baseTags := r.ReleaseTags()
+	touched := touchedModels(changed)
+	headTags := slices.Clone(baseTags)
+	prospective := map[string][2]string{}
+	for _, m := range touched {
+		var latest *release.Version
+		var before string
+		if t, ok := release.Latest(baseTags, m, false); ok {
+			latest, before = &t.Version, "v"+t.Version.String()
+		}
+		next, err := release.Next(latest, release.BumpPatch)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: next release: %w", m, err)
+		}
+		headTags = append(headTags, release.Tag{Name: release.FormatTag(m, next), Model: m, Version: next, Commit: headCommit.Hash})
+		prospective[m] = [2]string{before, "v" + next.String()}
+	}
+
+	baseView := view{Snapshot: r, branch: refs.BaseBranch, commit: baseCommit, tags: baseTags}
+	headView := view{Snapshot: r, branch: refs.BaseBranch, commit: headCommit, tags: headTags}
+	if c.Base, err = reconciler.ComputeDesired(baseView, refs.BaseBranch); err != nil {
+		return nil, fmt.Errorf("desired state at base %s: %w", refs.BaseRef, err)
+	}
+	if c.Head, err = reconciler.ComputeDesired(headView, refs.BaseBranch); err != nil {
+		return nil, fmt.Errorf("desired state at head %s: %w", refs.HeadRef, err)
+	}
+	c.Head.Revision = reconciler.Revision(refs.HeadRef, refs.HeadSHA)
+	if c.BaseRepo, err = loadRepo(r, refs.BaseSHA); err != nil {
+		return nil, fmt.Errorf("base %s: %w", refs.BaseRef, err)
+	}
+	if c.HeadRepo, err = loadRepo(r, refs.HeadSHA); err != nil {
+		return nil, fmt.Errorf("head %s: %w", refs.HeadRef, err)
+	}
+	c.Changes = policy.BuildChanges(c.Base, c.Head)
+	c.Models = policy.BuildModels(c.BaseRepo, c.HeadRepo, nil)
+	c.Releases = map[string]policy.ReleaseChange{}
+	for _, ch := range c.Changes {
+		env, ok := c.Head.Config.Environment(ch.Environment)
+		if !ok || !env.FollowsReleases() {
+			continue
+		}
+		if p, ok := prospective[ch.Model]; ok {
+			c.Releases[ch.Model] = policy.ReleaseChange{Before: p[0], After: p[1]}
+		}
+	}
+	if c.Plan, err = reconciler.BuildPlan(ctx, c.Head, nil); err != nil {
+		return nil, fmt.Errorf("plan for head %s: %w", refs.HeadRef, err)
+	}
+	return c, nil
+}
+
+// touchedModels lists the model folders with a changed file, sorted.
+func touchedModels(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		rest, ok := strings.CutPrefix(p, manifest.ModelsDir+"/")
+		if !ok {
+			continue
+		}
+		name, _, ok := strings.Cut(rest, "/")
+		if !ok || release.ValidateModelName(name) != nil {
+			continue
+		}
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func loadRepo(r Repository, sha string) (*manifest.Repo, error) {
+	t, err := r.Tree(sha)
+	if err != nil {
+		return nil, err
+	}
+	return manifest.Load(t)
+}
+
+// PolicySource returns where the rules for this comparison come from: the
+// base commit's policy directory when it has one, else the rules built into
+// the binary. The head is never read, so a change cannot rewrite the gate
+// that judges it.
+func PolicySource(r Repository, refs Refs) (policy.Source, error) {
+	t, err := r.Tree(refs.BaseSHA)
+	if err != nil {
+		return policy.Source{}, fmt.Errorf("base %s: %w", refs.BaseRef, err)
+	}
+	info, err := fs.Stat(t, PolicyDir)
+	switch {
+	case err == nil && info.IsDir():
+		return policy.FSSource(t, PolicyDir).WithRevision(reconciler.Revision(refs.BaseRef, refs.BaseSHA)), nil
+	case err == nil || isNotExist(err):
+		return policy.DefaultSource(), nil
+	default:
+		return policy.Source{}, fmt.Errorf("base %s: reading %s/: %w", refs.BaseRef, PolicyDir, err)
+	}
+}
+
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// AffectedEnvironments lists the environments the changes touch, in the
+// repository's promotion order.
+func (c *Comparison) AffectedEnvironments() []string {
+	set := map[string]bool{}
+	for _, ch := range c.Changes {
+		set[ch.Environment] = true
+	}
+	var out []string
+	if c.Head != nil && c.Head.Config != nil {
+		for _, e := range c.Head.Config.Environments {
+			if set[e.Name] {
+				out = append(out, e.Name)
+				delete(set, e.Name)
+			}
+		}
+	}
+	rest := make([]string, 0, len(set))
+	for e := range set {
+		rest = append(rest, e)
+	}
+	slices.Sort(rest)
+	return append(out, rest...)
+}

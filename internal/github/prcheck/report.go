@@ -1,0 +1,165 @@
+package prcheck
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/modelsync/modelsync/policy"
+	"github.com/modelsync/modelsync/reconciler"
+)
+
+// Evaluator judges one input document. *policy.Engine implements it.
+type Evaluator interface {
+	Evaluate(ctx context.Context, in *policy.Input) (policy.Result, error)
+}
+
+// LoadPolicy compiles the bundle at src.
+func LoadPolicy(ctx context.Context, src policy.Source) (Evaluator, error) {
+	e, err := policy.Load(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// RegistryFacts supplies what the model registry knows about the versions
+// a comparison moves (run metrics, audit tags, the version in prod).
+type RegistryFacts interface {
+	Facts(ctx context.Context, c *Comparison, now time.Time) (map[string]policy.RegistryModel, error)
+}
+
+// Review state names as GitHub lists them.
+const (
+	ReviewApproved         = "APPROVED"
+	ReviewChangesRequested = "CHANGES_REQUESTED"
+	ReviewDismissed        = "DISMISSED"
+)
+
+// Request is what is known about the change beyond Git: the pull request
+// and its reviews. A local check has only a number of zero and no reviews.
+type Request struct {
+	PR      policy.PullRequest
+	Reviews []policy.Review
+	// Registry may be nil: rules that need registry facts then deny, which
+	// is the fail-closed reading of "no facts".
+	Registry map[string]policy.RegistryModel
+	Now      time.Time
+}
+
+// Input builds the policy input document for the comparison.
+func (c *Comparison) Input(req Request) *policy.Input {
+	pr := req.PR
+	pr.Base = policy.GitRef{Ref: c.Refs.BaseBranch, SHA: c.Refs.BaseSHA}
+	pr.Head = policy.GitRef{Ref: c.Refs.HeadRef, SHA: c.Refs.HeadSHA}
+	if pr.ChangedFiles == nil {
+		pr.ChangedFiles = c.ChangedFiles
+	}
+	return &policy.Input{
+		PR:       pr,
+		Reviews:  req.Reviews,
+		Plan:     policy.NewPlanDoc(c.Plan, c.Changes),
+		Models:   c.Models,
+		Registry: req.Registry,
+		Releases: c.Releases,
+		Now:      req.Now,
+	}
+}
+
+// Report is the outcome of a check: what changes and what the policy says.
+type Report struct {
+	Refs          Refs                    `json:"refs"`
+	Changes       []ChangeRow             `json:"changes"`
+	PlanErrors    []reconciler.ModelError `json:"planErrors"`
+	PolicyChanged bool                    `json:"policyChanged"`
+	Result        policy.Result           `json:"result"`
+	// Error is set when the evaluation failed closed.
+	Error string `json:"error,omitempty"`
+}
+
+// ChangeRow is one model and environment with its rollout before and after.
+type ChangeRow struct {
+	Model       string `json:"model"`
+	Environment string `json:"environment"`
+	From        string `json:"from"`
+	To          string `json:"to"`
+	// Release is the release that would carry the change, for environments
+	// that follow release tags, e.g. "v1.1.0 → v1.1.1".
+	Release string        `json:"release,omitempty"`
+	Change  policy.Change `json:"change"`
+}
+
+// Passed reports whether the policy was evaluated and denied nothing.
+func (r *Report) Passed() bool { return r.Error == "" && r.Result.Passed() }
+
+// EnvironmentPassed reports the verdict for one environment: denies about
+// that environment, and denies about no environment in particular, fail it.
+func (r *Report) EnvironmentPassed(env string) bool {
+	if r.Error != "" || r.Result.Failed {
+		return false
+	}
+	for _, d := range r.Result.Denies {
+		if d.Environment == env || d.Environment == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// Evaluate judges the comparison and returns the report. A failed
+// evaluation is reported (Error set, Passed false) and also returned.
+func Evaluate(ctx context.Context, c *Comparison, ev Evaluator, req Request) (*Report, error) {
+	rep := c.report()
+	res, err := ev.Evaluate(ctx, c.Input(req))
+	rep.Result = res
+	if err != nil {
+		rep.Error = err.Error()
+		return rep, err
+	}
+	return rep, nil
+}
+
+func (c *Comparison) report() *Report {
+	rep := &Report{Refs: c.Refs, PolicyChanged: c.PolicyChanged, Changes: []ChangeRow{}, PlanErrors: []reconciler.ModelError{}}
+	if c.Plan != nil {
+		rep.PlanErrors = append(rep.PlanErrors, c.Plan.Errors()...)
+	}
+	for _, ch := range c.Changes {
+		row := ChangeRow{Model: ch.Model, Environment: ch.Environment, Change: ch,
+			From: rollout(c.Base, ch.Model, ch.Environment), To: rollout(c.Head, ch.Model, ch.Environment)}
+		if rel, ok := c.Releases[ch.Model]; ok {
+			row.Release = orDash(rel.Before) + " → " + rel.After
+		}
+		rep.Changes = append(rep.Changes, row)
+	}
+	return rep
+}
+
+// rollout renders a model's state in one environment, e.g. "v3" or
+// "v3 + canary v4 @ 20%"; "-" when the model does not run there.
+func rollout(d *reconciler.DesiredState, model, env string) string {
+	if d == nil {
+		return "-"
+	}
+	m, ok := d.Model(model)
+	if !ok {
+		return "-"
+	}
+	e, ok := m.Env(env)
+	if !ok {
+		return "-"
+	}
+	s := "v" + strconv.Itoa(e.Version)
+	if e.Canary != nil {
+		s += fmt.Sprintf(" + canary v%d @ %d%%", e.Canary.Version, e.Canary.Weight)
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
