@@ -36,6 +36,10 @@ type ClientOptions struct {
 	MaxRateLimitWait time.Duration
 	// Timeout bounds one HTTP request; zero means 30 seconds.
 	Timeout time.Duration
+	// OnRateLimit, when set, is called with the new state after every
+	// response that carries rate-limit headers, e.g. to set a Prometheus
+	// gauge. It must be quick and safe for concurrent use.
+	OnRateLimit func(RateLimitState)
 }
 
 // Client is a GitHub REST client with rate limits tracked and respected.
@@ -63,7 +67,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if maxWait == 0 {
 		maxWait = time.Minute
 	}
-	limits := &RateLimits{}
+	limits := &RateLimits{onChange: opts.OnRateLimit}
 	rt := http.RoundTripper(&rateLimitTransport{next: base, limits: limits, maxWait: maxWait})
 	apiBase := strings.TrimSuffix(opts.BaseURL, "/")
 	if apiBase != "" && !strings.HasSuffix(apiBase, "/api/v3") {

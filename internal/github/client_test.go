@@ -45,7 +45,10 @@ func TestClientGitHubAppOnEnterprise(t *testing.T) {
 		t.Fatal(err)
 	}
 	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
-	c, err := ghub.NewClient(ghub.ClientOptions{AppID: 11, InstallationID: 42, PrivateKey: pemKey, BaseURL: api.URL})
+	var gauge atomic.Int64
+	gauge.Store(-1)
+	c, err := ghub.NewClient(ghub.ClientOptions{AppID: 11, InstallationID: 42, PrivateKey: pemKey, BaseURL: api.URL,
+		OnRateLimit: func(s ghub.RateLimitState) { gauge.Store(int64(s.Remaining)) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +63,8 @@ func TestClientGitHubAppOnEnterprise(t *testing.T) {
 	if len(calls) != 2 || calls[0].Path != "/app/installations/42/access_tokens" || calls[1].Path != "/repos/acme/models/pulls/3" {
 		t.Fatalf("calls = %+v, want token exchange then the pull request", calls)
 	}
-	if st := c.RateLimits().State(); !st.Known || st.Limit != 5000 || st.Resource != "core" {
-		t.Fatalf("rate limits not tracked: %+v", st)
+	if st := c.RateLimits().State(); !st.Known || st.Limit != 5000 || st.Resource != "core" || gauge.Load() != int64(st.Remaining) || c.RateLimits().Remaining() != float64(st.Remaining) {
+		t.Fatalf("rate limits not tracked: %+v (callback saw %d)", st, gauge.Load())
 	}
 }
 

@@ -23,6 +23,9 @@ const StatusContext = "modelsync/policy"
 // CommentMarker identifies modelsync's plan comment on a pull request.
 const CommentMarker = "<!-- modelsync:plan -->"
 
+// maxEngines is how many compiled policy revisions a gate keeps.
+const maxEngines = 8
+
 // MaxCommentLength is GitHub's limit on a comment body.
 const MaxCommentLength = 65536
 
@@ -54,6 +57,9 @@ type GateOptions struct {
 	TargetURL string
 	// Timeout bounds one evaluation; zero means two minutes.
 	Timeout time.Duration
+	// Concurrency bounds how many pull requests are evaluated at once (a
+	// base push re-checks every open one); zero means 4.
+	Concurrency int
 	// Now returns the evaluation time; nil means time.Now.
 	Now func() time.Time
 }
@@ -72,9 +78,12 @@ type Gate struct {
 
 	mu  sync.Mutex
 	prs map[int]*prRun
-	// engines caches one compiled policy per base revision.
+	// engines caches compiled policies by source and base revision; order
+	// lists the keys oldest first.
 	engines map[string]prcheck.Evaluator
+	order   []string
 	tags    *lru
+	slots   chan struct{}
 }
 
 // prRun serializes the evaluations of one pull request.
@@ -101,13 +110,17 @@ func NewGate(opts GateOptions) (*Gate, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	root, stop := context.WithCancel(context.Background())
 	return &Gate{opts: opts, log: log.With("repository", opts.Repository.String()), prs: map[int]*prRun{},
-		engines: map[string]prcheck.Evaluator{}, tags: newLRU(1024), root: root, stop: stop}, nil
+		engines: map[string]prcheck.Evaluator{}, tags: newLRU(1024), root: root, stop: stop,
+		slots: make(chan struct{}, opts.Concurrency)}, nil
 }
 
 // Wait blocks until all scheduled work has finished.
@@ -260,6 +273,12 @@ func (g *Gate) Schedule(number int) {
 			}
 			g.mu.Unlock()
 		}()
+		select {
+		case g.slots <- struct{}{}:
+			defer func() { <-g.slots }()
+		case <-ctx.Done():
+			return
+		}
 		if err := g.Evaluate(ctx, number); err != nil {
 			if errors.Is(ctx.Err(), context.Canceled) {
 				g.log.Info("pull request evaluation superseded", "pr", number)
@@ -270,76 +289,59 @@ func (g *Gate) Schedule(number int) {
 	}()
 }
 
-// Outcome says what one evaluation did.
-type Outcome struct {
-	HeadSHA string
-	Report  *prcheck.Report
-	// Stale is set when the head moved during the evaluation; nothing but
-	// pending was posted.
-	Stale bool
-}
-
 // Evaluate judges the pull request's current head and posts the result.
 func (g *Gate) Evaluate(ctx context.Context, number int) error {
-	_, err := g.evaluate(ctx, number)
-	return err
-}
-
-func (g *Gate) evaluate(ctx context.Context, number int) (Outcome, error) {
 	c, repo := g.opts.Client, g.opts.Repository
 	pr, err := c.GetPullRequest(ctx, repo, number)
 	if err != nil {
-		return Outcome{}, err
+		return err
 	}
 	if pr.State != "open" {
-		return Outcome{}, nil
+		return nil
 	}
 	log := g.log.With("pr", number, "head", pr.HeadSHA)
 	current, err := c.LatestStatuses(ctx, repo, pr.HeadSHA)
 	if err != nil {
-		return Outcome{}, err
+		return err
 	}
 	pending := Status{Context: StatusContext, State: "pending", Description: "modelsync is evaluating the policy", TargetURL: g.opts.TargetURL}
 	if err := g.writeStatus(ctx, pr.HeadSHA, current, pending); err != nil {
-		return Outcome{}, err
+		return err
 	}
-	out := Outcome{HeadSHA: pr.HeadSHA}
 	rep, evalErr := g.judge(ctx, pr)
 	if ctx.Err() != nil {
-		return out, ctx.Err()
+		return ctx.Err()
 	}
 	// Re-read the head: a result for a commit that is no longer the head
 	// would be attached to the wrong commit's check, so it is dropped.
 	now, err := c.GetPullRequest(ctx, repo, number)
 	if err != nil {
-		return out, err
+		return err
 	}
 	if now.HeadSHA != pr.HeadSHA {
 		log.Info("head moved during evaluation; result dropped", "new_head", now.HeadSHA)
-		out.Stale = true
-		return out, nil
+		return nil
 	}
-	out.Report = rep
 	if evalErr != nil && rep == nil {
 		// Nothing could be judged: say so on the required check. The
 		// error text carries no credentials (Git and API errors are
 		// scrubbed where they are made).
 		st := Status{Context: StatusContext, State: "error", Description: "modelsync could not evaluate: " + evalErr.Error(), TargetURL: g.opts.TargetURL}
 		if err := g.writeStatus(ctx, pr.HeadSHA, current, st); err != nil {
-			return out, err
+			return err
 		}
-		return out, evalErr
+		return evalErr
 	}
 	for _, st := range g.statuses(rep) {
 		if err := g.writeStatus(ctx, pr.HeadSHA, current, st); err != nil {
-			return out, err
+			return err
 		}
 	}
 	if err := g.upsertComment(ctx, number, prcheck.Markdown(rep)); err != nil {
-		return out, err
+		return err
 	}
 	log.Info("pull request evaluated", "passed", rep.Passed(), "denies", len(rep.Result.Denies), "warnings", len(rep.Result.Warnings))
-	return out, evalErr
+	return evalErr
 }
 
 // judge reads the repository and the reviews and evaluates the policy. A
@@ -413,10 +415,16 @@ func (g *Gate) engine(ctx context.Context, r prcheck.Repository, refs prcheck.Re
 		return nil, fmt.Errorf("policy %s at %s: %w", src, refs.BaseSHA, err)
 	}
 	g.mu.Lock()
-	// Only the newest base matters; older engines are dropped so memory
-	// stays bounded as the base branch moves.
-	clear(g.engines)
-	g.engines[key] = ev
+	// A few revisions are kept (several base branches may be in use); the
+	// oldest go as the base branches move, so memory stays bounded.
+	if _, ok := g.engines[key]; !ok {
+		g.engines[key] = ev
+		g.order = append(g.order, key)
+		for len(g.order) > maxEngines {
+			delete(g.engines, g.order[0])
+			g.order = g.order[1:]
+		}
+	}
 	g.mu.Unlock()
 	return ev, nil
 }

@@ -21,6 +21,7 @@ type RateLimits struct {
 	// until, from Retry-After.
 	secondaryUntil time.Time
 	waits          int
+	onChange       func(RateLimitState)
 }
 
 // RateLimitState is a copy of the state at one moment.
@@ -39,6 +40,10 @@ type RateLimitState struct {
 func (r *RateLimits) State() RateLimitState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.stateLocked()
+}
+
+func (r *RateLimits) stateLocked() RateLimitState {
 	return RateLimitState{Known: r.known, Limit: r.limit, Remaining: r.remaining, Reset: r.reset,
 		Resource: r.resource, SecondaryUntil: r.secondaryUntil, Waits: r.waits}
 }
@@ -54,14 +59,20 @@ func (r *RateLimits) Remaining() float64 {
 	return float64(r.remaining)
 }
 
-func (r *RateLimits) observe(h http.Header, now time.Time) {
+func (r *RateLimits) observe(h http.Header) {
 	rem, err1 := strconv.Atoi(h.Get("X-RateLimit-Remaining"))
 	reset, err2 := strconv.ParseInt(h.Get("X-RateLimit-Reset"), 10, 64)
 	if err1 != nil || err2 != nil {
 		return
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer func() {
+		st := r.stateLocked()
+		r.mu.Unlock()
+		if r.onChange != nil {
+			r.onChange(st)
+		}
+	}()
 	r.known = true
 	r.remaining = rem
 	r.reset = time.Unix(reset, 0)
@@ -131,7 +142,7 @@ func (t *rateLimitTransport) RoundTrip(req *http.Request) (*http.Response, error
 			return nil, err
 		}
 		now := time.Now()
-		t.limits.observe(resp.Header, now)
+		t.limits.observe(resp.Header)
 		retryAfter, secondary := secondaryLimit(resp)
 		if !secondary {
 			return resp, nil

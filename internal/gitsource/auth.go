@@ -227,3 +227,21 @@ func splitURLCredentials(rawURL string) (clean string, user, password string) {
 	u.User = nil
 	return u.String(), user, password
 }
+
+// TransportAuth maps the credentials onto a go-git auth method for rawURL,
+// with the rules Source uses (a token wins over a password over http(s); SSH
+// host keys are always verified). For callers that drive go-git themselves,
+// such as a working clone for a rollback commit.
+func (a Auth) TransportAuth(rawURL string) (transport.AuthMethod, error) {
+	return a.transportAuth(rawURL)
+}
+
+// MoveURLCredentials returns rawURL without user:password, moving them into
+// auth unless auth already carries credentials.
+func MoveURLCredentials(rawURL string, auth Auth) (string, Auth) {
+	clean, user, password := splitURLCredentials(rawURL)
+	if (user != "" || password != "") && auth.Username == "" && auth.Password == "" && auth.Token == "" {
+		auth.Username, auth.Password = user, password
+	}
+	return clean, auth
+}

@@ -1,12 +1,10 @@
 package rollback
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,8 +15,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
-	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 
 	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/internal/release"
@@ -65,8 +61,8 @@ func Clone(ctx context.Context, opts CloneOptions) (*Checkout, error) {
 	if opts.URL == "" || opts.Branch == "" || opts.Dir == "" {
 		return nil, errors.New("rollback: clone needs a repository URL, a branch and a directory")
 	}
-	clean, auth := splitCredentials(opts.URL, opts.Auth)
-	tauth, err := transportAuth(auth, clean)
+	clean, auth := gitsource.MoveURLCredentials(opts.URL, opts.Auth)
+	tauth, err := auth.TransportAuth(clean)
 	if err != nil {
 		return nil, fmt.Errorf("rollback: credentials for %s: %w", gitsource.SanitizeURL(clean), err)
 	}
@@ -77,7 +73,7 @@ func Clone(ctx context.Context, opts CloneOptions) (*Checkout, error) {
 		Tags:          git.AllTags,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("rollback: cloning branch %s of %s: %w", opts.Branch, gitsource.SanitizeURL(clean), scrub(err, opts.URL, auth))
+		return nil, fmt.Errorf("rollback: cloning branch %s of %s: %w", opts.Branch, gitsource.SanitizeURL(clean), gitsource.Scrub(err, opts.URL, auth))
 	}
 	ws, err := gitsource.OpenWorkspace(opts.Dir)
 	if err != nil {
@@ -229,7 +225,7 @@ func (c *Checkout) PushBranch(ctx context.Context, mustBeNew bool) error {
 	if err == nil || errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil
 	}
-	err = scrub(err, c.url, c.auth)
+	err = gitsource.Scrub(err, c.url, c.auth)
 	msg := err.Error()
 	if errors.Is(err, git.ErrNonFastForwardUpdate) || strings.Contains(msg, "non-fast-forward") || strings.Contains(msg, "rejected") ||
 		strings.Contains(msg, "protected") || strings.Contains(msg, "declined") {
@@ -245,7 +241,7 @@ func (c *Checkout) listRemote(ctx context.Context) ([]*plumbing.Reference, error
 	}
 	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: c.tauth})
 	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
-		return nil, fmt.Errorf("rollback: listing branches of %s: %w", c.URL(), scrub(err, c.url, c.auth))
+		return nil, fmt.Errorf("rollback: listing branches of %s: %w", c.URL(), gitsource.Scrub(err, c.url, c.auth))
 	}
 	return refs, nil
 }
@@ -277,122 +273,3 @@ func (c *Checkout) TagNextPatch(ctx context.Context, model, message string, tagg
 
 // Revision formats a Git revision the way desired state does.
 func Revision(ref, hash string) string { return reconciler.Revision(ref, hash) }
-
-// splitCredentials moves user:password of an http(s) URL into auth (unless
-// auth has credentials already) and returns the URL without them.
-func splitCredentials(raw string, auth gitsource.Auth) (string, gitsource.Auth) {
-	if !strings.Contains(raw, "://") {
-		return raw, auth
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw, auth
-	}
-	if s := strings.ToLower(u.Scheme); s != "http" && s != "https" {
-		return raw, auth
-	}
-	if auth.Username == "" && auth.Password == "" && auth.Token == "" {
-		auth.Username = u.User.Username()
-		auth.Password, _ = u.User.Password()
-	}
-	u.User = nil
-	return u.String(), auth
-}
-
-// transportAuth maps the credentials MODELSYNC_GIT_* configure onto a
-// go-git auth method, with the same rules as the reconciler's Git source
-// (see gitsource.Auth): a token wins over a password over http(s), SSH
-// host keys are always verified.
-func transportAuth(a gitsource.Auth, rawURL string) (transport.AuthMethod, error) {
-	ep, err := transport.NewEndpoint(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("parse git URL %s: %w", gitsource.SanitizeURL(rawURL), err)
-	}
-	switch ep.Protocol {
-	case "http", "https":
-		switch {
-		case a.Token != "":
-			user := a.Username
-			if user == "" {
-				user = "x-access-token"
-			}
-			return &githttp.BasicAuth{Username: user, Password: a.Token}, nil
-		case a.Username != "" || a.Password != "":
-			return &githttp.BasicAuth{Username: a.Username, Password: a.Password}, nil
-		}
-		return nil, nil
-	case "ssh":
-		user := a.SSHUser
-		if user == "" {
-			user = ep.User
-		}
-		if user == "" {
-			user = "git"
-		}
-		var helper gitssh.HostKeyCallbackHelper
-		if a.SSHKnownHosts != "" {
-			cb, err := gitssh.NewKnownHostsCallback(a.SSHKnownHosts)
-			if err != nil {
-				return nil, fmt.Errorf("load SSH known hosts %s (%s): %w", a.SSHKnownHosts, gitsource.EnvSSHKnownHosts, err)
-			}
-			helper.HostKeyCallback = cb
-		}
-		if a.SSHKeyFile == "" {
-			if a.SSHKnownHosts == "" {
-				return nil, nil
-			}
-			agent, err := gitssh.NewSSHAgentAuth(user)
-			if err != nil {
-				return nil, fmt.Errorf("no SSH key set (%s) and no usable ssh-agent: %w", gitsource.EnvSSHKey, err)
-			}
-			agent.HostKeyCallbackHelper = helper
-			return agent, nil
-		}
-		var keys *gitssh.PublicKeys
-		if pem := []byte(a.SSHKeyFile); bytes.HasPrefix(bytes.TrimSpace(pem), []byte("-----BEGIN")) {
-			keys, err = gitssh.NewPublicKeys(user, pem, a.SSHKeyPassphrase)
-			if err != nil {
-				return nil, fmt.Errorf("parse SSH private key from %s: %w", gitsource.EnvSSHKey, err)
-			}
-		} else {
-			keys, err = gitssh.NewPublicKeysFromFile(user, a.SSHKeyFile, a.SSHKeyPassphrase)
-			if err != nil {
-				return nil, fmt.Errorf("load SSH private key %s (%s): %w", a.SSHKeyFile, gitsource.EnvSSHKey, err)
-			}
-		}
-		keys.HostKeyCallbackHelper = helper
-		return keys, nil
-	}
-	return nil, nil
-}
-
-// scrubbed keeps the cause for errors.Is while its text has secrets removed.
-type scrubbed struct {
-	msg string
-	err error
-}
-
-func (e *scrubbed) Error() string { return e.msg }
-func (e *scrubbed) Unwrap() error { return e.err }
-
-// scrub removes the raw URL (which may embed credentials) and every secret
-// of auth from err's text.
-func scrub(err error, rawURL string, a gitsource.Auth) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	out := msg
-	if safe := gitsource.SanitizeURL(rawURL); safe != rawURL && rawURL != "" {
-		out = strings.ReplaceAll(out, rawURL, safe)
-	}
-	for _, s := range []string{a.Password, a.Token, a.SSHKeyPassphrase} {
-		if s != "" {
-			out = strings.ReplaceAll(out, s, "***")
-		}
-	}
-	if out == msg {
-		return err
-	}
-	return &scrubbed{msg: out, err: err}
-}

@@ -40,8 +40,9 @@ type PullRequest struct {
 
 // PRBody is the pull request description of a change. releaseCmd, when not
 // empty, is the command that must run after the merge for the rollback to
-// reach a releases environment.
-func (ch *Change) PRBody(reason, releaseCmd string) string {
+// reach a releases environment; unreleased lists what that release would
+// ship besides the rollback (see Unreleased).
+func (ch *Change) PRBody(reason, releaseCmd string, unreleased []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Rolls back model `%s` in environment `%s` from version %d to version %d.\n\n", ch.Model, ch.Environment, ch.From, ch.To)
 	if reason != "" {
@@ -56,6 +57,12 @@ func (ch *Change) PRBody(reason, releaseCmd string) string {
 	if releaseCmd != "" {
 		fmt.Fprintf(&b, "\n`%s` follows release tags: **merging is not enough.** After the merge, tag the release it will run:\n\n```\n%s\n```\n",
 			ch.Environment, releaseCmd)
+		if len(unreleased) > 0 {
+			fmt.Fprintf(&b, "\n**That release also ships changes made since `%s`:**\n\n", ch.CurrentRelease)
+			for _, u := range unreleased {
+				fmt.Fprintf(&b, "- `%s`\n", u)
+			}
+		}
 	}
 	b.WriteString("\nOpened by `modelsync rollback`.\n")
 	return b.String()

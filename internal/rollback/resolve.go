@@ -50,6 +50,8 @@ type Change struct {
 	ToRevision string
 	// Config is modelsync.yaml at the config branch head.
 	Config *manifest.RepoConfig
+
+	releaseCommit string
 }
 
 // NoPreviousVersionError means Git history holds no earlier version of the
@@ -269,7 +271,7 @@ func (c *Checkout) resolveReleases(ch *Change, ec manifest.Environment) error {
 	case !present:
 		return fmt.Errorf("model %s does not run in environment %s at release %s", ch.Model, ch.Environment, cur.Name)
 	}
-	ch.From, ch.FromRevision, ch.CurrentRelease = v, Revision(cur.Name, cur.Commit), cur.Name
+	ch.From, ch.FromRevision, ch.CurrentRelease, ch.releaseCommit = v, Revision(cur.Name, cur.Commit), cur.Name, cur.Commit
 	for _, t := range mine[1:] {
 		commit, err := c.commitAt(t.Commit)
 		if err != nil {

@@ -35,10 +35,10 @@ type Written struct {
 	Commit string
 	// Changed is false when no commit was needed.
 	Changed bool
-	// Diff is the one changed line, before and after, for the report.
+	// Line is the manifest line that changed; Before and After are its
+	// text, for the report.
+	Line          int
 	Before, After string
-	// Line is the manifest line that changed.
-	Line int
 }
 
 // Title is the one-line summary used for the commit and the pull request.

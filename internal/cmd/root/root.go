@@ -9,11 +9,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmd/apply"
+	"github.com/modelsync/modelsync/internal/cmd/check"
 	"github.com/modelsync/modelsync/internal/cmd/cost"
 	"github.com/modelsync/modelsync/internal/cmd/desired"
 	"github.com/modelsync/modelsync/internal/cmd/lineage"
 	"github.com/modelsync/modelsync/internal/cmd/plan"
 	"github.com/modelsync/modelsync/internal/cmd/release"
+	"github.com/modelsync/modelsync/internal/cmd/rollback"
+	"github.com/modelsync/modelsync/internal/cmd/serve"
 	"github.com/modelsync/modelsync/internal/cmd/validate"
 	"github.com/modelsync/modelsync/internal/cmd/version"
 	"github.com/modelsync/modelsync/internal/cmdutil"
@@ -44,6 +47,9 @@ requests to that repository with policies over the plan.`,
 		release.NewCmdRelease(f, nil),
 		lineage.NewCmdLineage(f, nil),
 		cost.NewCmdCost(f, nil),
+		check.NewCmdCheck(f, nil),
+		rollback.NewCmdRollback(f, nil),
+		serve.NewCmdServe(f, nil),
 	)
 	return cmd
 }

@@ -55,7 +55,7 @@ func TestServeFlagsAndConfigErrors(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	for name, env := range map[string]map[string]string{
-		"token and app": {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", "GITHUB_TOKEN": "t", serve.EnvAppID: "1", serve.EnvInstallationID: "2", serve.EnvAppKeyFile: "/nope"},
+		"token and app":   {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", "GITHUB_TOKEN": "t", serve.EnvAppID: "1", serve.EnvInstallationID: "2", serve.EnvAppKeyFile: "/nope"},
 		"app without key": {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", serve.EnvAppID: "1", serve.EnvInstallationID: "2"},
 		"no credentials":  {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models"},
 		"no repository":   {serve.EnvWebhookSecret: "s", "GITHUB_TOKEN": "t"},

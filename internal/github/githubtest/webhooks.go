@@ -24,7 +24,9 @@ func (s *Server) repository(defaultBranch string) map[string]any {
 	}
 }
 
-func sender(login string) map[string]any { return map[string]any{"login": login, "id": 9, "type": "User"} }
+func sender(login string) map[string]any {
+	return map[string]any{"login": login, "id": 9, "type": "User"}
+}
 
 // PullRequestEvent is a pull_request delivery for the current state of PR
 // number.
