@@ -242,7 +242,9 @@ type RegistryVersion struct {
 	Aliases    []string           `json:"aliases"`
 	// StagingHours is how long the version has run in staging in total,
 	// from SoakHours over its audit tags.
-	StagingHours float64 `json:"staging_hours"`
+	// Nil (absent from the JSON) means the version never ran in staging,
+	// which the promotion rule reports as such rather than as 0 hours.
+	StagingHours *float64 `json:"staging_hours,omitempty"`
 }
 
 // Audit tags the reconciler sets on a model version when it enters and

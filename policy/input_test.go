@@ -337,7 +337,7 @@ func TestAnnotationsPointAtManifestLines(t *testing.T) {
 		Models: models,
 		Registry: map[string]RegistryModel{"churn": {ProdVersion: 3, Versions: map[string]RegistryVersion{
 			"3": {RunMetrics: map[string]float64{"accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9}},
-			"4": {RunMetrics: map[string]float64{"accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9}, StagingHours: 48},
+			"4": {RunMetrics: map[string]float64{"accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9}, StagingHours: ptr(48.0)},
 		}}},
 		Now: now,
 	}

@@ -165,7 +165,7 @@ func registry(i int) policy.RegistryModel {
 			RunMetrics:   map[string]float64{"accuracy": 0.9, "precision": 0.88, "recall": 0.86, "f1": 0.87},
 			Tags:         map[string]string{"mlflow.source.type": "JOB", "git_sha": fmt.Sprintf("%040d", v)},
 			CreatedAt:    time.Date(2026, 1, v, 0, 0, 0, 0, time.UTC),
-			StagingHours: 72,
+			StagingHours: hours(72),
 		}
 		switch v {
 		case 4:
@@ -182,7 +182,7 @@ func registry(i int) policy.RegistryModel {
 		case "performance.metric_missing":
 			delete(v5.RunMetrics, "recall")
 		case "promotion.staging_too_short":
-			v5.StagingHours = 3
+			v5.StagingHours = hours(3)
 		}
 		r.Versions["5"] = v5
 	}
@@ -218,3 +218,5 @@ func lines() map[string]int {
 	}
 	return out
 }
+
+func hours(h float64) *float64 { return &h }

@@ -127,7 +127,7 @@ func (f *MLflowFacts) version(ctx context.Context, registered string, v int, sta
 		rv.Aliases = []string{}
 	}
 	if h, ok := policy.SoakHours(mv.Tags, stagingEnv, now); ok {
-		rv.StagingHours = h
+		rv.StagingHours = &h
 	}
 	if mv.RunID != "" {
 		run, err := f.Client.GetRun(ctx, mv.RunID)

@@ -1,0 +1,3 @@
+package policy
+
+func ptr[T any](v T) *T { return &v }
