@@ -6,12 +6,14 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/modelsync/modelsync/internal/textio"
 )
 
 // WritePlanText renders a plan as a table, in the spirit of `terraform plan`:
 // one row per action, then errors and waits, then a summary line.
 func WritePlanText(w io.Writer, p *Plan) error {
-	ew := &errWriter{w: w}
+	ew := &textio.ErrWriter{W: w}
 	fmt.Fprintf(ew, "Plan for %s (targets: %s)\n\n", p.revision, strings.Join(p.targets, ", "))
 	if len(p.actions) == 0 {
 		fmt.Fprintln(ew, "No changes. Live state matches Git.")
@@ -61,12 +63,12 @@ func WritePlanText(w io.Writer, p *Plan) error {
 		fmt.Fprintf(ew, ", %d errors", s.Errors)
 	}
 	fmt.Fprintln(ew, ".")
-	return ew.err
+	return ew.Err
 }
 
 // WriteDesiredText renders desired state as a table of models × environments.
 func WriteDesiredText(w io.Writer, d *DesiredState) error {
-	ew := &errWriter{w: w}
+	ew := &textio.ErrWriter{W: w}
 	fmt.Fprintf(ew, "Desired state at %s\n\n", d.Revision)
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODEL\tENV\tVERSION\tCANARY\tALIAS\tNAMESPACE\tREVISION")
@@ -89,7 +91,7 @@ func WriteDesiredText(w io.Writer, d *DesiredState) error {
 			fmt.Fprintf(ew, "  ! %s\n", indentRest(e.Error(), "    "))
 		}
 	}
-	return ew.err
+	return ew.Err
 }
 
 // shortRevision abbreviates the hash of a revision to 12 characters.
@@ -131,19 +133,4 @@ func joinNonEmpty(sep string, parts ...string) string {
 
 func indentRest(s, indent string) string {
 	return strings.ReplaceAll(s, "\n", "\n"+indent)
-}
-
-// errWriter keeps the first write error so rendering code stays linear.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	e.err = err
-	return n, err
 }

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/textio"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -340,7 +341,7 @@ func (r CostReport) WriteJSON(w io.Writer) error {
 
 // WriteText writes the report as aligned tables.
 func (r CostReport) WriteText(w io.Writer) error {
-	ew := &errWriter{w: w}
+	ew := &textio.ErrWriter{W: w}
 	fmt.Fprintf(ew, "Storage cost at %s, %s list prices as of %s, %s per month (GB = 2^30 bytes)\n\n",
 		r.At.Format(time.DateOnly), r.Region, r.AsOf, r.Currency)
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -377,21 +378,7 @@ func (r CostReport) WriteText(w io.Writer) error {
 			return err
 		}
 	}
-	return ew.err
+	return ew.Err
 }
 
 func money(v float64) string { return fmt.Sprintf("$%.4f", v) }
-
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(b []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(b)
-	e.err = err
-	return n, err
-}

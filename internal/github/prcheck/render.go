@@ -7,12 +7,13 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/modelsync/modelsync/internal/textio"
 	"github.com/modelsync/modelsync/policy"
 )
 
 // WriteText renders the report as tables for a terminal.
 func WriteText(w io.Writer, r *Report) error {
-	ew := &errWriter{w: w}
+	ew := &textio.ErrWriter{W: w}
 	fmt.Fprintf(ew, "Check %s (%s) -> %s (%s)\n\n", r.Refs.BaseRef, short(r.Refs.BaseSHA), r.Refs.HeadRef, short(r.Refs.HeadSHA))
 	if len(r.Changes) == 0 {
 		fmt.Fprintln(ew, "No model changes in any environment.")
@@ -44,7 +45,7 @@ func WriteText(w io.Writer, r *Report) error {
 	default:
 		fmt.Fprintf(ew, "\nResult: denied (%d violations, %d warnings)\n", len(r.Result.Denies), len(r.Result.Warnings))
 	}
-	return ew.err
+	return ew.Err
 }
 
 func writeViolationsText(w io.Writer, heading, mark string, vs []policy.Violation) {
@@ -74,7 +75,7 @@ func location(v policy.Violation) string {
 // WriteGitHub renders the report as GitHub Actions workflow commands, so a
 // workflow run annotates the manifest lines concerned.
 func WriteGitHub(w io.Writer, r *Report) error {
-	ew := &errWriter{w: w}
+	ew := &textio.ErrWriter{W: w}
 	for _, v := range r.Result.Denies {
 		writeCommand(ew, "error", v)
 	}
@@ -88,7 +89,7 @@ func WriteGitHub(w io.Writer, r *Report) error {
 	if r.Error != "" {
 		fmt.Fprintf(ew, "::error title=%s::%s\n", escapeProperty("Policy evaluation failed"), escapeData(r.Error))
 	}
-	return ew.err
+	return ew.Err
 }
 
 func writeCommand(w io.Writer, level string, v policy.Violation) {
@@ -190,18 +191,4 @@ func short(sha string) string {
 		return sha[:12]
 	}
 	return sha
-}
-
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	e.err = err
-	return n, err
 }
