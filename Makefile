@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TEST_TIMEOUT ?= 45m
 FUZZTIME ?= 20s
 
-.PHONY: help build deps test test-unit test-integration fuzz schema example-repo bench vet clean
+.PHONY: help build deps test test-unit fuzz schema example-repo bench demo vet clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -36,6 +36,9 @@ schema: ## regenerate the manifest JSON Schema files from the Go types
 
 example-repo: ## turn manifests-example/ into a Git repo with release tags at $(DEST)
 	test/scripts/example-repo.sh $${DEST:-/tmp/modelsync-example}
+
+demo: deps build ## the whole stack locally: kube-apiserver, MLflow, MinIO, Git, modelsync serve; a promotion end to end
+	$(GO) run ./test/demo
 
 bench: ## Go benchmarks (see test/bench/ for side-by-side scripts)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/manifest ./reconciler

@@ -206,6 +206,15 @@ func (c *Controller) Trigger(reason string) {
 	}
 }
 
+// Resync fetches now and re-plans every model and environment, as the
+// periodic resync does, whether or not Git moved.
+func (c *Controller) Resync() {
+	c.mu.Lock()
+	c.lastFull = time.Time{}
+	c.mu.Unlock()
+	c.Trigger("resync")
+}
+
 // Reconcile queues a model (every environment when env is "") at once,
 // ahead of its backoff. It reports false when Git has no such model or
 // environment.
@@ -243,7 +252,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	if c.opts.LeaderElection != nil {
 		wg.Go(func() { c.runLeaderElection(ctx) })
 	} else {
-		c.setLeader(ctx)
+		c.leaderMu.Lock()
+		c.leaderCtx = ctx // the first fetch is a full pass anyway
+		c.leaderMu.Unlock()
 	}
 	for range c.opts.Concurrency {
 		wg.Go(func() {
@@ -329,7 +340,13 @@ func (c *Controller) fetch(ctx context.Context, reason string) error {
 	heads := branchHeads(snap, d)
 	var keys []Key
 	if full {
-		keys = allKeys(d)
+		// Publish the new desired state first: triage's status rows and
+		// any key queued meanwhile must see it.
+		c.mu.Lock()
+		c.snap, c.desired, c.heads = snap, d, heads
+		c.pruneLocked(d)
+		c.mu.Unlock()
+		keys = c.triage(ctx, d)
 	} else {
 		keys = c.changedKeys(snap, oldDesired, d, oldHeads, heads)
 	}
@@ -626,16 +643,19 @@ func (c *Controller) reconcile(ctx context.Context, k Key) (time.Duration, error
 		return 0, c.fail(k, now, &PlanError{Model: k.Model, Environment: k.Environment, Problems: msgs})
 	}
 
+	// Actions for an environment the model no longer runs in (say, an
+	// alias to delete) have no key of their own; they go with the
+	// model-level actions.
+	envSet := map[string]bool{}
+	for _, e := range eff.Environments {
+		envSet[e.Environment] = true
+	}
 	var mine, others, modelLevel []reconciler.Action
 	for _, a := range plan.Actions() {
-		switch a.Environment {
-		case k.Environment:
-			if k.Environment == "" {
-				modelLevel = append(modelLevel, a)
-			} else {
-				mine = append(mine, a)
-			}
-		case "":
+		switch {
+		case a.Environment != "" && a.Environment == k.Environment:
+			mine = append(mine, a)
+		case a.Environment == "" || !envSet[a.Environment]:
 			modelLevel = append(modelLevel, a)
 		default:
 			others = append(others, a)
@@ -660,7 +680,9 @@ func (c *Controller) reconcile(ctx context.Context, k Key) (time.Duration, error
 			}
 		})
 		c.countResult(plan, "held")
-		after := c.opts.Interval
+		// Git changes requeue the key by themselves; only the clock
+		// needs a wake-up.
+		after := c.opts.ResyncInterval
 		if h.window.NextOpen != nil {
 			after = min(after, h.window.NextOpen.Sub(now))
 		}
@@ -673,6 +695,11 @@ func (c *Controller) reconcile(ctx context.Context, k Key) (time.Duration, error
 			s.LastAttempt, s.Live, s.Drift, s.Health, s.CanaryStep = now, live, drift, health.Status, health.CanaryStep
 			if len(mine) == 0 {
 				s.State, s.Message = StateSynced, ""
+				if effEnv != nil {
+					// The leader recorded this state's event; after a
+					// takeover, only later transitions need one.
+					s.eventState, s.eventRev = StateSynced, effEnv.Revision
+				}
 			} else {
 				s.State, s.Message = StateOutOfSync, "standby replica: planned, not applied"
 			}
@@ -841,6 +868,8 @@ func (c *Controller) health(ctx context.Context, k Key, e *reconciler.DesiredEnv
 	return h
 }
 
+func itoa(n int) string { return strconv.Itoa(n) }
+
 func commitActor(c reconciler.Commit) string {
 	switch {
 	case c.AuthorName != "" && c.AuthorEmail != "":
@@ -958,4 +987,3 @@ func sortKeys(keys []Key, cfg *manifest.RepoConfig) {
 		return rank[keys[i].Environment] < rank[keys[j].Environment]
 	})
 }
-

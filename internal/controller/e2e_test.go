@@ -91,6 +91,30 @@ func TestPushReachesMLflowAfterWebhook(t *testing.T) {
 	if got := get(t, c.srv.URL+"/readyz"); got != "ok\n" {
 		t.Errorf("readyz = %q", got)
 	}
+
+	// Retiring a model removes its alias and archives its version, though
+	// no environment key remains for the alias.
+	const fraud = "fraud-detector-xgb"
+	if got := e.alias(fraud, "dev"); got != 2 {
+		t.Fatalf("fraud dev alias %d, want 2", got)
+	}
+	sha = e.commit("retire fraud", func(w *testenv.Workdir) {
+		b := w.Run("show", "HEAD:models/"+fraud+"/model.yaml")
+		out := strings.Replace(b, "  environments:\n    dev:\n      version: 2\n", "", 1)
+		if out == b {
+			t.Fatal("fraud model has no dev section to remove")
+		}
+		w.WriteFile("models/"+fraud+"/model.yaml", out+"\n")
+	})
+	c.Trigger("test")
+	eventually(t, "fraud retired", func() (bool, string) {
+		a, err := e.admin.ReadAliases(t.Context(), fraud)
+		if err != nil {
+			return false, err.Error()
+		}
+		row, _ := c.row(fraud, "-")
+		return len(a) == 0 && row.State == StateSynced && strings.HasSuffix(row.LastRevision, sha), fmt.Sprintf("aliases %v row %+v", a, row)
+	})
 }
 
 func get(t *testing.T, url string) string {
@@ -299,5 +323,27 @@ func TestTargetOutageBacksOffOneModel(t *testing.T) {
 	c.waitSynced(t, "")
 	if got := e.alias(churn, "prod"); got != 3 {
 		t.Fatalf("churn prod alias %d after recovery", got)
+	}
+
+	// A write whose reply is lost (the process might as well have crashed
+	// after it) is not repeated: the next pass finds it done.
+	before := len(proxy.Requests())
+	proxy.Inject(testenv.Fault{DropConnection: true, AfterForward: true, Times: 1, Match: func(r *http.Request) bool {
+		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/registered-models/alias")
+	}})
+	sha := e.commit("churn dev to v4", e.setVersion(churn, "dev", 5, 4))
+	c.Trigger("test")
+	c.waitSynced(t, sha)
+	var aliasPosts, dropped int
+	for _, r := range proxy.Requests()[before:] {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/registered-models/alias") {
+			aliasPosts++
+			if r.Dropped {
+				dropped++
+			}
+		}
+	}
+	if aliasPosts != 1 || dropped != 1 || e.alias(churn, "dev") != 4 {
+		t.Fatalf("alias writes %d (dropped %d), dev alias %d; want one lost write that still took effect", aliasPosts, dropped, e.alias(churn, "dev"))
 	}
 }

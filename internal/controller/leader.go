@@ -16,22 +16,14 @@ func (c *Controller) leaderContext() context.Context {
 }
 
 // setLeader lets this replica write with ctx (nil: stop writing). On
-// becoming leader every key is queued: the standby's view may be stale and
-// the old leader may have stopped halfway.
+// becoming leader it resyncs everything: the standby's view may be stale
+// and the old leader may have stopped halfway.
 func (c *Controller) setLeader(ctx context.Context) {
 	c.leaderMu.Lock()
 	c.leaderCtx = ctx
 	c.leaderMu.Unlock()
-	if ctx == nil {
-		return
-	}
-	c.mu.Lock()
-	d := c.desired
-	c.mu.Unlock()
-	if d != nil {
-		for _, k := range allKeys(d) {
-			c.queue.Add(k)
-		}
+	if ctx != nil {
+		c.Resync()
 	}
 }
 

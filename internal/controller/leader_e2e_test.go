@@ -3,10 +3,13 @@ package controller
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/modelsync/modelsync/test/testenv"
@@ -57,8 +60,14 @@ func TestLeaderElectionHandover(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proxyB.Close() })
+	for _, name := range []string{"models-dev", "models-staging", "models-prod"} {
+		if _, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	le := func(id string) func(*Options) {
 		return func(o *Options) {
+			o.Events = cs
 			o.LeaderElection = &LeaderElection{Client: cs, Namespace: ns, Identity: id,
 				LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}
 		}
@@ -118,5 +127,24 @@ func TestLeaderElectionHandover(t *testing.T) {
 	}
 	if n := writes(proxyA); n != aAfter {
 		t.Fatalf("stopped leader wrote %d more times", n-aAfter)
+	}
+
+	// One Synced event per transition on churn's dev InferenceService:
+	// the first sync, v4 by replica-a, v3 by replica-b; the takeover itself
+	// adds none.
+	evs, err := cs.CoreV1().Events("models-dev").List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + churn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, ev := range evs.Items {
+		if ev.Reason != "Synced" || ev.InvolvedObject.Kind != "InferenceService" {
+			t.Errorf("unexpected event %s: %s", ev.Reason, ev.Message)
+		}
+		msgs = append(msgs, ev.Message)
+	}
+	slices.Sort(msgs)
+	if len(msgs) != 3 || !slices.ContainsFunc(msgs, func(m string) bool { return strings.HasPrefix(m, "dev v3 at ") && strings.HasSuffix(m, sha) }) {
+		t.Fatalf("events on %s in models-dev: %q", churn, msgs)
 	}
 }

@@ -14,9 +14,11 @@ import (
 	"github.com/modelsync/modelsync/internal/cmd/desired"
 	"github.com/modelsync/modelsync/internal/cmd/lineage"
 	"github.com/modelsync/modelsync/internal/cmd/plan"
+	"github.com/modelsync/modelsync/internal/cmd/reconcile"
 	"github.com/modelsync/modelsync/internal/cmd/release"
 	"github.com/modelsync/modelsync/internal/cmd/rollback"
 	"github.com/modelsync/modelsync/internal/cmd/serve"
+	"github.com/modelsync/modelsync/internal/cmd/status"
 	"github.com/modelsync/modelsync/internal/cmd/validate"
 	"github.com/modelsync/modelsync/internal/cmd/version"
 	"github.com/modelsync/modelsync/internal/cmdutil"
@@ -50,6 +52,8 @@ requests to that repository with policies over the plan.`,
 		check.NewCmdCheck(f, nil),
 		rollback.NewCmdRollback(f, nil),
 		serve.NewCmdServe(f, nil),
+		status.NewCmdStatus(f, nil),
+		reconcile.NewCmdReconcile(f, nil),
 	)
 	return cmd
 }

@@ -1,0 +1,95 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	"github.com/modelsync/modelsync/reconciler"
+)
+
+// triage plans every model in one go — one observation per target, which
+// the MLflow target serves with a few paged searches — and returns only
+// the keys a worker must look at: models with actions or errors, and
+// environments a pin or a sync window keeps away from Git. Every other key
+// is recorded as synced. This keeps the periodic resync of a large, quiet
+// repository at a handful of requests instead of a few per key.
+func (c *Controller) triage(ctx context.Context, d *reconciler.DesiredState) []Key {
+	now := c.opts.Now()
+	sub := &reconciler.DesiredState{Revision: d.Revision, Config: d.Config}
+	var need []Key
+	type extra struct {
+		held   map[string]heldEnv
+		pinned map[string]Pin
+	}
+	extras := map[string]extra{}
+	for i := range d.Models {
+		m := &d.Models[i]
+		if m.Suspended {
+			need = append(need, modelKeys(m)...) // no I/O to decide
+			continue
+		}
+		eff, held, pinned := c.effective(m, now)
+		extras[m.Name] = extra{held: held, pinned: pinned}
+		sub.Models = append(sub.Models, eff)
+	}
+	plan, err := reconciler.BuildPlan(ctx, sub, c.targets)
+	if err != nil {
+		c.log.Warn("planning every model at once failed; planning model by model", "revision", d.Revision, "error", err)
+		return allKeys(d)
+	}
+	dirty := map[string]bool{}
+	for _, e := range plan.Errors() {
+		if e.Model == "" {
+			// A target could not be observed at all: let each key find
+			// out and back off on its own.
+			return allKeys(d)
+		}
+		dirty[e.Model] = true
+	}
+	for _, a := range plan.Actions() {
+		dirty[a.Model] = true
+	}
+	for i := range sub.Models {
+		eff := &sub.Models[i]
+		git, _ := d.Model(eff.Name)
+		if dirty[eff.Name] {
+			need = append(need, modelKeys(git)...)
+			continue
+		}
+		x := extras[eff.Name]
+		for _, k := range modelKeys(git) {
+			if k.Environment == "" {
+				c.markSynced(ctx, k, nil, d.Revision, now, plan)
+				continue
+			}
+			_, held := x.held[k.Environment]
+			_, pinned := x.pinned[k.Environment]
+			if held || pinned {
+				need = append(need, k)
+				continue
+			}
+			e, _ := eff.Env(k.Environment)
+			c.markSynced(ctx, k, e, e.Revision, now, plan)
+		}
+	}
+	return need
+}
+
+func (c *Controller) markSynced(ctx context.Context, k Key, e *reconciler.DesiredEnv, rev string, now time.Time, plan *reconciler.Plan) {
+	health := c.health(ctx, k, e)
+	if e != nil {
+		c.mu.Lock()
+		c.applied[k] = *e
+		c.mu.Unlock()
+		c.metrics.setModelInfo(k, "v"+itoa(e.Version))
+	}
+	c.update(k, func(s *itemStatus) {
+		s.State, s.Message, s.LastError, s.Drift = StateSynced, "", "", false
+		s.Live, s.LastRevision, s.LastAttempt = envLabel(e), rev, now
+		s.Health, s.CanaryStep = health.Status, health.CanaryStep
+	})
+	c.countResult(plan, "noop")
+	if c.IsLeader() {
+		c.event(ctx, k, e, false)
+	}
+}

@@ -1,0 +1,471 @@
+// Command controller measures the controller against real servers (git
+// daemon, MLflow 3) on a generated repository of -models models × 3
+// environments (dev, staging follow main; prod follows release tags):
+//
+//  1. latency from a signed webhook to the change applied in MLflow, for a
+//     one-model commit, over -runs pushes (p50/p95/max);
+//
+//  2. a no-op resync of every model and environment in a fresh controller
+//     process (its first pass, against converged MLflow) and a second,
+//     explicit resync: writes (must be 0), reads, wall time, CPU time and
+//     the child's peak RSS.
+//
+//     go run ./test/bench/controller [-models 1000] [-runs 20]
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/modelsync/modelsync/internal/controller"
+	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/internal/registry"
+	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/reconciler"
+	"github.com/modelsync/modelsync/test/testenv"
+)
+
+func main() {
+	models := flag.Int("models", 1000, "models in the generated repository")
+	runs := flag.Int("runs", 20, "webhook-to-applied measurements")
+	concurrency := flag.Int("concurrency", controller.DefaultConcurrency, "controller workers")
+	child := flag.Bool("child-resync", false, "internal: run the resync measurement (needs BENCH_* variables)")
+	flag.Parse()
+	var err error
+	if *child {
+		err = childResync(*models, *concurrency)
+	} else {
+		err = run(*models, *runs, *concurrency)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "controller bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(models, runs, concurrency int) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "modelsync-bench-controller-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	logDir := filepath.Join(dir, "logs")
+	srv, err := testenv.StartMLflow(ctx, testenv.MLflowOptions{Major: 3, LogDir: logDir})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	g, err := testenv.StartGitServer(ctx, logDir)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	if _, err := g.NewBareRepo("models"); err != nil {
+		return err
+	}
+	work := filepath.Join(dir, "work")
+	if err := generate(work, models); err != nil {
+		return err
+	}
+	if err := git(work, "push", "-q", g.AuthHTTPURL("models"), "main", "--tags"); err != nil {
+		return err
+	}
+	admin, err := mlflow.New(mlflow.Config{TrackingURI: srv.URL})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("registering %d models with 3 versions each...\n", models)
+	start := time.Now()
+	if err := register(ctx, admin, models); err != nil {
+		return err
+	}
+	fmt.Printf("  done in %v\n", time.Since(start).Round(time.Second))
+
+	// The controller under test; its audit log tells when an action ran.
+	applied := make(chan controller.AuditEntry, 1024)
+	secret := []byte("bench-secret")
+	c, err := controller.New(controller.Options{
+		Repo:          repo.Options{URL: g.DaemonURL + "models.git", CacheDir: filepath.Join(dir, "cache")},
+		Targets:       []reconciler.Target{registry.New(mustClient(srv.URL))},
+		Interval:      time.Hour,
+		Concurrency:   concurrency,
+		Audit:         auditSink(applied),
+		WebhookSecret: secret,
+	})
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	api := httptest.NewServer(c.Handler())
+	defer api.Close()
+
+	fmt.Printf("first sync of %d models x 3 environments...\n", models)
+	start = time.Now()
+	if err := waitConverged(c, 30*time.Minute); err != nil {
+		return err
+	}
+	fmt.Printf("  converged in %v\n", time.Since(start).Round(time.Second))
+	drain(applied)
+
+	var lat []time.Duration
+	for i := range runs {
+		model := fmt.Sprintf("model-%04d", (i*37)%models)
+		to, err := flipDev(work, model)
+		if err != nil {
+			return err
+		}
+		if err := git(work, "commit", "-qam", "bench "+model); err != nil {
+			return err
+		}
+		if err := git(work, "push", "-q", g.AuthHTTPURL("models"), "main"); err != nil {
+			return err
+		}
+		body := []byte(`{"ref":"refs/heads/main"}`)
+		req, _ := http.NewRequest(http.MethodPost, api.URL+"/webhooks/generic", bytes.NewReader(body))
+		req.Header.Set("X-Modelsync-Signature", controller.Sign(secret, body))
+		t0 := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("webhook answered %d", resp.StatusCode)
+		}
+		if err := waitApplied(applied, model, fmt.Sprintf("v%d", to), 2*time.Minute); err != nil {
+			return err
+		}
+		lat = append(lat, time.Since(t0))
+		// Model-level tag writes follow the alias; let them finish so the
+		// next run measures one change, not two.
+		if err := waitConverged(c, 2*time.Minute); err != nil {
+			return err
+		}
+		drain(applied)
+	}
+	slices.Sort(lat)
+	// Nearest-rank percentile.
+	pct := func(p float64) time.Duration { return lat[max(0, int(math.Ceil(float64(len(lat))*p))-1)] }
+	fmt.Printf("\nwebhook -> alias applied, one-model change in a %d-model repo (%d runs, %d workers):\n", models, runs, concurrency)
+	fmt.Printf("  p50 %v  p95 %v  max %v\n", pct(0.50).Round(time.Millisecond), pct(0.95).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+
+	cancel()
+	<-done
+	// The resync runs in a fresh process so its CPU time and RSS are the
+	// controller's alone.
+	proxy, err := testenv.NewFaultProxy(srv.URL)
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self, "-child-resync", fmt.Sprintf("-models=%d", models), fmt.Sprintf("-concurrency=%d", concurrency))
+	cmd.Env = append(os.Environ(), "BENCH_GIT="+g.DaemonURL+"models.git", "BENCH_MLFLOW="+proxy.URL, "BENCH_CACHE="+filepath.Join(dir, "cache2"))
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("resync child: %w", err)
+	}
+	var reads, writes int
+	for _, r := range proxy.Requests() {
+		if r.Method == http.MethodGet {
+			reads++
+		} else {
+			writes++
+		}
+	}
+	fmt.Printf("  MLflow requests over both passes: %d reads, %d writes\n", reads, writes)
+	if writes != 0 {
+		return fmt.Errorf("no-op resync wrote %d times", writes)
+	}
+	return nil
+}
+
+func childResync(models, concurrency int) error {
+	c, err := controller.New(controller.Options{
+		Repo:        repo.Options{URL: os.Getenv("BENCH_GIT"), CacheDir: os.Getenv("BENCH_CACHE")},
+		Targets:     []reconciler.Target{registry.New(mustClient(os.Getenv("BENCH_MLFLOW")))},
+		Interval:    time.Hour,
+		Concurrency: concurrency,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	cpu0 := cpuTime()
+	t0 := time.Now()
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	want := float64(models * 3)
+	if err := waitPasses(c, want, 30*time.Minute); err != nil {
+		return err
+	}
+	firstWall, firstCPU := time.Since(t0), cpuTime()-cpu0
+	cpu1 := cpuTime()
+	t1 := time.Now()
+	c.Resync()
+	if err := waitPasses(c, 2*want, 30*time.Minute); err != nil {
+		return err
+	}
+	wall, cpu := time.Since(t1), cpuTime()-cpu1
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	fmt.Printf("\nno-op resync, %d models x 3 environments (%d workers), MLflow target:\n", models, concurrency)
+	fmt.Printf("  fresh process, first pass (clone + desired + plan): wall %v  CPU %v\n", firstWall.Round(time.Millisecond), firstCPU.Round(time.Millisecond))
+	fmt.Printf("  explicit resync (fetch + desired + plan):           wall %v  CPU %v\n", wall.Round(time.Millisecond), cpu.Round(time.Millisecond))
+	fmt.Printf("  peak RSS of the controller process %.1f MB\n", float64(ru.Maxrss)/1024)
+	for _, row := range c.Status().Rows {
+		if row.State != controller.StateSynced {
+			return fmt.Errorf("%s/%s is %s after resync: %s", row.Model, row.Environment, row.State, row.LastError)
+		}
+	}
+	return nil
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// waitPasses waits until the controller has counted n item reconciliations
+// at the mlflow target.
+func waitPasses(c *controller.Controller, n float64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		mfs, err := c.Metrics().Registry.Gather()
+		if err != nil {
+			return err
+		}
+		var got float64
+		for _, mf := range mfs {
+			if mf.GetName() != "modelsync_reconcile_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				got += m.GetCounter().GetValue()
+			}
+		}
+		if got >= n {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("timed out waiting for the resync pass")
+}
+
+func waitConverged(c *controller.Controller, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		st := c.Status()
+		ok := len(st.Rows) > 0
+		for _, r := range st.Rows {
+			if r.State != controller.StateSynced || r.Live != r.Desired {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("timed out waiting for convergence")
+}
+
+func waitApplied(ch <-chan controller.AuditEntry, model, to string, timeout time.Duration) error {
+	t := time.After(timeout)
+	for {
+		select {
+		case e := <-ch:
+			if e.Model == model && e.Environment == "dev" && strings.Contains(e.Action, "set-alias") && e.To == to {
+				if e.Result != "applied" {
+					return fmt.Errorf("%s dev: %s", model, e.Error)
+				}
+				return nil
+			}
+		case <-t:
+			return fmt.Errorf("%s dev never reached %s", model, to)
+		}
+	}
+}
+
+func drain(ch <-chan controller.AuditEntry) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
+
+type sink struct {
+	mu sync.Mutex
+	ch chan<- controller.AuditEntry
+}
+
+func auditSink(ch chan<- controller.AuditEntry) *sink { return &sink{ch: ch} }
+
+// Write receives one JSON line per call (the audit log writes whole lines).
+func (s *sink) Write(p []byte) (int, error) {
+	var e controller.AuditEntry
+	if err := json.Unmarshal(p, &e); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case s.ch <- e:
+	default:
+	}
+	return len(p), nil
+}
+
+func mustClient(url string) *mlflow.Client {
+	c, err := mlflow.New(mlflow.Config{TrackingURI: url})
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+func register(ctx context.Context, c *mlflow.Client, n int) error {
+	jobs := make(chan int)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range jobs {
+				name := fmt.Sprintf("model-%04d", i)
+				if _, err := c.CreateRegisteredModel(ctx, mlflow.CreateRegisteredModelRequest{Name: name}); err != nil {
+					errs <- err
+					continue
+				}
+				for v := 1; v <= 3; v++ {
+					if _, err := c.CreateModelVersion(ctx, mlflow.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://models/%s/%d", name, v)}); err != nil {
+						errs <- err
+					}
+				}
+			}
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// flipDev moves a model's dev version between 3 and 2 and returns the new one.
+func flipDev(work, model string) (int, error) {
+	p := filepath.Join(work, "models", model, "model.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, err
+	}
+	to := 0
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		switch l {
+		case "    dev: {version: 3}":
+			to = 2
+		case "    dev: {version: 2}":
+			to = 3
+		default:
+			continue
+		}
+		lines[i] = fmt.Sprintf("    dev: {version: %d}", to)
+	}
+	if to == 0 {
+		return 0, fmt.Errorf("%s has no dev version to flip", p)
+	}
+	return to, os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o644)
+}
+
+func git(dir string, args ...string) error {
+	cmd := exec.Command("git", append([]string{"-c", "user.name=bench", "-c", "user.email=bench@example.com"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("git %s: %w\n%s", args[0], err, out)
+	}
+	return nil
+}
+
+// generate writes and commits a repository of n models: dev v3, staging
+// v2 on main, prod v1 through one release tag per model.
+func generate(dir string, n int) error {
+	write := func(rel, body string) error {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(p, []byte(body), 0o644)
+	}
+	if err := write("modelsync.yaml", `apiVersion: modelsync.dev/v1alpha1
+kind: Repository
+environments:
+  - {name: dev, namespace: models-dev, source: main}
+  - {name: staging, namespace: models-staging, source: main}
+  - {name: prod, namespace: models-prod, source: releases}
+`); err != nil {
+		return err
+	}
+	for i := range n {
+		name := fmt.Sprintf("model-%04d", i)
+		if err := write("models/"+name+"/model.yaml", fmt.Sprintf(`apiVersion: modelsync.dev/v1alpha1
+kind: Model
+metadata:
+  name: %s
+spec:
+  owners: [owner-%d]
+  environments:
+    dev: {version: 3}
+    staging: {version: 2}
+    prod: {version: 1}
+  serving: {path: serving, modelFormat: sklearn}
+`, name, i%50)); err != nil {
+			return err
+		}
+		if err := write("models/"+name+"/serving/kustomization.yaml", "resources: [isvc.yaml]\n"); err != nil {
+			return err
+		}
+		if err := write("models/"+name+"/serving/isvc.yaml", "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: "+name+"}\nspec: {predictor: {model: {modelFormat: {name: sklearn}}}}\n"); err != nil {
+			return err
+		}
+	}
+	script := `set -e
+git init -q -b main .
+git add -A
+git -c user.name=bench -c user.email=bench@example.com commit -q -m generated
+for d in models/*/; do n=$(basename "$d"); git -c user.name=bench -c user.email=bench@example.com tag -a "$n/v1.0.0" -m release; done`
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	return cmd.Run()
+}
