@@ -117,6 +117,41 @@ type itemStatus struct {
 	eventRev     string
 }
 
+// windowsFor combines the sync windows of the options with those
+// modelsync.yaml declares at this revision, so a window change in Git takes
+// effect with the commit. The manifest was validated already; a window that
+// still fails to compile is logged and left out.
+func (c *Controller) windowsFor(d *reconciler.DesiredState) windowSet {
+	all := slices.Clone(c.opts.Windows)
+	if d != nil && d.Config != nil {
+		for _, w := range d.Config.SyncWindows {
+			sw := SyncWindow{Kind: w.Kind, Schedule: w.Schedule, Duration: w.Duration.Duration, Environments: w.Environments}
+			if w.TimeZone != "" {
+				loc, err := time.LoadLocation(w.TimeZone)
+				if err != nil {
+					c.log.Error("sync window time zone", "timeZone", w.TimeZone, "error", err)
+					continue
+				}
+				sw.Location = loc
+			}
+			all = append(all, sw)
+		}
+	}
+	ws, err := compileWindows(all)
+	if err != nil {
+		c.log.Error("sync windows from modelsync.yaml ignored", "revision", d.Revision, "error", err)
+		ws, _ = compileWindows(c.opts.Windows)
+	}
+	return ws
+}
+
+// windowSet returns the sync windows in force.
+func (c *Controller) windowSet() windowSet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.windows
+}
+
 // New validates opts and prepares a controller; Run starts it.
 func New(opts Options) (*Controller, error) {
 	if err := opts.defaults(); err != nil {
@@ -342,7 +377,9 @@ func (c *Controller) fetch(ctx context.Context, reason string) error {
 	if full {
 		// Publish the new desired state first: triage's status rows and
 		// any key queued meanwhile must see it.
+		ws := c.windowsFor(d)
 		c.mu.Lock()
+		c.windows = ws
 		c.snap, c.desired, c.heads = snap, d, heads
 		c.pruneLocked(d)
 		c.mu.Unlock()
@@ -350,7 +387,9 @@ func (c *Controller) fetch(ctx context.Context, reason string) error {
 	} else {
 		keys = c.changedKeys(snap, oldDesired, d, oldHeads, heads)
 	}
+	ws := c.windowsFor(d)
 	c.mu.Lock()
+	c.windows = ws
 	c.snap, c.desired, c.heads, c.fetchErr, c.lastFetch = snap, d, heads, "", c.opts.Now()
 	if full {
 		c.lastFull = c.opts.Now()
@@ -577,7 +616,7 @@ func (c *Controller) effective(m *reconciler.DesiredModel, now time.Time) (recon
 				continue
 			}
 		}
-		ws := c.windows.status(e.Environment, now)
+		ws := c.windowSet().status(e.Environment, now)
 		if ws.Open {
 			continue
 		}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"github.com/modelsync/modelsync/internal/cron"
 	"slices"
 	"time"
 )
@@ -28,7 +29,7 @@ type SyncWindow struct {
 
 type window struct {
 	SyncWindow
-	sched *Schedule
+	sched *cron.Schedule
 	loc   *time.Location
 }
 
@@ -41,7 +42,7 @@ func compileWindows(ws []SyncWindow) ([]window, error) {
 		if w.Duration <= 0 {
 			return nil, fmt.Errorf("sync window %d (%s %q): duration must be positive", i, w.Kind, w.Schedule)
 		}
-		s, err := ParseSchedule(w.Schedule)
+		s, err := cron.Parse(w.Schedule)
 		if err != nil {
 			return nil, fmt.Errorf("sync window %d: %w", i, err)
 		}

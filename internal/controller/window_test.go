@@ -3,6 +3,10 @@ package controller
 import (
 	"testing"
 	"time"
+
+	"github.com/modelsync/modelsync/internal/manifest"
+	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/reconciler"
 )
 
 func mustTime(t *testing.T, s string) time.Time {
@@ -12,33 +16,6 @@ func mustTime(t *testing.T, s string) time.Time {
 		t.Fatal(err)
 	}
 	return v
-}
-
-func TestScheduleNext(t *testing.T) {
-	for _, tc := range []struct{ expr, after, want string }{
-		{"*/15 * * * *", "2026-03-01T10:07:30Z", "2026-03-01T10:15:00Z"},
-		{"0 9 * * 1-5", "2026-03-06T09:00:00Z", "2026-03-09T09:00:00Z"}, // Friday 09:00 -> Monday
-		{"30 22 1 * *", "2026-03-01T23:00:00Z", "2026-04-01T22:30:00Z"},
-		{"0 0 * * 7", "2026-03-02T00:00:00Z", "2026-03-08T00:00:00Z"},   // 7 is Sunday
-		{"0 12 13 * 5", "2026-03-01T00:00:00Z", "2026-03-06T12:00:00Z"}, // day-of-month OR day-of-week
-		{"0,30 8-9 * 2,3 *", "2026-01-31T23:59:00Z", "2026-02-01T08:00:00Z"},
-	} {
-		s, err := ParseSchedule(tc.expr)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.expr, err)
-		}
-		if got := s.Next(mustTime(t, tc.after)); !got.Equal(mustTime(t, tc.want)) {
-			t.Errorf("%q after %s = %s, want %s", tc.expr, tc.after, got.Format(time.RFC3339), tc.want)
-		}
-	}
-	for _, bad := range []string{"* * * *", "60 * * * *", "* 24 * * *", "*/0 * * * *", "5-1 * * * *", "a * * * *"} {
-		if _, err := ParseSchedule(bad); err == nil {
-			t.Errorf("ParseSchedule(%q) accepted", bad)
-		}
-	}
-	if got := (&Schedule{}).Next(mustTime(t, "2026-01-01T00:00:00Z")); !got.IsZero() {
-		t.Errorf("empty schedule fired at %s", got)
-	}
 }
 
 func TestWindowsDenyWinsAndNextOpen(t *testing.T) {
@@ -113,5 +90,28 @@ func TestPinStoreIsDurable(t *testing.T) {
 	}
 	if len(third.list()) != 0 {
 		t.Fatalf("pins after removal: %+v", third.list())
+	}
+}
+
+// Windows declared in modelsync.yaml join the configured ones and change
+// with the revision.
+func TestWindowsFromRepositoryConfig(t *testing.T) {
+	c, err := New(Options{Repo: repo.Options{URL: t.TempDir()}, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &reconciler.DesiredState{Revision: "main@sha1:abc", Config: &manifest.RepoConfig{SyncWindows: []manifest.SyncWindow{
+		{Kind: "deny", Schedule: "0 17 * * 5", Duration: manifest.Duration{Duration: 64 * time.Hour}, Environments: []string{"prod"}, TimeZone: "Europe/Berlin"},
+	}}}
+	ws := c.windowsFor(d)
+	// Saturday noon in Berlin is inside the Friday 17:00 + 64h freeze.
+	if st := ws.status("prod", mustTime(t, "2026-03-07T11:00:00Z")); st.Open {
+		t.Fatalf("prod open during the weekend freeze: %+v", st)
+	}
+	if st := ws.status("dev", mustTime(t, "2026-03-07T11:00:00Z")); !st.Open {
+		t.Fatalf("dev closed by a prod-only window: %+v", st)
+	}
+	if st := c.windowsFor(&reconciler.DesiredState{Config: &manifest.RepoConfig{}}).status("prod", mustTime(t, "2026-03-07T11:00:00Z")); !st.Open {
+		t.Fatal("a window removed from Git still holds prod")
 	}
 }

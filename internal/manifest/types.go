@@ -40,6 +40,24 @@ type RepoConfig struct {
 	CreateNamespaces bool `yaml:"createNamespaces,omitempty" json:"createNamespaces,omitempty"`
 	// Serving holds repository-wide rules for rendering serving manifests.
 	Serving ServingPolicy `yaml:"serving,omitempty" json:"serving,omitempty"`
+	// SyncWindows allow or deny changes to environments on a schedule, as
+	// Argo CD's sync windows do; deny wins where windows overlap.
+	SyncWindows []SyncWindow `yaml:"syncWindows,omitempty" json:"syncWindows,omitempty"`
+}
+
+// SyncWindow is a recurring period in which the reconciler may (allow) or
+// may not (deny) change environments. With any allow window for an
+// environment, changes happen only inside allow windows.
+type SyncWindow struct {
+	Kind string `yaml:"kind" json:"kind" jsonschema:"enum=allow,enum=deny"`
+	// Schedule is a five-field cron expression for each window's start.
+	Schedule string `yaml:"schedule" json:"schedule"`
+	// Duration is how long each window lasts.
+	Duration Duration `yaml:"duration" json:"duration"`
+	// Environments the window applies to; empty means all.
+	Environments []string `yaml:"environments,omitempty" json:"environments,omitempty"`
+	// TimeZone interprets Schedule, e.g. Europe/Berlin; default UTC.
+	TimeZone string `yaml:"timeZone,omitempty" json:"timeZone,omitempty"`
 }
 
 // Environment is one place a model runs.

@@ -5,6 +5,9 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
+
+	"github.com/modelsync/modelsync/internal/cron"
 )
 
 var (
@@ -115,6 +118,28 @@ func validateConfig(file string, pos Positions, c *RepoConfig) ErrorList {
 		v.fail("defaults.registry.mode", "expected one of aliases, stages, both; got %q", c.Defaults.Registry.Mode)
 	}
 	validateLifecycle(v, "defaults.lifecycle", c.Defaults.Lifecycle)
+	for i, w := range c.SyncWindows {
+		f := fmt.Sprintf("syncWindows[%d]", i)
+		if w.Kind != "allow" && w.Kind != "deny" {
+			v.fail(f+".kind", "expected allow or deny, got %q", w.Kind)
+		}
+		if _, err := cron.Parse(w.Schedule); err != nil {
+			v.fail(f+".schedule", "%v", err)
+		}
+		if w.Duration.Duration <= 0 {
+			v.fail(f+".duration", "expected a positive duration such as \"8h\", got %q", w.Duration)
+		}
+		for j, env := range w.Environments {
+			if _, ok := names[env]; !ok {
+				v.fail(fmt.Sprintf("%s.environments[%d]", f, j), "unknown environment %q", env)
+			}
+		}
+		if w.TimeZone != "" {
+			if _, err := time.LoadLocation(w.TimeZone); err != nil {
+				v.fail(f+".timeZone", "expected an IANA time zone such as Europe/Berlin, got %q", w.TimeZone)
+			}
+		}
+	}
 	for i, k := range c.Serving.ExtraKinds {
 		if k == "" || k == "InferenceService" {
 			v.fail(fmt.Sprintf("serving.extraKinds[%d]", i), "expected a Kubernetes kind other than InferenceService, got %q", k)

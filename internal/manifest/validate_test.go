@@ -164,6 +164,8 @@ func TestConfigValidationErrors(t *testing.T) {
 		{"reserved alias", "    source: main\n", "    source: main\n    alias: latest\n", `modelsync.yaml:7:12: environments[0].alias: "latest" is reserved by MLflow ("latest" and v<number> cannot be aliases)`},
 		{"bad mode", "kind: Repository\n", "kind: Repository\ndefaults:\n  registry:\n    mode: stage\n", `modelsync.yaml:5:11: defaults.registry.mode: expected one of aliases, stages, both; got "stage"`},
 		{"bad duration", "kind: Repository\n", "kind: Repository\ndefaults:\n  lifecycle:\n    archiveAfter: 3 weeks\n", `modelsync.yaml:5:19: defaults.lifecycle.archiveAfter: expected a duration such as "30d", "36h" or "90m", got "3 weeks"`},
+		{"bad window schedule", "kind: Repository\n", "kind: Repository\nsyncWindows:\n  - {kind: deny, schedule: \"0 25 * * *\", duration: 2h, environments: [prod]}\n", `modelsync.yaml:4:28: syncWindows[0].schedule: cron schedule "0 25 * * *": hour field: "25" is outside 0-23`},
+		{"window on unknown environment", "kind: Repository\n", "kind: Repository\nsyncWindows:\n  - {kind: allow, schedule: \"0 9 * * 1-5\", duration: 8h, environments: [qa]}\n", `modelsync.yaml:4:73: syncWindows[0].environments[0]: unknown environment "qa"`},
 		{"delete without allow", "kind: Repository\n", "kind: Repository\ndefaults:\n  lifecycle:\n    deleteAfter: 400d\n", `modelsync.yaml:5:18: defaults.lifecycle.deleteAfter: set allowDelete: true as well; artifacts are never deleted without it`},
 	}
 	for _, tc := range cases {

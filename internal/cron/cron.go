@@ -1,4 +1,7 @@
-package controller
+// Package cron parses five-field cron expressions (minute hour
+// day-of-month month day-of-week) and finds their next occurrence, for sync
+// windows.
+package cron
 
 import (
 	"fmt"
@@ -18,8 +21,8 @@ type Schedule struct {
 	domAny, dowAny                bool
 }
 
-// ParseSchedule parses a five-field cron expression.
-func ParseSchedule(expr string) (*Schedule, error) {
+// Parse parses a five-field cron expression.
+func Parse(expr string) (*Schedule, error) {
 	fields := strings.Fields(expr)
 	if len(fields) != 5 {
 		return nil, fmt.Errorf("cron schedule %q: want 5 fields (minute hour day-of-month month day-of-week), got %d", expr, len(fields))
