@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -134,6 +135,8 @@ type TargetFlags struct {
 	S3          bool
 	S3Endpoint  string
 	S3PathStyle bool
+	// MLflowObserve, when set, sees every MLflow request (for metrics).
+	MLflowObserve func(method, endpoint string, status int, dur time.Duration)
 	// Progress receives progress of long artifact copies: a bar when it is
 	// a terminal, periodic log lines otherwise. Nil: no progress output.
 	Progress io.Writer

@@ -35,6 +35,9 @@ func BuildTargets(ctx context.Context, getenv func(string) string, flags *cmduti
 	if flags.MLflowURI != "" {
 		mcfg.TrackingURI = flags.MLflowURI
 	}
+	if flags.MLflowObserve != nil {
+		mcfg.Observe = flags.MLflowObserve
+	}
 	var client *mlflow.Client
 	if mcfg.TrackingURI != "" {
 		c, err := mlflow.New(mcfg)

@@ -18,21 +18,26 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/controller"
 	ghub "github.com/modelsync/modelsync/internal/github"
 	"github.com/modelsync/modelsync/internal/github/prcheck"
 	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/internal/mlflow"
 	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/internal/serving"
 )
 
 // Components that --only selects.
 const (
-	ComponentWebhooks = "webhooks"
+	ComponentController = "controller"
+	ComponentWebhooks   = "webhooks"
 )
 
-var components = []string{ComponentWebhooks}
+var components = []string{ComponentController, ComponentWebhooks}
 
 // Environment variables read by serve. Secrets come only from the
 // environment (or a key file), never from flags, so they stay out of
@@ -45,6 +50,8 @@ const (
 	EnvAppKeyFile     = "MODELSYNC_GITHUB_APP_PRIVATE_KEY_FILE"
 	EnvRepository     = "MODELSYNC_GITHUB_REPOSITORY"
 	EnvAPIURL         = "MODELSYNC_GITHUB_API_URL"
+	// EnvGenericWebhookSecret verifies POST /webhooks/generic (other Git hosts).
+	EnvGenericWebhookSecret = "MODELSYNC_WEBHOOK_SECRET"
 )
 
 // Options are the inputs of serve.
@@ -61,6 +68,17 @@ type Options struct {
 	AppKeyFile       string
 	TargetURL        string
 
+	// Controller settings.
+	Targets                 cmdutil.TargetFlags
+	Interval                time.Duration
+	ResyncInterval          time.Duration
+	Concurrency             int
+	StateDir                string
+	AuditLog                string
+	LeaderElect             bool
+	LeaderElectionNamespace string
+	LeaderElectionID        string
+
 	// OnListen, when set, is called with the bound address once the server
 	// accepts connections (tests listen on port 0).
 	OnListen func(addr string)
@@ -75,13 +93,21 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *Options) error)
 	opts := &Options{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the GitHub webhook receiver and PR gate",
+		Short: "Run the controller and the GitHub webhook receiver and PR gate",
 		Long: `Serve runs modelsync's long-lived components behind one HTTP server:
 
-  webhooks  POST /webhooks/github: pull request, review, push and tag events;
-            posts the modelsync/policy statuses and the plan comment.
+  controller  fetches the models repository every --interval (and at once on
+              a webhook), reconciles each model and environment into the
+              configured targets, and serves /api/v1/status, /api/v1/reconcile,
+              /api/v1/pins, /metrics and POST /webhooks/generic (HMAC-signed,
+              for Git hosts other than GitHub).
+  webhooks    POST /webhooks/github: pull request, review, push and tag events;
+              posts the modelsync/policy statuses and the plan comment; pushes
+              to the base branch and release tags trigger the controller.
 
-/healthz answers while the process runs; /readyz while it accepts work.
+By default the controller runs, and the webhooks component too when
+` + EnvWebhookSecret + ` is set. /healthz answers while the process runs;
+/readyz once the first fetch succeeded and while it accepts work.
 
 Environment:
   ` + EnvWebhookSecret + `  webhook secret (required)
@@ -89,8 +115,15 @@ Environment:
   ` + EnvAppID + `, ` + EnvInstallationID + `, ` + EnvAppKeyFile + `
   ` + EnvRepository + `      owner/name of the models repository
   ` + EnvAPIURL + `         GitHub Enterprise API URL
-  MLFLOW_TRACKING_URI (and MLFLOW_TRACKING_*)  registry facts for the rules`,
-		Example: `  MODELSYNC_GITHUB_WEBHOOK_SECRET=... GITHUB_TOKEN=... \
+  ` + EnvGenericWebhookSecret + `        secret of POST /webhooks/generic
+  MLFLOW_TRACKING_URI (and MLFLOW_TRACKING_*)  the registry target, and facts for the rules
+  MODELSYNC_GIT_*, AWS_*, KUBECONFIG  as for plan and apply`,
+		Example: `  # the controller for MLflow and KServe, with leader election in-cluster
+  MLFLOW_TRACKING_URI=http://mlflow:5000 modelsync serve --repo https://github.com/acme/models.git \
+    --kserve --leader-elect --leader-election-namespace modelsync-system
+
+  # only the PR gate
+  MODELSYNC_GITHUB_WEBHOOK_SECRET=... GITHUB_TOKEN=... \
     modelsync serve --only webhooks --listen :8080 --repo https://github.com/acme/models.git --github-repository acme/models`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -114,6 +147,15 @@ Environment:
 	cmd.Flags().Int64Var(&opts.InstallationID, "github-app-installation-id", 0, "GitHub App installation id (default $"+EnvInstallationID+")")
 	cmd.Flags().StringVar(&opts.AppKeyFile, "github-app-private-key-file", "", "GitHub App private key PEM file (default $"+EnvAppKeyFile+")")
 	cmd.Flags().StringVar(&opts.TargetURL, "status-target-url", "", "URL linked from commit statuses")
+	cmdutil.AddTargetFlags(cmd, &opts.Targets)
+	cmd.Flags().DurationVar(&opts.Interval, "interval", controller.DefaultInterval, "how often to fetch the models repository (±5% jitter)")
+	cmd.Flags().DurationVar(&opts.ResyncInterval, "resync-interval", controller.DefaultResyncInterval, "how often every model is re-planned to correct drift")
+	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", controller.DefaultConcurrency, "model×environment items reconciled at once")
+	cmd.Flags().StringVar(&opts.StateDir, "state-dir", "", "directory for pins (rollback --now); empty keeps them in memory")
+	cmd.Flags().StringVar(&opts.AuditLog, "audit-log", "", "also append the audit log (JSON lines) to this file; it always goes to stdout")
+	cmd.Flags().BoolVar(&opts.LeaderElect, "leader-elect", false, "elect a leader with a coordination.k8s.io Lease; only the leader writes")
+	cmd.Flags().StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "modelsync-system", "namespace of the leader election Lease")
+	cmd.Flags().StringVar(&opts.LeaderElectionID, "leader-election-id", "modelsync-controller", "name of the leader election Lease")
 	return cmd
 }
 
@@ -195,7 +237,10 @@ func Run(ctx context.Context, opts *Options) error {
 	log := slog.New(slog.NewJSONHandler(f.IO.ErrOut, nil))
 	only := opts.Only
 	if len(only) == 0 {
-		only = components
+		only = []string{ComponentController}
+		if f.Getenv(EnvWebhookSecret) != "" {
+			only = append(only, ComponentWebhooks)
+		}
 	}
 	srv := NewServer()
 	var closers []func()
@@ -204,8 +249,38 @@ func Run(ctx context.Context, opts *Options) error {
 			c()
 		}
 	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var ctrl *controller.Controller
+	ctrlDone := make(chan error, 1)
+	if slices.Contains(only, ComponentController) {
+		c, err := buildController(ctx, opts, log)
+		if err != nil {
+			return err
+		}
+		ctrl = c
+		closers = append(closers, func() { _ = c.Close() })
+		// Everything the controller serves; /healthz and /readyz stay the
+		// server's, with the controller's readiness as one of its checks.
+		srv.Handle("/api/", c.Handler())
+		srv.Handle("GET /metrics", c.Handler())
+		srv.Handle("POST /webhooks/generic", c.Handler())
+		srv.AddReadyCheck(func(context.Context) error {
+			if !c.Ready() {
+				return errors.New("controller has not fetched the repository yet")
+			}
+			return nil
+		})
+		if opts.Hooks.Reconcile == nil {
+			opts.Hooks.Reconcile = func(_ context.Context, branch, sha string) { c.Trigger("github push to " + branch + " " + sha) }
+		}
+		if opts.Hooks.Rollout == nil {
+			opts.Hooks.Rollout = func(_ context.Context, model, tag string) { c.Trigger("github release tag " + tag) }
+		}
+		go func() { ctrlDone <- c.Run(ctx) }()
+	}
 	if slices.Contains(only, ComponentWebhooks) {
-		gate, handler, err := buildWebhooks(opts, log)
+		gate, handler, err := buildWebhooks(opts, log, ctrl)
 		if err != nil {
 			return err
 		}
@@ -220,10 +295,90 @@ func Run(ctx context.Context, opts *Options) error {
 	if opts.OnListen != nil {
 		opts.OnListen(ln.Addr().String())
 	}
-	return srv.Serve(ctx, ln, 20*time.Second, log)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ctx, ln, 20*time.Second, log) }()
+	select {
+	case err := <-serveErr:
+		cancel()
+		if ctrl != nil {
+			<-ctrlDone
+		}
+		return err
+	case err := <-ctrlDone:
+		// The controller only returns early on a fatal error (say, a lost
+		// leader lease that must restart the process).
+		cancel()
+		<-serveErr
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("controller: %w", err)
+		}
+		return nil
+	}
 }
 
-func buildWebhooks(opts *Options, log *slog.Logger) (*ghub.Gate, http.Handler, error) {
+// buildController wires the controller to the targets, the cluster (leader
+// election, events, health) and the audit log the flags configure.
+func buildController(ctx context.Context, opts *Options, log *slog.Logger) (*controller.Controller, error) {
+	f := opts.Factory
+	metrics := controller.NewMetrics()
+	tf := opts.Targets
+	tf.MLflowObserve = metrics.TargetRequestObserver("mlflow")
+	tf.Progress = f.IO.ErrOut
+	targets, err := f.Targets(ctx, &tf, nil)
+	if err != nil {
+		return nil, err
+	}
+	cache := opts.Repo.CacheDir
+	if cache == "" {
+		cache = repo.DefaultCacheDir(f.Getenv)
+	}
+	copts := controller.Options{
+		Repo:           repo.Options{URL: opts.Repo.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(f.Getenv)},
+		Branch:         opts.Repo.Branch,
+		Targets:        targets,
+		Interval:       opts.Interval,
+		ResyncInterval: opts.ResyncInterval,
+		Concurrency:    opts.Concurrency,
+		StateDir:       opts.StateDir,
+		Logger:         log,
+		Metrics:        metrics,
+		Audit:          f.IO.Out,
+		AuditFile:      opts.AuditLog,
+		WebhookSecret:  []byte(f.Getenv(EnvGenericWebhookSecret)),
+	}
+	if opts.LeaderElect || opts.Targets.KServe {
+		rc, err := serving.LoadRESTConfig(opts.Targets.Kubeconfig, opts.Targets.KubeContext)
+		if err != nil {
+			cmdutil.CloseTargets(targets)
+			return nil, fmt.Errorf("kubeconfig: %w", err)
+		}
+		kc, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			cmdutil.CloseTargets(targets)
+			return nil, err
+		}
+		if opts.Targets.KServe {
+			dyn, err := dynamic.NewForConfig(rc)
+			if err != nil {
+				cmdutil.CloseTargets(targets)
+				return nil, err
+			}
+			copts.Events = kc
+			copts.Health = controller.KubeHealth{Client: dyn}
+		}
+		if opts.LeaderElect {
+			copts.LeaderElection = &controller.LeaderElection{Client: kc, Namespace: opts.LeaderElectionNamespace, Name: opts.LeaderElectionID}
+		}
+	}
+	c, err := controller.New(copts)
+	if err != nil {
+		cmdutil.CloseTargets(targets)
+		return nil, err
+	}
+	return c, nil
+}
+
+func buildWebhooks(opts *Options, log *slog.Logger, ctrl *controller.Controller) (*ghub.Gate, http.Handler, error) {
 	getenv := opts.Factory.Getenv
 	secret := getenv(EnvWebhookSecret)
 	if secret == "" {
@@ -261,6 +416,13 @@ func buildWebhooks(opts *Options, log *slog.Logger) (*ghub.Gate, http.Handler, e
 			return nil, nil, fmt.Errorf("GitHub App %d private key: %w", appID, err)
 		}
 		copts.AppID, copts.InstallationID, copts.PrivateKey = appID, instID, key
+	}
+	if ctrl != nil {
+		copts.OnRateLimit = func(st ghub.RateLimitState) {
+			if st.Known {
+				ctrl.Metrics().SetGitHubRateLimitRemaining(float64(st.Remaining))
+			}
+		}
 	}
 	client, err := ghub.NewClient(copts)
 	if err != nil {

@@ -48,7 +48,7 @@ func TestServeFlagsAndConfigErrors(t *testing.T) {
 		t.Fatalf("options = %+v", got)
 	}
 	cmd = serve.NewCmdServe(f, func(context.Context, *serve.Options) error { return nil })
-	cmd.SetArgs([]string{"--only", "controller"})
+	cmd.SetArgs([]string{"--only", "frobnicate"})
 	cmd.SetOut(&bytes.Buffer{})
 	cmd.SetErr(&bytes.Buffer{})
 	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "unknown component") {
@@ -61,12 +61,21 @@ func TestServeFlagsAndConfigErrors(t *testing.T) {
 		"no repository":   {serve.EnvWebhookSecret: "s", "GITHUB_TOKEN": "t"},
 		"bad app id":      {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", serve.EnvAppID: "x"},
 	} {
-		err := serve.Run(context.Background(), &serve.Options{Factory: factory(env, &bytes.Buffer{}), Listen: "127.0.0.1:0"})
+		err := serve.Run(context.Background(), &serve.Options{Factory: factory(env, &bytes.Buffer{}), Listen: "127.0.0.1:0", Only: []string{serve.ComponentWebhooks}})
 		if err == nil {
 			t.Errorf("%s: Run succeeded", name)
 		} else if strings.Contains(err.Error(), "t\"") {
 			t.Errorf("%s: error may quote a secret: %v", name, err)
 		}
+	}
+}
+
+// The controller, like plan and apply, refuses to run with no target: a
+// loop that checks nothing would report everything in sync.
+func TestServeControllerNeedsTargets(t *testing.T) {
+	err := serve.Run(context.Background(), &serve.Options{Factory: factory(nil, &bytes.Buffer{}), Listen: "127.0.0.1:0", Repo: cmdutil.RepoFlags{URL: t.TempDir(), Branch: "main"}})
+	if !errors.Is(err, cmdutil.ErrNoTargets) {
+		t.Fatalf("err = %v, want ErrNoTargets", err)
 	}
 }
 
