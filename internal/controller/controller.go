@@ -689,9 +689,13 @@ func (c *Controller) reconcile(ctx context.Context, k Key) (time.Duration, error
 	for _, e := range eff.Environments {
 		envSet[e.Environment] = true
 	}
-	var mine, others, modelLevel []reconciler.Action
+	var shared, mine, others, modelLevel []reconciler.Action
 	for _, a := range plan.Actions() {
 		switch {
+		case a.Model == "":
+			// Prerequisites of no single model (an environment's
+			// namespace) go first: this key's own actions need them.
+			shared = append(shared, a)
 		case a.Environment != "" && a.Environment == k.Environment:
 			mine = append(mine, a)
 		case a.Environment == "" || !envSet[a.Environment]:
@@ -754,7 +758,7 @@ func (c *Controller) reconcile(ctx context.Context, k Key) (time.Duration, error
 	// Version tags and lifecycle concern the whole model: apply them once
 	// no other environment has changes pending, so they describe where
 	// versions really run.
-	apply := mine
+	apply := append(slices.Clone(shared), mine...)
 	waitingOthers := len(others) > 0 || slices.ContainsFunc(slices.Collect(maps.Values(held)), func(h heldEnv) bool { return !h.known })
 	if !waitingOthers {
 		apply = append(apply, modelLevel...)

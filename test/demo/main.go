@@ -30,6 +30,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
@@ -66,7 +67,7 @@ func step(format string, args ...any) {
 	fmt.Printf("\n==> "+format+"\n", args...)
 }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context) (err error) {
 	bin, err := filepath.Abs("bin/modelsync")
 	if err != nil {
 		return err
@@ -79,6 +80,16 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	defer func() {
+		// On failure show what modelsync said before the logs go away.
+		if err == nil {
+			return
+		}
+		if b, rerr := os.ReadFile(filepath.Join(work, "serve.log")); rerr == nil {
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			fmt.Fprintf(os.Stderr, "---- last lines of modelsync serve's log ----\n%s\n", strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
+	}()
 	logs := filepath.Join(work, "logs")
 	d := &demo{work: work, bin: bin}
 
@@ -351,15 +362,59 @@ func (d *demo) waitFor(ctx context.Context, what string, ok func() (bool, error)
 	}
 }
 
-// waitSynced polls MLflow until every example alias exists.
+// waitSynced polls MLflow until every example alias exists. The llama
+// canary waits for KServe to report v3 rolled out in prod; with no KServe
+// controller here, the demo writes that status the way KServe would.
 func (d *demo) waitSynced(ctx context.Context, what string) error {
-	return d.waitFor(ctx, what+": every environment's alias is set", func() (bool, error) {
+	err := d.waitFor(ctx, what+": customer-churn-predictor's aliases are set", func() (bool, error) {
 		a, err := d.client.ReadAliases(ctx, "customer-churn-predictor")
+		return a["prod"] == 3 && a["staging"] == 4 && a["dev"] == 5, err
+	})
+	if err != nil {
+		return err
+	}
+	step("llama2-7b-alpaca's prod (v3, canary v4 at 20%%) waits until KServe has rolled out v3; writing that status as KServe would")
+	dyn := dynamic.NewForConfigOrDie(d.kube.RESTConfig)
+	isvcs := dyn.Resource(testenv.InferenceServiceGVR()).Namespace("models-prod")
+	var obj *unstructured.Unstructured
+	if err := d.waitFor(ctx, "InferenceService models-prod/llama2-7b-alpaca applied with v3", func() (bool, error) {
+		o, err := isvcs.Get(ctx, "llama2-7b-alpaca", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		obj = o
+		return err == nil, err
+	}); err != nil {
+		return err
+	}
+	ready := map[string]any{"type": "Ready", "status": "True"}
+	predictorReady := map[string]any{"type": "PredictorReady", "status": "True"}
+	_ = unstructured.SetNestedField(obj.Object, map[string]any{
+		"conditions":  []any{predictorReady, ready},
+		"modelStatus": map[string]any{"transitionStatus": "UpToDate", "states": map[string]any{"activeModelState": "Loaded", "targetModelState": "Loaded"}},
+		"components": map[string]any{"predictor": map[string]any{
+			"latestCreatedRevision": "llama2-7b-alpaca-predictor-00001", "latestReadyRevision": "llama2-7b-alpaca-predictor-00001",
+			"latestRolledoutRevision": "llama2-7b-alpaca-predictor-00001",
+			"traffic": []any{map[string]any{"revisionName": "llama2-7b-alpaca-predictor-00001", "percent": int64(100), "latestRevision": true}},
+		}},
+	}, "status")
+	if _, err := isvcs.UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	if err := d.modelsync("reconcile", "llama2-7b-alpaca", "--env", "prod", "--server", d.server); err != nil {
+		return err
+	}
+	return d.waitFor(ctx, "llama2-7b-alpaca prod alias at v3, prod-canary at v4, canaryTrafficPercent 20", func() (bool, error) {
+		b, err := d.client.ReadAliases(ctx, "llama2-7b-alpaca")
+		if err != nil || b["prod"] != 3 {
+			return false, err
+		}
+		o, err := isvcs.Get(ctx, "llama2-7b-alpaca", metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
-		b, err := d.client.ReadAliases(ctx, "llama2-7b-alpaca")
-		return a["prod"] == 3 && a["staging"] == 4 && a["dev"] == 5 && b["prod-canary"] == 4, err
+		pct, _, _ := unstructured.NestedInt64(o.Object, "spec", "predictor", "canaryTrafficPercent")
+		return b["prod-canary"] == 4 && pct == 20, nil
 	})
 }
 
