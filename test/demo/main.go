@@ -395,7 +395,7 @@ func (d *demo) waitSynced(ctx context.Context, what string) error {
 		"components": map[string]any{"predictor": map[string]any{
 			"latestCreatedRevision": "llama2-7b-alpaca-predictor-00001", "latestReadyRevision": "llama2-7b-alpaca-predictor-00001",
 			"latestRolledoutRevision": "llama2-7b-alpaca-predictor-00001",
-			"traffic": []any{map[string]any{"revisionName": "llama2-7b-alpaca-predictor-00001", "percent": int64(100), "latestRevision": true}},
+			"traffic":                 []any{map[string]any{"revisionName": "llama2-7b-alpaca-predictor-00001", "percent": int64(100), "latestRevision": true}},
 		}},
 	}, "status")
 	if _, err := isvcs.UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil {
