@@ -473,3 +473,17 @@ var (
 	_ fs.ReadLinkFS  = (*TreeFS)(nil)
 	_ fs.ReadDirFile = (*treeDir)(nil)
 )
+
+// CommitTreeFS is the read-only file system of commit c in a repository
+// this package does not manage (say, a working clone). repoLock guards the
+// repository's object storage if others use it concurrently; nil when not.
+func CommitTreeFS(store storer.EncodedObjectStorer, c *object.Commit, repoLock sync.Locker) (*TreeFS, error) {
+	t, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("gitsource: read tree of commit %s: %w", c.Hash, err)
+	}
+	if repoLock == nil {
+		repoLock = &sync.Mutex{}
+	}
+	return newTreeFS(repoLock, store, t, c), nil
+}

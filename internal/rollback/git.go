@@ -126,11 +126,7 @@ func (c *Checkout) Head() (*object.Commit, error) {
 
 // Files returns the tree of a commit as an fs.FS.
 func (c *Checkout) Files(commit *object.Commit) (fs.FS, error) {
-	t, err := commit.Tree()
-	if err != nil {
-		return nil, fmt.Errorf("rollback: tree of commit %s: %w", commit.Hash, err)
-	}
-	return commitFS{tree: t, when: commit.Committer.When}, nil
+	return gitsource.CommitTreeFS(c.repo.Storer, commit, nil)
 }
 
 // commitAt resolves a full hash.
