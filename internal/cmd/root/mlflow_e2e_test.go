@@ -15,37 +15,9 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/test/fixture"
 	"github.com/modelsync/modelsync/test/testenv"
 )
-
-// registerExample registers the example repository's models in MLflow with
-// enough versions, each backed by a run with metrics.
-func registerExample(t *testing.T, c *mlflow.Client) {
-	t.Helper()
-	ctx := context.Background()
-	exp, err := c.EnsureExperiment(ctx, "modelsync-e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, versions := range map[string]int{"customer-churn-predictor": 5, "llama2-7b-alpaca": 4, "fraud-detector-xgb": 2, "sentiment-bert-legacy": 3} {
-		if _, err := c.CreateRegisteredModel(ctx, mlflow.CreateRegisteredModelRequest{Name: name}); err != nil {
-			t.Fatal(err)
-		}
-		for v := 1; v <= versions; v++ {
-			run, err := c.CreateRun(ctx, mlflow.CreateRunRequest{ExperimentID: exp})
-			if err != nil {
-				t.Fatal(err)
-			}
-			metrics := []mlflow.Metric{{Key: "accuracy", Value: mlflow.Float(0.85 + float64(v)/100), Timestamp: 1}}
-			if err := c.LogBatch(ctx, run.Info.RunID, metrics, map[string]string{"max_depth": fmt.Sprint(v + 3)}, map[string]string{"dataset": "customer-activity@2024-06-30"}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.CreateModelVersion(ctx, mlflow.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://models/%s/%d", name, v), RunID: run.Info.RunID}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-}
 
 // The README's flow against a real MLflow: plan shows the changes (exit 2),
 // apply performs them, a second plan is empty (exit 0), lineage reads back
@@ -56,7 +28,7 @@ func TestPlanApplyLineageAgainstMLflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	registerExample(t, admin)
+	fixture.RegisterExample(t, admin, fixture.RegisterOptions{WithRuns: true})
 	dir := exampleRepo(t)
 	env := map[string]string{"MODELSYNC_CACHE_DIR": t.TempDir(), "MLFLOW_TRACKING_URI": srv.URL}
 
@@ -122,7 +94,7 @@ func TestApplyKServeAgainstRealAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	registerExample(t, admin)
+	fixture.RegisterExample(t, admin, fixture.RegisterOptions{WithRuns: true})
 	dir := exampleRepo(t)
 	env := map[string]string{"MODELSYNC_CACHE_DIR": t.TempDir(), "MLFLOW_TRACKING_URI": srv.URL}
 	code, out, errOut := run(t, env, "apply", "--repo", dir, "--kserve", "--kubeconfig", kube.KubeconfigPath, "--target", "kserve")
@@ -199,7 +171,7 @@ func TestApplyS3AndCostAgainstMinIO(t *testing.T) {
 			}
 		}
 	}
-	registerExample(t, admin) // sources are s3://models/<model>/<version>
+	fixture.RegisterExample(t, admin, fixture.RegisterOptions{WithRuns: true}) // sources are s3://models/<model>/<version>
 	dir := exampleRepo(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", minio.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", minio.SecretKey)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/wiring"
+	"github.com/modelsync/modelsync/test/fixture"
 )
 
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
@@ -28,15 +29,7 @@ func run(t *testing.T, env map[string]string, args ...string) (int, string, stri
 }
 
 // exampleRepo builds the example repository with history and tags.
-func exampleRepo(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "models")
-	cmd := exec.Command("../../../test/scripts/example-repo.sh", dir)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("example-repo.sh: %v\n%s", err, out)
-	}
-	return dir
-}
+func exampleRepo(t *testing.T) string { return fixture.ExampleRepo(t) }
 
 func TestValidateExample(t *testing.T) {
 	code, out, _ := run(t, nil, "validate", "../../../manifests-example")

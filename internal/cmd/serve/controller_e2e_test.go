@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/modelsync/modelsync/internal/controller"
 	"github.com/modelsync/modelsync/internal/mlflow"
 	"github.com/modelsync/modelsync/internal/wiring"
+	"github.com/modelsync/modelsync/test/fixture"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
@@ -33,16 +33,7 @@ func TestServeController(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for name, n := range map[string]int{"customer-churn-predictor": 5, "llama2-7b-alpaca": 4, "fraud-detector-xgb": 2, "sentiment-bert-legacy": 3} {
-		if _, err := admin.CreateRegisteredModel(ctx, mlflow.CreateRegisteredModelRequest{Name: name}); err != nil {
-			t.Fatal(err)
-		}
-		for v := 1; v <= n; v++ {
-			if _, err := admin.CreateModelVersion(ctx, mlflow.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://models/%s/%d", name, v)}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	fixture.RegisterExample(t, admin, fixture.RegisterOptions{})
 	dir := exampleRepo(t)
 	if _, err := gitsrv.NewBareRepo("models"); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/test/fixture"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
@@ -120,17 +121,7 @@ func newCrashFixture(t *testing.T) *crashFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	for name, n := range map[string]int{"customer-churn-predictor": 5, "llama2-7b-alpaca": 4, "fraud-detector-xgb": 2, "sentiment-bert-legacy": 3} {
-		if _, err := admin.CreateRegisteredModel(ctx, mlflow.CreateRegisteredModelRequest{Name: name}); err != nil {
-			t.Fatal(err)
-		}
-		for v := 1; v <= n; v++ {
-			if _, err := admin.CreateModelVersion(ctx, mlflow.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://models/%s/%d", name, v)}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	fixture.RegisterExample(t, admin, fixture.RegisterOptions{})
 	dir := exampleRepo(t)
 	if _, err := gitsrv.NewBareRepo("models"); err != nil {
 		t.Fatal(err)

@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/modelsync/modelsync/test/fixture"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -79,20 +78,7 @@ func TestServeControllerNeedsTargets(t *testing.T) {
 	}
 }
 
-func exampleRepo(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "models")
-	script, err := filepath.Abs("../../../test/scripts/example-repo.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("bash", script, dir)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("example-repo.sh: %v\n%s", err, out)
-	}
-	return dir
-}
+func exampleRepo(t *testing.T) string { return fixture.ExampleRepo(t) }
 
 func get(t *testing.T, url string) int {
 	t.Helper()
