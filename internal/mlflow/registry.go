@@ -99,13 +99,19 @@ type SearchOptions struct {
 	PageSize int
 }
 
-// SearchRegisteredModelsPage fetches one page. An empty next token means
-// there are no more pages.
-func (c *Client) SearchRegisteredModelsPage(ctx context.Context, o SearchOptions, pageToken string) ([]RegisteredModel, string, error) {
+// params are the query of one search page, the same for models and versions.
+func (o SearchOptions) params(pageToken string) params {
 	p := params{}.str("filter", o.Filter).strs("order_by", o.OrderBy).str("page_token", pageToken)
 	if o.PageSize > 0 {
 		p = p.json("max_results", o.PageSize)
 	}
+	return p
+}
+
+// SearchRegisteredModelsPage fetches one page. An empty next token means
+// there are no more pages.
+func (c *Client) SearchRegisteredModelsPage(ctx context.Context, o SearchOptions, pageToken string) ([]RegisteredModel, string, error) {
+	p := o.params(pageToken)
 	var out struct {
 		RegisteredModels []wireRegisteredModel `json:"registered_models"`
 		NextPageToken    string                `json:"next_page_token"`
@@ -242,10 +248,7 @@ func (c *Client) DeleteModelVersion(ctx context.Context, model string, version i
 // SearchModelVersionsPage fetches one page. Versions from search carry no
 // aliases (MLflow leaves them out); use ReadAliases.
 func (c *Client) SearchModelVersionsPage(ctx context.Context, o SearchOptions, pageToken string) ([]ModelVersion, string, error) {
-	p := params{}.str("filter", o.Filter).strs("order_by", o.OrderBy).str("page_token", pageToken)
-	if o.PageSize > 0 {
-		p = p.json("max_results", o.PageSize)
-	}
+	p := o.params(pageToken)
 	var out struct {
 		ModelVersions []wireModelVersion `json:"model_versions"`
 		NextPageToken string             `json:"next_page_token"`
