@@ -277,28 +277,54 @@ func (c *Client) versionTagIs(model string, version int, key, value string, pres
 // compared with the live version (say, from a version search), so no read
 // precedes the writes. After a write with an unknown outcome it re-reads, as
 // the Ensure helpers do, so each change still takes effect at most once.
-// Keys are written in sorted order, sets before deletes.
-func (c *Client) WriteVersionTags(ctx context.Context, model string, version int, set map[string]string, del []string) error {
+//
+// MLflow takes one tag per request, so a change of several tags can stop
+// halfway. last names the key (set or deleted) that callers compare to tell
+// whether the change is complete; it is written after every other key, so a
+// change interrupted at any point is still seen as unfinished and redone.
+// The other keys go in sorted order, sets before deletes.
+func (c *Client) WriteVersionTags(ctx context.Context, model string, version int, set map[string]string, del []string, last string) error {
 	keys := make([]string, 0, len(set))
 	for k := range set {
-		keys = append(keys, k)
+		if k != last {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
-	notDone := false
-	for _, k := range keys {
-		v := set[k]
+	dels := slices.DeleteFunc(slices.Clone(del), func(k string) bool { return k == last })
+	setTag := func(k, v string) error {
+		notDone := false
 		if _, err := c.converge(ctx, &notDone, c.versionTagIs(model, version, k, v, true), func(ctx context.Context) error {
 			return c.SetModelVersionTag(ctx, model, version, k, v)
 		}); err != nil {
 			return fmt.Errorf("set tag %q on model %q version %d: %w", k, model, version, err)
 		}
+		return nil
 	}
-	for _, k := range del {
+	deleteTag := func(k string) error {
+		notDone := false
 		if _, err := c.converge(ctx, &notDone, c.versionTagIs(model, version, k, "", false), func(ctx context.Context) error {
 			return c.DeleteModelVersionTag(ctx, model, version, k)
 		}); err != nil {
 			return fmt.Errorf("delete tag %q from model %q version %d: %w", k, model, version, err)
 		}
+		return nil
+	}
+	for _, k := range keys {
+		if err := setTag(k, set[k]); err != nil {
+			return err
+		}
+	}
+	for _, k := range dels {
+		if err := deleteTag(k); err != nil {
+			return err
+		}
+	}
+	if v, ok := set[last]; ok && last != "" {
+		return setTag(last, v)
+	}
+	if last != "" && slices.Contains(del, last) {
+		return deleteTag(last)
 	}
 	return nil
 }

@@ -211,6 +211,9 @@ type payload struct {
 	Stage     string            `json:"stage,omitempty"`
 	SetTags   map[string]string `json:"setTags,omitempty"`
 	DeleteTag []string          `json:"deleteTags,omitempty"`
+	// LastTag is written after the other tags: the key the next plan reads
+	// to tell whether this change finished (see mlflow.WriteVersionTags).
+	LastTag string `json:"lastTag,omitempty"`
 }
 
 func (p payload) raw() json.RawMessage {
@@ -335,13 +338,13 @@ func planModel(d *reconciler.DesiredState, m *reconciler.DesiredModel, live *liv
 				}
 				add(reconciler.Action{Kind: KindUnarchive, Resource: versionResource(v), Op: reconciler.OpUpdate,
 					From: LifecycleArchived, To: "active (" + envs + ")", Revision: ps[len(ps)-1].revision,
-					Payload: payload{Model: m.RegisteredModel, Version: v, DeleteTag: del}.raw()})
+					Payload: payload{Model: m.RegisteredModel, Version: v, DeleteTag: del, LastTag: TagLifecycle}.raw()})
 				del = nil
 			}
 			if len(set) > 0 {
 				add(reconciler.Action{Kind: KindAuditTags, Resource: versionResource(v), Op: reconciler.OpUpdate,
 					From: orNone(mv.Tags[TagEnvironments]), To: envs, Revision: set[TagRevision],
-					Payload: payload{Model: m.RegisteredModel, Version: v, SetTags: set}.raw()})
+					Payload: payload{Model: m.RegisteredModel, Version: v, SetTags: set, DeleteTag: del, LastTag: TagEnvironments}.raw()})
 			}
 			continue
 		}
@@ -368,7 +371,7 @@ func planModel(d *reconciler.DesiredState, m *reconciler.DesiredModel, live *liv
 		}
 		add(reconciler.Action{Kind: KindArchive, Resource: versionResource(v), Op: reconciler.OpUpdate,
 			From: "active", To: LifecycleArchived, Reason: "no environment references it",
-			Payload: payload{Model: m.RegisteredModel, Version: v, SetTags: set, DeleteTag: del}.raw()})
+			Payload: payload{Model: m.RegisteredModel, Version: v, SetTags: set, DeleteTag: del, LastTag: TagEnvironments}.raw()})
 	}
 	return acts, nil
 }
@@ -596,6 +599,9 @@ func (t *Target) ValidateAction(a reconciler.Action) error {
 				return fmt.Errorf("tag %q is outside the %s prefix", k, TagPrefix)
 			}
 		}
+		if _, set := p.SetTags[p.LastTag]; p.LastTag != "" && !set && !slices.Contains(p.DeleteTag, p.LastTag) {
+			return fmt.Errorf("last tag %q is neither set nor deleted", p.LastTag)
+		}
 	default:
 		return fmt.Errorf("unknown action kind %q", a.Kind)
 	}
@@ -636,7 +642,7 @@ func (t *Target) Apply(ctx context.Context, a reconciler.Action) error {
 		err = t.ensureStage(ctx, p)
 	default:
 		// The plan compared these tags with the live version.
-		err = t.client.WriteVersionTags(ctx, p.Model, p.Version, p.SetTags, p.DeleteTag)
+		err = t.client.WriteVersionTags(ctx, p.Model, p.Version, p.SetTags, p.DeleteTag, p.LastTag)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %s %s: %w", where, a.Kind, a.Resource, err)

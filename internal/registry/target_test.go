@@ -445,3 +445,81 @@ func TestFaultsConvergeExactlyOnce(t *testing.T) {
 		}
 	})
 }
+
+// MLflow takes one tag per request, so an audit change can stop after any
+// of its writes (a crash, a rejected request). Whatever was written, the
+// next pass must finish it: the revision and author of the new deployment
+// win, and a stale .until stamp of an environment re-entered is removed.
+func TestInterruptedTagWritesConverge(t *testing.T) {
+	eachServer(t, func(t *testing.T, s *testenv.MLflow) {
+		for written := range 4 {
+			t.Run(fmt.Sprintf("after %d tag writes", written), func(t *testing.T) {
+				admin := client(t, s, s.URL, nil)
+				m := register(t, admin, 2)
+				proxy, err := testenv.NewFaultProxy(s.URL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer proxy.Close()
+				now := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+				tg := registry.New(client(t, s, proxy.URL, nil), registry.WithClock(func() time.Time { return now }))
+
+				// v1 runs in staging and prod, then leaves prod for v2 and
+				// stays in staging: it carries prod.until.
+				apply(t, tg, plan(t, tg, desired(testConfig, map[string][]env{m: {{"staging", 1, 0}, {"prod", 1, 0}}})))
+				now = now.Add(time.Hour)
+				apply(t, tg, plan(t, tg, desired(testConfig, map[string][]env{m: {{"staging", 1, 0}, {"prod", 2, 0}}})))
+				if tg1 := tags(t, admin, m, 1); tg1["modelsync.audit.prod.until"] != "2026-11-26T10:00:00Z" {
+					t.Fatalf("v1 after leaving prod: %v", tg1)
+				}
+
+				// Roll prod back to v1 under a new revision and author; the
+				// tag writes fail after `written` of them reached MLflow.
+				now = now.Add(time.Hour)
+				d := desired(testConfig, map[string][]env{m: {{"staging", 1, 0}, {"prod", 1, 0}}})
+				prod := &d.Models[0].Environments[1]
+				prod.Revision, prod.Commit = m+"/v1.0.1@sha1:fed", reconciler.Commit{Hash: "fed", AuthorName: "Bob", AuthorEmail: "bob@example.com"}
+				var seen atomic.Int32
+				proxy.Inject(testenv.Fault{Status: http.StatusBadRequest, Match: func(r *http.Request) bool {
+					if r.Method != http.MethodDelete && !(r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/model-versions/set-tag")) {
+						return false
+					}
+					return int(seen.Add(1)) > written
+				}})
+				res, err := reconciler.Apply(t.Context(), plan(t, tg, d), []reconciler.Target{tg}, reconciler.ApplyOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.OK() {
+					t.Fatalf("apply succeeded although tag writes after the first %d were refused", written)
+				}
+
+				proxy.Reset()
+				p := plan(t, tg, d)
+				if !p.HasChanges() {
+					t.Fatalf("after %d of the tag writes the next plan sees nothing to do; v1 tags: %v", written, tags(t, admin, m, 1))
+				}
+				apply(t, tg, p)
+				want := map[string]string{
+					registry.TagEnvironments:        "staging,prod",
+					registry.TagRevision:            m + "/v1.0.1@sha1:fed",
+					registry.TagDeployedBy:          "Bob <bob@example.com>",
+					"modelsync.audit.staging.since": "2026-11-26T09:00:00Z",
+					"modelsync.audit.prod.since":    "2026-11-26T11:00:00Z",
+				}
+				got := tags(t, admin, m, 1)
+				for k, v := range want {
+					if got[k] != v {
+						t.Errorf("v1 tag %s = %q, want %q (all: %v)", k, got[k], v, got)
+					}
+				}
+				if u, ok := got["modelsync.audit.prod.until"]; ok {
+					t.Errorf("v1 kept prod.until = %q after re-entering prod", u)
+				}
+				if p := plan(t, tg, d); p.HasChanges() {
+					t.Fatalf("plan after convergence has changes:\n%s", summary(p))
+				}
+			})
+		}
+	})
+}
