@@ -27,6 +27,10 @@ type MLflowOptions struct {
 	S3     *S3
 	Bucket string
 	LogDir string
+	// Workers is the server's worker process count. Tests use 1 (0 means
+	// 1) to keep memory and start time down; benchmarks pass MLflow's own
+	// default (4) so they measure the server as it is usually deployed.
+	Workers int
 }
 
 // MLflow is a running MLflow server with a throwaway sqlite backend.
@@ -107,7 +111,7 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 			"--backend-store-uri", "sqlite:///" + db,
 			"--artifacts-destination", m.ArtifactsDestination,
 			"--serve-artifacts",
-			"--workers", "1",
+			"--workers", strconv.Itoa(max(1, opts.Workers)),
 		}
 		env := append([]string{
 			"HOME=" + dataDir,

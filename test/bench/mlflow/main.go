@@ -3,7 +3,11 @@
 // on the same real MLflow server, counting HTTP requests through one
 // recording proxy and timing both.
 //
-//	go run ./test/bench/mlflow [-models 200]
+// The server runs with MLflow's default worker count (4) unless -workers
+// says otherwise; modelsync applies -concurrency models at once, the seed
+// design one request after another. -breakdown lists requests per endpoint.
+//
+//	go run ./test/bench/mlflow [-models 200] [-workers 4] [-concurrency 8] [-breakdown]
 package main
 
 import (
@@ -14,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,8 +31,11 @@ import (
 
 func main() {
 	models := flag.Int("models", 200, "models, each with dev/staging/prod")
+	workers := flag.Int("workers", 4, "MLflow server worker processes (MLflow's default is 4)")
+	concurrency := flag.Int("concurrency", 8, "models modelsync applies at once")
+	breakdown := flag.Bool("breakdown", false, "print requests per endpoint")
 	flag.Parse()
-	if err := run(*models); err != nil {
+	if err := run(options{models: *models, workers: *workers, concurrency: *concurrency, breakdown: *breakdown}); err != nil {
 		fmt.Fprintln(os.Stderr, "mlflow bench:", err)
 		os.Exit(1)
 	}
@@ -49,14 +57,41 @@ func count(p *testenv.FaultProxy) counts {
 	return c
 }
 
-func run(n int) error {
+type options struct {
+	models, workers, concurrency int
+	breakdown                    bool
+}
+
+// endpoints counts requests by method and path.
+func endpoints(p *testenv.FaultProxy) map[string]int {
+	out := map[string]int{}
+	for _, r := range p.Requests() {
+		out[r.Method+" "+strings.TrimPrefix(r.Path, "/api/2.0/mlflow/")]++
+	}
+	return out
+}
+
+func printEndpoints(title string, m map[string]int) {
+	fmt.Printf("\n%s:\n", title)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Printf("  %6d  %s\n", m[k], k)
+	}
+}
+
+func run(o options) error {
+	n := o.models
 	ctx := context.Background()
 	logDir, err := os.MkdirTemp("", "modelsync-bench-mlflow-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(logDir)
-	srv, err := testenv.StartMLflow(ctx, testenv.MLflowOptions{Major: 3, LogDir: logDir})
+	srv, err := testenv.StartMLflow(ctx, testenv.MLflowOptions{Major: 3, LogDir: logDir, Workers: o.workers})
 	if err != nil {
 		return err
 	}
@@ -94,10 +129,10 @@ func run(n int) error {
 	target := registry.New(client)
 	d := desired(ours)
 	start := time.Now()
-	if err := sync(ctx, target, d); err != nil {
+	if err := sync(ctx, target, d, o.concurrency); err != nil {
 		return err
 	}
-	firstWall, firstCount := time.Since(start), count(proxy)
+	firstWall, firstCount, firstEndpoints := time.Since(start), count(proxy), endpoints(proxy)
 	proxy.Reset()
 	start = time.Now()
 	p, err := reconciler.BuildPlan(ctx, d, []reconciler.Target{target})
@@ -119,7 +154,7 @@ func run(n int) error {
 	if err != nil {
 		return err
 	}
-	seedCount := count(seedProxy)
+	seedCount, seedEndpoints := count(seedProxy), endpoints(seedProxy)
 	seedProxy.Reset()
 	seedAgainWall, err := runSeed(seedProxy.URL, seed, logDir)
 	if err != nil {
@@ -127,7 +162,11 @@ func run(n int) error {
 	}
 	seedAgainCount := count(seedProxy)
 
-	fmt.Printf("\n%d models x 3 environments, MLflow %d on loopback\n", n, srv.Major)
+	if o.breakdown {
+		printEndpoints("modelsync first sync, requests per endpoint", firstEndpoints)
+		printEndpoints("seed design first sync, requests per endpoint", seedEndpoints)
+	}
+	fmt.Printf("\n%d models x 3 environments, MLflow %d on loopback (%d server workers; modelsync applies %d models at once)\n", n, srv.Major, o.workers, o.concurrency)
 	fmt.Printf("%-46s %9s %7s %7s %10s\n", "", "requests", "reads", "writes", "wall")
 	row := func(name string, c counts, wall time.Duration) {
 		fmt.Printf("%-46s %9d %7d %7d %10s\n", name, c.total(), c.reads, c.writes, wall.Round(time.Millisecond))
@@ -141,7 +180,7 @@ func run(n int) error {
 	return nil
 }
 
-func sync(ctx context.Context, t *registry.Target, d *reconciler.DesiredState) error {
+func sync(ctx context.Context, t *registry.Target, d *reconciler.DesiredState, concurrency int) error {
 	p, err := reconciler.BuildPlan(ctx, d, []reconciler.Target{t})
 	if err != nil {
 		return err
@@ -149,7 +188,7 @@ func sync(ctx context.Context, t *registry.Target, d *reconciler.DesiredState) e
 	if len(p.Errors()) > 0 {
 		return fmt.Errorf("plan errors: %v", p.Errors())
 	}
-	res, err := reconciler.Apply(ctx, p, []reconciler.Target{t}, reconciler.ApplyOptions{Concurrency: 4})
+	res, err := reconciler.Apply(ctx, p, []reconciler.Target{t}, reconciler.ApplyOptions{Concurrency: concurrency})
 	if err != nil {
 		return err
 	}
