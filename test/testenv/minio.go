@@ -45,7 +45,7 @@ func StartMinIO(ctx context.Context, logDir string) (*S3, error) {
 			Kind:      "minio",
 			dataDir:   dataDir,
 		}
-		p, err := startProc(procSpec{
+		p, err := launch(ctx, procSpec{
 			name: "minio",
 			path: bin,
 			args: []string{
@@ -67,18 +67,13 @@ func StartMinIO(ctx context.Context, logDir string) (*S3, error) {
 			},
 			dir:    dataDir,
 			logDir: logDir,
+		}, dataDir, 60*time.Second, func(ctx context.Context) error {
+			return httpOK(ctx, s.Endpoint+"/minio/health/ready", nil)
 		})
 		if err != nil {
-			os.RemoveAll(dataDir)
 			return nil, err
 		}
 		s.proc = p
-		if err := waitReady(ctx, p, 60*time.Second, func(ctx context.Context) error {
-			return httpOK(ctx, s.Endpoint+"/minio/health/ready", nil)
-		}); err != nil {
-			_ = s.Close()
-			return nil, err
-		}
 		return s, nil
 	})
 	if err != nil {

@@ -134,16 +134,12 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 			args = append(args, "--app-name", "basic-auth")
 			env = append(env, "MLFLOW_AUTH_CONFIG_PATH="+ini)
 		}
-		p, err := startProc(procSpec{name: fmt.Sprintf("mlflow%d", opts.Major), path: bin, args: args, env: env, dir: dataDir, logDir: logDir})
+		p, err := launch(ctx, procSpec{name: fmt.Sprintf("mlflow%d", opts.Major), path: bin, args: args, env: env, dir: dataDir, logDir: logDir},
+			dataDir, 120*time.Second, m.ready)
 		if err != nil {
-			os.RemoveAll(dataDir)
 			return nil, err
 		}
 		m.proc = p
-		if err := waitReady(ctx, p, 120*time.Second, m.ready); err != nil {
-			_ = m.Close()
-			return nil, err
-		}
 		return m, nil
 	})
 	if err != nil {

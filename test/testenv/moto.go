@@ -80,7 +80,7 @@ func StartMoto(ctx context.Context, logDir string, opts MotoOptions) (*S3, error
 			Kind:      "moto",
 			dataDir:   dataDir,
 		}
-		p, err := startProc(procSpec{
+		p, err := launch(ctx, procSpec{
 			name: "moto",
 			path: python,
 			args: []string{"-c", motoShim, "-H", "127.0.0.1", "-p", strconv.Itoa(port)},
@@ -93,18 +93,13 @@ func StartMoto(ctx context.Context, logDir string, opts MotoOptions) (*S3, error
 			},
 			dir:    dataDir,
 			logDir: logDir,
+		}, dataDir, 60*time.Second, func(ctx context.Context) error {
+			return httpOK(ctx, s.Endpoint+"/moto-api/data.json", nil)
 		})
 		if err != nil {
-			os.RemoveAll(dataDir)
 			return nil, err
 		}
 		s.proc = p
-		if err := waitReady(ctx, p, 60*time.Second, func(ctx context.Context) error {
-			return httpOK(ctx, s.Endpoint+"/moto-api/data.json", nil)
-		}); err != nil {
-			_ = s.Close()
-			return nil, err
-		}
 		return s, nil
 	})
 	if err != nil {

@@ -269,6 +269,23 @@ func waitReady(ctx context.Context, p *proc, timeout time.Duration, check func(c
 	}
 }
 
+// launch starts spec and waits until ready answers. On failure it stops the
+// process and removes dataDir, so the next attempt of startWithRetry (or the
+// caller's error) leaves nothing behind.
+func launch(ctx context.Context, spec procSpec, dataDir string, timeout time.Duration, ready func(context.Context) error) (*proc, error) {
+	p, err := startProc(spec)
+	if err != nil {
+		os.RemoveAll(dataDir)
+		return nil, err
+	}
+	if err := waitReady(ctx, p, timeout, ready); err != nil {
+		_ = p.Close()
+		os.RemoveAll(dataDir)
+		return nil, err
+	}
+	return p, nil
+}
+
 // startWithRetry runs start up to three times while it fails only because a
 // port picked by freePort was taken by someone else in the meantime.
 func startWithRetry[T any](start func() (T, error)) (T, error) {
