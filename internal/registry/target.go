@@ -365,13 +365,16 @@ func planModel(d *reconciler.DesiredState, m *reconciler.DesiredModel, live *liv
 		}
 		set := map[string]string{TagLifecycle: LifecycleArchived, TagArchivedAt: now.Format(time.RFC3339)}
 		var del []string
+		last := TagLifecycle
 		if mv.Tags[TagEnvironments] != "" {
-			del = []string{TagEnvironments}
+			// Clearing the environments comes last; until then the next
+			// plan finishes an archive that stopped halfway.
+			del, last = []string{TagEnvironments}, TagEnvironments
 			residency(set, &del, mv.Tags, nil, now)
 		}
 		add(reconciler.Action{Kind: KindArchive, Resource: versionResource(v), Op: reconciler.OpUpdate,
 			From: "active", To: LifecycleArchived, Reason: "no environment references it",
-			Payload: payload{Model: m.RegisteredModel, Version: v, SetTags: set, DeleteTag: del, LastTag: TagEnvironments}.raw()})
+			Payload: payload{Model: m.RegisteredModel, Version: v, SetTags: set, DeleteTag: del, LastTag: last}.raw()})
 	}
 	return acts, nil
 }

@@ -523,3 +523,31 @@ func TestInterruptedTagWritesConverge(t *testing.T) {
 		}
 	})
 }
+
+// A model Git keeps without environments is retired: every version is
+// archived, those it never deployed included.
+func TestRetiredModelArchivesEveryVersion(t *testing.T) {
+	eachServer(t, func(t *testing.T, s *testenv.MLflow) {
+		admin := client(t, s, s.URL, nil)
+		m := register(t, admin, 2)
+		now := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+		tg := registry.New(client(t, s, s.URL, nil), registry.WithClock(func() time.Time { return now }))
+		apply(t, tg, plan(t, tg, desired(testConfig, map[string][]env{m: {{"prod", 2, 0}}})))
+
+		d := desired(testConfig, map[string][]env{m: nil})
+		p := plan(t, tg, d)
+		expectPlan(t, p, "delete-alias alias prod v2->", "archive-version version 1 active->archived", "archive-version version 2 active->archived")
+		apply(t, tg, p)
+		for v := 1; v <= 2; v++ {
+			if tv := tags(t, admin, m, v); tv[registry.TagLifecycle] != registry.LifecycleArchived || tv[registry.TagEnvironments] != "" {
+				t.Errorf("v%d after retiring: %v", v, tv)
+			}
+		}
+		if tv := tags(t, admin, m, 2); tv["modelsync.audit.prod.until"] != "2026-11-26T09:00:00Z" {
+			t.Errorf("v2 residency after retiring: %v", tv)
+		}
+		if p := plan(t, tg, d); p.HasChanges() {
+			t.Fatalf("plan after retiring has changes:\n%s", summary(p))
+		}
+	})
+}
