@@ -26,7 +26,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
@@ -73,6 +72,14 @@ type Options struct {
 	// Depth limits history to that many commits per fetched ref; 0 fetches
 	// full history. See Sync for the trade-off.
 	Depth int
+	// CacheSize bounds, in bytes, what the Source keeps in memory between
+	// reads, half each: go-git's cache of raw objects (which also spares
+	// re-inflating delta bases; it counts content bytes, and the buffers
+	// holding them can take up to about twice that) and the decoded
+	// directories its trees share (estimated generously). 0 means
+	// DefaultCacheSize. Objects and directories beyond it are read from the
+	// pack files again.
+	CacheSize int64
 }
 
 // Source is a bare on-disk mirror of one remote repository.
@@ -97,6 +104,9 @@ type Source struct {
 	known map[string]string
 	// peeled maps tag targets to the commits they peel to. Guarded by mu.
 	peeled map[plumbing.Hash]plumbing.Hash
+	// trees are the decoded directories every TreeFS of this Source
+	// shares. Guarded by mu.
+	trees *treeCache
 }
 
 // Commit describes a commit.
@@ -139,6 +149,13 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	if opts.Depth < 0 {
 		return nil, fmt.Errorf("gitsource: negative depth %d for %s", opts.Depth, SanitizeURL(opts.URL))
 	}
+	cacheSize := opts.CacheSize
+	switch {
+	case cacheSize < 0:
+		return nil, fmt.Errorf("gitsource: negative cache size %d for %s", cacheSize, SanitizeURL(opts.URL))
+	case cacheSize == 0:
+		cacheSize = DefaultCacheSize
+	}
 	url, user, password := splitURLCredentials(opts.URL)
 	auth := opts.Auth
 	if (user != "" || password != "") && auth.Username == "" && auth.Password == "" && auth.Token == "" {
@@ -155,11 +172,11 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	sum := sha256.Sum256([]byte(url))
 	key := hex.EncodeToString(sum[:])[:cacheKeyLen]
 	dir := filepath.Join(opts.CacheDir, key)
-	repo, err := openOrInitCache(opts.CacheDir, dir, url)
+	repo, err := openOrInitCache(opts.CacheDir, dir, url, cacheSize/2)
 	if err != nil {
 		return nil, err
 	}
-	return &Source{url: url, dir: dir, auth: auth, tauth: tauth, depth: opts.Depth, repo: repo}, nil
+	return &Source{url: url, dir: dir, auth: auth, tauth: tauth, depth: opts.Depth, repo: repo, trees: newTreeCache(cacheSize - cacheSize/2)}, nil
 }
 
 // normalizeURL makes local paths absolute so the cache key and the remote
@@ -179,8 +196,8 @@ func normalizeURL(url string) (string, error) {
 	return abs, nil
 }
 
-func openOrInitCache(cacheDir, dir, url string) (*git.Repository, error) {
-	repo, err := openCache(dir, url)
+func openOrInitCache(cacheDir, dir, url string, objectCache int64) (*git.Repository, error) {
+	repo, err := openCache(dir, url, objectCache)
 	if err == nil || !errors.Is(err, git.ErrRepositoryNotExists) {
 		return repo, err
 	}
@@ -208,22 +225,22 @@ func openOrInitCache(cacheDir, dir, url string) (*git.Repository, error) {
 	if err := os.Rename(tmp, dir); err != nil {
 		// Another Open of the same URL may have won the race; use its cache
 		// if it is valid.
-		if repo, openErr := openCache(dir, url); openErr == nil {
+		if repo, openErr := openCache(dir, url, objectCache); openErr == nil {
 			return repo, nil
 		}
 		return nil, fmt.Errorf("gitsource: install cache for %s at %s: %w", SanitizeURL(url), dir, err)
 	}
-	return openCache(dir, url)
+	return openCache(dir, url, objectCache)
 }
 
-func openCache(dir, url string) (*git.Repository, error) {
+func openCache(dir, url string, objectCache int64) (*git.Repository, error) {
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil, git.ErrRepositoryNotExists
 	}
 	// Pack files stay open between reads (bounded): go-git otherwise
 	// reopens a pack for every object it reads, and a kustomize render
 	// reads dozens of blobs.
-	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(),
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(cache.FileSize(objectCache)),
 		filesystem.Options{MaxOpenDescriptors: maxOpenPacks})
 	repo, err := git.Open(st, nil)
 	if err != nil {
@@ -516,15 +533,25 @@ func (s *Source) download(ctx context.Context, sess transport.UploadPackSession,
 	return f, resp.ShallowUpdate, nil
 }
 
-// storePack indexes a downloaded pack into the cache. Callers hold mu.
-func (s *Source) storePack(pack io.Reader, p syncPlan, shallow packp.ShallowUpdate) error {
+// storePack indexes a downloaded pack into the cache (see indexPack for
+// why not with go-git's indexer). Callers hold mu.
+func (s *Source) storePack(pack *os.File, p syncPlan, shallow packp.ShallowUpdate) error {
 	if s.depth > 0 {
 		if err := s.updateShallow(p.shallows, shallow); err != nil {
 			return err
 		}
 	}
-	if err := packfile.UpdateObjectStorage(s.repo.Storer, pack); err != nil {
+	installed, err := installPack(s.dir, pack)
+	if err != nil {
 		return fmt.Errorf("gitsource: store pack from %s: %w", s.URL(), err)
+	}
+	if installed {
+		// go-git reads the pack indexes once; make it read them again.
+		r, ok := s.repo.Storer.(interface{ Reindex() })
+		if !ok {
+			return fmt.Errorf("gitsource: store pack from %s: storage %T cannot reload its pack indexes", s.URL(), s.repo.Storer)
+		}
+		r.Reindex()
 	}
 	for _, h := range p.wants {
 		if s.repo.Storer.HasEncodedObject(h) != nil {

@@ -253,6 +253,7 @@ func TestOpenValidation(t *testing.T) {
 		{gitsource.Options{CacheDir: t.TempDir()}, "URL is empty"},
 		{gitsource.Options{URL: "https://example.invalid/m.git"}, "cache directory"},
 		{gitsource.Options{URL: "https://example.invalid/m.git", CacheDir: t.TempDir(), Depth: -1}, "negative depth"},
+		{gitsource.Options{URL: "https://example.invalid/m.git", CacheDir: t.TempDir(), CacheSize: -1}, "negative cache size"},
 	}
 	for _, tc := range cases {
 		if _, err := gitsource.Open(ctx, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -45,13 +45,13 @@ const maxSymlinkHops = 40
 type TreeFS struct {
 	lock    sync.Locker // the owning Source's lock; go-git storage is not concurrency-safe
 	store   storer.EncodedObjectStorer
-	root    *object.Tree
+	root    plumbing.Hash // the commit's root tree
 	modTime time.Time
 	commit  string
 
-	// trees caches decoded directories by resolved path ("" = root); guarded
-	// by lock.
-	trees map[string]*object.Tree
+	// trees holds decoded directories; a Source shares one cache among all
+	// its TreeFS values. Guarded by lock.
+	trees *treeCache
 }
 
 // Tree returns a read-only file system of the tree of commit hash. The
@@ -71,21 +71,23 @@ func (s *Source) Tree(hash string) (fs.FS, error) {
 		}
 		return nil, fmt.Errorf("gitsource: read commit %s of %s: %w", h, s.URL(), err)
 	}
-	t, err := c.Tree()
-	if err != nil {
+	fsys := newTreeFS(&s.mu, s.repo.Storer, c, s.trees)
+	// Read the root now, so a commit without its tree fails here rather
+	// than on the first Open.
+	if _, err := fsys.treeAt(fsys.root); err != nil {
 		return nil, fmt.Errorf("gitsource: read tree of commit %s in %s: %w", h, s.URL(), err)
 	}
-	return newTreeFS(&s.mu, s.repo.Storer, t, c), nil
+	return fsys, nil
 }
 
-func newTreeFS(lock sync.Locker, store storer.EncodedObjectStorer, root *object.Tree, c *object.Commit) *TreeFS {
+func newTreeFS(lock sync.Locker, store storer.EncodedObjectStorer, c *object.Commit, trees *treeCache) *TreeFS {
 	return &TreeFS{
 		lock:    lock,
 		store:   store,
-		root:    root,
+		root:    c.TreeHash,
 		modTime: c.Committer.When,
 		commit:  c.Hash.String(),
-		trees:   map[string]*object.Tree{"": root},
+		trees:   trees,
 	}
 }
 
@@ -95,7 +97,6 @@ func (f *TreeFS) Commit() string { return f.commit }
 // node is a resolved tree entry.
 type node struct {
 	name string // base name as requested ("." for the root)
-	path string // resolved slash path inside the tree ("" for the root)
 	mode filemode.FileMode
 	hash plumbing.Hash
 }
@@ -111,13 +112,12 @@ func (f *TreeFS) resolve(op, name string, follow bool) (node, error) {
 	}
 	pending := splitPath(name)
 	var dir []string
-	cur := node{name: ".", mode: filemode.Dir, hash: f.root.Hash}
+	cur := node{name: ".", mode: filemode.Dir, hash: f.root}
 	hops := 0
 	for len(pending) > 0 {
 		comp := pending[0]
 		pending = pending[1:]
-		dirPath := strings.Join(dir, "/")
-		t, err := f.treeAt(dirPath, cur.hash)
+		t, err := f.treeAt(cur.hash)
 		if err != nil {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
 		}
@@ -135,20 +135,20 @@ func (f *TreeFS) resolve(op, name string, follow bool) (node, error) {
 			if err != nil {
 				return node{}, &fs.PathError{Op: op, Path: name, Err: err}
 			}
-			joined, err := joinLink(dirPath, string(target))
+			joined, err := joinLink(strings.Join(dir, "/"), string(target))
 			if err != nil {
 				return node{}, &fs.PathError{Op: op, Path: name, Err: err}
 			}
 			pending = append(splitPath(joined), pending...)
 			dir = nil
-			cur = node{name: ".", mode: filemode.Dir, hash: f.root.Hash}
+			cur = node{name: ".", mode: filemode.Dir, hash: f.root}
 			continue
 		}
 		if !last && e.Mode != filemode.Dir {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
 		}
 		dir = append(dir, comp)
-		cur = node{name: comp, path: strings.Join(dir, "/"), mode: e.Mode, hash: e.Hash}
+		cur = node{name: comp, mode: e.Mode, hash: e.Hash}
 	}
 	if name != "." {
 		cur.name = path.Base(name)
@@ -190,15 +190,16 @@ func findEntry(t *object.Tree, name string) (object.TreeEntry, bool) {
 	return object.TreeEntry{}, false
 }
 
-func (f *TreeFS) treeAt(dirPath string, h plumbing.Hash) (*object.Tree, error) {
-	if t, ok := f.trees[dirPath]; ok && t.Hash == h {
+// treeAt returns the decoded directory h; callers hold f.lock.
+func (f *TreeFS) treeAt(h plumbing.Hash) (*object.Tree, error) {
+	if t, ok := f.trees.get(h); ok {
 		return t, nil
 	}
 	t, err := object.GetTree(f.store, h)
 	if err != nil {
 		return nil, fmt.Errorf("read tree %s: %w", h, err)
 	}
-	f.trees[dirPath] = t
+	f.trees.put(t)
 	return t, nil
 }
 
@@ -372,7 +373,7 @@ func (f *TreeFS) ReadDir(name string) ([]fs.DirEntry, error) {
 }
 
 func (f *TreeFS) readDirLocked(n node) ([]fs.DirEntry, error) {
-	t, err := f.treeAt(n.path, n.hash)
+	t, err := f.treeAt(n.hash)
 	if err != nil {
 		return nil, err
 	}
@@ -477,13 +478,16 @@ var (
 // CommitTreeFS is the read-only file system of commit c in a repository
 // this package does not manage (say, a working clone). repoLock guards the
 // repository's object storage if others use it concurrently; nil when not.
+// Its decoded directories are cached for it alone, within DefaultCacheSize/2.
 func CommitTreeFS(store storer.EncodedObjectStorer, c *object.Commit, repoLock sync.Locker) (*TreeFS, error) {
-	t, err := c.Tree()
-	if err != nil {
-		return nil, fmt.Errorf("gitsource: read tree of commit %s: %w", c.Hash, err)
-	}
 	if repoLock == nil {
 		repoLock = &sync.Mutex{}
 	}
-	return newTreeFS(repoLock, store, t, c), nil
+	fsys := newTreeFS(repoLock, store, c, newTreeCache(DefaultCacheSize/2))
+	// Unlocked, as reading c's tree was before: the caller may hold
+	// repoLock, and the cache is not shared yet.
+	if _, err := fsys.treeAt(fsys.root); err != nil {
+		return nil, fmt.Errorf("gitsource: read tree of commit %s: %w", c.Hash, err)
+	}
+	return fsys, nil
 }

@@ -31,6 +31,12 @@ func symlink(t *testing.T, w *testenv.Workdir, target, rel string) {
 // leaving the repository and a link loop.
 func treeRepo(t *testing.T) (src *gitsource.Source, clean, hostile string) {
 	t.Helper()
+	return treeRepoCache(t, 0)
+}
+
+// treeRepoCache is treeRepo with a given Options.CacheSize.
+func treeRepoCache(t *testing.T, cacheSize int64) (src *gitsource.Source, clean, hostile string) {
+	t.Helper()
 	w := testenv.NewWorkdir(t, "")
 	w.WriteFile("modelsync.yaml", "environments: [dev]\n")
 	w.WriteFile("models/churn/model.yaml", "name: churn\n")
@@ -53,22 +59,37 @@ func treeRepo(t *testing.T) (src *gitsource.Source, clean, hostile string) {
 	symlink(t, w, "loop-a", "loop-b")
 	hostile = w.Commit("hostile links")
 
-	src = openSource(t, w.Dir, 0)
+	src, err := gitsource.Open(t.Context(), gitsource.Options{URL: w.Dir, CacheDir: t.TempDir(), CacheSize: cacheSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
 	mustSync(t, src)
 	return src, clean, hostile
 }
 
 func TestTreeFSConformance(t *testing.T) {
-	src, clean, _ := treeRepo(t)
-	fsys, err := src.Tree(clean)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fstest.TestFS(fsys,
-		"modelsync.yaml", "models/churn/model.yaml", "models/churn/serving/kustomization.yaml",
-		"shared/base/isvc.yaml", "tools/run.sh", "models/churn/alias.yaml", "models/churn/base", "base-link",
-	); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name      string
+		cacheSize int64
+	}{
+		{"default caches", 0},
+		// Every directory and object is read from the pack each time.
+		{"caches too small for any object", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src, clean, _ := treeRepoCache(t, tc.cacheSize)
+			fsys, err := src.Tree(clean)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := fstest.TestFS(fsys,
+				"modelsync.yaml", "models/churn/model.yaml", "models/churn/serving/kustomization.yaml",
+				"shared/base/isvc.yaml", "tools/run.sh", "models/churn/alias.yaml", "models/churn/base", "base-link",
+			); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 
@@ -20,6 +21,9 @@ type Options struct {
 	URL      string
 	CacheDir string
 	Auth     gitsource.Auth
+	// CacheSize bounds the Git caches kept in memory, in bytes (0:
+	// gitsource.DefaultCacheSize); see gitsource.Options.CacheSize.
+	CacheSize int64
 }
 
 // Snapshot is one synced state of the repository.
@@ -48,7 +52,7 @@ func DefaultCacheDir(getenv func(string) string) string {
 
 // Open clones or fetches the repository and returns a snapshot of it.
 func Open(ctx context.Context, opts Options) (*Snapshot, error) {
-	src, err := gitsource.Open(ctx, gitsource.Options{URL: opts.URL, CacheDir: opts.CacheDir, Auth: opts.Auth})
+	src, err := gitsource.Open(ctx, gitsource.Options{URL: opts.URL, CacheDir: opts.CacheDir, Auth: opts.Auth, CacheSize: opts.CacheSize})
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +73,28 @@ func (s *Snapshot) Sync(ctx context.Context) (*Snapshot, bool, error) {
 		return nil, false, err
 	}
 	return &Snapshot{src: s.src, sync: res}, res.Changed, nil
+}
+
+// SameRefs reports whether o resolves every branch and release tag to the
+// same commit as s. Commits and their trees are immutable, so anything
+// derived from one snapshot's refs (the desired state) holds for the other.
+func (s *Snapshot) SameRefs(o *Snapshot) bool {
+	if s == o {
+		return true
+	}
+	if s == nil || o == nil || s.src != o.src {
+		return false
+	}
+	if !maps.Equal(s.sync.Heads, o.sync.Heads) || len(s.sync.Tags) != len(o.sync.Tags) {
+		return false
+	}
+	for i, t := range s.sync.Tags {
+		// The name carries the model and version; Commit is peeled.
+		if u := o.sync.Tags[i]; t.Name != u.Name || t.Commit != u.Commit {
+			return false
+		}
+	}
+	return true
 }
 
 // BadTags lists malformed release tags, which are reported and ignored.
