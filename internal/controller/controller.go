@@ -87,6 +87,7 @@ type Controller struct {
 	mu         sync.Mutex // guards the fields below
 	snap       *repo.Snapshot
 	desired    *reconciler.DesiredState
+	desiredOf  *repo.Snapshot    // the snapshot desired was computed from
 	heads      map[string]string // source branch -> head the desired state used
 	lastFull   time.Time
 	lastFetch  time.Time
@@ -334,7 +335,7 @@ func (c *Controller) fetch(ctx context.Context, reason string) error {
 	defer cancel()
 	start := time.Now()
 	c.mu.Lock()
-	old, oldDesired, oldHeads := c.snap, c.desired, maps.Clone(c.heads)
+	old, oldDesired, desiredOf, oldHeads := c.snap, c.desired, c.desiredOf, maps.Clone(c.heads)
 	full := oldDesired == nil || c.opts.Now().Sub(c.lastFull) >= c.opts.ResyncInterval
 	c.mu.Unlock()
 
@@ -365,12 +366,19 @@ func (c *Controller) fetch(ctx context.Context, reason string) error {
 		c.mu.Unlock()
 		return nil
 	}
-	d, err := reconciler.ComputeDesired(snap, c.opts.Branch)
-	if err != nil {
-		c.mu.Lock()
-		c.snap, c.fetchErr, c.lastFetch = snap, err.Error(), c.opts.Now()
-		c.mu.Unlock()
-		return err
+	// A periodic resync re-observes the targets; Git's side only needs
+	// recomputing when a ref moved since the desired state was computed.
+	// Re-reading every manifest of a quiet repository was most of a
+	// resync's CPU time and allocations.
+	d := oldDesired
+	if d == nil || !snap.SameRefs(desiredOf) {
+		var err error
+		if d, err = reconciler.ComputeDesired(snap, c.opts.Branch); err != nil {
+			c.mu.Lock()
+			c.snap, c.fetchErr, c.lastFetch = snap, err.Error(), c.opts.Now()
+			c.mu.Unlock()
+			return err
+		}
 	}
 	heads := branchHeads(snap, d)
 	var keys []Key
@@ -380,7 +388,7 @@ func (c *Controller) fetch(ctx context.Context, reason string) error {
 		ws := c.windowsFor(d)
 		c.mu.Lock()
 		c.windows = ws
-		c.snap, c.desired, c.heads = snap, d, heads
+		c.snap, c.desired, c.desiredOf, c.heads = snap, d, snap, heads
 		c.pruneLocked(d)
 		c.mu.Unlock()
 		keys = c.triage(ctx, d)
@@ -390,7 +398,7 @@ func (c *Controller) fetch(ctx context.Context, reason string) error {
 	ws := c.windowsFor(d)
 	c.mu.Lock()
 	c.windows = ws
-	c.snap, c.desired, c.heads, c.fetchErr, c.lastFetch = snap, d, heads, "", c.opts.Now()
+	c.snap, c.desired, c.desiredOf, c.heads, c.fetchErr, c.lastFetch = snap, d, snap, heads, "", c.opts.Now()
 	if full {
 		c.lastFull = c.opts.Now()
 	}

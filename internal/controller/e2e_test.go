@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
@@ -345,5 +346,54 @@ func TestTargetOutageBacksOffOneModel(t *testing.T) {
 	}
 	if aliasPosts != 1 || dropped != 1 || e.alias(churn, "dev") != 4 {
 		t.Fatalf("alias writes %d (dropped %d), dev alias %d; want one lost write that still took effect", aliasPosts, dropped, e.alias(churn, "dev"))
+	}
+}
+
+// A resync while Git stands still re-observes MLflow and corrects drift,
+// but keeps the desired state it computed before: re-reading every
+// manifest would give the same result. Once a ref moves, the desired state
+// is computed again.
+func TestResyncWithoutGitChangeReusesDesiredState(t *testing.T) {
+	e := newEnv(t)
+	c := e.start("", nil)
+	c.waitSynced(t, "")
+	desired := func() *reconciler.DesiredState {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.desired
+	}
+	first := desired()
+
+	// Someone moves the prod alias by hand.
+	if err := e.admin.SetAlias(t.Context(), churn, "prod", 2); err != nil {
+		t.Fatal(err)
+	}
+	c.Resync()
+	eventually(t, "drift corrected", func() (bool, string) {
+		got := e.alias(churn, "prod")
+		return got == 3, fmt.Sprint("prod alias ", got)
+	})
+	c.waitSynced(t, "")
+	if desired() != first {
+		t.Error("a resync with Git unchanged recomputed the desired state")
+	}
+	var corrected bool
+	for _, a := range c.audit.entries(t) {
+		if a.Model == churn && a.Environment == "prod" && a.From == "v2" && a.To == "v3" && a.Result == "applied" {
+			corrected = true
+		}
+	}
+	if !corrected {
+		t.Errorf("no audit entry for moving churn prod back from v2 to v3: %+v", c.audit.entries(t))
+	}
+
+	sha := e.commit("churn dev to v4", e.setVersion(churn, "dev", 5, 4))
+	c.Resync()
+	c.waitSynced(t, sha)
+	if d := desired(); d == first || !strings.HasSuffix(d.Revision, sha) {
+		t.Errorf("after a push the desired state is still at %s, want %s", d.Revision, sha)
+	}
+	if got := e.alias(churn, "dev"); got != 4 {
+		t.Errorf("churn dev alias %d after the push, want 4", got)
 	}
 }

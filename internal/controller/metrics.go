@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics is one controller's Prometheus registry. It is created before the
@@ -71,6 +72,27 @@ func (m *Metrics) TargetRequestObserver(target string) func(method, endpoint str
 	return func(method, endpoint string, status int, _ time.Duration) {
 		m.targetRequests.WithLabelValues(target, method+" "+endpoint, strconv.Itoa(status)).Inc()
 	}
+}
+
+// Reconciliations is modelsync_reconcile_total summed over targets and
+// results: how many item reconciliations were recorded. It collects that
+// one counter only, so it is cheap to poll, unlike Registry.Gather, which
+// also renders a model_info series per model and environment and reads
+// /proc for the process collector.
+func (m *Metrics) Reconciliations() float64 {
+	ch := make(chan prometheus.Metric, 16)
+	go func() {
+		m.reconcileTotal.Collect(ch)
+		close(ch)
+	}()
+	var sum float64
+	for pm := range ch {
+		var d dto.Metric
+		if err := pm.Write(&d); err == nil {
+			sum += d.GetCounter().GetValue()
+		}
+	}
+	return sum
 }
 
 // SetGitHubRateLimitRemaining records the last rate-limit header seen.

@@ -78,6 +78,9 @@ type Options struct {
 	LeaderElect             bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
+	// GitCacheMiB bounds the Git objects and decoded directories the
+	// controller keeps in memory between fetches (0: the default).
+	GitCacheMiB int64
 
 	// OnListen, when set, is called with the bound address once the server
 	// accepts connections (tests listen on port 0).
@@ -132,6 +135,9 @@ Environment:
 					return fmt.Errorf("unknown component %q for --only; expected one of %v", c, components)
 				}
 			}
+			if opts.GitCacheMiB < 1 {
+				return fmt.Errorf("--git-cache-mib %d: want at least 1", opts.GitCacheMiB)
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -156,6 +162,8 @@ Environment:
 	cmd.Flags().BoolVar(&opts.LeaderElect, "leader-elect", false, "elect a leader with a coordination.k8s.io Lease; only the leader writes")
 	cmd.Flags().StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "modelsync-system", "namespace of the leader election Lease")
 	cmd.Flags().StringVar(&opts.LeaderElectionID, "leader-election-id", "modelsync-controller", "name of the leader election Lease")
+	cmd.Flags().Int64Var(&opts.GitCacheMiB, "git-cache-mib", gitsource.DefaultCacheSize>>20,
+		"MiB of Git objects and decoded directories the controller keeps in memory between fetches; raise it for repositories of many thousands of models")
 	return cmd
 }
 
@@ -333,7 +341,7 @@ func buildController(ctx context.Context, opts *Options, log *slog.Logger) (*con
 		cache = repo.DefaultCacheDir(f.Getenv)
 	}
 	copts := controller.Options{
-		Repo:           repo.Options{URL: opts.Repo.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(f.Getenv)},
+		Repo:           repo.Options{URL: opts.Repo.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(f.Getenv), CacheSize: opts.GitCacheMiB << 20},
 		Branch:         opts.Repo.Branch,
 		Targets:        targets,
 		Interval:       opts.Interval,

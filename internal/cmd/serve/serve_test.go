@@ -15,6 +15,7 @@ import (
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	ghub "github.com/modelsync/modelsync/internal/github"
 	"github.com/modelsync/modelsync/internal/github/githubtest"
+	"github.com/modelsync/modelsync/internal/gitsource"
 )
 
 func factory(env map[string]string, errOut io.Writer) *cmdutil.Factory {
@@ -43,15 +44,21 @@ func TestServeFlagsAndConfigErrors(t *testing.T) {
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	if got.Listen != ":9090" || got.GitHubRepository != "acme/models" || got.AppID != 5 || len(got.Only) != 1 {
+	if got.Listen != ":9090" || got.GitHubRepository != "acme/models" || got.AppID != 5 || len(got.Only) != 1 || got.GitCacheMiB != gitsource.DefaultCacheSize>>20 {
 		t.Fatalf("options = %+v", got)
 	}
-	cmd = serve.NewCmdServe(f, func(context.Context, *serve.Options) error { return nil })
-	cmd.SetArgs([]string{"--only", "frobnicate"})
-	cmd.SetOut(&bytes.Buffer{})
-	cmd.SetErr(&bytes.Buffer{})
-	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "unknown component") {
-		t.Fatalf("err = %v", err)
+	for args, want := range map[string]string{
+		"--only frobnicate":  "unknown component",
+		"--git-cache-mib 0":  "--git-cache-mib 0: want at least 1",
+		"--git-cache-mib -5": "--git-cache-mib -5: want at least 1",
+	} {
+		cmd = serve.NewCmdServe(f, func(context.Context, *serve.Options) error { return nil })
+		cmd.SetArgs(strings.Fields(args))
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", args, err, want)
+		}
 	}
 	for name, env := range map[string]map[string]string{
 		"token and app":   {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", "GITHUB_TOKEN": "t", serve.EnvAppID: "1", serve.EnvInstallationID: "2", serve.EnvAppKeyFile: "/nope"},
