@@ -47,6 +47,11 @@ type GateOptions struct {
 	Repository RepoRef
 	// Sync fetches the models repository and returns its current state.
 	Sync func(ctx context.Context) (prcheck.Repository, error)
+	// FetchPull, when set, downloads a pull request's head commit when the
+	// synced branches do not contain it (a pull request from a fork, whose
+	// branch lives in another repository). nil: such pull requests get an
+	// error status.
+	FetchPull func(ctx context.Context, number int) error
 	// LoadPolicy compiles a bundle; nil means prcheck.LoadPolicy.
 	LoadPolicy func(context.Context, policy.Source) (prcheck.Evaluator, error)
 	// Registry supplies registry facts; nil means none.
@@ -357,7 +362,18 @@ func (g *Gate) judge(ctx context.Context, pr PullRequest) (*prcheck.Report, erro
 		return nil, fmt.Errorf("base branch %s: %w", pr.BaseRef, err)
 	}
 	if _, err := r.Commit(pr.HeadSHA); err != nil {
-		return nil, fmt.Errorf("head %s of pull request #%d is not in the models repository: %w", pr.HeadSHA, pr.Number, err)
+		if g.opts.FetchPull == nil {
+			return nil, fmt.Errorf("head %s of pull request #%d is not in the models repository: %w", pr.HeadSHA, pr.Number, err)
+		}
+		if ferr := g.opts.FetchPull(ctx, pr.Number); ferr != nil {
+			// Short and in this order: a status description keeps 140 characters.
+			return nil, fmt.Errorf("pull request #%d: head %.12s is on no branch and fetching refs/pull/%d/head failed: %w", pr.Number, pr.HeadSHA, pr.Number, ferr)
+		}
+		if _, err := r.Commit(pr.HeadSHA); err != nil {
+			// The pull request moved on between GitHub's answer and the
+			// fetch; the event for the new head evaluates it.
+			return nil, fmt.Errorf("pull request #%d: head %.12s is not in refs/pull/%d/head either: %w", pr.Number, pr.HeadSHA, pr.Number, err)
+		}
 	}
 	refs := prcheck.Refs{BaseBranch: pr.BaseRef, BaseRef: pr.BaseRef, HeadRef: pr.HeadRef, BaseSHA: base.Hash, HeadSHA: pr.HeadSHA}
 	cmp, err := prcheck.Compare(ctx, r, refs)

@@ -232,3 +232,32 @@ func TestGateEndToEnd(t *testing.T) {
 		t.Fatalf("an event of another repository caused %d API calls", n)
 	}
 }
+
+// A pull request from a fork has its head on no branch of the models
+// repository; GitHub keeps it at refs/pull/<n>/head, which the gate fetches.
+func TestGateForkPullRequest(t *testing.T) {
+	m := newModelsRepo(t)
+	h := newHarness(t, m.URL)
+	m.WD.Run("checkout", "--quiet", "-B", "fork-main", "origin/main")
+	setProd(t, m.WD, "3", "4")
+	sha := m.WD.Commit("promote churn from a fork")
+	m.WD.Push("HEAD:refs/pull/7/head")
+	files := strings.Fields(m.WD.Run("diff", "--name-only", "origin/main", "HEAD"))
+
+	h.API.PutPR(githubtest.PR{Number: 7, State: "open", Author: "outside-contributor", BaseRef: "main", HeadRef: "main", HeadSHA: sha, Files: files})
+	h.deliver(t, "pull_request", h.API.PullRequestEvent("opened", 7))
+	// Judged like any other pull request (not an error status): the
+	// promotion lacks approvals.
+	wantLatest(t, h.API, sha, ghub.StatusContext, "failure", "approvals.too_few")
+	wantLatest(t, h.API, sha, ghub.StatusContext+"/prod", "failure", "approvals.too_few")
+	if cs := planComments(t, h.API, 7); len(cs) != 1 || !strings.Contains(cs[0].Body, "| customer-churn-predictor | prod | v3 | v4 |") {
+		t.Fatalf("plan comment for the fork pull request: %+v", cs)
+	}
+
+	// A head that is nowhere, not even under refs/pull, fails closed with
+	// an error status that says what was tried.
+	missing := strings.Repeat("e", 40)
+	h.API.PutPR(githubtest.PR{Number: 8, State: "open", Author: "outside-contributor", BaseRef: "main", HeadRef: "main", HeadSHA: missing, Files: files})
+	h.deliver(t, "pull_request", h.API.PullRequestEvent("opened", 8))
+	wantLatest(t, h.API, missing, ghub.StatusContext, "error", "refs/pull/8/head")
+}

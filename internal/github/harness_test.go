@@ -131,7 +131,7 @@ func newHarness(tb testing.TB, repoURL string) *harness {
 	}
 	rs := ghub.NewRepoSync(repo.Options{URL: repoURL, CacheDir: tb.TempDir()})
 	h.Gate, err = ghub.NewGate(ghub.GateOptions{
-		Client: client, Repository: acme, Sync: rs.Sync, TargetURL: "https://modelsync.example/prs",
+		Client: client, Repository: acme, Sync: rs.Sync, FetchPull: rs.FetchPullHead, TargetURL: "https://modelsync.example/prs",
 		Hooks: ghub.Hooks{
 			Reconcile: func(_ context.Context, branch, sha string) {
 				h.mu.Lock()

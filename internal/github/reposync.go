@@ -2,6 +2,7 @@ package github
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/modelsync/modelsync/internal/github/prcheck"
@@ -44,4 +45,23 @@ func (s *RepoSync) Sync(ctx context.Context) (prcheck.Repository, error) {
 	s.snap = next
 	s.mu.Unlock()
 	return prcheck.FromSnapshot(next), nil
+}
+
+// FetchPullHead implements GateOptions.FetchPull: it downloads GitHub's
+// refs/pull/<number>/head, where the commits of a pull request from a fork
+// live in the base repository.
+func (s *RepoSync) FetchPullHead(ctx context.Context, number int) error {
+	s.mu.Lock()
+	snap := s.snap
+	s.mu.Unlock()
+	if snap == nil {
+		if _, err := s.Sync(ctx); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		snap = s.snap
+		s.mu.Unlock()
+	}
+	_, err := snap.FetchRef(ctx, fmt.Sprintf("refs/pull/%d/head", number))
+	return err
 }

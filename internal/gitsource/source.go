@@ -383,6 +383,74 @@ func (s *Source) Sync(ctx context.Context) (SyncResult, error) {
 	return res, nil
 }
 
+// ErrRefNotFound means the remote does not advertise the ref asked for.
+var ErrRefNotFound = errors.New("ref not found on the remote")
+
+// FetchRef downloads the commit the remote's ref points at (with what it
+// needs that the cache lacks) and returns its hash. It is for refs outside
+// the mirrored branches and tags, such as GitHub's refs/pull/<n>/head, the
+// only place a pull request from a fork has its commits in the base
+// repository. The ref itself is not recorded: the cache keeps mirroring
+// branches and tags one to one, and the commit stays readable by hash.
+func (s *Source) FetchRef(ctx context.Context, ref string) (string, error) {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	sess, err := s.uploadPackSession()
+	if err != nil {
+		return "", classify(ctx, "connect to", s.url, s.auth, err)
+	}
+	sessionOpen := true
+	defer func() {
+		if sessionOpen {
+			_ = sess.Close()
+		}
+	}()
+	ar, err := sess.AdvertisedReferencesContext(ctx)
+	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+		return "", fmt.Errorf("gitsource: %s at %s: %w", ref, s.URL(), ErrRefNotFound)
+	}
+	if err != nil {
+		return "", classify(ctx, "list refs of", s.url, s.auth, err)
+	}
+	refs, err := ar.AllReferences()
+	if err != nil {
+		return "", classify(ctx, "list refs of", s.url, s.auth, err)
+	}
+	r, ok := refs[plumbing.ReferenceName(ref)]
+	if !ok || r.Type() != plumbing.HashReference {
+		return "", fmt.Errorf("gitsource: %s at %s: %w", ref, s.URL(), ErrRefNotFound)
+	}
+	hex := r.Hash().String()
+	s.mu.Lock()
+	// Planned against the local refs plus this one: the download asks only
+	// for what the cache lacks and offers every local tip as common ground.
+	want, err := s.localRefs()
+	if err == nil {
+		want[ref] = hex
+		var p syncPlan
+		if p, err = s.planLocked(want); err == nil && len(p.wants) > 0 {
+			s.mu.Unlock()
+			sessionOpen = false
+			pack, shallow, err := s.download(ctx, sess, ar, p)
+			if err != nil {
+				return "", err
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if pack != nil {
+				defer os.Remove(pack.Name())
+				defer pack.Close()
+				if err := s.storePack(pack, p, shallow); err != nil {
+					return "", err
+				}
+			}
+			return hex, nil
+		}
+	}
+	s.mu.Unlock()
+	return hex, err
+}
+
 // syncPlan is what one Sync must do, computed under mu.
 type syncPlan struct {
 	have     map[string]string

@@ -97,6 +97,14 @@ func (s *Snapshot) SameRefs(o *Snapshot) bool {
 	return true
 }
 
+// FetchRef downloads the commit at the remote's ref (one the snapshot does
+// not mirror, such as refs/pull/<n>/head) into the shared cache and returns
+// its hash; the snapshot's Commit and trees then see it. See
+// gitsource.Source.FetchRef.
+func (s *Snapshot) FetchRef(ctx context.Context, ref string) (string, error) {
+	return s.src.FetchRef(ctx, ref)
+}
+
 // BadTags lists malformed release tags, which are reported and ignored.
 func (s *Snapshot) BadTags() []error { return s.sync.BadTags }
 

@@ -441,7 +441,7 @@ func buildWebhooks(opts *Options, log *slog.Logger, ctrl *controller.Controller)
 		cache = repo.DefaultCacheDir(getenv)
 	}
 	rs := ghub.NewRepoSync(repo.Options{URL: opts.Repo.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(getenv)})
-	gopts := ghub.GateOptions{Client: client, Repository: ref, Sync: rs.Sync, Hooks: opts.Hooks, Logger: log, TargetURL: opts.TargetURL}
+	gopts := ghub.GateOptions{Client: client, Repository: ref, Sync: rs.Sync, FetchPull: rs.FetchPullHead, Hooks: opts.Hooks, Logger: log, TargetURL: opts.TargetURL}
 	if mcfg := mlflow.ConfigFromEnv(getenv); mcfg.TrackingURI != "" {
 		// Without a registry, rules that need its facts deny: the gate
 		// fails closed rather than skipping them.
