@@ -212,6 +212,14 @@ func expectPlan(t *testing.T, p *reconciler.Plan, want ...string) {
 	}
 }
 
+// expectConverged fails unless a fresh plan for d has nothing to do.
+func expectConverged(t *testing.T, tg *registry.Target, d *reconciler.DesiredState, after string) {
+	t.Helper()
+	if p := plan(t, tg, d); p.HasChanges() {
+		t.Fatalf("plan after %s has changes:\n%s", after, summary(p))
+	}
+}
+
 func aliases(t *testing.T, c *mlflow.Client, model string) map[string]int {
 	t.Helper()
 	a, err := c.ReadAliases(context.Background(), model)
@@ -301,9 +309,7 @@ func TestSyncPromoteRollbackArchive(t *testing.T) {
 		if a := aliases(t, admin, m); a["prod"] != 1 || a["champion"] != 1 {
 			t.Fatalf("aliases after rollback: %v", a)
 		}
-		if p := plan(t, tg, d); p.HasChanges() {
-			t.Fatalf("plan after rollback has changes:\n%s", summary(p))
-		}
+		expectConverged(t, tg, d, "rollback")
 	})
 }
 
@@ -440,9 +446,7 @@ func TestFaultsConvergeExactlyOnce(t *testing.T) {
 		if tagForwarded != 4 {
 			t.Fatalf("set-tag reached MLflow %d times, want 4: %+v", tagForwarded, proxy.Requests())
 		}
-		if p := plan(t, tg, d); p.HasChanges() {
-			t.Fatalf("plan after faults has changes:\n%s", summary(p))
-		}
+		expectConverged(t, tg, d, "faults")
 	})
 }
 
@@ -516,9 +520,7 @@ func TestInterruptedTagWritesConverge(t *testing.T) {
 				if u, ok := got["modelsync.audit.prod.until"]; ok {
 					t.Errorf("v1 kept prod.until = %q after re-entering prod", u)
 				}
-				if p := plan(t, tg, d); p.HasChanges() {
-					t.Fatalf("plan after convergence has changes:\n%s", summary(p))
-				}
+				expectConverged(t, tg, d, "convergence")
 			})
 		}
 	})
@@ -546,8 +548,6 @@ func TestRetiredModelArchivesEveryVersion(t *testing.T) {
 		if tv := tags(t, admin, m, 2); tv["modelsync.audit.prod.until"] != "2026-11-26T09:00:00Z" {
 			t.Errorf("v2 residency after retiring: %v", tv)
 		}
-		if p := plan(t, tg, d); p.HasChanges() {
-			t.Fatalf("plan after retiring has changes:\n%s", summary(p))
-		}
+		expectConverged(t, tg, d, "retiring")
 	})
 }
