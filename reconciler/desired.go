@@ -42,6 +42,81 @@ type DesiredState struct {
 	Models   []DesiredModel       `json:"models"`
 	// Errors are models that could not be resolved; each blocks only itself.
 	Errors []ModelError `json:"errors,omitempty"`
+	// Scope says which models this state speaks for. A model outside it
+	// may exist in Git all the same, so no target may delete, archive or
+	// retire anything of it. The zero Scope covers exactly the models in
+	// Models and Errors; only ComputeDesired, which read the whole
+	// repository, marks a state as covering everything.
+	Scope Scope `json:"-"`
+}
+
+// Scope is the set of models a desired state is authoritative for.
+type Scope struct {
+	whole bool
+	// names, when non-nil, lists the models covered, sorted. A name may be
+	// absent from Models: the state then says that model runs nowhere.
+	names []string
+}
+
+// WholeRepository is the scope of a state computed from every model file
+// of the repository: live objects of models it does not list may be pruned.
+func WholeRepository() Scope { return Scope{whole: true} }
+
+// ModelsScope covers exactly the named models.
+func ModelsScope(names ...string) Scope {
+	s := slices.Clone(names)
+	slices.Sort(s)
+	return Scope{names: slices.Compact(s)}
+}
+
+// String describes the scope for errors and logs.
+func (s Scope) String() string {
+	switch {
+	case s.whole:
+		return "the whole repository"
+	case s.names == nil:
+		return "the models listed"
+	}
+	return "models " + strings.Join(s.names, ", ")
+}
+
+// Whole reports whether the state speaks for every model of the repository,
+// which pruning and retiring models that left Git require.
+func (d *DesiredState) Whole() bool { return d.Scope.whole }
+
+// Covers reports whether the state speaks for model: a target may plan
+// actions for a model only when its desired state covers it.
+func (d *DesiredState) Covers(model string) bool {
+	switch {
+	case d.Scope.whole:
+		return true
+	case d.Scope.names != nil:
+		_, found := slices.BinarySearch(d.Scope.names, model)
+		return found
+	}
+	if _, ok := d.Model(model); ok {
+		return true
+	}
+	return slices.ContainsFunc(d.Errors, func(e ModelError) bool { return e.Model == model })
+}
+
+// Subset returns a state that covers only the named models: their desired
+// models and errors, with the same revision and configuration. Targets
+// planning from it leave every other model alone, whatever the
+// configuration says about pruning.
+func (d *DesiredState) Subset(names ...string) *DesiredState {
+	sub := &DesiredState{Revision: d.Revision, Config: d.Config, Scope: ModelsScope(names...)}
+	for _, m := range d.Models {
+		if sub.Covers(m.Name) {
+			sub.Models = append(sub.Models, m)
+		}
+	}
+	for _, e := range d.Errors {
+		if e.Model != "" && sub.Covers(e.Model) {
+			sub.Errors = append(sub.Errors, e)
+		}
+	}
+	return sub
 }
 
 // DesiredModel is one model with everything that follows from its manifest.
@@ -158,7 +233,7 @@ func ComputeDesired(snap Snapshot, configBranch string) (*DesiredState, error) {
 		return nil, &ConfigError{Revision: rev, Problems: base.ConfigErrors}
 	}
 	cfg := base.Config
-	d := &DesiredState{Revision: rev, Config: cfg}
+	d := &DesiredState{Revision: rev, Config: cfg, Scope: WholeRepository()}
 	for _, name := range base.ModelNames() {
 		m := base.Models[name]
 		dm := DesiredModel{

@@ -120,6 +120,9 @@ type Plan struct {
 	actions  []Action
 	errors   []ModelError
 	waits    []Wait
+	// held are actions a wait keeps back; they are not applied and the
+	// next plan after the wait ends plans them again.
+	held []Action
 }
 
 // Revision is the Git revision the plan was computed from.
@@ -137,6 +140,24 @@ func (p *Plan) Errors() []ModelError { return slices.Clone(p.errors) }
 // Waits returns the changes held back until a precondition is met.
 func (p *Plan) Waits() []Wait { return slices.Clone(p.waits) }
 
+// Held returns the actions a wait keeps back, in execution order. They are
+// never applied from this plan.
+func (p *Plan) Held() []Action { return slices.Clone(p.held) }
+
+// Select returns the plan restricted to the actions keep accepts, in the
+// same order, with the same revision, targets, errors, waits and held
+// actions: a caller that applies part of a plan (the controller applies one
+// work item's share) still applies a plan, not a list it assembled.
+func (p *Plan) Select(keep func(Action) bool) *Plan {
+	q := &Plan{revision: p.revision, targets: p.targets, errors: p.errors, waits: p.waits, held: p.held}
+	for _, a := range p.actions {
+		if keep(a) {
+			q.actions = append(q.actions, a)
+		}
+	}
+	return q
+}
+
 // HasChanges reports whether applying the plan would write anything.
 func (p *Plan) HasChanges() bool { return len(p.actions) > 0 }
 
@@ -148,6 +169,7 @@ type Summary struct {
 	Drift  int `json:"drift"`
 	Errors int `json:"errors"`
 	Waits  int `json:"waits"`
+	Held   int `json:"held"`
 }
 
 // Summary counts actions, drift, errors and waits.
@@ -166,7 +188,7 @@ func (p *Plan) Summary() Summary {
 			s.Drift++
 		}
 	}
-	s.Errors, s.Waits = len(p.errors), len(p.waits)
+	s.Errors, s.Waits, s.Held = len(p.errors), len(p.waits), len(p.held)
 	return s
 }
 
@@ -177,6 +199,7 @@ type planJSON struct {
 	Actions  []Action     `json:"actions"`
 	Errors   []ModelError `json:"errors"`
 	Waits    []Wait       `json:"waits"`
+	Held     []Action     `json:"held"`
 }
 
 // MarshalJSON writes the plan with a summary; empty lists are [] not null.
@@ -188,6 +211,7 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 		Actions:  nonNil(p.actions),
 		Errors:   nonNil(p.errors),
 		Waits:    nonNil(p.waits),
+		Held:     nonNil(p.held),
 	})
 }
 
@@ -241,36 +265,29 @@ func BuildPlan(ctx context.Context, desired *DesiredState, targets []Target) (*P
 	// A model with an error at any target is held back everywhere: applying
 	// half of it (say, the alias but not the serving object) is the state a
 	// failure must not leave behind.
-	// A wait holds its environment where it is at every other target: a
-	// rollback whose artifacts are still being restored must not move the
-	// alias or the InferenceService to files nobody can read yet.
-	waiting := map[[2]string]string{}
-	for _, w := range p.waits {
-		if w.Environment != "" {
-			waiting[[2]string{w.Model, w.Environment}] = w.Target
-		}
-	}
+	hold := holdsOf(p.waits)
 	seen := map[string]bool{}
 	for _, a := range all {
-		if failed[a.Model] {
-			continue
+		if a.Model != "" && !desired.Covers(a.Model) {
+			// Only a state that speaks for a model may change it: a
+			// one-model state must not prune the rest of the repository.
+			return nil, fmt.Errorf("target %q planned %s for model %q, outside the desired state's scope (%s)", a.Target, a.ID(), a.Model, desired.Scope)
 		}
-		if t, ok := waiting[[2]string{a.Model, a.Environment}]; ok && t != a.Target {
+		if failed[a.Model] {
 			continue
 		}
 		if seen[a.ID()] {
 			return nil, fmt.Errorf("plan has two actions for %s", a.ID())
 		}
 		seen[a.ID()] = true
+		if hold(a) {
+			p.held = append(p.held, a)
+			continue
+		}
 		p.actions = append(p.actions, a)
 	}
-	sort.SliceStable(p.actions, func(i, j int) bool {
-		a, b := p.actions[i], p.actions[j]
-		if a.Model != b.Model {
-			return a.Model < b.Model
-		}
-		return targetRank[a.Target] < targetRank[b.Target]
-	})
+	sortActions(p.actions, targetRank)
+	sortActions(p.held, targetRank)
 	sortModelErrors(p.errors)
 	sort.SliceStable(p.waits, func(i, j int) bool {
 		a, b := p.waits[i], p.waits[j]
@@ -280,6 +297,57 @@ func BuildPlan(ctx context.Context, desired *DesiredState, targets []Target) (*P
 		return a.Environment < b.Environment
 	})
 	return p, nil
+}
+
+// holdsOf returns whether a wait holds an action back. A wait on a model in
+// an environment holds that environment where it is at every other target:
+// a rollback whose artifacts are still being restored must not move the
+// alias or the InferenceService to files nobody can read yet. It also holds
+// the model's model-level actions at every other target (audit and
+// residency tags, archiving the version being left): they record where
+// versions run, and until the wait ends the environment still runs what it
+// ran. The waiting target's own actions (the restore itself) go ahead.
+func holdsOf(waits []Wait) func(Action) bool {
+	waiting := map[string]map[string][]string{} // model -> environment -> waiting targets
+	for _, w := range waits {
+		if waiting[w.Model] == nil {
+			waiting[w.Model] = map[string][]string{}
+		}
+		waiting[w.Model][w.Environment] = append(waiting[w.Model][w.Environment], w.Target)
+	}
+	others := func(targets []string, t string) bool {
+		return slices.ContainsFunc(targets, func(w string) bool { return w != t })
+	}
+	return func(a Action) bool {
+		envs := waiting[a.Model]
+		if len(envs) == 0 {
+			return false
+		}
+		if others(envs[""], a.Target) {
+			return true // a wait on the whole model holds all of it
+		}
+		if a.Environment != "" {
+			return others(envs[a.Environment], a.Target)
+		}
+		for _, targets := range envs {
+			if others(targets, a.Target) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// sortActions orders actions model by model and, within a model, target by
+// target in execution order, keeping each target's own order.
+func sortActions(actions []Action, targetRank map[string]int) {
+	sort.SliceStable(actions, func(i, j int) bool {
+		a, b := actions[i], actions[j]
+		if a.Model != b.Model {
+			return a.Model < b.Model
+		}
+		return targetRank[a.Target] < targetRank[b.Target]
+	})
 }
 
 func sortModelErrors(errs []ModelError) {

@@ -143,7 +143,7 @@ func TestPlanIsImmutable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), `"summary":{"create":3,"update":0,"delete":0,"drift":0,"errors":0,"waits":0}`) || !strings.Contains(string(b), `"errors":[]`) {
+	if !strings.Contains(string(b), `"summary":{"create":3,"update":0,"delete":0,"drift":0,"errors":0,"waits":0,"held":0}`) || !strings.Contains(string(b), `"errors":[]`) {
 		t.Fatalf("plan JSON = %s", b)
 	}
 }

@@ -44,6 +44,12 @@ func WritePlanText(w io.Writer, p *Plan) error {
 		for _, wt := range p.waits {
 			fmt.Fprintf(ew, "  ~ %s\n", joinNonEmpty("/", wt.Target, wt.Model, wt.Environment)+": "+wt.Reason)
 		}
+		if len(p.held) > 0 {
+			fmt.Fprintln(ew, "\nHeld until the wait ends (not applied by this plan):")
+			for _, a := range p.held {
+				fmt.Fprintf(ew, "  ~ %s %s %s %s\n", joinNonEmpty("/", a.Model, a.Environment), a.Target, a.Kind, a.Resource)
+			}
+		}
 	}
 	if len(p.errors) > 0 {
 		fmt.Fprintln(ew, "\nErrors (these models are not planned; all others are):")
@@ -58,6 +64,9 @@ func WritePlanText(w io.Writer, p *Plan) error {
 	}
 	if s.Waits > 0 {
 		fmt.Fprintf(ew, ", %d waiting", s.Waits)
+	}
+	if s.Held > 0 {
+		fmt.Fprintf(ew, ", %d held", s.Held)
 	}
 	if s.Errors > 0 {
 		fmt.Fprintf(ew, ", %d errors", s.Errors)

@@ -363,18 +363,25 @@ func TestKServe(t *testing.T) {
 		}
 		w.seen(created)
 
-		onlyChurn := &reconciler.DesiredState{Config: cfg, Models: both.Models[:1]}
+		// Fraud left Git: a state read from the whole repository lists
+		// only churn.
+		onlyChurn := &reconciler.DesiredState{Config: cfg, Models: both.Models[:1], Scope: reconciler.WholeRepository()}
 		if p := w.plan(onlyChurn); p.HasChanges() {
 			t.Fatalf("prune off: %s", actionSummary(p.Actions()))
 		}
 		cfg.Prune = true
+		// A state that covers churn alone (one controller work item) says
+		// nothing about fraud, which may well be in Git.
+		if p := w.plan(both.Subset("churn")); p.HasChanges() {
+			t.Fatalf("a one-model state pruned another model: %s", actionSummary(p.Actions()))
+		}
 		p := w.plan(onlyChurn)
 		as := p.Actions()
 		if len(as) != 1 || as[0].Kind != KindDeleteInferenceService || as[0].Model != "fraud" || as[0].Resource != ns+"/fraud" {
 			t.Fatalf("prune on: %s", actionSummary(as))
 		}
 		// A model that fails to resolve is still in Git: its object stays.
-		broken := &reconciler.DesiredState{Config: cfg, Models: both.Models[:1], Errors: []reconciler.ModelError{{Model: "fraud", Message: "model.yaml is invalid"}}}
+		broken := &reconciler.DesiredState{Config: cfg, Models: both.Models[:1], Errors: []reconciler.ModelError{{Model: "fraud", Message: "model.yaml is invalid"}}, Scope: reconciler.WholeRepository()}
 		if p := w.plan(broken); p.HasChanges() {
 			t.Fatalf("broken model pruned: %s", actionSummary(p.Actions()))
 		}
@@ -383,7 +390,7 @@ func TestKServe(t *testing.T) {
 			t.Fatal("fraud still exists")
 		}
 
-		empty := &reconciler.DesiredState{Config: cfg}
+		empty := &reconciler.DesiredState{Config: cfg, Scope: reconciler.WholeRepository()}
 		p = w.plan(empty)
 		if p.HasChanges() || len(p.Errors()) != 1 || !strings.Contains(p.Errors()[0].Message, "refusing to prune everything") {
 			t.Fatalf("empty repo: %s errors %v", actionSummary(p.Actions()), p.Errors())
@@ -481,7 +488,10 @@ patches:
 		if err != nil || cm.GetLabels()[LabelModel] != "churn" {
 			t.Fatalf("configmap: %v %v", cm, err)
 		}
-		onlyFraud := &reconciler.DesiredState{Config: cfg, Models: both.Models[1:]}
+		onlyFraud := &reconciler.DesiredState{Config: cfg, Models: both.Models[1:], Scope: reconciler.WholeRepository()}
+		if p := w.plan(both.Subset("fraud")); p.HasChanges() {
+			t.Fatalf("a one-model state pruned another model: %s", actionSummary(p.Actions()))
+		}
 		p = w.plan(onlyFraud)
 		if got := kinds(p.Actions()); !slices.Equal(got, []string{KindDeleteInferenceService, "delete-configmap"}) {
 			t.Fatalf("prune: %s", actionSummary(p.Actions()))

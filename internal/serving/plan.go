@@ -105,7 +105,8 @@ func errorMessage(err error) string {
 }
 
 // prune plans deletes for managed objects whose model or environment left
-// the repository. Objects without modelsync's label are never candidates
+// the repository, among the models the desired state covers (all of them
+// only for a state computed from the whole repository). Objects without modelsync's label are never candidates
 // (the informers never list them), and a model that failed to resolve or
 // render keeps its objects: it is still in Git, only broken.
 func (t *Target) prune(desired *reconciler.DesiredState, obs *observation, tp *reconciler.TargetPlan) []reconciler.Action {
@@ -129,7 +130,9 @@ func (t *Target) prune(desired *reconciler.DesiredState, obs *observation, tp *r
 	}
 	var cands []orphan
 	for _, o := range obs.orphans {
-		if o.model == "" || protected[o.model] || failedEnv[[2]string{o.model, o.env}] {
+		// A state that covers some models says nothing about the others:
+		// their objects are not orphans, only outside this plan's view.
+		if o.model == "" || !desired.Covers(o.model) || protected[o.model] || failedEnv[[2]string{o.model, o.env}] {
 			continue
 		}
 		cands = append(cands, o)
@@ -137,7 +140,7 @@ func (t *Target) prune(desired *reconciler.DesiredState, obs *observation, tp *r
 	if len(cands) == 0 {
 		return nil
 	}
-	if len(desired.Models) == 0 && !t.cfg.AllowEmpty {
+	if desired.Whole() && len(desired.Models) == 0 && !t.cfg.AllowEmpty {
 		tp.Errors = append(tp.Errors, reconciler.ModelError{Target: TargetName,
 			Message: fmt.Sprintf("%v: %d managed objects would be deleted", ErrPruneEmpty, len(cands))})
 		return nil
