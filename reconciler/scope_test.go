@@ -52,7 +52,7 @@ func TestSubsetNeverPrunesOtherModels(t *testing.T) {
 			t.Errorf("one-model plan has an action for %s: %s", a.Model, a.ID())
 		}
 	}
-	if got := ids(p.Actions()); !slices.Equal(got, []string{"fake/set-version/churn/version dev", "fake/record-environments/churn/record"}) {
+	if got := ids(p.Actions()); !slices.Equal(got, []string{"fake/set-version/churn/alias dev", "fake/record-environments/churn/record"}) {
 		t.Errorf("one-model plan = %v", got)
 	}
 
@@ -72,7 +72,7 @@ func TestSubsetNeverPrunesOtherModels(t *testing.T) {
 	// model runs nowhere, so exactly that model is pruned.
 	gone := whole.Subset("llama")
 	p = build(t, gone, fake)
-	if got := ids(p.Actions()); !slices.Equal(got, []string{"fake/delete/llama/version dev"}) {
+	if got := ids(p.Actions()); !slices.Equal(got, []string{"fake/delete/llama/alias dev"}) {
 		t.Errorf("Subset(llama) plan = %v", got)
 	}
 
@@ -95,7 +95,7 @@ type outOfScope struct{ *reconcilertest.Target }
 func (o outOfScope) Plan(d *reconciler.DesiredState, obs reconciler.Observation) reconciler.TargetPlan {
 	tp := o.Target.Plan(d, obs)
 	tp.Actions = append(tp.Actions, reconciler.Action{Target: o.Name(), Kind: reconcilertest.KindDelete, Model: "fraud",
-		Environment: "dev", Resource: "version dev", Op: reconciler.OpDelete})
+		Environment: "dev", Resource: "alias dev", Op: reconciler.OpDelete})
 	return tp
 }
 
@@ -129,18 +129,18 @@ func TestWaitHoldsEnvironmentAndModelLevelActions(t *testing.T) {
 	p := build(t, d, store, registry)
 
 	wantApplied := []string{
-		"store/set-version/churn/version dev",    // another environment of the model
+		"store/set-version/churn/alias dev",      // another environment of the model
 		"store/record-environments/churn/record", // the waiting target's own model-level action
-		"registry/set-version/churn/version dev", // another environment, another target
-		"store/set-version/fraud/version prod",   // another model
+		"registry/set-version/churn/alias dev",   // another environment, another target
+		"store/set-version/fraud/alias prod",     // another model
 		"store/record-environments/fraud/record",
-		"registry/set-version/fraud/version prod",
+		"registry/set-version/fraud/alias prod",
 		"registry/record-environments/fraud/record",
 	}
 	if got := ids(p.Actions()); !slices.Equal(got, wantApplied) {
 		t.Errorf("actions:\n got %v\nwant %v", got, wantApplied)
 	}
-	wantHeld := []string{"registry/set-version/churn/version prod", "registry/record-environments/churn/record"}
+	wantHeld := []string{"registry/set-version/churn/alias prod", "registry/record-environments/churn/record"}
 	if got := ids(p.Held()); !slices.Equal(got, wantHeld) {
 		t.Errorf("held:\n got %v\nwant %v", got, wantHeld)
 	}
@@ -160,8 +160,8 @@ func TestWaitHoldsEnvironmentAndModelLevelActions(t *testing.T) {
 	// When the wait ends the next plan carries what was held.
 	store.Wait("churn", "prod", "")
 	p = build(t, d, store, registry)
-	if got := ids(p.Actions()); !slices.Equal(got, []string{"store/set-version/churn/version prod",
-		"registry/set-version/churn/version prod", "registry/record-environments/churn/record"}) || len(p.Held()) != 0 {
+	if got := ids(p.Actions()); !slices.Equal(got, []string{"store/set-version/churn/alias prod",
+		"registry/set-version/churn/alias prod", "registry/record-environments/churn/record"}) || len(p.Held()) != 0 {
 		t.Errorf("after the wait: actions %v held %v", got, ids(p.Held()))
 	}
 }

@@ -41,9 +41,14 @@ func (h KubeHealth) Health(ctx context.Context, model string, env reconciler.Des
 
 // event records a Kubernetes Event on the InferenceService when the key's
 // state or applied revision changed since the last event, so a quiet
-// resync emits nothing.
-func (c *Controller) event(ctx context.Context, k Key, e *reconciler.DesiredEnv, wrote bool) {
+// resync emits nothing. Only the Lease holder records Events: an Event is a
+// write like any other, and a standby's view may be stale.
+func (c *Controller) event(_ context.Context, k Key, e *reconciler.DesiredEnv, wrote bool) {
 	if c.opts.Events == nil || k.Environment == "" {
+		return
+	}
+	ctx := c.leaderContext()
+	if ctx == nil {
 		return
 	}
 	c.mu.Lock()
@@ -53,7 +58,7 @@ func (c *Controller) event(ctx context.Context, k Key, e *reconciler.DesiredEnv,
 		c.mu.Unlock()
 		return
 	}
-	state, rev, lastErr := s.State, s.LastRevision, s.LastError
+	state, rev, lastErr, message := s.State, s.LastRevision, s.LastError, s.Message
 	changed := state != s.eventState || (state == StateSynced && rev != s.eventRev && wrote)
 	if changed {
 		s.eventState, s.eventRev = state, rev
@@ -88,6 +93,9 @@ func (c *Controller) event(ctx context.Context, k Key, e *reconciler.DesiredEnv,
 	case StateFailed:
 		ev.Type, ev.Reason = corev1.EventTypeWarning, "SyncFailed"
 		ev.Message = fmt.Sprintf("%s at %s: %s", k.Environment, ge.Revision, lastErr)
+	case StateWaiting:
+		ev.Type, ev.Reason = corev1.EventTypeNormal, "Waiting"
+		ev.Message = fmt.Sprintf("%s at %s: %s", k.Environment, ge.Revision, message)
 	default:
 		return
 	}

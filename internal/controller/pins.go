@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -155,3 +156,62 @@ func (s *pinStore) saveLocked() error {
 	}
 	return nil
 }
+
+// Pin holds model/env at version (see Pin). The pin is stored before the
+// key is queued, so it survives a restart that happens in between.
+func (c *Controller) Pin(model, env string, version int, revision, actor string) (Pin, error) {
+	if model == "" || env == "" || version < 1 {
+		return Pin{}, fmt.Errorf("pin needs a model, an environment and a version >= 1 (got model %q environment %q version %d)", model, env, version)
+	}
+	c.mu.Lock()
+	d := c.desired
+	c.mu.Unlock()
+	if d != nil {
+		m, ok := d.Model(model)
+		if !ok {
+			return Pin{}, &NotFoundError{What: "model " + model}
+		}
+		if _, ok := m.Env(env); !ok {
+			return Pin{}, &NotFoundError{What: "model " + model + " in environment " + env}
+		}
+	}
+	p := Pin{Model: model, Environment: env, Version: version, Revision: revision, Actor: actor, CreatedAt: c.opts.Now().UTC()}
+	if err := c.pins.put(p); err != nil {
+		return Pin{}, fmt.Errorf("pinning model %s environment %s at version %d: %w", model, env, version, err)
+	}
+	c.writeAudit(AuditEntry{Actor: orActor(actor), Revision: revision, Model: model, Environment: env, Action: "pin", To: "v" + strconv.Itoa(version), Result: "applied"})
+	k := Key{Model: model, Environment: env}
+	c.queue.Forget(k)
+	c.queue.Add(k)
+	return p, nil
+}
+
+// Unpin removes a pin; Git's desired state applies again.
+func (c *Controller) Unpin(model, env, actor string) (bool, error) {
+	k := Key{Model: model, Environment: env}
+	removed, err := c.pins.remove(k, 0)
+	if err != nil {
+		return false, fmt.Errorf("unpinning model %s environment %s: %w", model, env, err)
+	}
+	if removed {
+		c.writeAudit(AuditEntry{Actor: orActor(actor), Model: model, Environment: env, Action: "unpin", To: "git", Result: "applied"})
+		c.queue.Forget(k)
+		c.queue.Add(k)
+	}
+	return removed, nil
+}
+
+// Pins lists the pins in model, environment order.
+func (c *Controller) Pins() []Pin { return c.pins.list() }
+
+func orActor(a string) string {
+	if a == "" {
+		return "api"
+	}
+	return a
+}
+
+// NotFoundError means Git has no such model or environment.
+type NotFoundError struct{ What string }
+
+func (e *NotFoundError) Error() string { return e.What + " is not in the models repository" }

@@ -1,8 +1,10 @@
 package controller
 
 import (
+	"sort"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -96,4 +98,20 @@ func (c *Controller) Desired() *reconciler.DesiredState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.desired
+}
+
+// sortKeys orders keys by model, then environment in modelsync.yaml order.
+func sortKeys(keys []Key, cfg *manifest.RepoConfig) {
+	rank := map[string]int{}
+	if cfg != nil {
+		for i, e := range cfg.Environments {
+			rank[e.Name] = i + 1
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].Model != keys[j].Model {
+			return keys[i].Model < keys[j].Model
+		}
+		return rank[keys[i].Environment] < rank[keys[j].Environment]
+	})
 }

@@ -2,37 +2,48 @@ package controller
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/modelsync/modelsync/reconciler"
 )
 
-// triage plans every model in one go — one observation per target, which
-// the MLflow target serves with a few paged searches — and returns only
-// the keys a worker must look at: models with actions or errors, and
-// environments a pin or a sync window keeps away from Git. Every other key
-// is recorded as synced. This keeps the periodic resync of a large, quiet
-// repository at a handful of requests instead of a few per key.
+// triage is the full pass: it plans every model in one go — one
+// observation per target, which the MLflow target serves with a few paged
+// searches — and returns only the keys a worker must look at: models with
+// actions, waits, held actions or errors, environments a pin or a sync
+// window keeps away from Git, pins Git now agrees with, and models that
+// left Git but still have live objects. Every other key is recorded as
+// synced. This keeps the periodic resync of a large, quiet repository at a
+// handful of requests instead of a few per key.
+//
+// It is the only plan of the whole repository, so it is the only one that
+// can see objects of models that left Git; it queues such a model's key,
+// whose run prunes exactly that model.
 func (c *Controller) triage(ctx context.Context, d *reconciler.DesiredState) []Key {
 	now := c.opts.Now()
-	sub := &reconciler.DesiredState{Revision: d.Revision, Config: d.Config}
+	sub := *d // same scope: the whole repository
+	sub.Models = make([]reconciler.DesiredModel, 0, len(d.Models))
 	var need []Key
 	type extra struct {
 		held   map[string]heldEnv
 		pinned map[string]Pin
+		agreed []Pin
 	}
 	extras := map[string]extra{}
 	for i := range d.Models {
 		m := &d.Models[i]
 		if m.Suspended {
 			need = append(need, modelKeys(m)...) // no I/O to decide
+			sub.Models = append(sub.Models, *m)
 			continue
 		}
-		eff, held, pinned := c.effective(m, now)
-		extras[m.Name] = extra{held: held, pinned: pinned}
+		eff, held, pinned, agreed := c.effective(m, now)
+		extras[m.Name] = extra{held: held, pinned: pinned, agreed: agreed}
 		sub.Models = append(sub.Models, eff)
 	}
-	plan, err := reconciler.BuildPlan(ctx, sub, c.targets)
+	plan, err := reconciler.BuildPlan(ctx, &sub, c.targets)
 	if err != nil {
 		c.log.Warn("planning every model at once failed; planning model by model", "revision", d.Revision, "error", err)
 		return allKeys(d)
@@ -46,12 +57,23 @@ func (c *Controller) triage(ctx context.Context, d *reconciler.DesiredState) []K
 		}
 		dirty[e.Model] = true
 	}
-	for _, a := range plan.Actions() {
+	for _, a := range slices.Concat(plan.Actions(), plan.Held()) {
 		dirty[a.Model] = true
+	}
+	for _, w := range plan.Waits() {
+		dirty[w.Model] = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(dirty)) {
+		if _, inGit := d.Model(name); !inGit && name != "" && !hasModelError(d, name) {
+			need = append(need, Key{Model: name})
+		}
 	}
 	for i := range sub.Models {
 		eff := &sub.Models[i]
 		git, _ := d.Model(eff.Name)
+		if git.Suspended {
+			continue
+		}
 		if dirty[eff.Name] {
 			need = append(need, modelKeys(git)...)
 			continue
@@ -64,7 +86,8 @@ func (c *Controller) triage(ctx context.Context, d *reconciler.DesiredState) []K
 			}
 			_, held := x.held[k.Environment]
 			_, pinned := x.pinned[k.Environment]
-			if held || pinned {
+			agreed := slices.ContainsFunc(x.agreed, func(p Pin) bool { return p.Environment == k.Environment })
+			if held || pinned || agreed {
 				need = append(need, k)
 				continue
 			}
@@ -84,12 +107,10 @@ func (c *Controller) markSynced(ctx context.Context, k Key, e *reconciler.Desire
 		c.metrics.setModelInfo(k, "v"+itoa(e.Version))
 	}
 	c.update(k, func(s *itemStatus) {
-		s.State, s.Message, s.LastError, s.Drift = StateSynced, "", "", false
+		s.State, s.Message, s.LastError, s.Drift, s.WaitingSince = StateSynced, "", "", false, time.Time{}
 		s.Live, s.LastRevision, s.LastAttempt = envLabel(e), rev, now
 		s.Health, s.CanaryStep = health.Status, health.CanaryStep
 	})
 	c.countResult(plan, "noop")
-	if c.IsLeader() {
-		c.event(ctx, k, e, false)
-	}
+	c.event(ctx, k, e, false)
 }

@@ -2,9 +2,11 @@ package controller
 
 import (
 	"fmt"
-	"github.com/modelsync/modelsync/internal/cron"
 	"slices"
 	"time"
+
+	"github.com/modelsync/modelsync/internal/cron"
+	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Window kinds. A deny window blocks changes while it is active; once any
@@ -155,4 +157,39 @@ func (ws windowSet) status(env string, now time.Time) WindowStatus {
 		change = nextChange
 	}
 	return st
+}
+
+// windowsFor combines the sync windows of the options with those
+// modelsync.yaml declares at this revision, so a window change in Git takes
+// effect with the commit. The manifest was validated already; a window that
+// still fails to compile is logged and left out.
+func (c *Controller) windowsFor(d *reconciler.DesiredState) windowSet {
+	all := slices.Clone(c.opts.Windows)
+	if d != nil && d.Config != nil {
+		for _, w := range d.Config.SyncWindows {
+			sw := SyncWindow{Kind: w.Kind, Schedule: w.Schedule, Duration: w.Duration.Duration, Environments: w.Environments}
+			if w.TimeZone != "" {
+				loc, err := time.LoadLocation(w.TimeZone)
+				if err != nil {
+					c.log.Error("sync window time zone", "timeZone", w.TimeZone, "error", err)
+					continue
+				}
+				sw.Location = loc
+			}
+			all = append(all, sw)
+		}
+	}
+	ws, err := compileWindows(all)
+	if err != nil {
+		c.log.Error("sync windows from modelsync.yaml ignored", "revision", d.Revision, "error", err)
+		ws, _ = compileWindows(c.opts.Windows)
+	}
+	return ws
+}
+
+// windowSet returns the sync windows in force.
+func (c *Controller) windowSet() windowSet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.windows
 }

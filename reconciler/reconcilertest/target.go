@@ -177,7 +177,8 @@ type payload struct {
 	Record  string `json:"record,omitempty"`
 }
 
-// Plan implements reconciler.Target. Per model: one set-version action per
+// Plan implements reconciler.Target. Per model: one set-version action
+// (resource "alias <alias>", as the MLflow target names it) per
 // environment whose live version differs (none while it waits), one delete
 // per live environment the model left, and one model-level record action
 // when the environments' versions changed. With pruning on and a state
@@ -217,7 +218,7 @@ func (t *Target) Plan(d *reconciler.DesiredState, observed reconciler.Observatio
 				continue
 			}
 			a := reconciler.Action{Target: t.name, Kind: KindSetVersion, Model: m.Name, Environment: e.Environment,
-				Resource: "version " + e.Environment, Op: reconciler.OpCreate, To: "v" + strconv.Itoa(e.Version),
+				Resource: "alias " + e.Alias, Op: reconciler.OpCreate, To: "v" + strconv.Itoa(e.Version),
 				Revision: e.Revision, Payload: mustJSON(payload{Key: key, Version: e.Version})}
 			if has {
 				a.Op, a.From = reconciler.OpUpdate, "v"+strconv.Itoa(live)
@@ -255,7 +256,7 @@ func (t *Target) Plan(d *reconciler.DesiredState, observed reconciler.Observatio
 
 func deleteAction(target, model, env string, version int, revision string) reconciler.Action {
 	return reconciler.Action{Target: target, Kind: KindDelete, Model: model, Environment: env,
-		Resource: "version " + env, Op: reconciler.OpDelete, From: "v" + strconv.Itoa(version), Revision: revision,
+		Resource: "alias " + env, Op: reconciler.OpDelete, From: "v" + strconv.Itoa(version), Revision: revision,
 		Payload: mustJSON(payload{Key: model + "/" + env})}
 }
 
