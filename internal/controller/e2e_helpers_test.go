@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelsync/modelsync/internal/mlflow"
-	"github.com/modelsync/modelsync/internal/registry"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/internal/target/mlflow"
 	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/test/testenv"
 )
@@ -31,7 +31,7 @@ func exampleModels() map[string]int {
 }
 
 // registerExample registers the example repository's models in MLflow.
-func registerExample(t *testing.T, c *mlflow.Client) {
+func registerExample(t *testing.T, c *mlflowclient.Client) {
 	t.Helper()
 	ctx := context.Background()
 	exp, err := c.EnsureExperiment(ctx, "modelsync-controller")
@@ -39,15 +39,15 @@ func registerExample(t *testing.T, c *mlflow.Client) {
 		t.Fatal(err)
 	}
 	for name, versions := range exampleModels() {
-		if _, err := c.CreateRegisteredModel(ctx, mlflow.CreateRegisteredModelRequest{Name: name}); err != nil {
+		if _, err := c.CreateRegisteredModel(ctx, mlflowclient.CreateRegisteredModelRequest{Name: name}); err != nil {
 			t.Fatal(err)
 		}
 		for v := 1; v <= versions; v++ {
-			run, err := c.CreateRun(ctx, mlflow.CreateRunRequest{ExperimentID: exp})
+			run, err := c.CreateRun(ctx, mlflowclient.CreateRunRequest{ExperimentID: exp})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.CreateModelVersion(ctx, mlflow.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://models/%s/%d", name, v), RunID: run.Info.RunID}); err != nil {
+			if _, err := c.CreateModelVersion(ctx, mlflowclient.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://models/%s/%d", name, v), RunID: run.Info.RunID}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -60,7 +60,7 @@ func registerExample(t *testing.T, c *mlflow.Client) {
 type env struct {
 	t      *testing.T
 	mlflow *testenv.MLflow
-	admin  *mlflow.Client
+	admin  *mlflowclient.Client
 	git    *testenv.GitServer
 	work   *testenv.Workdir
 	url    string // what controllers fetch
@@ -70,7 +70,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	testenv.RequireE2E(t)
 	srv := testenv.NewMLflow(t, testenv.MLflowOptions{Major: 3})
-	admin, err := mlflow.New(mlflow.Config{TrackingURI: srv.URL})
+	admin, err := mlflowclient.New(mlflowclient.Config{TrackingURI: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,11 +96,11 @@ func newEnv(t *testing.T) *env {
 // client does not retry by itself.
 func mlflowTarget(t *testing.T, url string, m *Metrics) reconciler.Target {
 	t.Helper()
-	c, err := mlflow.New(mlflow.Config{TrackingURI: url, MaxRetries: -1, Observe: m.TargetRequestObserver(registry.Name)})
+	c, err := mlflowclient.New(mlflowclient.Config{TrackingURI: url, MaxRetries: -1, Observe: m.TargetRequestObserver(mlflow.Name)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return registry.New(c)
+	return mlflow.New(c)
 }
 
 // running is a controller started for a test.

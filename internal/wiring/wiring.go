@@ -12,15 +12,15 @@ import (
 	"time"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
-	"github.com/modelsync/modelsync/internal/mlflow"
-	"github.com/modelsync/modelsync/internal/registry"
-	"github.com/modelsync/modelsync/internal/serving"
-	"github.com/modelsync/modelsync/internal/storage"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
+	"github.com/modelsync/modelsync/internal/target/kserve"
+	"github.com/modelsync/modelsync/internal/target/mlflow"
+	"github.com/modelsync/modelsync/internal/target/s3"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Target names, in the order a reconcile runs them.
-var targetOrder = []string{registry.Name, serving.TargetName, storage.TargetName}
+var targetOrder = []string{mlflow.Name, kserve.TargetName, s3.TargetName}
 
 // BuildTargets returns the configured targets in execution order.
 func BuildTargets(ctx context.Context, getenv func(string) string, flags *cmdutil.TargetFlags, _ *reconciler.DesiredState) ([]reconciler.Target, error) {
@@ -31,50 +31,50 @@ func BuildTargets(ctx context.Context, getenv func(string) string, flags *cmduti
 	}
 	wanted := func(name string) bool { return len(flags.Only) == 0 || slices.Contains(flags.Only, name) }
 	var targets []reconciler.Target
-	mcfg := mlflow.ConfigFromEnv(getenv)
+	mcfg := mlflowclient.ConfigFromEnv(getenv)
 	if flags.MLflowURI != "" {
 		mcfg.TrackingURI = flags.MLflowURI
 	}
 	if flags.MLflowObserve != nil {
 		mcfg.Observe = flags.MLflowObserve
 	}
-	var client *mlflow.Client
+	var client *mlflowclient.Client
 	if mcfg.TrackingURI != "" {
-		c, err := mlflow.New(mcfg)
+		c, err := mlflowclient.New(mcfg)
 		if err != nil {
 			return nil, err
 		}
 		client = c
 	}
-	if client != nil && wanted(registry.Name) {
-		targets = append(targets, registry.New(client))
+	if client != nil && wanted(mlflow.Name) {
+		targets = append(targets, mlflow.New(client))
 	}
-	var locator *registry.Locator
+	var locator *mlflow.Locator
 	if client != nil {
-		locator = &registry.Locator{Client: client, ArtifactsDestination: flags.ArtifactsDestination}
+		locator = &mlflow.Locator{Client: client, ArtifactsDestination: flags.ArtifactsDestination}
 	}
-	if flags.KServe && wanted(serving.TargetName) {
+	if flags.KServe && wanted(kserve.TargetName) {
 		if locator == nil {
 			return nil, fmt.Errorf("--kserve needs the MLflow registry for storageUri: set MLFLOW_TRACKING_URI or --mlflow-uri")
 		}
-		t, err := serving.NewTarget(serving.Config{Kubeconfig: flags.Kubeconfig, Context: flags.KubeContext, AllowEmpty: flags.AllowEmpty}, locator, nil)
+		t, err := kserve.NewTarget(kserve.Config{Kubeconfig: flags.Kubeconfig, Context: flags.KubeContext, AllowEmpty: flags.AllowEmpty}, locator, nil)
 		if err != nil {
 			return nil, err
 		}
 		targets = append(targets, t)
 	}
-	if flags.S3 && wanted(storage.TargetName) {
+	if flags.S3 && wanted(s3.TargetName) {
 		if client == nil {
 			return nil, fmt.Errorf("--s3 needs the MLflow registry to find artifacts: set MLFLOW_TRACKING_URI or --mlflow-uri")
 		}
-		s3c, err := storage.NewClient(ctx, storage.ClientOptions{Endpoint: flags.S3Endpoint, PathStyle: flags.S3PathStyle})
+		s3c, err := s3.NewClient(ctx, s3.ClientOptions{Endpoint: flags.S3Endpoint, PathStyle: flags.S3PathStyle})
 		if err != nil {
 			return nil, err
 		}
-		t, err := storage.New(storage.Config{
+		t, err := s3.New(s3.Config{
 			Client:   s3c,
 			Locator:  locator,
-			Versions: registry.VersionLister{Client: client},
+			Versions: mlflow.VersionLister{Client: client},
 			Progress: progress(flags.Progress),
 		})
 		if err != nil {
@@ -96,14 +96,14 @@ func BuildTargets(ctx context.Context, getenv func(string) string, flags *cmduti
 
 // progress shows copy progress as a bar on a terminal and as a log line
 // every 10 seconds anywhere else (CI logs, files).
-func progress(w io.Writer) func(storage.ProgressEvent) {
+func progress(w io.Writer) func(s3.ProgressEvent) {
 	if w == nil {
 		return nil
 	}
 	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			return storage.NewProgressBar(w).Update
+			return s3.NewProgressBar(w).Update
 		}
 	}
-	return storage.NewProgressLog(slog.New(slog.NewTextHandler(w, nil)), 10*time.Second, time.Now).Update
+	return s3.NewProgressLog(slog.New(slog.NewTextHandler(w, nil)), 10*time.Second, time.Now).Update
 }

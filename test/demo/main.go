@@ -35,7 +35,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
@@ -57,7 +57,7 @@ type demo struct {
 	minio    *testenv.S3
 	mlflow   *testenv.MLflow
 	git      *testenv.GitServer
-	client   *mlflow.Client
+	client   *mlflowclient.Client
 	repoURL  string
 	checkout string
 	server   string
@@ -111,7 +111,7 @@ func run(ctx context.Context) (err error) {
 	}
 	defer d.git.Close()
 	fmt.Printf("    kube-apiserver  %s\n    MinIO           %s\n    MLflow          %s\n    Git             %s\n", d.kube.RESTConfig.Host, d.minio.Endpoint, d.mlflow.URL, d.git.HTTPURL)
-	if d.client, err = mlflow.New(mlflow.Config{TrackingURI: d.mlflow.URL, Username: d.mlflow.Username, Password: d.mlflow.Password}); err != nil {
+	if d.client, err = mlflowclient.New(mlflowclient.Config{TrackingURI: d.mlflow.URL, Username: d.mlflow.Username, Password: d.mlflow.Password}); err != nil {
 		return err
 	}
 
@@ -221,7 +221,7 @@ func (d *demo) register(ctx context.Context) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if _, err := d.client.CreateRegisteredModel(ctx, mlflow.CreateRegisteredModelRequest{Name: name}); err != nil {
+		if _, err := d.client.CreateRegisteredModel(ctx, mlflowclient.CreateRegisteredModelRequest{Name: name}); err != nil {
 			return err
 		}
 		for v := 1; v <= exampleVersions[name]; v++ {
@@ -232,17 +232,17 @@ func (d *demo) register(ctx context.Context) error {
 					return err
 				}
 			}
-			r, err := d.client.CreateRun(ctx, mlflow.CreateRunRequest{ExperimentID: exp})
+			r, err := d.client.CreateRun(ctx, mlflowclient.CreateRunRequest{ExperimentID: exp})
 			if err != nil {
 				return err
 			}
 			acc := 0.86 + float64(v)/100
-			metrics := []mlflow.Metric{{Key: "accuracy", Value: mlflow.Float(acc), Timestamp: 1}, {Key: "precision", Value: mlflow.Float(acc - 0.02), Timestamp: 1},
-				{Key: "recall", Value: mlflow.Float(acc - 0.01), Timestamp: 1}, {Key: "f1", Value: mlflow.Float(acc - 0.015), Timestamp: 1}}
+			metrics := []mlflowclient.Metric{{Key: "accuracy", Value: mlflowclient.Float(acc), Timestamp: 1}, {Key: "precision", Value: mlflowclient.Float(acc - 0.02), Timestamp: 1},
+				{Key: "recall", Value: mlflowclient.Float(acc - 0.01), Timestamp: 1}, {Key: "f1", Value: mlflowclient.Float(acc - 0.015), Timestamp: 1}}
 			if err := d.client.LogBatch(ctx, r.Info.RunID, metrics, map[string]string{"version": fmt.Sprint(v)}, nil); err != nil {
 				return err
 			}
-			if _, err := d.client.CreateModelVersion(ctx, mlflow.CreateModelVersionRequest{Name: name, Source: "s3://models/" + prefix, RunID: r.Info.RunID}); err != nil {
+			if _, err := d.client.CreateModelVersion(ctx, mlflowclient.CreateModelVersionRequest{Name: name, Source: "s3://models/" + prefix, RunID: r.Info.RunID}); err != nil {
 				return err
 			}
 		}

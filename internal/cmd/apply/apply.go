@@ -14,7 +14,7 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmd/plan"
 	"github.com/modelsync/modelsync/internal/cmdutil"
-	"github.com/modelsync/modelsync/internal/serving"
+	"github.com/modelsync/modelsync/internal/target/kserve"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -118,23 +118,23 @@ func Run(ctx context.Context, opts *Options) error {
 // waitHealthy waits for the InferenceServices the apply touched, reporting
 // the failing condition of each that does not become Healthy in time.
 func waitHealthy(ctx context.Context, out io.Writer, targets []reconciler.Target, applied []reconciler.Action, timeout time.Duration) error {
-	var kserve *serving.Target
+	var kt *kserve.Target
 	for _, t := range targets {
-		if k, ok := t.(*serving.Target); ok {
-			kserve = k
+		if k, ok := t.(*kserve.Target); ok {
+			kt = k
 		}
 	}
-	if kserve == nil {
+	if kt == nil {
 		return nil
 	}
 	seen := map[string]bool{}
 	var failed []error
 	for _, a := range applied {
-		if a.Target != serving.TargetName {
+		if a.Target != kserve.TargetName {
 			continue
 		}
-		var p serving.Payload
-		if err := json.Unmarshal(a.Payload, &p); err != nil || p.Op != serving.PayloadApply || p.Resource != "inferenceservices" {
+		var p kserve.Payload
+		if err := json.Unmarshal(a.Payload, &p); err != nil || p.Op != kserve.PayloadApply || p.Resource != "inferenceservices" {
 			continue
 		}
 		key := p.Namespace + "/" + p.Name
@@ -143,7 +143,7 @@ func waitHealthy(ctx context.Context, out io.Writer, targets []reconciler.Target
 		}
 		seen[key] = true
 		fmt.Fprintf(out, "waiting for InferenceService %s to become Healthy...\n", key)
-		if err := kserve.WaitHealthy(ctx, p.Namespace, p.Name, timeout); err != nil {
+		if err := kt.WaitHealthy(ctx, p.Namespace, p.Name, timeout); err != nil {
 			failed = append(failed, fmt.Errorf("model %s environment %s: %w", a.Model, a.Environment, err))
 			continue
 		}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/github/prcheck"
-	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/policy"
 )
@@ -189,14 +189,14 @@ func resolve(g *git.Repository, snap *repo.Snapshot, ref string) (string, error)
 // registryFromEnv returns MLflow registry facts when a tracking URI is
 // configured, credentials coming from the MLFLOW_* environment.
 func registryFromEnv(getenv func(string) string, uri string) (prcheck.RegistryFacts, error) {
-	cfg := mlflow.ConfigFromEnv(getenv)
+	cfg := mlflowclient.ConfigFromEnv(getenv)
 	if uri != "" {
 		cfg.TrackingURI = uri
 	}
 	if cfg.TrackingURI == "" {
 		return nil, nil
 	}
-	c, err := mlflow.New(cfg)
+	c, err := mlflowclient.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("registry facts: %w", err)
 	}

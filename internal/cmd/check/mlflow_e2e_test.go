@@ -6,27 +6,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/policy"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
 // registerVersion creates a run with metrics and a model version from it.
-func registerVersion(t *testing.T, c *mlflow.Client, exp, model string, metrics map[string]float64, tags map[string]string) int {
+func registerVersion(t *testing.T, c *mlflowclient.Client, exp, model string, metrics map[string]float64, tags map[string]string) int {
 	t.Helper()
 	ctx := context.Background()
-	run, err := c.CreateRun(ctx, mlflow.CreateRunRequest{ExperimentID: exp, RunName: model})
+	run, err := c.CreateRun(ctx, mlflowclient.CreateRunRequest{ExperimentID: exp, RunName: model})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ms []mlflow.Metric
+	var ms []mlflowclient.Metric
 	for k, v := range metrics {
-		ms = append(ms, mlflow.Metric{Key: k, Value: mlflow.Float(v), Timestamp: time.Now().UnixMilli()})
+		ms = append(ms, mlflowclient.Metric{Key: k, Value: mlflowclient.Float(v), Timestamp: time.Now().UnixMilli()})
 	}
 	if err := c.LogBatch(ctx, run.Info.RunID, ms, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	mv, err := c.CreateModelVersion(ctx, mlflow.CreateModelVersionRequest{Name: model, Source: "runs:/" + run.Info.RunID + "/model", RunID: run.Info.RunID, Tags: tags})
+	mv, err := c.CreateModelVersion(ctx, mlflowclient.CreateModelVersionRequest{Name: model, Source: "runs:/" + run.Info.RunID + "/model", RunID: run.Info.RunID, Tags: tags})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,13 +38,13 @@ func registerVersion(t *testing.T, c *mlflow.Client, exp, model string, metrics 
 // approval rules remain.
 func TestCheckWithMLflowRegistryFacts(t *testing.T) {
 	srv := testenv.NewMLflow(t, testenv.MLflowOptions{Major: 3})
-	c, err := mlflow.New(mlflow.Config{TrackingURI: srv.URL})
+	c, err := mlflowclient.New(mlflowclient.Config{TrackingURI: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	const model = "customer-churn-predictor"
-	if _, err := c.CreateRegisteredModel(ctx, mlflow.CreateRegisteredModelRequest{Name: model}); err != nil {
+	if _, err := c.CreateRegisteredModel(ctx, mlflowclient.CreateRegisteredModelRequest{Name: model}); err != nil {
 		t.Fatal(err)
 	}
 	exp, err := c.EnsureExperiment(ctx, "churn-training")

@@ -20,7 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
-	"github.com/modelsync/modelsync/internal/storage"
+	"github.com/modelsync/modelsync/internal/target/s3"
 )
 
 // Options are the inputs of cost.
@@ -71,13 +71,13 @@ anything, e.g. --estimate 100x7GiB.`,
 
 // Run prints the report.
 func Run(ctx context.Context, opts *Options) error {
-	prices := storage.DefaultPriceTable()
+	prices := s3.DefaultPriceTable()
 	if opts.Prices != "" {
 		f, err := os.Open(opts.Prices)
 		if err != nil {
 			return err
 		}
-		prices, err = storage.LoadPriceTable(f)
+		prices, err = s3.LoadPriceTable(f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", opts.Prices, err)
@@ -112,13 +112,13 @@ func Run(ctx context.Context, opts *Options) error {
 }
 
 // observe lists the live objects through the S3 target and the current plan.
-func observe(ctx context.Context, opts *Options) ([]storage.ModelUsage, error) {
+func observe(ctx context.Context, opts *Options) ([]s3.ModelUsage, error) {
 	d, _, err := opts.Factory.Desired(ctx, opts.Repo)
 	if err != nil {
 		return nil, err
 	}
 	tf := opts.Targets
-	tf.S3, tf.Only = true, []string{storage.TargetName}
+	tf.S3, tf.Only = true, []string{s3.TargetName}
 	targets, err := opts.Factory.Targets(ctx, &tf, d)
 	if err != nil {
 		return nil, err
@@ -129,7 +129,7 @@ func observe(ctx context.Context, opts *Options) ([]storage.ModelUsage, error) {
 	if err != nil {
 		return nil, err
 	}
-	so, ok := obs.(*storage.Observation)
+	so, ok := obs.(*s3.Observation)
 	if !ok {
 		return nil, fmt.Errorf("target %s did not observe storage", t.Name())
 	}
@@ -137,7 +137,7 @@ func observe(ctx context.Context, opts *Options) ([]storage.ModelUsage, error) {
 	for _, e := range tp.Errors {
 		fmt.Fprintf(opts.Factory.IO.ErrOut, "warning: %v\n", e)
 	}
-	return storage.UsageOf(so, tp.Actions), nil
+	return s3.UsageOf(so, tp.Actions), nil
 }
 
 var estimateRE = regexp.MustCompile(`^(\d+)x(\d+(?:\.\d+)?)(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
@@ -167,16 +167,16 @@ type EstimateRow struct {
 
 // Estimate prices n one-object versions of size bytes in every class of the
 // table, hottest class first, with the same arithmetic as the live report.
-func Estimate(prices storage.PriceTable, n int, size int64, at time.Time) []EstimateRow {
+func Estimate(prices s3.PriceTable, n int, size int64, at time.Time) []EstimateRow {
 	classes := slices.Collect(maps.Keys(prices.Classes))
 	slices.SortFunc(classes, func(a, b string) int {
 		return cmp.Or(cmp.Compare(prices.Classes[b].StorageGBMonth, prices.Classes[a].StorageGBMonth), cmp.Compare(a, b))
 	})
 	var rows []EstimateRow
 	for _, class := range classes {
-		u := storage.ModelUsage{Model: "estimate"}
+		u := s3.ModelUsage{Model: "estimate"}
 		for v := 1; v <= n; v++ {
-			u.Objects = append(u.Objects, storage.ObjectUsage{Versions: []int{v}, Bucket: "estimate", Key: fmt.Sprintf("v%d/model", v), Class: class, Bytes: size})
+			u.Objects = append(u.Objects, s3.ObjectUsage{Versions: []int{v}, Bucket: "estimate", Key: fmt.Sprintf("v%d/model", v), Class: class, Bytes: size})
 		}
 		t := prices.Report(at, u).Total
 		rows = append(rows, EstimateRow{Class: class, Monthly: t.Monthly, AllStandard: t.AllStandard, Saving: t.Saving})
@@ -184,8 +184,8 @@ func Estimate(prices storage.PriceTable, n int, size int64, at time.Time) []Esti
 	return rows
 }
 
-func writeEstimate(w io.Writer, prices storage.PriceTable, n int, size int64, rows []EstimateRow) error {
-	fmt.Fprintf(w, "%d versions x %s, %s list prices as of %s, %s per month\n\n", n, storage.FormatBytes(size), prices.Region, prices.AsOf, prices.Currency)
+func writeEstimate(w io.Writer, prices s3.PriceTable, n int, size int64, rows []EstimateRow) error {
+	fmt.Fprintf(w, "%d versions x %s, %s list prices as of %s, %s per month\n\n", n, s3.FormatBytes(size), prices.Region, prices.AsOf, prices.Currency)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "CLASS\tMONTHLY\tSAVING VS STANDARD\t")
 	for _, r := range rows {

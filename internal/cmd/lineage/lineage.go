@@ -17,8 +17,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
-	"github.com/modelsync/modelsync/internal/mlflow"
-	"github.com/modelsync/modelsync/internal/registry"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
+	"github.com/modelsync/modelsync/internal/target/mlflow"
 )
 
 // Options are the inputs of lineage.
@@ -93,14 +93,14 @@ func NewCmdLineage(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 
 // Run reads the lineage from MLflow and prints it.
 func Run(ctx context.Context, opts *Options) error {
-	cfg := mlflow.ConfigFromEnv(opts.Factory.Getenv)
+	cfg := mlflowclient.ConfigFromEnv(opts.Factory.Getenv)
 	if opts.MLflowURI != "" {
 		cfg.TrackingURI = opts.MLflowURI
 	}
 	if cfg.TrackingURI == "" {
 		return fmt.Errorf("no MLflow tracking URI: set MLFLOW_TRACKING_URI or --mlflow-uri")
 	}
-	client, err := mlflow.New(cfg)
+	client, err := mlflowclient.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func Run(ctx context.Context, opts *Options) error {
 }
 
 // Read gathers the lineage of one version.
-func Read(ctx context.Context, c *mlflow.Client, model string, version int, artifactsDestination string) (*Lineage, error) {
+func Read(ctx context.Context, c *mlflowclient.Client, model string, version int, artifactsDestination string) (*Lineage, error) {
 	mv, err := c.GetModelVersion(ctx, model, version)
 	if err != nil {
 		return nil, err
@@ -125,22 +125,22 @@ func Read(ctx context.Context, c *mlflow.Client, model string, version int, arti
 		CreatedAt: time.UnixMilli(mv.CreationTimestamp).UTC(), Source: mv.Source, RunID: mv.RunID, TrackingURI: c.TrackingURI(),
 		Datasets: map[string]string{}, VersionTags: map[string]string{},
 		Deployment: Deployment{
-			Revision: mv.Tags[registry.TagRevision], Environments: mv.Tags[registry.TagEnvironments], DeployedBy: mv.Tags[registry.TagDeployedBy],
-			Lifecycle: mv.Tags[registry.TagLifecycle], ArchivedAt: mv.Tags[registry.TagArchivedAt],
+			Revision: mv.Tags[mlflow.TagRevision], Environments: mv.Tags[mlflow.TagEnvironments], DeployedBy: mv.Tags[mlflow.TagDeployedBy],
+			Lifecycle: mv.Tags[mlflow.TagLifecycle], ArchivedAt: mv.Tags[mlflow.TagArchivedAt],
 		},
 	}
 	if l.Aliases == nil {
 		l.Aliases = []string{}
 	}
 	for k, v := range mv.Tags {
-		if !strings.HasPrefix(k, registry.TagPrefix) {
+		if !strings.HasPrefix(k, mlflow.TagPrefix) {
 			l.VersionTags[k] = v
 		}
 		if strings.Contains(strings.ToLower(k), "dataset") {
 			l.Datasets[k] = v
 		}
 	}
-	uri, err := (&registry.Locator{Client: c, ArtifactsDestination: artifactsDestination}).ArtifactURI(ctx, model, version)
+	uri, err := (&mlflow.Locator{Client: c, ArtifactsDestination: artifactsDestination}).ArtifactURI(ctx, model, version)
 	if err != nil {
 		l.ArtifactErr = err.Error()
 	}

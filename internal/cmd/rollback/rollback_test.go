@@ -18,9 +18,9 @@ import (
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/controller"
 	"github.com/modelsync/modelsync/internal/gitsource"
-	"github.com/modelsync/modelsync/internal/mlflow"
-	"github.com/modelsync/modelsync/internal/registry"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/internal/target/mlflow"
 	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/test/testenv"
@@ -336,15 +336,15 @@ func TestFlags(t *testing.T) {
 
 // registerExample registers the example models in MLflow with enough
 // versions for every environment of the example repository.
-func registerExample(t *testing.T, c *mlflow.Client) {
+func registerExample(t *testing.T, c *mlflowclient.Client) {
 	t.Helper()
 	ctx := context.Background()
 	for name, versions := range map[string]int{"customer-churn-predictor": 5, "llama2-7b-alpaca": 4, "fraud-detector-xgb": 2, "sentiment-bert-legacy": 3} {
-		if _, err := c.CreateRegisteredModel(ctx, mlflow.CreateRegisteredModelRequest{Name: name}); err != nil {
+		if _, err := c.CreateRegisteredModel(ctx, mlflowclient.CreateRegisteredModelRequest{Name: name}); err != nil {
 			t.Fatal(err)
 		}
 		for v := 1; v <= versions; v++ {
-			if _, err := c.CreateModelVersion(ctx, mlflow.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://models/%s/%d", name, v)}); err != nil {
+			if _, err := c.CreateModelVersion(ctx, mlflowclient.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://models/%s/%d", name, v)}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -355,7 +355,7 @@ func TestRollbackDirectReleaseNowPinsOnController(t *testing.T) {
 	fx := newFixture(t)
 	ctx := context.Background()
 	srv := testenv.NewMLflow(t, testenv.MLflowOptions{Major: 3})
-	admin, err := mlflow.New(mlflow.Config{TrackingURI: srv.URL})
+	admin, err := mlflowclient.New(mlflowclient.Config{TrackingURI: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +371,7 @@ func TestRollbackDirectReleaseNowPinsOnController(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	targets := []reconciler.Target{registry.New(admin)}
+	targets := []reconciler.Target{mlflow.New(admin)}
 	p, err := reconciler.BuildPlan(ctx, d, targets)
 	if err != nil {
 		t.Fatal(err)
@@ -424,8 +424,8 @@ func TestRollbackDirectReleaseNowPinsOnController(t *testing.T) {
 		t.Errorf("aliases after: %v %v", a, err)
 	}
 	v2, err := admin.GetModelVersion(ctx, "customer-churn-predictor", 2)
-	if err != nil || v2.Tags[registry.TagRevision] != "customer-churn-predictor/v1.1.1@sha1:"+head || v2.Tags[registry.TagEnvironments] != "prod" ||
-		v2.Tags[registry.TagDeployedBy] != "Erin Oncall <erin@example.com>" {
+	if err != nil || v2.Tags[mlflow.TagRevision] != "customer-churn-predictor/v1.1.1@sha1:"+head || v2.Tags[mlflow.TagEnvironments] != "prod" ||
+		v2.Tags[mlflow.TagDeployedBy] != "Erin Oncall <erin@example.com>" {
 		t.Errorf("version 2 tags %v %v", v2.Tags, err)
 	}
 	// The controller holds the pin.

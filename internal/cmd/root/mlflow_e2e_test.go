@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/test/fixture"
 	"github.com/modelsync/modelsync/test/testenv"
 )
@@ -24,7 +24,7 @@ import (
 // what was deployed.
 func TestPlanApplyLineageAgainstMLflow(t *testing.T) {
 	srv := testenv.NewMLflow(t, testenv.MLflowOptions{Major: 3})
-	admin, err := mlflow.New(mlflow.Config{TrackingURI: srv.URL})
+	admin, err := mlflowclient.New(mlflowclient.Config{TrackingURI: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestPlanApplyLineageAgainstMLflow(t *testing.T) {
 func TestApplyKServeAgainstRealAPIServer(t *testing.T) {
 	srv := testenv.NewMLflow(t, testenv.MLflowOptions{Major: 3})
 	kube := testenv.NewKube(t)
-	admin, err := mlflow.New(mlflow.Config{TrackingURI: srv.URL})
+	admin, err := mlflowclient.New(mlflowclient.Config{TrackingURI: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestApplyKServeAgainstRealAPIServer(t *testing.T) {
 func TestApplyS3AndCostAgainstMinIO(t *testing.T) {
 	minio := testenv.NewMinIO(t)
 	srv := testenv.NewMLflow(t, testenv.MLflowOptions{Major: 3})
-	admin, err := mlflow.New(mlflow.Config{TrackingURI: srv.URL})
+	admin, err := mlflowclient.New(mlflowclient.Config{TrackingURI: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

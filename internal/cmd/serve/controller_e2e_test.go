@@ -15,7 +15,7 @@ import (
 	"github.com/modelsync/modelsync/internal/cmd/serve"
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/controller"
-	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/test/fixture"
 	"github.com/modelsync/modelsync/test/testenv"
@@ -28,7 +28,7 @@ import (
 func TestServeController(t *testing.T) {
 	ml := testenv.NewMLflow(t, testenv.MLflowOptions{Major: 3})
 	gitsrv := testenv.NewGitServer(t)
-	admin, err := mlflow.New(mlflow.Config{TrackingURI: ml.URL})
+	admin, err := mlflowclient.New(mlflowclient.Config{TrackingURI: ml.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/test/fixture"
 	"github.com/modelsync/modelsync/test/testenv"
 )
@@ -108,7 +108,7 @@ func (p *serveProc) leader() bool {
 // crashFixture is MLflow behind a recording proxy, with the example's
 // models registered, and the example repository on a Git server.
 type crashFixture struct {
-	admin *mlflow.Client
+	admin *mlflowclient.Client
 	proxy *testenv.FaultProxy
 	env   []string
 	repo  string
@@ -117,7 +117,7 @@ type crashFixture struct {
 func newCrashFixture(t *testing.T) *crashFixture {
 	ml := testenv.NewMLflow(t, testenv.MLflowOptions{Major: 3})
 	gitsrv := testenv.NewGitServer(t)
-	admin, err := mlflow.New(mlflow.Config{TrackingURI: ml.URL})
+	admin, err := mlflowclient.New(mlflowclient.Config{TrackingURI: ml.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

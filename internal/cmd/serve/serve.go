@@ -26,9 +26,9 @@ import (
 	ghub "github.com/modelsync/modelsync/internal/github"
 	"github.com/modelsync/modelsync/internal/github/prcheck"
 	"github.com/modelsync/modelsync/internal/gitsource"
-	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/repo"
-	"github.com/modelsync/modelsync/internal/serving"
+	"github.com/modelsync/modelsync/internal/target/kserve"
 )
 
 // Components that --only selects.
@@ -355,7 +355,7 @@ func buildController(ctx context.Context, opts *Options, log *slog.Logger) (*con
 		WebhookSecret:  []byte(f.Getenv(EnvGenericWebhookSecret)),
 	}
 	if opts.LeaderElect || opts.Targets.KServe {
-		rc, err := serving.LoadRESTConfig(opts.Targets.Kubeconfig, opts.Targets.KubeContext)
+		rc, err := kserve.LoadRESTConfig(opts.Targets.Kubeconfig, opts.Targets.KubeContext)
 		if err != nil {
 			cmdutil.CloseTargets(targets)
 			return nil, fmt.Errorf("kubeconfig: %w", err)
@@ -442,10 +442,10 @@ func buildWebhooks(opts *Options, log *slog.Logger, ctrl *controller.Controller)
 	}
 	rs := ghub.NewRepoSync(repo.Options{URL: opts.Repo.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(getenv)})
 	gopts := ghub.GateOptions{Client: client, Repository: ref, Sync: rs.Sync, FetchPull: rs.FetchPullHead, Hooks: opts.Hooks, Logger: log, TargetURL: opts.TargetURL}
-	if mcfg := mlflow.ConfigFromEnv(getenv); mcfg.TrackingURI != "" {
+	if mcfg := mlflowclient.ConfigFromEnv(getenv); mcfg.TrackingURI != "" {
 		// Without a registry, rules that need its facts deny: the gate
 		// fails closed rather than skipping them.
-		mc, err := mlflow.New(mcfg)
+		mc, err := mlflowclient.New(mcfg)
 		if err != nil {
 			return nil, nil, fmt.Errorf("registry facts: %w", err)
 		}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/modelsync/modelsync/internal/manifest"
-	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/policy"
 )
 
@@ -16,7 +16,7 @@ import (
 // model a comparison changes, the versions it moves in and the version
 // serving prod, with their runs' metrics and audit tags.
 type MLflowFacts struct {
-	Client *mlflow.Client
+	Client *mlflowclient.Client
 	// Production and Staging name the environments the promotion and
 	// performance rules speak of; empty means "prod" and "staging", the
 	// default bundle's configuration.
@@ -102,7 +102,7 @@ func (f *MLflowFacts) prodVersion(ctx context.Context, c *Comparison, model, reg
 	}
 	mv, err := f.Client.GetModelVersionByAlias(ctx, registered, env.AliasName())
 	if err != nil {
-		if mlflow.IsNotFound(err) {
+		if mlflowclient.IsNotFound(err) {
 			return 0, nil
 		}
 		return 0, fmt.Errorf("model %s (registered %s): %s alias %q: %w", model, registered, prodEnv, env.AliasName(), err)
@@ -113,7 +113,7 @@ func (f *MLflowFacts) prodVersion(ctx context.Context, c *Comparison, model, reg
 func (f *MLflowFacts) version(ctx context.Context, registered string, v int, stagingEnv string, now time.Time) (policy.RegistryVersion, bool, error) {
 	mv, err := f.Client.GetModelVersion(ctx, registered, v)
 	if err != nil {
-		if mlflow.IsNotFound(err) {
+		if mlflowclient.IsNotFound(err) {
 			return policy.RegistryVersion{}, false, nil
 		}
 		return policy.RegistryVersion{}, false, err
@@ -131,7 +131,7 @@ func (f *MLflowFacts) version(ctx context.Context, registered string, v int, sta
 	}
 	if mv.RunID != "" {
 		run, err := f.Client.GetRun(ctx, mv.RunID)
-		if err != nil && !mlflow.IsNotFound(err) {
+		if err != nil && !mlflowclient.IsNotFound(err) {
 			return policy.RegistryVersion{}, false, fmt.Errorf("run %s: %w", mv.RunID, err)
 		}
 		if run != nil {

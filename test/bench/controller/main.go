@@ -50,9 +50,9 @@ import (
 
 	"github.com/modelsync/modelsync/internal/controller"
 	"github.com/modelsync/modelsync/internal/gitsource"
-	"github.com/modelsync/modelsync/internal/mlflow"
-	"github.com/modelsync/modelsync/internal/registry"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/internal/target/mlflow"
 	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/test/testenv"
 )
@@ -129,7 +129,7 @@ func run(cfg benchConfig) error {
 	if err := git(work, "push", "-q", g.AuthHTTPURL("models"), "main", "--tags"); err != nil {
 		return err
 	}
-	admin, err := mlflow.New(mlflow.Config{TrackingURI: srv.URL})
+	admin, err := mlflowclient.New(mlflowclient.Config{TrackingURI: srv.URL})
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func run(cfg benchConfig) error {
 	secret := []byte("bench-secret")
 	c, err := controller.New(controller.Options{
 		Repo:          repo.Options{URL: g.DaemonURL + "models.git", CacheDir: filepath.Join(dir, "cache"), CacheSize: cfg.gitCacheMiB << 20},
-		Targets:       []reconciler.Target{registry.New(mustClient(srv.URL))},
+		Targets:       []reconciler.Target{mlflow.New(mustClient(srv.URL))},
 		Interval:      time.Hour,
 		Concurrency:   concurrency,
 		Audit:         auditSink(applied),
@@ -287,7 +287,7 @@ func childResync(models, concurrency int, gitCacheMiB int64, memProfile string) 
 	anon := watchAnon("self")
 	c, err := controller.New(controller.Options{
 		Repo:        repo.Options{URL: os.Getenv("BENCH_GIT"), CacheDir: os.Getenv("BENCH_CACHE"), CacheSize: gitCacheMiB << 20},
-		Targets:     []reconciler.Target{registry.New(mustClient(os.Getenv("BENCH_MLFLOW")))},
+		Targets:     []reconciler.Target{mlflow.New(mustClient(os.Getenv("BENCH_MLFLOW")))},
 		Interval:    time.Hour,
 		Concurrency: concurrency,
 	})
@@ -420,15 +420,15 @@ func (s *sink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func mustClient(url string) *mlflow.Client {
-	c, err := mlflow.New(mlflow.Config{TrackingURI: url})
+func mustClient(url string) *mlflowclient.Client {
+	c, err := mlflowclient.New(mlflowclient.Config{TrackingURI: url})
 	if err != nil {
 		panic(err)
 	}
 	return c
 }
 
-func register(ctx context.Context, c *mlflow.Client, n int) error {
+func register(ctx context.Context, c *mlflowclient.Client, n int) error {
 	jobs := make(chan int)
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
@@ -436,12 +436,12 @@ func register(ctx context.Context, c *mlflow.Client, n int) error {
 		wg.Go(func() {
 			for i := range jobs {
 				name := fmt.Sprintf("model-%04d", i)
-				if _, err := c.CreateRegisteredModel(ctx, mlflow.CreateRegisteredModelRequest{Name: name}); err != nil {
+				if _, err := c.CreateRegisteredModel(ctx, mlflowclient.CreateRegisteredModelRequest{Name: name}); err != nil {
 					errs <- err
 					continue
 				}
 				for v := 1; v <= 3; v++ {
-					if _, err := c.CreateModelVersion(ctx, mlflow.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://models/%s/%d", name, v)}); err != nil {
+					if _, err := c.CreateModelVersion(ctx, mlflowclient.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://models/%s/%d", name, v)}); err != nil {
 						errs <- err
 					}
 				}

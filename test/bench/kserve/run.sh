@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
 n="${1:-20}"
 out="$(mktemp)"
 trap 'rm -f "$out" "$out.test" "$out.time"' EXIT
-go test -c -o "$out.test" ./internal/serving/
+go test -c -o "$out.test" ./internal/target/kserve/
 /usr/bin/time -o "$out.time" -f 'whole run: %U s user + %S s system CPU; largest process peak RSS %M KiB' \
   "$out.test" -test.run '^$' -test.bench '^BenchmarkNoopResync$' -test.benchtime "${n}x" -test.count 1 >"$out" 2>&1 || {
   cat "$out" >&2

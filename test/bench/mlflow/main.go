@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"github.com/modelsync/modelsync/internal/manifest"
-	"github.com/modelsync/modelsync/internal/mlflow"
-	"github.com/modelsync/modelsync/internal/registry"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
+	"github.com/modelsync/modelsync/internal/target/mlflow"
 	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/test/testenv"
 )
@@ -96,7 +96,7 @@ func run(o options) error {
 		return err
 	}
 	defer srv.Close()
-	admin, err := mlflow.New(mlflow.Config{TrackingURI: srv.URL})
+	admin, err := mlflowclient.New(mlflowclient.Config{TrackingURI: srv.URL})
 	if err != nil {
 		return err
 	}
@@ -105,11 +105,11 @@ func run(o options) error {
 	for i := range n {
 		ours[i], seed[i] = fmt.Sprintf("ours-%04d", i), fmt.Sprintf("seed-%04d", i)
 		for _, name := range []string{ours[i], seed[i]} {
-			if _, err := admin.CreateRegisteredModel(ctx, mlflow.CreateRegisteredModelRequest{Name: name}); err != nil {
+			if _, err := admin.CreateRegisteredModel(ctx, mlflowclient.CreateRegisteredModelRequest{Name: name}); err != nil {
 				return err
 			}
 			for v := 1; v <= 3; v++ {
-				if _, err := admin.CreateModelVersion(ctx, mlflow.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://artifacts/%s/%d", name, v)}); err != nil {
+				if _, err := admin.CreateModelVersion(ctx, mlflowclient.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://artifacts/%s/%d", name, v)}); err != nil {
 					return err
 				}
 			}
@@ -122,11 +122,11 @@ func run(o options) error {
 		return err
 	}
 	defer proxy.Close()
-	client, err := mlflow.New(mlflow.Config{TrackingURI: proxy.URL})
+	client, err := mlflowclient.New(mlflowclient.Config{TrackingURI: proxy.URL})
 	if err != nil {
 		return err
 	}
-	target := registry.New(client)
+	target := mlflow.New(client)
 	d := desired(ours)
 	start := time.Now()
 	if err := sync(ctx, target, d, o.concurrency); err != nil {
@@ -180,7 +180,7 @@ func run(o options) error {
 	return nil
 }
 
-func sync(ctx context.Context, t *registry.Target, d *reconciler.DesiredState, concurrency int) error {
+func sync(ctx context.Context, t *mlflow.Target, d *reconciler.DesiredState, concurrency int) error {
 	p, err := reconciler.BuildPlan(ctx, d, []reconciler.Target{t})
 	if err != nil {
 		return err

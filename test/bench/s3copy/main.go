@@ -42,7 +42,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/modelsync/modelsync/internal/manifest"
-	"github.com/modelsync/modelsync/internal/storage"
+	s3target "github.com/modelsync/modelsync/internal/target/s3"
 	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/test/testenv"
 )
@@ -77,7 +77,7 @@ func main() {
 }
 
 func run(ctx context.Context, o options) (err error) {
-	if int64(o.bigGiB)<<30 <= storage.MaxCopyObjectSize || int64(o.refGiB)<<30 > storage.MaxCopyObjectSize {
+	if int64(o.bigGiB)<<30 <= s3target.MaxCopyObjectSize || int64(o.refGiB)<<30 > s3target.MaxCopyObjectSize {
 		return fmt.Errorf("-big-gib must exceed 5 and -ref-gib must not")
 	}
 	// MinIO writes the source, and each in-place copy writes a new copy
@@ -134,12 +134,12 @@ func run(ctx context.Context, o options) (err error) {
 
 	reg := registry{uri: "s3://" + bucket + "/runs/big/artifacts/model", created: time.Now().Add(-60 * 24 * time.Hour)}
 	var parts int
-	tg, err := storage.New(storage.Config{
+	tg, err := s3target.New(s3target.Config{
 		Client: c, Locator: reg, Versions: reg,
 		MinPartSize: int64(o.partMiB) << 20, Concurrency: o.concurrency,
 		// MinIO cannot checksum copied parts.
-		MultipartChecksum: storage.ChecksumNone,
-		Progress: func(ev storage.ProgressEvent) {
+		MultipartChecksum: s3target.ChecksumNone,
+		Progress: func(ev s3target.ProgressEvent) {
 			parts = ev.PartsTotal
 			if ev.Done || ev.PartsDone%16 == 0 {
 				fmt.Fprintf(os.Stderr, "  multipart: %d/%d parts, %s, %.0f MiB/s\n", ev.PartsDone, ev.PartsTotal, gib(ev.BytesDone), ev.Rate/(1<<20))
@@ -174,7 +174,7 @@ func run(ctx context.Context, o options) (err error) {
 
 	// The storage target refuses a CopyObject threshold above 5 GiB, so it
 	// never sends AWS a single copy it would reject.
-	_, thresholdErr := storage.New(storage.Config{Client: c, Locator: reg, Versions: reg, CopyThreshold: storage.MaxCopyObjectSize + 1})
+	_, thresholdErr := s3target.New(s3target.Config{Client: c, Locator: reg, Versions: reg, CopyThreshold: s3target.MaxCopyObjectSize + 1})
 
 	var largeSingleSecs float64
 	var largeSingleErr error
@@ -213,7 +213,7 @@ func run(ctx context.Context, o options) (err error) {
 }
 
 func partSize(size, minPart int64) int64 {
-	p, _, _ := storage.PartSize(size, minPart)
+	p, _, _ := s3target.PartSize(size, minPart)
 	return p
 }
 
@@ -292,8 +292,8 @@ type registry struct {
 
 func (r registry) ArtifactURI(context.Context, string, int) (string, error) { return r.uri, nil }
 
-func (r registry) ListVersions(context.Context, string) ([]storage.RegistryVersion, error) {
-	return []storage.RegistryVersion{{Version: 1, Created: r.created}}, nil
+func (r registry) ListVersions(context.Context, string) ([]s3target.RegistryVersion, error) {
+	return []s3target.RegistryVersion{{Version: 1, Created: r.created}}, nil
 }
 
 // resetPeakRSS restarts the kernel's high-water mark of this process.

@@ -1,0 +1,215 @@
+package kserve
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"github.com/modelsync/modelsync/internal/manifest"
+	"github.com/modelsync/modelsync/reconciler"
+	"github.com/modelsync/modelsync/test/testenv"
+)
+
+// requestCounter counts the HTTP requests a client makes, by method.
+type requestCounter struct {
+	reads, writes atomic.Int64
+}
+
+func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			c.reads.Add(1)
+		default:
+			// A dry-run apply writes nothing but is counted here too, so a
+			// zero proves neither writes nor dry-runs happened.
+			c.writes.Add(1)
+		}
+		return rt.RoundTrip(r)
+	})
+}
+
+func (c *requestCounter) total() int64 { return c.reads.Load() + c.writes.Load() }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// world is one test's view of the cluster: the target under test (with
+// counted requests) and a separate client playing KServe's controller and
+// human operators.
+type world struct {
+	t       *testing.T
+	ctx     context.Context
+	kube    *testenv.Kube
+	target  *Target
+	counter *requestCounter
+	dyn     dynamic.Interface
+}
+
+// countedTarget is a target whose every request goes through counter.
+func countedTarget(tb testing.TB, kube *testenv.Kube, cfg Config, counter *requestCounter, locator reconciler.ArtifactLocator) *Target {
+	tb.Helper()
+	rc := rest.CopyConfig(kube.RESTConfig)
+	rc.WrapTransport = counter.wrap
+	target, err := NewTarget(cfg, locator, rc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(target.Close)
+	return target
+}
+
+func newWorld(t *testing.T, kube *testenv.Kube, cfg Config, locator reconciler.ArtifactLocator) *world {
+	t.Helper()
+	counter := &requestCounter{}
+	target := countedTarget(t, kube, cfg, counter, locator)
+	dyn, err := dynamic.NewForConfig(kube.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &world{t: t, ctx: t.Context(), kube: kube, target: target, counter: counter, dyn: dyn}
+}
+
+func (w *world) namespace(prefix string) string {
+	w.t.Helper()
+	ns, err := w.kube.NewNamespace(w.ctx, prefix)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return ns
+}
+
+func (w *world) plan(d *reconciler.DesiredState) *reconciler.Plan {
+	w.t.Helper()
+	p, err := reconciler.BuildPlan(w.ctx, d, []reconciler.Target{w.target})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+func (w *world) apply(p *reconciler.Plan) {
+	w.t.Helper()
+	res, err := reconciler.Apply(w.ctx, p, []reconciler.Target{w.target}, reconciler.ApplyOptions{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if !res.OK() {
+		w.t.Fatalf("apply failed: %+v", res.Failed)
+	}
+}
+
+// quiet asserts that a plan for d has nothing to do and cost no request.
+func (w *world) quiet(d *reconciler.DesiredState) {
+	w.t.Helper()
+	before := w.counter.total()
+	p := w.plan(d)
+	if p.HasChanges() || len(p.Errors()) > 0 {
+		w.t.Fatalf("expected a quiet plan, got actions %s errors %v", actionSummary(p.Actions()), p.Errors())
+	}
+	if n := w.counter.total() - before; n != 0 {
+		w.t.Fatalf("a no-op resync made %d requests (reads %d, writes %d overall); want 0", n, w.counter.reads.Load(), w.counter.writes.Load())
+	}
+}
+
+func (w *world) get(ns, name string) *unstructured.Unstructured {
+	w.t.Helper()
+	o, err := w.dyn.Resource(inferenceServiceGVR).Namespace(ns).Get(w.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return o
+}
+
+// seen makes the target's next Observe wait until its cache shows a write
+// the test made behind its back (status, hand edits), as it does for its own.
+func (w *world) seen(o *unstructured.Unstructured) {
+	w.target.caches.recordWrite(objKey{inferenceServiceGVR, o.GetNamespace(), o.GetName()}, o.GetResourceVersion())
+}
+
+// setStatus writes the status subresource as KServe's controller would.
+// No KServe controller runs against the test apiserver, so the tests play
+// its part with the status shapes KServe documents.
+func (w *world) setStatus(ns, name string, status map[string]any) {
+	w.t.Helper()
+	o := w.get(ns, name)
+	o.Object["status"] = status
+	out, err := w.dyn.Resource(inferenceServiceGVR).Namespace(ns).UpdateStatus(w.ctx, o, metav1.UpdateOptions{FieldManager: "kserve-controller"})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.seen(out)
+}
+
+// knativeStatus is a ready Knative-mode status: latest ready revision
+// `latest`, last rolled-out `rolledOut`, and the split KServe would build.
+func knativeStatus(created, latest, rolledOut string, canaryPct int64) map[string]any {
+	traffic := []any{map[string]any{"revisionName": latest, "latestRevision": true, "percent": int64(100)}}
+	if canaryPct >= 0 && canaryPct < 100 && rolledOut != "" && rolledOut != latest {
+		traffic = []any{
+			map[string]any{"revisionName": latest, "latestRevision": true, "percent": canaryPct, "tag": "latest"},
+			map[string]any{"revisionName": rolledOut, "latestRevision": false, "percent": 100 - canaryPct, "tag": "prev"},
+		}
+	}
+	return map[string]any{
+		"deploymentMode": "Serverless",
+		"components": map[string]any{"predictor": map[string]any{
+			"latestCreatedRevision":   created,
+			"latestReadyRevision":     latest,
+			"latestRolledoutRevision": rolledOut,
+			"traffic":                 traffic,
+		}},
+		"conditions": []any{
+			map[string]any{"type": "PredictorReady", "status": "True", "lastTransitionTime": "2026-09-01T10:00:00Z"},
+			map[string]any{"type": "Ready", "status": "True", "lastTransitionTime": "2026-09-01T10:00:00Z"},
+		},
+		"modelStatus": map[string]any{"transitionStatus": "UpToDate", "states": map[string]any{"activeModelState": "Loaded", "targetModelState": "Loaded"}},
+	}
+}
+
+func actionSummary(as []reconciler.Action) string {
+	var parts []string
+	for _, a := range as {
+		s := a.Kind + " " + a.Model + "/" + a.Environment + " " + a.Resource + " " + a.From + "->" + a.To
+		if a.Drift {
+			s += " (drift)"
+		}
+		parts = append(parts, s)
+	}
+	return "[" + strings.Join(parts, "; ") + "]"
+}
+
+func kinds(as []reconciler.Action) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.Kind
+	}
+	return out
+}
+
+// oneModel is a desired state with one model in one environment.
+func oneModel(cfg *manifest.RepoConfig, env reconciler.DesiredEnv, model string) *reconciler.DesiredState {
+	return &reconciler.DesiredState{Revision: env.Revision, Config: cfg, Models: []reconciler.DesiredModel{desiredModel(model, env)}}
+}
+
+func repoWith(models ...string) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for _, m := range models {
+		modelFiles(fsys, m, "", "")
+	}
+	return fsys
+}
+
+func storageURI(o *unstructured.Unstructured) string {
+	s, _, _ := unstructured.NestedString(o.Object, "spec", "predictor", "model", "storageUri")
+	return s
+}

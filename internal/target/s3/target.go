@@ -1,0 +1,190 @@
+package s3
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/modelsync/modelsync/reconciler"
+)
+
+// TargetName is the target's name in plans.
+const TargetName = "s3"
+
+// Action kinds this target plans.
+const (
+	KindTransition = "transition-storage-class"
+	KindRestore    = "restore-object"
+	KindDelete     = "delete-objects"
+)
+
+// What to do with the previous version of an object in a versioned bucket
+// after a class change (the copy leaves it noncurrent and fully billed).
+const (
+	NoncurrentDelete = "delete"
+	NoncurrentReport = "report"
+)
+
+// How a multipart copy treats the source's checksum.
+const (
+	// ChecksumPreserve creates the upload with the source's checksum
+	// algorithm and, for a full-object CRC, has the server check the
+	// assembled object against the source's value.
+	ChecksumPreserve = "preserve"
+	// ChecksumNone creates the upload without a checksum, for S3-compatible
+	// stores whose UploadPartCopy cannot compute part checksums (MinIO
+	// refuses such parts with "checksum missing"). The copy is then checked
+	// by size and class only.
+	ChecksumNone = "none"
+)
+
+// Defaults for Config.
+const (
+	DefaultMinPartSize int64 = 64 << 20
+	DefaultConcurrency       = 4
+	DefaultRestoreTier       = TierStandard
+	DefaultRestoreDays       = 7
+)
+
+// Config configures the target. Client, Locator and Versions are required.
+type Config struct {
+	Client   *s3.Client
+	Locator  reconciler.ArtifactLocator
+	Versions VersionLister
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// CopyThreshold is the largest object copied with one CopyObject; larger
+	// ones use a multipart copy. 0 means MaxCopyObjectSize (5 GiB); it
+	// cannot be larger.
+	CopyThreshold int64
+	// MinPartSize is the smallest part of a multipart copy; the part size is
+	// max(ceil(size/10000), MinPartSize). 0 means DefaultMinPartSize; at
+	// least MinPartSize (5 MiB).
+	MinPartSize int64
+	// Concurrency is how many UploadPartCopy requests run at once.
+	Concurrency int
+	// RestoreTier is Expedited, Standard or Bulk. DEEP_ARCHIVE objects use
+	// Standard when Expedited is configured, since they do not offer it.
+	RestoreTier string
+	// RestoreDays is how long a restored copy stays readable.
+	RestoreDays int32
+	// NoncurrentPolicy is NoncurrentDelete or NoncurrentReport (default).
+	NoncurrentPolicy string
+	// MultipartChecksum is ChecksumPreserve (default) or ChecksumNone.
+	MultipartChecksum string
+	// Progress receives copy progress; see NewProgressBar and NewProgressLog.
+	Progress func(ProgressEvent)
+	// Logger receives what Apply did beyond its error, e.g. retained
+	// noncurrent versions. Discarded when nil.
+	Logger *slog.Logger
+}
+
+// Target keeps artifact storage classes in line with model lifecycles. Its
+// methods are safe for concurrent use.
+type Target struct {
+	cfg Config
+
+	// restores remembers the restores this process requested, keyed by
+	// bucket/key, for stores that refuse tagging archived objects (moto
+	// does); the object tag stays the record that survives a restart.
+	mu       sync.Mutex
+	restores map[string]RestoreRequest
+}
+
+// New checks cfg and fills in defaults.
+func New(cfg Config) (*Target, error) {
+	var errs []error
+	if cfg.Client == nil {
+		errs = append(errs, errors.New("storage: Config.Client is required"))
+	}
+	if cfg.Locator == nil {
+		errs = append(errs, errors.New("storage: Config.Locator is required"))
+	}
+	if cfg.Versions == nil {
+		errs = append(errs, errors.New("storage: Config.Versions is required"))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	switch {
+	case cfg.CopyThreshold == 0:
+		cfg.CopyThreshold = MaxCopyObjectSize
+	case cfg.CopyThreshold < 0 || cfg.CopyThreshold > MaxCopyObjectSize:
+		errs = append(errs, fmt.Errorf("storage: CopyThreshold %d: must be between 1 and %d bytes (the CopyObject limit)", cfg.CopyThreshold, MaxCopyObjectSize))
+	}
+	switch {
+	case cfg.MinPartSize == 0:
+		cfg.MinPartSize = DefaultMinPartSize
+	case cfg.MinPartSize < MinPartSize || cfg.MinPartSize > MaxPartSize:
+		errs = append(errs, fmt.Errorf("storage: MinPartSize %d: must be between %d and %d bytes", cfg.MinPartSize, MinPartSize, MaxPartSize))
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	} else if cfg.Concurrency < 0 {
+		errs = append(errs, fmt.Errorf("storage: Concurrency %d: must be positive", cfg.Concurrency))
+	}
+	switch cfg.RestoreTier {
+	case "":
+		cfg.RestoreTier = DefaultRestoreTier
+	case TierExpedited, TierStandard, TierBulk:
+	default:
+		errs = append(errs, fmt.Errorf("storage: RestoreTier %q: want %s, %s or %s", cfg.RestoreTier, TierExpedited, TierStandard, TierBulk))
+	}
+	if cfg.RestoreDays == 0 {
+		cfg.RestoreDays = DefaultRestoreDays
+	} else if cfg.RestoreDays < 0 {
+		errs = append(errs, fmt.Errorf("storage: RestoreDays %d: must be positive", cfg.RestoreDays))
+	}
+	switch cfg.NoncurrentPolicy {
+	case "":
+		cfg.NoncurrentPolicy = NoncurrentReport
+	case NoncurrentDelete, NoncurrentReport:
+	default:
+		errs = append(errs, fmt.Errorf("storage: NoncurrentPolicy %q: want %q or %q", cfg.NoncurrentPolicy, NoncurrentDelete, NoncurrentReport))
+	}
+	switch cfg.MultipartChecksum {
+	case "":
+		cfg.MultipartChecksum = ChecksumPreserve
+	case ChecksumPreserve, ChecksumNone:
+	default:
+		errs = append(errs, fmt.Errorf("storage: MultipartChecksum %q: want %q or %q", cfg.MultipartChecksum, ChecksumPreserve, ChecksumNone))
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Target{cfg: cfg, restores: map[string]RestoreRequest{}}, nil
+}
+
+func (t *Target) rememberRestore(bucket, key string, rr RestoreRequest) {
+	t.mu.Lock()
+	t.restores[bucket+"/"+key] = rr
+	t.mu.Unlock()
+}
+
+func (t *Target) rememberedRestore(bucket, key string) (RestoreRequest, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rr, ok := t.restores[bucket+"/"+key]
+	return rr, ok
+}
+
+func (t *Target) forgetRestore(bucket, key string) {
+	t.mu.Lock()
+	delete(t.restores, bucket+"/"+key)
+	t.mu.Unlock()
+}
+
+// Name implements reconciler.Target.
+func (t *Target) Name() string { return TargetName }
+
+var (
+	_ reconciler.Target          = (*Target)(nil)
+	_ reconciler.ActionValidator = (*Target)(nil)
+)
