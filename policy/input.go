@@ -66,7 +66,9 @@ type PlanDoc struct {
 	Actions  []reconciler.Action     `json:"actions"`
 	Errors   []reconciler.ModelError `json:"errors"`
 	Waits    []reconciler.Wait       `json:"waits"`
-	Changes  []Change                `json:"changes"`
+	// Held are actions a wait keeps back; they run when it ends.
+	Held    []reconciler.Action `json:"held"`
+	Changes []Change            `json:"changes"`
 }
 
 // NewPlanDoc builds the plan section of the input. p may be nil when no
@@ -74,7 +76,7 @@ type PlanDoc struct {
 func NewPlanDoc(p *reconciler.Plan, changes []Change) PlanDoc {
 	d := PlanDoc{
 		Targets: []string{}, Actions: []reconciler.Action{}, Errors: []reconciler.ModelError{},
-		Waits: []reconciler.Wait{}, Changes: nonNil(changes),
+		Waits: []reconciler.Wait{}, Held: []reconciler.Action{}, Changes: nonNil(changes),
 	}
 	if p != nil {
 		d.Revision = p.Revision()
@@ -83,6 +85,7 @@ func NewPlanDoc(p *reconciler.Plan, changes []Change) PlanDoc {
 		d.Actions = nonNil(p.Actions())
 		d.Errors = nonNil(p.Errors())
 		d.Waits = nonNil(p.Waits())
+		d.Held = nonNil(p.Held())
 	}
 	return d
 }
@@ -302,6 +305,7 @@ func (in *Input) normalized() Input {
 	out.Plan.Actions = nonNil(out.Plan.Actions)
 	out.Plan.Errors = nonNil(out.Plan.Errors)
 	out.Plan.Waits = nonNil(out.Plan.Waits)
+	out.Plan.Held = nonNil(out.Plan.Held)
 	out.Plan.Changes = nonNil(out.Plan.Changes)
 	out.Models = nonNilMap(out.Models)
 	out.Registry = nonNilMap(out.Registry)

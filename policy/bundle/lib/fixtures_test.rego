@@ -58,6 +58,7 @@ pr := {
 			"drift": 0,
 			"errors": 0,
 			"waits": 0,
+			"held": 0,
 		},
 		"actions": [
 			{
@@ -86,6 +87,7 @@ pr := {
 		],
 		"errors": [],
 		"waits": [],
+		"held": [],
 		"changes": [
 			{
 				"model": "churn",
