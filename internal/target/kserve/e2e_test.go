@@ -183,7 +183,7 @@ func TestKServe(t *testing.T) {
 			t.Fatalf("first rollback step must only zero the traffic: uri %s pct %v", storageURI(firstObj), canaryPercent(firstObj))
 		}
 		var states []string
-		res, err := reconciler.Apply(w.ctx, p, []reconciler.Target{w.target}, reconciler.ApplyOptions{OnAction: func(a reconciler.Action, err error) {
+		res, err := reconciler.Apply(w.ctx, p, []reconciler.Target{reconciler.Typed(w.target)}, reconciler.ApplyOptions{OnAction: func(a reconciler.Action, err error) {
 			live := w.get(ns, "churn")
 			states = append(states, storageURI(live)+"@"+pctString(canaryPercent(live)))
 		}})
@@ -560,7 +560,7 @@ patches:
 		if _, err := LoadRESTConfig("", ""); err == nil || !strings.Contains(err.Error(), "no Kubernetes configuration") {
 			t.Fatalf("nothing configured: %v", err)
 		}
-		tgt, err := NewTarget(Config{Kubeconfig: kube.KubeconfigPath}, loc, nil)
+		tgt, err := New(Config{Kubeconfig: kube.KubeconfigPath}, loc, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,8 +12,8 @@ import (
 	"github.com/modelsync/modelsync/reconciler"
 )
 
-// TargetName is the target's name in plans.
-const TargetName = "s3"
+// Name is the target's name in plans.
+const Name = "s3"
 
 // Action kinds this target plans.
 const (
@@ -54,7 +54,7 @@ const (
 type Config struct {
 	Client   *s3.Client
 	Locator  reconciler.ArtifactLocator
-	Versions VersionLister
+	Versions reconciler.VersionLister
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// CopyThreshold is the largest object copied with one CopyObject; larger
@@ -181,10 +181,11 @@ func (t *Target) forgetRestore(bucket, key string) {
 	t.mu.Unlock()
 }
 
-// Name implements reconciler.Target.
-func (t *Target) Name() string { return TargetName }
+// Name implements reconciler.TypedTarget.
+func (t *Target) Name() string { return Name }
 
 var (
-	_ reconciler.Target          = (*Target)(nil)
-	_ reconciler.ActionValidator = (*Target)(nil)
+	_ reconciler.TypedTarget[*Observation] = (*Target)(nil)
+	_ reconciler.ActionValidator           = (*Target)(nil)
+	_ reconciler.StorageReporter           = (*Target)(nil)
 )
