@@ -174,7 +174,7 @@ func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Payload holds only strings, numbers and already-encoded JSON.
-		panic(fmt.Sprintf("serving: encoding payload: %v", err))
+		panic(fmt.Sprintf("kserve: encoding payload: %v", err))
 	}
 	return b
 }

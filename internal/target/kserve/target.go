@@ -84,7 +84,7 @@ var (
 // Informers start on the first Observe; Close stops them.
 func New(cfg Config, locator reconciler.ArtifactLocator, restConfig *rest.Config) (*Target, error) {
 	if locator == nil {
-		return nil, errors.New("serving: an artifact locator is required")
+		return nil, errors.New("kserve: an artifact locator is required")
 	}
 	if restConfig == nil {
 		rc, err := LoadRESTConfig(cfg.Kubeconfig, cfg.Context)
@@ -99,15 +99,15 @@ func New(cfg Config, locator reconciler.ArtifactLocator, restConfig *rest.Config
 	}
 	dyn, err := dynamic.NewForConfig(rc)
 	if err != nil {
-		return nil, fmt.Errorf("serving: dynamic client: %w", err)
+		return nil, fmt.Errorf("kserve: dynamic client: %w", err)
 	}
 	md, err := metadata.NewForConfig(rc)
 	if err != nil {
-		return nil, fmt.Errorf("serving: metadata client: %w", err)
+		return nil, fmt.Errorf("kserve: metadata client: %w", err)
 	}
 	disc, err := discovery.NewDiscoveryClientForConfig(rc)
 	if err != nil {
-		return nil, fmt.Errorf("serving: discovery client: %w", err)
+		return nil, fmt.Errorf("kserve: discovery client: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Target{

@@ -18,7 +18,7 @@ import (
 // before any action of the plan runs.
 func (t *Target) ValidateAction(a reconciler.Action) error {
 	if a.Target != Name {
-		return fmt.Errorf("storage: action %s is for target %q", a.ID(), a.Target)
+		return fmt.Errorf("s3: action %s is for target %q", a.ID(), a.Target)
 	}
 	p, err := DecodePayload(a)
 	if err != nil {
@@ -66,7 +66,7 @@ func (t *Target) ValidateAction(a reconciler.Action) error {
 		problems = append(problems, fmt.Sprintf("unknown kind %q", a.Kind))
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("storage: model %s %s: invalid action %s: %s", a.Model, versionsLabel(p.Versions), a.ID(), strings.Join(problems, "; "))
+		return fmt.Errorf("s3: model %s %s: invalid action %s: %s", a.Model, versionsLabel(p.Versions), a.ID(), strings.Join(problems, "; "))
 	}
 	return nil
 }

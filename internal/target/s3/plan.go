@@ -49,7 +49,7 @@ func (p Payload) Bytes() int64 {
 func DecodePayload(a reconciler.Action) (Payload, error) {
 	var p Payload
 	if err := json.Unmarshal(a.Payload, &p); err != nil {
-		return Payload{}, fmt.Errorf("storage: action %s: payload: %w", a.ID(), err)
+		return Payload{}, fmt.Errorf("s3: action %s: payload: %w", a.ID(), err)
 	}
 	return p, nil
 }
@@ -216,7 +216,7 @@ func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Payload holds only strings, ints and slices of them.
-		panic(fmt.Sprintf("storage: marshal payload: %v", err))
+		panic(fmt.Sprintf("s3: marshal payload: %v", err))
 	}
 	return b
 }
