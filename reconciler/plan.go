@@ -9,35 +9,6 @@ import (
 	"strings"
 )
 
-// Target is one system modelsync keeps true to Git: the MLflow registry,
-// KServe, or artifact storage. A target observes live state, plans the
-// actions that would make it match the desired state, and applies one
-// action at a time.
-type Target interface {
-	// Name is the target's short name, e.g. "mlflow"; actions carry it.
-	Name() string
-	// Observe reads the live state the desired state concerns. An error
-	// means the target as a whole could not be read; a problem with one
-	// model belongs in the TargetPlan's Errors instead.
-	Observe(ctx context.Context, desired *DesiredState) (Observation, error)
-	// Plan compares desired with observed and returns the actions in the
-	// order they must run. It does no I/O, so it is deterministic.
-	Plan(desired *DesiredState, observed Observation) TargetPlan
-	// Apply performs one action planned by this target. It must be safe to
-	// repeat: a retried or re-planned action converges rather than doubles.
-	Apply(ctx context.Context, action Action) error
-}
-
-// Observation is a target's own record of live state, passed from Observe
-// back to Plan of the same target.
-type Observation any
-
-// ActionValidator is implemented by targets that can check an action
-// before any action of the plan is applied.
-type ActionValidator interface {
-	ValidateAction(Action) error
-}
-
 // TargetPlan is what one target contributes to a plan.
 type TargetPlan struct {
 	Actions []Action

@@ -27,7 +27,7 @@ type aliasTarget struct {
 
 func (t *aliasTarget) Name() string { return t.name }
 
-func (t *aliasTarget) Observe(_ context.Context, _ *DesiredState) (Observation, error) {
+func (t *aliasTarget) Observe(_ context.Context, _ *DesiredState) (map[string]int, error) {
 	if t.observeE != nil {
 		return nil, t.observeE
 	}
@@ -38,8 +38,7 @@ func (t *aliasTarget) Observe(_ context.Context, _ *DesiredState) (Observation, 
 	return snapshot, nil
 }
 
-func (t *aliasTarget) Plan(d *DesiredState, obs Observation) TargetPlan {
-	live := obs.(map[string]int)
+func (t *aliasTarget) Plan(d *DesiredState, live map[string]int) TargetPlan {
 	var tp TargetPlan
 	for _, m := range d.Models {
 		if t.broken[m.Name] {
@@ -86,6 +85,15 @@ func (t *aliasTarget) ValidateAction(a Action) error {
 	return nil
 }
 
+// typedTargets adapts the fakes as the real targets are adapted.
+func typedTargets(ts ...TypedTarget[map[string]int]) []Target {
+	out := make([]Target, len(ts))
+	for i, t := range ts {
+		out[i] = Typed(t)
+	}
+	return out
+}
+
 func twoModels(t *testing.T) *DesiredState {
 	t.Helper()
 	s := &memSnapshot{commits: map[string]fstest.MapFS{"c1": tree(map[string]string{
@@ -102,7 +110,7 @@ func twoModels(t *testing.T) *DesiredState {
 func TestPlanThenApplyConverges(t *testing.T) {
 	d := twoModels(t)
 	tgt := &aliasTarget{name: "registry", live: map[string]int{"churn/dev": 1, "churn/stage": 1}}
-	p, err := BuildPlan(context.Background(), d, []Target{tgt})
+	p, err := BuildPlan(context.Background(), d, typedTargets(tgt))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +123,11 @@ func TestPlanThenApplyConverges(t *testing.T) {
 			t.Fatalf("plan text lacks %q:\n%s", want, buf.String())
 		}
 	}
-	res, err := Apply(context.Background(), p, []Target{tgt}, ApplyOptions{})
+	res, err := Apply(context.Background(), p, typedTargets(tgt), ApplyOptions{})
 	if err != nil || !res.OK() || len(res.Applied) != 2 {
 		t.Fatalf("apply: %v %+v", err, res)
 	}
-	again, err := BuildPlan(context.Background(), d, []Target{tgt})
+	again, err := BuildPlan(context.Background(), d, typedTargets(tgt))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +138,7 @@ func TestPlanThenApplyConverges(t *testing.T) {
 
 func TestPlanIsImmutable(t *testing.T) {
 	d := twoModels(t)
-	p, err := BuildPlan(context.Background(), d, []Target{&aliasTarget{name: "registry", live: map[string]int{}}})
+	p, err := BuildPlan(context.Background(), d, typedTargets(&aliasTarget{name: "registry", live: map[string]int{}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +161,7 @@ func TestModelErrorHoldsBackThatModelEverywhere(t *testing.T) {
 	d := twoModels(t)
 	a := &aliasTarget{name: "registry", live: map[string]int{}, broken: map[string]bool{"churn": true}}
 	b := &aliasTarget{name: "serving", live: map[string]int{}}
-	p, err := BuildPlan(context.Background(), d, []Target{a, b})
+	p, err := BuildPlan(context.Background(), d, typedTargets(a, b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,11 +182,11 @@ func TestApplyFailureSkipsRestOfModelOnly(t *testing.T) {
 	d := twoModels(t)
 	tgt := &aliasTarget{name: "registry", live: map[string]int{}, failOn: "alias stage"}
 	tgt2 := &aliasTarget{name: "serving", live: map[string]int{}}
-	p, err := BuildPlan(context.Background(), d, []Target{tgt, tgt2})
+	p, err := BuildPlan(context.Background(), d, typedTargets(tgt, tgt2))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Apply(context.Background(), p, []Target{tgt, tgt2}, ApplyOptions{})
+	res, err := Apply(context.Background(), p, typedTargets(tgt, tgt2), ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,11 +208,11 @@ func TestApplyFailureSkipsRestOfModelOnly(t *testing.T) {
 func TestInvalidPlanWritesNothing(t *testing.T) {
 	d := twoModels(t)
 	tgt := &aliasTarget{name: "registry", live: map[string]int{}, invalid: "fraud alias dev"}
-	p, err := BuildPlan(context.Background(), d, []Target{tgt})
+	p, err := BuildPlan(context.Background(), d, typedTargets(tgt))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Apply(context.Background(), p, []Target{tgt}, ApplyOptions{}); err == nil || !strings.Contains(err.Error(), "nothing applied") {
+	if _, err := Apply(context.Background(), p, typedTargets(tgt), ApplyOptions{}); err == nil || !strings.Contains(err.Error(), "nothing applied") {
 		t.Fatalf("err = %v", err)
 	}
 	if len(tgt.applied) != 0 {
@@ -217,7 +225,7 @@ func TestInvalidPlanWritesNothing(t *testing.T) {
 
 func TestObserveFailureIsReported(t *testing.T) {
 	d := twoModels(t)
-	p, err := BuildPlan(context.Background(), d, []Target{&aliasTarget{name: "registry", observeE: errors.New("connection refused")}})
+	p, err := BuildPlan(context.Background(), d, typedTargets(&aliasTarget{name: "registry", observeE: errors.New("connection refused")}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,11 +237,11 @@ func TestObserveFailureIsReported(t *testing.T) {
 func TestConcurrentApplyKeepsPerModelOrderAndResultOrder(t *testing.T) {
 	d := twoModels(t)
 	tgt := &lockedTarget{aliasTarget: aliasTarget{name: "registry", live: map[string]int{}, failOn: "alias stage"}}
-	p, err := BuildPlan(context.Background(), d, []Target{tgt})
+	p, err := BuildPlan(context.Background(), d, typedTargets(tgt))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Apply(context.Background(), p, []Target{tgt}, ApplyOptions{Concurrency: 8})
+	res, err := Apply(context.Background(), p, typedTargets(tgt), ApplyOptions{Concurrency: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +269,7 @@ func (l *lockedTarget) Apply(ctx context.Context, a Action) error {
 // waitingTarget reports that the model's dev environment must wait.
 type waitingTarget struct{ aliasTarget }
 
-func (w *waitingTarget) Plan(d *DesiredState, obs Observation) TargetPlan {
+func (w *waitingTarget) Plan(d *DesiredState, obs map[string]int) TargetPlan {
 	return TargetPlan{Waits: []Wait{{Model: "churn", Environment: "dev", Target: w.name, Reason: "waiting for restore (Standard, started at 2026-11-26T09:00:00Z)"}}}
 }
 
@@ -269,7 +277,7 @@ func TestWaitHoldsEnvironmentAtOtherTargets(t *testing.T) {
 	d := twoModels(t)
 	reg := &aliasTarget{name: "registry", live: map[string]int{}}
 	store := &waitingTarget{aliasTarget{name: "s3", live: map[string]int{}}}
-	p, err := BuildPlan(context.Background(), d, []Target{reg, store})
+	p, err := BuildPlan(context.Background(), d, typedTargets(reg, store))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,12 +17,7 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	f := &cmdutil.Factory{
-		IO:           cmdutil.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr},
-		Getenv:       os.Getenv,
-		Version:      version,
-		BuildTargets: wiring.BuildTargets,
-	}
+	f := wiring.New(cmdutil.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}, os.Getenv, version)
 	code := root.Main(ctx, f, os.Args[1:])
 	stop()
 	os.Exit(code)

@@ -1,23 +1,19 @@
 // Package cmdutil holds what every modelsync command shares: I/O streams,
-// the environment, exit codes and the flags that locate the repository and
-// the targets. Commands receive a *Factory, so tests run them against
-// buffers and a fake environment.
+// exit codes, output formats and the flags that locate the repository, the
+// targets and GitHub. It builds nothing: clients and targets come from the
+// factory in internal/wiring, which commands receive.
 package cmdutil
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/modelsync/modelsync/internal/gitsource"
-	"github.com/modelsync/modelsync/internal/repo"
-	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Exit codes, documented in the README.
@@ -32,16 +28,6 @@ type IOStreams struct {
 	In     io.Reader
 	Out    io.Writer
 	ErrOut io.Writer
-}
-
-// Factory gives commands their dependencies.
-type Factory struct {
-	IO      IOStreams
-	Getenv  func(string) string
-	Version string
-	// BuildTargets returns the targets the flags and environment configure,
-	// in execution order. An empty result means none is configured.
-	BuildTargets func(ctx context.Context, getenv func(string) string, flags *TargetFlags, desired *reconciler.DesiredState) ([]reconciler.Target, error)
 }
 
 // ExitError carries an exit code other than 1. When Err is nil the command
@@ -89,34 +75,6 @@ func AddRepoFlags(cmd *cobra.Command, f *RepoFlags) {
 	cmd.Flags().StringVar(&f.CacheDir, "cache-dir", "", "where clones are kept (default $MODELSYNC_CACHE_DIR or ~/.cache/modelsync/repos)")
 }
 
-// OpenRepo clones or fetches the repository the flags name. Credentials come
-// from MODELSYNC_GIT_* environment variables, never from flags, so they do
-// not show in process listings.
-func (f *Factory) OpenRepo(ctx context.Context, flags RepoFlags) (*repo.Snapshot, error) {
-	cache := flags.CacheDir
-	if cache == "" {
-		cache = repo.DefaultCacheDir(f.Getenv)
-	}
-	return repo.Open(ctx, repo.Options{URL: flags.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(f.Getenv)})
-}
-
-// Desired opens the repository and computes the desired state, reporting
-// malformed release tags on stderr.
-func (f *Factory) Desired(ctx context.Context, flags RepoFlags) (*reconciler.DesiredState, *repo.Snapshot, error) {
-	snap, err := f.OpenRepo(ctx, flags)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, bad := range snap.BadTags() {
-		fmt.Fprintf(f.IO.ErrOut, "warning: ignoring tag: %v\n", bad)
-	}
-	d, err := reconciler.ComputeDesired(snap, flags.Branch)
-	if err != nil {
-		return nil, nil, err
-	}
-	return d, snap, nil
-}
-
 // TargetFlags configure which targets plan and apply talk to.
 type TargetFlags struct {
 	// Only limits the run to these targets (names as in a plan).
@@ -159,35 +117,28 @@ func AddTargetFlags(cmd *cobra.Command, f *TargetFlags) {
 	cmd.Flags().StringVar(&f.ArtifactsDestination, "artifacts-destination", "", "storage URI behind mlflow-artifacts:/ (the MLflow server's --artifacts-destination), e.g. s3://mlflow/artifacts")
 }
 
-// ErrNoTargets is returned by plan and apply when nothing is configured:
-// an empty plan would look like "in sync" when nothing was checked.
-var ErrNoTargets = errors.New("no targets configured: set MLFLOW_TRACKING_URI (or --mlflow-uri) for the MLflow registry, --kserve for KServe, --s3 for artifact storage")
+// GitHub environment variables. Secrets come only from the environment
+// (or a key file), never from flags, so they stay out of process listings.
+const (
+	EnvGitHubToken          = "GITHUB_TOKEN"
+	EnvGitHubAppID          = "MODELSYNC_GITHUB_APP_ID"
+	EnvGitHubInstallationID = "MODELSYNC_GITHUB_APP_INSTALLATION_ID"
+	EnvGitHubAppKeyFile     = "MODELSYNC_GITHUB_APP_PRIVATE_KEY_FILE"
+	EnvGitHubAPIURL         = "MODELSYNC_GITHUB_API_URL"
+)
 
-// Targets builds the configured targets and refuses to go on with none.
-func (f *Factory) Targets(ctx context.Context, flags *TargetFlags, desired *reconciler.DesiredState) ([]reconciler.Target, error) {
-	if f.BuildTargets == nil {
-		return nil, ErrNoTargets
-	}
-	ts, err := f.BuildTargets(ctx, f.Getenv, flags, desired)
-	if err != nil {
-		return nil, err
-	}
-	if len(ts) == 0 {
-		return nil, ErrNoTargets
-	}
-	return ts, nil
-}
-
-// CloseTargets releases what targets hold open (informers, connections).
-func CloseTargets(targets []reconciler.Target) {
-	for _, t := range targets {
-		switch c := t.(type) {
-		case io.Closer:
-			_ = c.Close()
-		case interface{ Close() }:
-			c.Close()
-		}
-	}
+// GitHubFlags configure the GitHub client. Zero values fall back to the
+// environment variables above.
+type GitHubFlags struct {
+	// APIURL is the REST API root of GitHub Enterprise Server.
+	APIURL         string
+	AppID          int64
+	InstallationID int64
+	AppKeyFile     string
+	// Transport replaces the HTTP transport (tests).
+	Transport http.RoundTripper
+	// OnRateLimit, when set, sees every rate-limit update (for metrics).
+	OnRateLimit func(remaining int, known bool)
 }
 
 // Output formats shared by commands that print data.

@@ -100,7 +100,7 @@ func mlflowTarget(t *testing.T, url string, m *Metrics) reconciler.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mlflow.New(c)
+	return reconciler.Typed(mlflow.New(c))
 }
 
 // running is a controller started for a test.

@@ -1,18 +1,11 @@
 package rollback
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
-	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -83,73 +76,4 @@ func ApplyNow(ctx context.Context, d *reconciler.DesiredState, targets []reconci
 		return p, res, fmt.Errorf("applying the rollback of model %s in %s to version %d failed: %s (%d action(s) skipped)", model, env, version, strings.Join(msgs, "; "), len(res.Skipped))
 	}
 	return p, res, nil
-}
-
-// PinRequest is the body of the controller's POST /api/v1/pins.
-type PinRequest struct {
-	Model       string `json:"model"`
-	Environment string `json:"environment"`
-	Version     int    `json:"version"`
-	Revision    string `json:"revision,omitempty"`
-	Actor       string `json:"actor,omitempty"`
-}
-
-// PinError is a pin the server refused or could not be asked for.
-// Retryable is true for transport failures and 5xx answers.
-type PinError struct {
-	Server     string
-	StatusCode int
-	Message    string
-	Retryable  bool
-	Err        error
-}
-
-func (e *PinError) Error() string {
-	if e.StatusCode != 0 {
-		return fmt.Sprintf("pinning at %s: HTTP %d: %s", e.Server, e.StatusCode, e.Message)
-	}
-	return fmt.Sprintf("pinning at %s: %v", e.Server, e.Err)
-}
-
-func (e *PinError) Unwrap() error { return e.Err }
-
-// Pin asks a running controller to hold the model in the environment at
-// the version until Git names it, so the reconcile loop does not undo an
-// applied rollback before its pull request is merged.
-func Pin(ctx context.Context, client *http.Client, server string, req PinRequest) error {
-	if client == nil {
-		client = http.DefaultClient
-	}
-	safe := gitsource.SanitizeURL(server)
-	body, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+"/api/v1/pins", bytes.NewReader(body))
-	if err != nil {
-		return &PinError{Server: safe, Err: errors.New("invalid server URL")}
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(hr)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // *url.Error repeats the URL, which may hold credentials
-		}
-		return &PinError{Server: safe, Retryable: ctx.Err() == nil, Err: err}
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 == 2 {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return nil
-	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	msg := strings.TrimSpace(string(b))
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(b, &e) == nil && e.Error != "" {
-		msg = e.Error
-	}
-	return &PinError{Server: safe, StatusCode: resp.StatusCode, Message: msg, Retryable: resp.StatusCode >= 500}
 }

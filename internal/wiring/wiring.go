@@ -1,9 +1,8 @@
-// Package wiring builds the targets a command line configures. It is the
-// one place that knows every target package, so commands stay thin.
 package wiring
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,8 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/modelsync/modelsync/internal/cmdutil"
-	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/target/kserve"
 	"github.com/modelsync/modelsync/internal/target/mlflow"
 	"github.com/modelsync/modelsync/internal/target/s3"
@@ -20,67 +17,59 @@ import (
 )
 
 // Target names, in the order a reconcile runs them.
-var targetOrder = []string{mlflow.Name, kserve.TargetName, s3.TargetName}
+var targetOrder = []string{mlflow.Name, kserve.Name, s3.Name}
 
-// BuildTargets returns the configured targets in execution order.
-func BuildTargets(ctx context.Context, getenv func(string) string, flags *cmdutil.TargetFlags, _ *reconciler.DesiredState) ([]reconciler.Target, error) {
+// ErrNoTargets is returned by Targets when nothing is configured: an empty
+// plan would look like "in sync" when nothing was checked.
+var ErrNoTargets = errors.New("no targets configured: set MLFLOW_TRACKING_URI (or --mlflow-uri) for the MLflow registry, --kserve for KServe, --s3 for artifact storage")
+
+// Targets builds the targets f.Flags configure, in execution order, from
+// the factory's clients. It refuses to return none.
+func (f *Factory) Targets(ctx context.Context) ([]reconciler.Target, error) {
+	flags := &f.Flags
 	for _, name := range flags.Only {
 		if !slices.Contains(targetOrder, name) {
 			return nil, fmt.Errorf("unknown target %q: expected one of %v", name, targetOrder)
 		}
 	}
 	wanted := func(name string) bool { return len(flags.Only) == 0 || slices.Contains(flags.Only, name) }
+	hasMLflow := f.HasMLflow()
 	var targets []reconciler.Target
-	mcfg := mlflowclient.ConfigFromEnv(getenv)
-	if flags.MLflowURI != "" {
-		mcfg.TrackingURI = flags.MLflowURI
-	}
-	if flags.MLflowObserve != nil {
-		mcfg.Observe = flags.MLflowObserve
-	}
-	var client *mlflowclient.Client
-	if mcfg.TrackingURI != "" {
-		c, err := mlflowclient.New(mcfg)
+	if hasMLflow && wanted(mlflow.Name) {
+		c, err := f.MLflow()
 		if err != nil {
 			return nil, err
 		}
-		client = c
+		targets = append(targets, reconciler.Typed(mlflow.New(c)))
 	}
-	if client != nil && wanted(mlflow.Name) {
-		targets = append(targets, mlflow.New(client))
-	}
-	var locator *mlflow.Locator
-	if client != nil {
-		locator = &mlflow.Locator{Client: client, ArtifactsDestination: flags.ArtifactsDestination}
-	}
-	if flags.KServe && wanted(kserve.TargetName) {
-		if locator == nil {
+	if flags.KServe && wanted(kserve.Name) {
+		if !hasMLflow {
 			return nil, fmt.Errorf("--kserve needs the MLflow registry for storageUri: set MLFLOW_TRACKING_URI or --mlflow-uri")
 		}
-		t, err := kserve.NewTarget(kserve.Config{Kubeconfig: flags.Kubeconfig, Context: flags.KubeContext, AllowEmpty: flags.AllowEmpty}, locator, nil)
+		loc, err := f.Locator()
 		if err != nil {
 			return nil, err
 		}
-		targets = append(targets, t)
+		rc, err := f.KubeConfig()
+		if err != nil {
+			return nil, err
+		}
+		t, err := kserve.New(kserve.Config{AllowEmpty: flags.AllowEmpty}, loc, rc)
+		if err != nil {
+			CloseTargets(targets)
+			return nil, err
+		}
+		targets = append(targets, reconciler.Typed(t))
 	}
-	if flags.S3 && wanted(s3.TargetName) {
-		if client == nil {
+	if flags.S3 && wanted(s3.Name) {
+		if !hasMLflow {
+			CloseTargets(targets)
 			return nil, fmt.Errorf("--s3 needs the MLflow registry to find artifacts: set MLFLOW_TRACKING_URI or --mlflow-uri")
 		}
-		s3c, err := s3.NewClient(ctx, s3.ClientOptions{Endpoint: flags.S3Endpoint, PathStyle: flags.S3PathStyle})
-		if err != nil {
+		if err := f.addS3(ctx, &targets); err != nil {
+			CloseTargets(targets)
 			return nil, err
 		}
-		t, err := s3.New(s3.Config{
-			Client:   s3c,
-			Locator:  locator,
-			Versions: mlflow.VersionLister{Client: client},
-			Progress: progress(flags.Progress),
-		})
-		if err != nil {
-			return nil, err
-		}
-		targets = append(targets, t)
 	}
 	if len(flags.Only) > 0 && len(targets) < len(flags.Only) {
 		var missing []string
@@ -89,9 +78,50 @@ func BuildTargets(ctx context.Context, getenv func(string) string, flags *cmduti
 				missing = append(missing, n)
 			}
 		}
+		CloseTargets(targets)
 		return nil, fmt.Errorf("--target %v asked for, but not configured: %v", flags.Only, missing)
 	}
+	if len(targets) == 0 {
+		return nil, ErrNoTargets
+	}
 	return targets, nil
+}
+
+func (f *Factory) addS3(ctx context.Context, targets *[]reconciler.Target) error {
+	c, err := f.MLflow()
+	if err != nil {
+		return err
+	}
+	loc, err := f.Locator()
+	if err != nil {
+		return err
+	}
+	s3c, err := f.S3(ctx)
+	if err != nil {
+		return err
+	}
+	t, err := s3.New(s3.Config{
+		Client:   s3c,
+		Locator:  loc,
+		Versions: mlflow.VersionLister{Client: c},
+		Progress: progress(f.Flags.Progress),
+	})
+	if err != nil {
+		return err
+	}
+	*targets = append(*targets, reconciler.Typed(t))
+	return nil
+}
+
+// CloseTargets releases what targets hold open (informers, connections).
+func CloseTargets(targets []reconciler.Target) {
+	for _, t := range targets {
+		if c, ok := reconciler.As[io.Closer](t); ok {
+			_ = c.Close()
+		} else if c, ok := reconciler.As[interface{ Close() }](t); ok {
+			c.Close()
+		}
+	}
 }
 
 // progress shows copy progress as a bar on a terminal and as a log line

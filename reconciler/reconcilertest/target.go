@@ -32,8 +32,16 @@ const (
 
 // Target is an in-memory reconciler.Target. Live state is a version per
 // "model/environment" and, per model, a record of which environments run
-// which version. It is safe for concurrent use.
+// which version. It is safe for concurrent use. The embedded
+// reconciler.Target is the typed adapter over this fake; the rest are the
+// controls a test turns.
 type Target struct {
+	reconciler.Target
+	*state
+}
+
+// state is the fake's live state and the failures tests inject.
+type state struct {
 	name string
 
 	mu sync.Mutex
@@ -54,12 +62,16 @@ type Target struct {
 
 // New returns an empty target with the given name.
 func New(name string) *Target {
-	return &Target{name: name, live: map[string]int{}, records: map[string]string{}, waits: map[string]string{},
+	st := &state{name: name, live: map[string]int{}, records: map[string]string{}, waits: map[string]string{},
 		failApply: map[string]error{}, broken: map[string]string{}}
+	return &Target{Target: reconciler.Typed[*observation](typedFake{st}), state: st}
 }
 
+// typedFake implements reconciler.TypedTarget over the state.
+type typedFake struct{ *state }
+
 // SetLive records that version runs for model in env (0 removes it).
-func (t *Target) SetLive(model, env string, version int) {
+func (t *state) SetLive(model, env string, version int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if version == 0 {
@@ -70,14 +82,14 @@ func (t *Target) SetLive(model, env string, version int) {
 }
 
 // Live returns the version running for model in env (0: none).
-func (t *Target) Live(model, env string) int {
+func (t *state) Live(model, env string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.live[model+"/"+env]
 }
 
 // Models lists the models with anything live, sorted.
-func (t *Target) Models() []string {
+func (t *state) Models() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	set := map[string]bool{}
@@ -89,14 +101,14 @@ func (t *Target) Models() []string {
 }
 
 // Record returns the model-level record of model.
-func (t *Target) Record(model string) string {
+func (t *state) Record(model string) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.records[model]
 }
 
 // Wait makes the target ask model in env to wait for reason ("" ends it).
-func (t *Target) Wait(model, env, reason string) {
+func (t *state) Wait(model, env, reason string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if reason == "" {
@@ -107,7 +119,7 @@ func (t *Target) Wait(model, env, reason string) {
 }
 
 // FailApply makes Apply of the action with this ID return err (nil clears).
-func (t *Target) FailApply(actionID string, err error) {
+func (t *state) FailApply(actionID string, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err == nil {
@@ -118,7 +130,7 @@ func (t *Target) FailApply(actionID string, err error) {
 }
 
 // Break makes Plan report model as unplannable with message ("" clears).
-func (t *Target) Break(model, message string) {
+func (t *state) Break(model, message string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if message == "" {
@@ -129,28 +141,28 @@ func (t *Target) Break(model, message string) {
 }
 
 // FailObserve makes Observe fail with err (nil clears).
-func (t *Target) FailObserve(err error) {
+func (t *state) FailObserve(err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.observeErr = err
 }
 
 // Applied returns the actions applied so far, in order.
-func (t *Target) Applied() []reconciler.Action {
+func (t *state) Applied() []reconciler.Action {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return slices.Clone(t.applied)
 }
 
 // Observations returns the desired states Observe was called with.
-func (t *Target) Observations() []*reconciler.DesiredState {
+func (t *state) Observations() []*reconciler.DesiredState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return slices.Clone(t.observed)
 }
 
-// Name implements reconciler.Target.
-func (t *Target) Name() string { return t.name }
+// Name implements reconciler.TypedTarget.
+func (t typedFake) Name() string { return t.name }
 
 // observation is a copy of live state taken by Observe.
 type observation struct {
@@ -160,8 +172,8 @@ type observation struct {
 	broken  map[string]string
 }
 
-// Observe implements reconciler.Target.
-func (t *Target) Observe(_ context.Context, d *reconciler.DesiredState) (reconciler.Observation, error) {
+// Observe implements reconciler.TypedTarget.
+func (t typedFake) Observe(_ context.Context, d *reconciler.DesiredState) (*observation, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.observed = append(t.observed, d)
@@ -177,20 +189,15 @@ type payload struct {
 	Record  string `json:"record,omitempty"`
 }
 
-// Plan implements reconciler.Target. Per model: one set-version action
+// Plan implements reconciler.TypedTarget. Per model: one set-version action
 // (resource "alias <alias>", as the MLflow target names it) per
 // environment whose live version differs (none while it waits), one delete
 // per live environment the model left, and one model-level record action
 // when the environments' versions changed. With pruning on and a state
 // covering the whole repository, every live model the state does not list
 // is deleted; a partial state never touches models outside its scope.
-func (t *Target) Plan(d *reconciler.DesiredState, observed reconciler.Observation) reconciler.TargetPlan {
+func (t typedFake) Plan(d *reconciler.DesiredState, obs *observation) reconciler.TargetPlan {
 	var tp reconciler.TargetPlan
-	obs, ok := observed.(*observation)
-	if !ok {
-		tp.Errors = append(tp.Errors, reconciler.ModelError{Target: t.name, Message: fmt.Sprintf("observation of type %T is not this target's", observed)})
-		return tp
-	}
 	liveEnvs := map[string][]string{} // model -> environments with something live
 	for k := range obs.live {
 		m, e, _ := strings.Cut(k, "/")
@@ -260,8 +267,8 @@ func deleteAction(target, model, env string, version int, revision string) recon
 		Payload: mustJSON(payload{Key: model + "/" + env})}
 }
 
-// Apply implements reconciler.Target.
-func (t *Target) Apply(_ context.Context, a reconciler.Action) error {
+// Apply implements reconciler.TypedTarget.
+func (t typedFake) Apply(_ context.Context, a reconciler.Action) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.failApply[a.ID()]; err != nil {

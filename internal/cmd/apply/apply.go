@@ -4,7 +4,6 @@ package apply
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,17 +11,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/modelsync/modelsync/internal/cmd/plan"
 	"github.com/modelsync/modelsync/internal/cmdutil"
-	"github.com/modelsync/modelsync/internal/target/kserve"
+	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Options are the inputs of apply.
 type Options struct {
-	Factory *cmdutil.Factory
+	Factory *wiring.Factory
 	Repo    cmdutil.RepoFlags
-	Targets cmdutil.TargetFlags
 	Output  string
 	// Concurrency is how many models are applied side by side.
 	Concurrency int
@@ -33,7 +30,7 @@ type Options struct {
 }
 
 // NewCmdApply builds the command; runF replaces the work in tests of flags.
-func NewCmdApply(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+func NewCmdApply(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "apply",
@@ -56,7 +53,7 @@ next apply converges from wherever this one stopped.`,
 		},
 	}
 	cmdutil.AddRepoFlags(cmd, &opts.Repo)
-	cmdutil.AddTargetFlags(cmd, &opts.Targets)
+	cmdutil.AddTargetFlags(cmd, &f.Flags)
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text or json")
 	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", 4, "models applied side by side (each model's actions stay in order)")
 	cmd.Flags().BoolVar(&opts.Wait, "wait", false, "wait for every applied InferenceService to become Healthy")
@@ -66,12 +63,12 @@ next apply converges from wherever this one stopped.`,
 
 // Run plans and applies.
 func Run(ctx context.Context, opts *Options) error {
-	opts.Targets.Progress = opts.Factory.IO.ErrOut
-	p, targets, err := plan.Compute(ctx, opts.Factory, opts.Repo, &opts.Targets)
+	opts.Factory.Flags.Progress = opts.Factory.IO.ErrOut
+	p, targets, err := opts.Factory.Plan(ctx, opts.Repo)
 	if err != nil {
 		return err
 	}
-	defer cmdutil.CloseTargets(targets)
+	defer wiring.CloseTargets(targets)
 	out := opts.Factory.IO.Out
 	text := opts.Output == cmdutil.FormatText
 	if text {
@@ -115,39 +112,34 @@ func Run(ctx context.Context, opts *Options) error {
 	return nil
 }
 
-// waitHealthy waits for the InferenceServices the apply touched, reporting
-// the failing condition of each that does not become Healthy in time.
+// waitHealthy waits for what the apply left to settle (InferenceServices
+// rolling out), target by target through reconciler.Waiter, reporting the
+// failing condition of each that does not become healthy in time.
 func waitHealthy(ctx context.Context, out io.Writer, targets []reconciler.Target, applied []reconciler.Action, timeout time.Duration) error {
-	var kt *kserve.Target
+	waiters := map[string]reconciler.Waiter{}
 	for _, t := range targets {
-		if k, ok := t.(*kserve.Target); ok {
-			kt = k
+		if w, ok := reconciler.As[reconciler.Waiter](t); ok {
+			waiters[t.Name()] = w
 		}
-	}
-	if kt == nil {
-		return nil
 	}
 	seen := map[string]bool{}
 	var failed []error
 	for _, a := range applied {
-		if a.Target != kserve.TargetName {
+		w, ok := waiters[a.Target]
+		if !ok {
 			continue
 		}
-		var p kserve.Payload
-		if err := json.Unmarshal(a.Payload, &p); err != nil || p.Op != kserve.PayloadApply || p.Resource != "inferenceservices" {
+		what := w.WaitFor(a)
+		if what == "" || seen[what] {
 			continue
 		}
-		key := p.Namespace + "/" + p.Name
-		if seen[key] {
+		seen[what] = true
+		fmt.Fprintf(out, "waiting for %s to become Healthy...\n", what)
+		if err := w.Wait(ctx, a, timeout); err != nil {
+			failed = append(failed, err)
 			continue
 		}
-		seen[key] = true
-		fmt.Fprintf(out, "waiting for InferenceService %s to become Healthy...\n", key)
-		if err := kt.WaitHealthy(ctx, p.Namespace, p.Name, timeout); err != nil {
-			failed = append(failed, fmt.Errorf("model %s environment %s: %w", a.Model, a.Environment, err))
-			continue
-		}
-		fmt.Fprintf(out, "InferenceService %s is Healthy\n", key)
+		fmt.Fprintf(out, "%s is Healthy\n", what)
 	}
 	return errors.Join(failed...)
 }

@@ -15,8 +15,8 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/github/prcheck"
-	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/policy"
 )
 
@@ -25,24 +25,23 @@ const FormatGitHub = "github"
 
 // Options are the inputs of check.
 type Options struct {
-	Factory *cmdutil.Factory
+	Factory *wiring.Factory
 	Repo    cmdutil.RepoFlags
 	Base    string
 	Head    string
 	Output  string
 	// LoadPolicy compiles the bundle; nil means prcheck.LoadPolicy.
 	LoadPolicy func(context.Context, policy.Source) (prcheck.Evaluator, error)
-	// Registry supplies registry facts; nil means MLflow at MLflowURI (or
+	// Registry supplies registry facts; nil means MLflow at --mlflow-uri (or
 	// $MLFLOW_TRACKING_URI), or none when neither is set, so rules that
 	// need them deny.
-	Registry  prcheck.RegistryFacts
-	MLflowURI string
+	Registry prcheck.RegistryFacts
 	// Now fixes the evaluation time; zero means the current time.
 	Now time.Time
 }
 
 // NewCmdCheck builds the command; runF replaces the work in tests of flags.
-func NewCmdCheck(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+func NewCmdCheck(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "check --base <ref> --head <ref>",
@@ -78,7 +77,7 @@ Exit codes: 0 allowed, 1 denied or error.`,
 	cmd.Flags().StringVar(&opts.Base, "base", "", "ref the change would merge into (branch, tag or commit)")
 	cmd.Flags().StringVar(&opts.Head, "head", "", "ref holding the change (branch, tag or commit)")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text, json or github")
-	cmd.Flags().StringVar(&opts.MLflowURI, "mlflow-uri", "", "MLflow tracking URI for registry facts (default $MLFLOW_TRACKING_URI; none: rules needing them deny)")
+	cmd.Flags().StringVar(&f.Flags.MLflowURI, "mlflow-uri", "", "MLflow tracking URI for registry facts (default $MLFLOW_TRACKING_URI; none: rules needing them deny)")
 	return cmd
 }
 
@@ -123,7 +122,7 @@ func Run(ctx context.Context, opts *Options) error {
 	}
 	facts := opts.Registry
 	if facts == nil {
-		if facts, err = registryFromEnv(f.Getenv, opts.MLflowURI); err != nil {
+		if facts, err = registryFacts(f); err != nil {
 			return err
 		}
 	}
@@ -186,17 +185,13 @@ func resolve(g *git.Repository, snap *repo.Snapshot, ref string) (string, error)
 	return h.String(), nil
 }
 
-// registryFromEnv returns MLflow registry facts when a tracking URI is
+// registryFacts returns MLflow registry facts when a tracking URI is
 // configured, credentials coming from the MLFLOW_* environment.
-func registryFromEnv(getenv func(string) string, uri string) (prcheck.RegistryFacts, error) {
-	cfg := mlflowclient.ConfigFromEnv(getenv)
-	if uri != "" {
-		cfg.TrackingURI = uri
-	}
-	if cfg.TrackingURI == "" {
+func registryFacts(f *wiring.Factory) (prcheck.RegistryFacts, error) {
+	if !f.HasMLflow() {
 		return nil, nil
 	}
-	c, err := mlflowclient.New(cfg)
+	c, err := f.MLflow()
 	if err != nil {
 		return nil, fmt.Errorf("registry facts: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/modelsync/modelsync/internal/cmd/check"
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/github/prcheck"
+	"github.com/modelsync/modelsync/internal/wiring"
 )
 
 const churnFile = "models/customer-churn-predictor/model.yaml"
@@ -75,15 +76,12 @@ func runCheck(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	cache := t.TempDir()
-	f := &cmdutil.Factory{
-		IO: cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut},
-		Getenv: func(k string) string {
-			if k == "MODELSYNC_CACHE_DIR" {
-				return cache
-			}
-			return ""
-		},
-	}
+	f := wiring.New(cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, func(k string) string {
+		if k == "MODELSYNC_CACHE_DIR" {
+			return cache
+		}
+		return ""
+	}, "")
 	cmd := check.NewCmdCheck(f, nil)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
@@ -195,7 +193,7 @@ func TestCheckIgnoresHeadPolicy(t *testing.T) {
 }
 
 func TestCheckFlags(t *testing.T) {
-	f := &cmdutil.Factory{IO: cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}, Getenv: func(string) string { return "" }}
+	f := wiring.New(cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}, func(string) string { return "" }, "")
 	var got *check.Options
 	cmd := check.NewCmdCheck(f, func(_ context.Context, o *check.Options) error { got = o; return nil })
 	cmd.SetArgs([]string{"--base", "main", "--head", "feature", "--repo", "/r", "-o", "github"})

@@ -20,14 +20,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
-	"github.com/modelsync/modelsync/internal/target/s3"
+	"github.com/modelsync/modelsync/internal/storagecost"
+	"github.com/modelsync/modelsync/internal/textio"
+	"github.com/modelsync/modelsync/internal/wiring"
+	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Options are the inputs of cost.
 type Options struct {
-	Factory  *cmdutil.Factory
+	Factory  *wiring.Factory
 	Repo     cmdutil.RepoFlags
-	Targets  cmdutil.TargetFlags
 	Prices   string
 	Estimate string
 	Output   string
@@ -35,7 +37,7 @@ type Options struct {
 }
 
 // NewCmdCost builds the command; runF replaces the work in tests of flags.
-func NewCmdCost(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+func NewCmdCost(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f, Now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "cost",
@@ -62,7 +64,7 @@ anything, e.g. --estimate 100x7GiB.`,
 		},
 	}
 	cmdutil.AddRepoFlags(cmd, &opts.Repo)
-	cmdutil.AddTargetFlags(cmd, &opts.Targets)
+	cmdutil.AddTargetFlags(cmd, &f.Flags)
 	cmd.Flags().StringVar(&opts.Prices, "prices", "", "JSON price table to use instead of the built-in us-east-1 list prices")
 	cmd.Flags().StringVar(&opts.Estimate, "estimate", "", "price N versions of SIZE in every class, e.g. 100x7GiB (reads nothing)")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text or json")
@@ -71,13 +73,13 @@ anything, e.g. --estimate 100x7GiB.`,
 
 // Run prints the report.
 func Run(ctx context.Context, opts *Options) error {
-	prices := s3.DefaultPriceTable()
+	prices := storagecost.DefaultPriceTable()
 	if opts.Prices != "" {
 		f, err := os.Open(opts.Prices)
 		if err != nil {
 			return err
 		}
-		prices, err = s3.LoadPriceTable(f)
+		prices, err = storagecost.LoadPriceTable(f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", opts.Prices, err)
@@ -111,34 +113,39 @@ func Run(ctx context.Context, opts *Options) error {
 	return rep.WriteText(opts.Factory.IO.Out)
 }
 
-// observe lists the live objects through the S3 target and the current plan.
-func observe(ctx context.Context, opts *Options) ([]s3.ModelUsage, error) {
-	d, _, err := opts.Factory.Desired(ctx, opts.Repo)
+// observe reports what the models store through the artifact storage
+// target (reconciler.StorageReporter), with the current plan's changes.
+func observe(ctx context.Context, opts *Options) ([]reconciler.ArtifactUsage, error) {
+	f := opts.Factory
+	d, _, err := f.Desired(ctx, opts.Repo)
 	if err != nil {
 		return nil, err
 	}
-	tf := opts.Targets
-	tf.S3, tf.Only = true, []string{s3.TargetName}
-	targets, err := opts.Factory.Targets(ctx, &tf, d)
+	f.Flags.S3, f.Flags.Only = true, []string{s3Target}
+	targets, err := f.Targets(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer cmdutil.CloseTargets(targets)
-	t := targets[0]
-	obs, err := t.Observe(ctx, d)
-	if err != nil {
-		return nil, err
+	defer wiring.CloseTargets(targets)
+	for _, t := range targets {
+		r, ok := reconciler.As[reconciler.StorageReporter](t)
+		if !ok {
+			continue
+		}
+		usage, errs, err := r.StorageUsage(ctx, d)
+		if err != nil {
+			return nil, fmt.Errorf("observing artifact storage at %s: %w", d.Revision, err)
+		}
+		for _, e := range errs {
+			fmt.Fprintf(f.IO.ErrOut, "warning: %v\n", e)
+		}
+		return usage, nil
 	}
-	so, ok := obs.(*s3.Observation)
-	if !ok {
-		return nil, fmt.Errorf("target %s did not observe storage", t.Name())
-	}
-	tp := t.Plan(d, obs)
-	for _, e := range tp.Errors {
-		fmt.Fprintf(opts.Factory.IO.ErrOut, "warning: %v\n", e)
-	}
-	return s3.UsageOf(so, tp.Actions), nil
+	return nil, fmt.Errorf("no configured target reports artifact storage (target %s)", s3Target)
 }
+
+// s3Target is the name of the artifact storage target, the one cost reads.
+const s3Target = "s3"
 
 var estimateRE = regexp.MustCompile(`^(\d+)x(\d+(?:\.\d+)?)(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
 
@@ -167,16 +174,16 @@ type EstimateRow struct {
 
 // Estimate prices n one-object versions of size bytes in every class of the
 // table, hottest class first, with the same arithmetic as the live report.
-func Estimate(prices s3.PriceTable, n int, size int64, at time.Time) []EstimateRow {
+func Estimate(prices storagecost.PriceTable, n int, size int64, at time.Time) []EstimateRow {
 	classes := slices.Collect(maps.Keys(prices.Classes))
 	slices.SortFunc(classes, func(a, b string) int {
 		return cmp.Or(cmp.Compare(prices.Classes[b].StorageGBMonth, prices.Classes[a].StorageGBMonth), cmp.Compare(a, b))
 	})
 	var rows []EstimateRow
 	for _, class := range classes {
-		u := s3.ModelUsage{Model: "estimate"}
+		u := reconciler.ArtifactUsage{Model: "estimate"}
 		for v := 1; v <= n; v++ {
-			u.Objects = append(u.Objects, s3.ObjectUsage{Versions: []int{v}, Bucket: "estimate", Key: fmt.Sprintf("v%d/model", v), Class: class, Bytes: size})
+			u.Objects = append(u.Objects, reconciler.StoredObject{Versions: []int{v}, Bucket: "estimate", Key: fmt.Sprintf("v%d/model", v), Class: class, Bytes: size})
 		}
 		t := prices.Report(at, u).Total
 		rows = append(rows, EstimateRow{Class: class, Monthly: t.Monthly, AllStandard: t.AllStandard, Saving: t.Saving})
@@ -184,8 +191,8 @@ func Estimate(prices s3.PriceTable, n int, size int64, at time.Time) []EstimateR
 	return rows
 }
 
-func writeEstimate(w io.Writer, prices s3.PriceTable, n int, size int64, rows []EstimateRow) error {
-	fmt.Fprintf(w, "%d versions x %s, %s list prices as of %s, %s per month\n\n", n, s3.FormatBytes(size), prices.Region, prices.AsOf, prices.Currency)
+func writeEstimate(w io.Writer, prices storagecost.PriceTable, n int, size int64, rows []EstimateRow) error {
+	fmt.Fprintf(w, "%d versions x %s, %s list prices as of %s, %s per month\n\n", n, textio.FormatBytes(size), prices.Region, prices.AsOf, prices.Currency)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "CLASS\tMONTHLY\tSAVING VS STANDARD\t")
 	for _, r := range rows {

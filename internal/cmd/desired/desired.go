@@ -8,18 +8,19 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Options are the inputs of desired.
 type Options struct {
-	Factory *cmdutil.Factory
+	Factory *wiring.Factory
 	Repo    cmdutil.RepoFlags
 	Output  string
 }
 
 // NewCmdDesired builds the command; runF replaces the work in tests of flags.
-func NewCmdDesired(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+func NewCmdDesired(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "desired",

@@ -18,17 +18,16 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/mlflowclient"
-	"github.com/modelsync/modelsync/internal/target/mlflow"
+	"github.com/modelsync/modelsync/internal/wiring"
+	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Options are the inputs of lineage.
 type Options struct {
-	Factory              *cmdutil.Factory
-	Model                string
-	Version              int
-	MLflowURI            string
-	ArtifactsDestination string
-	Output               string
+	Factory *wiring.Factory
+	Model   string
+	Version int
+	Output  string
 }
 
 // Lineage is the command's JSON output.
@@ -61,7 +60,7 @@ type Deployment struct {
 }
 
 // NewCmdLineage builds the command; runF replaces the work in tests of flags.
-func NewCmdLineage(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+func NewCmdLineage(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "lineage MODEL VERSION",
@@ -85,26 +84,23 @@ func NewCmdLineage(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 			return Run(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.MLflowURI, "mlflow-uri", "", "MLflow tracking URI (default $MLFLOW_TRACKING_URI)")
-	cmd.Flags().StringVar(&opts.ArtifactsDestination, "artifacts-destination", "", "storage URI behind mlflow-artifacts:/ (the MLflow server's --artifacts-destination)")
+	cmd.Flags().StringVar(&f.Flags.MLflowURI, "mlflow-uri", "", "MLflow tracking URI (default $MLFLOW_TRACKING_URI)")
+	cmd.Flags().StringVar(&f.Flags.ArtifactsDestination, "artifacts-destination", "", "storage URI behind mlflow-artifacts:/ (the MLflow server's --artifacts-destination)")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text or json")
 	return cmd
 }
 
 // Run reads the lineage from MLflow and prints it.
 func Run(ctx context.Context, opts *Options) error {
-	cfg := mlflowclient.ConfigFromEnv(opts.Factory.Getenv)
-	if opts.MLflowURI != "" {
-		cfg.TrackingURI = opts.MLflowURI
-	}
-	if cfg.TrackingURI == "" {
-		return fmt.Errorf("no MLflow tracking URI: set MLFLOW_TRACKING_URI or --mlflow-uri")
-	}
-	client, err := mlflowclient.New(cfg)
+	client, err := opts.Factory.MLflow()
 	if err != nil {
 		return err
 	}
-	l, err := Read(ctx, client, opts.Model, opts.Version, opts.ArtifactsDestination)
+	loc, err := opts.Factory.Locator()
+	if err != nil {
+		return err
+	}
+	l, err := Read(ctx, client, loc, opts.Model, opts.Version)
 	if err != nil {
 		return err
 	}
@@ -115,7 +111,7 @@ func Run(ctx context.Context, opts *Options) error {
 }
 
 // Read gathers the lineage of one version.
-func Read(ctx context.Context, c *mlflowclient.Client, model string, version int, artifactsDestination string) (*Lineage, error) {
+func Read(ctx context.Context, c *mlflowclient.Client, loc reconciler.ArtifactLocator, model string, version int) (*Lineage, error) {
 	mv, err := c.GetModelVersion(ctx, model, version)
 	if err != nil {
 		return nil, err
@@ -125,22 +121,22 @@ func Read(ctx context.Context, c *mlflowclient.Client, model string, version int
 		CreatedAt: time.UnixMilli(mv.CreationTimestamp).UTC(), Source: mv.Source, RunID: mv.RunID, TrackingURI: c.TrackingURI(),
 		Datasets: map[string]string{}, VersionTags: map[string]string{},
 		Deployment: Deployment{
-			Revision: mv.Tags[mlflow.TagRevision], Environments: mv.Tags[mlflow.TagEnvironments], DeployedBy: mv.Tags[mlflow.TagDeployedBy],
-			Lifecycle: mv.Tags[mlflow.TagLifecycle], ArchivedAt: mv.Tags[mlflow.TagArchivedAt],
+			Revision: mv.Tags[mlflowclient.TagRevision], Environments: mv.Tags[mlflowclient.TagEnvironments], DeployedBy: mv.Tags[mlflowclient.TagDeployedBy],
+			Lifecycle: mv.Tags[mlflowclient.TagLifecycle], ArchivedAt: mv.Tags[mlflowclient.TagArchivedAt],
 		},
 	}
 	if l.Aliases == nil {
 		l.Aliases = []string{}
 	}
 	for k, v := range mv.Tags {
-		if !strings.HasPrefix(k, mlflow.TagPrefix) {
+		if !strings.HasPrefix(k, mlflowclient.TagPrefix) {
 			l.VersionTags[k] = v
 		}
 		if strings.Contains(strings.ToLower(k), "dataset") {
 			l.Datasets[k] = v
 		}
 	}
-	uri, err := (&mlflow.Locator{Client: c, ArtifactsDestination: artifactsDestination}).ArtifactURI(ctx, model, version)
+	uri, err := loc.ArtifactURI(ctx, model, version)
 	if err != nil {
 		l.ArtifactErr = err.Error()
 	}

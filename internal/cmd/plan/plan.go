@@ -8,20 +8,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Options are the inputs of plan.
 type Options struct {
-	Factory          *cmdutil.Factory
+	Factory          *wiring.Factory
 	Repo             cmdutil.RepoFlags
-	Targets          cmdutil.TargetFlags
 	Output           string
 	DetailedExitCode bool
 }
 
 // NewCmdPlan builds the command; runF replaces the work in tests of flags.
-func NewCmdPlan(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+func NewCmdPlan(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "plan",
@@ -46,7 +46,7 @@ Exit codes: 0 no changes, 1 error, 2 the plan has changes (as terraform plan
 		},
 	}
 	cmdutil.AddRepoFlags(cmd, &opts.Repo)
-	cmdutil.AddTargetFlags(cmd, &opts.Targets)
+	cmdutil.AddTargetFlags(cmd, &f.Flags)
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text or json")
 	cmd.Flags().BoolVar(&opts.DetailedExitCode, "detailed-exitcode", true, "exit 2 when the plan has changes")
 	return cmd
@@ -54,11 +54,11 @@ Exit codes: 0 no changes, 1 error, 2 the plan has changes (as terraform plan
 
 // Run computes and prints the plan.
 func Run(ctx context.Context, opts *Options) error {
-	p, targets, err := Compute(ctx, opts.Factory, opts.Repo, &opts.Targets)
+	p, targets, err := opts.Factory.Plan(ctx, opts.Repo)
 	if err != nil {
 		return err
 	}
-	defer cmdutil.CloseTargets(targets)
+	defer wiring.CloseTargets(targets)
 	out := opts.Factory.IO.Out
 	if opts.Output == cmdutil.FormatJSON {
 		err = cmdutil.WriteJSON(out, p)
@@ -75,23 +75,4 @@ func Run(ctx context.Context, opts *Options) error {
 		return &cmdutil.ExitError{Code: cmdutil.ExitChanges}
 	}
 	return nil
-}
-
-// Compute is the shared path of plan and apply: desired state, targets,
-// plan.
-func Compute(ctx context.Context, f *cmdutil.Factory, repoFlags cmdutil.RepoFlags, tf *cmdutil.TargetFlags) (*reconciler.Plan, []reconciler.Target, error) {
-	d, _, err := f.Desired(ctx, repoFlags)
-	if err != nil {
-		return nil, nil, err
-	}
-	targets, err := f.Targets(ctx, tf, d)
-	if err != nil {
-		return nil, nil, err
-	}
-	p, err := reconciler.BuildPlan(ctx, d, targets)
-	if err != nil {
-		cmdutil.CloseTargets(targets)
-		return nil, nil, err
-	}
-	return p, targets, nil
 }

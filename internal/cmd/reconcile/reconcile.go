@@ -3,24 +3,20 @@
 package reconcile
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/modelsync/modelsync/internal/cmd/status"
-	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/controller"
+	"github.com/modelsync/modelsync/internal/controller/apiclient"
+	"github.com/modelsync/modelsync/internal/wiring"
 )
 
 // Options are the inputs of reconcile.
 type Options struct {
-	Factory     *cmdutil.Factory
+	Factory     *wiring.Factory
 	Model       string
 	Environment string
 	Server      string
@@ -28,7 +24,7 @@ type Options struct {
 }
 
 // NewCmdReconcile builds the command; runF replaces the work in tests of flags.
-func NewCmdReconcile(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+func NewCmdReconcile(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "reconcile MODEL",
@@ -37,15 +33,13 @@ func NewCmdReconcile(f *cmdutil.Factory, runF func(context.Context, *Options) er
 running controller's work queue, skipping any retry backoff. Sync windows
 still apply: a closed environment stays held.
 
-The server is --server, else $MODELSYNC_SERVER, else ` + status.DefaultServer + `.`,
+The server is --server, else $MODELSYNC_SERVER, else ` + apiclient.DefaultServer + `.`,
 		Example: `  modelsync reconcile customer-churn-predictor
   modelsync reconcile customer-churn-predictor --env prod --server http://modelsync.ml-system:8080`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Model = args[0]
-			if opts.Server == "" {
-				opts.Server = status.ServerURL(f.Getenv)
-			}
+			opts.Server = apiclient.ServerURL(opts.Server, f.Getenv)
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -53,7 +47,7 @@ The server is --server, else $MODELSYNC_SERVER, else ` + status.DefaultServer + 
 		},
 	}
 	cmd.Flags().StringVar(&opts.Environment, "env", "", "only this environment (default: every environment of the model)")
-	cmd.Flags().StringVar(&opts.Server, "server", "", "controller URL (default $MODELSYNC_SERVER or "+status.DefaultServer+")")
+	cmd.Flags().StringVar(&opts.Server, "server", "", "controller URL (default $MODELSYNC_SERVER or "+apiclient.DefaultServer+")")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 30*time.Second, "how long to wait for the controller")
 	return cmd
 }
@@ -65,12 +59,8 @@ func Run(ctx context.Context, opts *Options) error {
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
-	body, err := json.Marshal(controller.ReconcileRequest{Model: opts.Model, Environment: opts.Environment})
-	if err != nil {
-		return err
-	}
-	url := strings.TrimRight(opts.Server, "/") + "/api/v1/reconcile"
-	if err := status.Do(ctx, opts.Factory.Getenv, http.MethodPost, url, bytes.NewReader(body), nil); err != nil {
+	req := controller.ReconcileRequest{Model: opts.Model, Environment: opts.Environment}
+	if err := apiclient.New(opts.Server, opts.Factory.Getenv, nil).Reconcile(ctx, req); err != nil {
 		return err
 	}
 	where := "every environment"

@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelsync/modelsync/internal/cmd/status"
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/controller"
+	"github.com/modelsync/modelsync/internal/controller/apiclient"
 	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/internal/wiring"
 )
 
 func startController(t *testing.T) (*controller.Controller, string) {
@@ -44,7 +45,7 @@ func startController(t *testing.T) (*controller.Controller, string) {
 func run(t *testing.T, args ...string) (error, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	f := &cmdutil.Factory{IO: cmdutil.IOStreams{Out: &out, ErrOut: &errOut}, Getenv: func(string) string { return "" }}
+	f := wiring.New(cmdutil.IOStreams{Out: &out, ErrOut: &errOut}, func(string) string { return "" }, "")
 	cmd := NewCmdReconcile(f, nil)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
@@ -81,11 +82,11 @@ func TestReconcileQueuesModel(t *testing.T) {
 	}
 
 	err, _ = run(t, "no-such-model", "--server", url)
-	if !status.IsNotFound(err) || !strings.Contains(err.Error(), "model no-such-model is not in the models repository") {
+	if !apiclient.IsNotFound(err) || !strings.Contains(err.Error(), "model no-such-model is not in the models repository") {
 		t.Fatalf("unknown model: %v", err)
 	}
 	err, _ = run(t, "customer-churn-predictor", "--env", "qa", "--server", url)
-	if !status.IsNotFound(err) {
+	if !apiclient.IsNotFound(err) {
 		t.Fatalf("unknown environment: %v", err)
 	}
 }

@@ -11,15 +11,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/internal/manifest"
 	rel "github.com/modelsync/modelsync/internal/release"
+	"github.com/modelsync/modelsync/internal/wiring"
 )
 
 // Options are the inputs of release.
 type Options struct {
-	Factory *cmdutil.Factory
+	Factory *wiring.Factory
 	Model   string
 	Dir     string
 	Bump    string
@@ -31,7 +31,7 @@ type Options struct {
 }
 
 // NewCmdRelease builds the command; runF replaces the work in tests of flags.
-func NewCmdRelease(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+func NewCmdRelease(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f, Now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "release MODEL",

@@ -19,18 +19,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
-	ghclient "github.com/modelsync/modelsync/internal/github"
+	"github.com/modelsync/modelsync/internal/controller"
+	"github.com/modelsync/modelsync/internal/controller/apiclient"
 	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/internal/rollback"
+	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
-// EnvGitHubToken holds the token pull requests are opened with.
-const EnvGitHubToken = "GITHUB_TOKEN"
-
 // Options are the inputs of rollback.
 type Options struct {
-	Factory *cmdutil.Factory
+	Factory *wiring.Factory
 	Model   string
 	Env     string
 	// To is the version to roll back to; 0 means the previous one.
@@ -43,7 +42,6 @@ type Options struct {
 	// Server is the controller's API, for pinning with Now.
 	Server     string
 	Repo       cmdutil.RepoFlags
-	Targets    cmdutil.TargetFlags
 	GitHubURL  string
 	GitHubRepo string
 	// HTTPClient talks to the controller and GitHub (default: 30s timeout).
@@ -53,7 +51,7 @@ type Options struct {
 }
 
 // NewCmdRollback builds the command; runF replaces the work in tests of flags.
-func NewCmdRollback(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+func NewCmdRollback(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f, Clock: time.Now}
 	cmd := &cobra.Command{
 		Use:   "rollback MODEL --env ENV [--to VERSION] [--now] [--direct] [--server URL]",
@@ -120,7 +118,7 @@ until the pull request is merged.`,
 	cmd.Flags().StringVar(&opts.GitHubURL, "github-url", "", "GitHub Enterprise Server API URL, e.g. https://ghe.example.com/api/v3 (default: github.com)")
 	cmd.Flags().StringVar(&opts.GitHubRepo, "github-repo", "", "GitHub repository OWNER/NAME (default: from the remote URL)")
 	cmdutil.AddRepoFlags(cmd, &opts.Repo)
-	cmdutil.AddTargetFlags(cmd, &opts.Targets)
+	cmdutil.AddTargetFlags(cmd, &f.Flags)
 	return cmd
 }
 
@@ -143,10 +141,10 @@ func Run(ctx context.Context, opts *Options) error {
 	author.When = opts.Clock()
 
 	// Fail before any push when the pull request could not be opened.
-	var owner, name, token string
+	var owner, name string
 	if !opts.Direct {
-		if token = f.Getenv(EnvGitHubToken); token == "" {
-			return fmt.Errorf("opening the rollback pull request needs a GitHub token in $%s (or --direct, where direct pushes are allowed)", EnvGitHubToken)
+		if f.Getenv(cmdutil.EnvGitHubToken) == "" {
+			return fmt.Errorf("opening the rollback pull request needs a GitHub token in $%s (or --direct, where direct pushes are allowed)", cmdutil.EnvGitHubToken)
 		}
 		if owner, name, err = githubRepo(opts.GitHubRepo, remote); err != nil {
 			return err
@@ -214,7 +212,8 @@ func Run(ctx context.Context, opts *Options) error {
 	prRef := ""
 	switch {
 	case !opts.Direct && w.Changed:
-		client, err := ghclient.NewClient(ghclient.ClientOptions{Token: token, BaseURL: opts.GitHubURL, Transport: hc.Transport})
+		f.GitHubFlags.APIURL, f.GitHubFlags.Transport = opts.GitHubURL, hc.Transport
+		client, err := f.GitHub()
 		if err != nil {
 			return err
 		}
@@ -251,11 +250,11 @@ func applyNow(ctx context.Context, opts *Options, ch *rollback.Change, w *rollba
 	if err != nil {
 		return err
 	}
-	targets, err := f.Targets(ctx, &opts.Targets, od)
+	targets, err := f.Targets(ctx)
 	if err != nil {
 		return err
 	}
-	defer cmdutil.CloseTargets(targets)
+	defer wiring.CloseTargets(targets)
 	p, res, err := rollback.ApplyNow(ctx, od, targets, ch.Model, ch.Environment, ch.To)
 	if p != nil {
 		_ = reconciler.WritePlanText(f.IO.Out, p)
@@ -276,8 +275,8 @@ func applyNow(ctx context.Context, opts *Options, ch *rollback.Change, w *rollba
 	if pinRev == "" {
 		pinRev = revision
 	}
-	req := rollback.PinRequest{Model: ch.Model, Environment: ch.Environment, Version: ch.To, Revision: pinRev, Actor: "cli:" + author.Email}
-	if err := rollback.Pin(ctx, hc, opts.Server, req); err != nil {
+	req := controller.PinRequest{Model: ch.Model, Environment: ch.Environment, Version: ch.To, Revision: pinRev, Actor: "cli:" + author.Email}
+	if err := apiclient.New(opts.Server, f.Getenv, hc).Pin(ctx, req); err != nil {
 		return fmt.Errorf("rollback of model %s in %s to version %d is applied but not pinned, so the loop may undo it: %w", ch.Model, ch.Environment, ch.To, err)
 	}
 	fmt.Fprintf(f.IO.Out, "Pinned %s in %s at v%d on %s\n", ch.Model, ch.Environment, ch.To, gitsource.SanitizeURL(opts.Server))

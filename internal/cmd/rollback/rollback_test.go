@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,7 +21,6 @@ import (
 	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/repo"
-	"github.com/modelsync/modelsync/internal/target/mlflow"
 	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/test/testenv"
@@ -31,12 +31,7 @@ const churn = "models/customer-churn-predictor/model.yaml"
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	f := &cmdutil.Factory{
-		IO:           cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut},
-		Getenv:       func(k string) string { return env[k] },
-		Version:      "test",
-		BuildTargets: wiring.BuildTargets,
-	}
+	f := wiring.New(cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, func(k string) string { return env[k] }, "test")
 	cmd := NewCmdRollback(f, nil)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
@@ -295,7 +290,7 @@ func TestRollbackWithoutPreviousVersionFails(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	f := &cmdutil.Factory{IO: cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}, Getenv: func(string) string { return "" }}
+	f := wiring.New(cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}, func(string) string { return "" }, "")
 	var got *Options
 	parse := func(args ...string) error {
 		got = nil
@@ -309,7 +304,7 @@ func TestFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Model != "churn" || got.Env != "prod" || got.To != 4 || !got.Now || got.Direct || got.Server != "http://ctl:8080" || got.Reason != "r" ||
-		got.GitHubURL != "https://ghe/api/v3" || got.Targets.MLflowURI != "http://m" || got.Repo.Branch != "main" {
+		got.GitHubURL != "https://ghe/api/v3" || f.Flags.MLflowURI != "http://m" || got.Repo.Branch != "main" {
 		t.Errorf("options = %+v", got)
 	}
 	var help bytes.Buffer
@@ -371,7 +366,12 @@ func TestRollbackDirectReleaseNowPinsOnController(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	targets := []reconciler.Target{mlflow.New(admin)}
+	wf := wiring.New(cmdutil.IOStreams{Out: io.Discard, ErrOut: io.Discard}, func(string) string { return "" }, "test")
+	wf.Flags.MLflowURI = srv.URL
+	targets, err := wf.Targets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := reconciler.BuildPlan(ctx, d, targets)
 	if err != nil {
 		t.Fatal(err)
@@ -424,8 +424,8 @@ func TestRollbackDirectReleaseNowPinsOnController(t *testing.T) {
 		t.Errorf("aliases after: %v %v", a, err)
 	}
 	v2, err := admin.GetModelVersion(ctx, "customer-churn-predictor", 2)
-	if err != nil || v2.Tags[mlflow.TagRevision] != "customer-churn-predictor/v1.1.1@sha1:"+head || v2.Tags[mlflow.TagEnvironments] != "prod" ||
-		v2.Tags[mlflow.TagDeployedBy] != "Erin Oncall <erin@example.com>" {
+	if err != nil || v2.Tags[mlflowclient.TagRevision] != "customer-churn-predictor/v1.1.1@sha1:"+head || v2.Tags[mlflowclient.TagEnvironments] != "prod" ||
+		v2.Tags[mlflowclient.TagDeployedBy] != "Erin Oncall <erin@example.com>" {
 		t.Errorf("version 2 tags %v %v", v2.Tags, err)
 	}
 	// The controller holds the pin.

@@ -22,10 +22,11 @@ import (
 	"github.com/modelsync/modelsync/internal/cmd/validate"
 	"github.com/modelsync/modelsync/internal/cmd/version"
 	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/wiring"
 )
 
 // NewCmdRoot returns the top-level command with every subcommand.
-func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
+func NewCmdRoot(f *wiring.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "modelsync",
 		Short: "GitOps for machine-learning models: Git decides what runs where",
@@ -59,7 +60,7 @@ requests to that repository with policies over the plan.`,
 }
 
 // Main runs the command line and returns the process exit code.
-func Main(ctx context.Context, f *cmdutil.Factory, args []string) int {
+func Main(ctx context.Context, f *wiring.Factory, args []string) int {
 	cmd := NewCmdRoot(f)
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)

@@ -18,12 +18,7 @@ import (
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	f := &cmdutil.Factory{
-		IO:           cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut},
-		Getenv:       func(k string) string { return env[k] },
-		Version:      "test",
-		BuildTargets: wiring.BuildTargets,
-	}
+	f := wiring.New(cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, func(k string) string { return env[k] }, "test")
 	code := Main(context.Background(), f, args)
 	return code, out.String(), errOut.String()
 }
@@ -166,7 +161,7 @@ func TestFlagsAreChecked(t *testing.T) {
 			t.Errorf("%v: exit %d stderr %q, want %q", tc.args, code, errOut, tc.want)
 		}
 	}
-	for _, c := range NewCmdRoot(&cmdutil.Factory{IO: cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}}).Commands() {
+	for _, c := range NewCmdRoot(wiring.New(cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}, func(string) string { return "" }, "")).Commands() {
 		if c.Example == "" {
 			t.Errorf("command %s has no example in --help", c.Name())
 		}

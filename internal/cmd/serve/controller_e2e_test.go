@@ -44,8 +44,7 @@ func TestServeController(t *testing.T) {
 	env := map[string]string{"MLFLOW_TRACKING_URI": ml.URL, "MODELSYNC_CACHE_DIR": t.TempDir(), serve.EnvGenericWebhookSecret: secret,
 		"MODELSYNC_GIT_USERNAME": gitsrv.Username, "MODELSYNC_GIT_PASSWORD": gitsrv.Password}
 	var audit, logs bytes.Buffer
-	f := &cmdutil.Factory{IO: cmdutil.IOStreams{In: strings.NewReader(""), Out: &syncWriter{w: &audit}, ErrOut: &syncWriter{w: &logs}},
-		Getenv: func(k string) string { return env[k] }, BuildTargets: wiring.BuildTargets}
+	f := wiring.New(cmdutil.IOStreams{In: strings.NewReader(""), Out: &syncWriter{w: &audit}, ErrOut: &syncWriter{w: &logs}}, func(k string) string { return env[k] }, "")
 	addr := make(chan string, 1)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -10,9 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -26,9 +24,8 @@ import (
 	ghub "github.com/modelsync/modelsync/internal/github"
 	"github.com/modelsync/modelsync/internal/github/prcheck"
 	"github.com/modelsync/modelsync/internal/gitsource"
-	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/repo"
-	"github.com/modelsync/modelsync/internal/target/kserve"
+	"github.com/modelsync/modelsync/internal/wiring"
 )
 
 // Components that --only selects.
@@ -39,24 +36,19 @@ const (
 
 var components = []string{ComponentController, ComponentWebhooks}
 
-// Environment variables read by serve. Secrets come only from the
-// environment (or a key file), never from flags, so they stay out of
-// process listings.
+// Environment variables read by serve besides the GitHub client's
+// (cmdutil.EnvGitHub*). Secrets come only from the environment (or a key
+// file), never from flags, so they stay out of process listings.
 const (
-	EnvWebhookSecret  = "MODELSYNC_GITHUB_WEBHOOK_SECRET"
-	EnvToken          = "GITHUB_TOKEN"
-	EnvAppID          = "MODELSYNC_GITHUB_APP_ID"
-	EnvInstallationID = "MODELSYNC_GITHUB_APP_INSTALLATION_ID"
-	EnvAppKeyFile     = "MODELSYNC_GITHUB_APP_PRIVATE_KEY_FILE"
-	EnvRepository     = "MODELSYNC_GITHUB_REPOSITORY"
-	EnvAPIURL         = "MODELSYNC_GITHUB_API_URL"
+	EnvWebhookSecret = "MODELSYNC_GITHUB_WEBHOOK_SECRET"
+	EnvRepository    = "MODELSYNC_GITHUB_REPOSITORY"
 	// EnvGenericWebhookSecret verifies POST /webhooks/generic (other Git hosts).
 	EnvGenericWebhookSecret = "MODELSYNC_WEBHOOK_SECRET"
 )
 
 // Options are the inputs of serve.
 type Options struct {
-	Factory *cmdutil.Factory
+	Factory *wiring.Factory
 	Repo    cmdutil.RepoFlags
 	Only    []string
 	Listen  string
@@ -69,7 +61,6 @@ type Options struct {
 	TargetURL        string
 
 	// Controller settings.
-	Targets                 cmdutil.TargetFlags
 	Interval                time.Duration
 	ResyncInterval          time.Duration
 	Concurrency             int
@@ -92,7 +83,7 @@ type Options struct {
 }
 
 // NewCmdServe builds the command; runF replaces the work in tests of flags.
-func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+func NewCmdServe(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -114,10 +105,10 @@ By default the controller runs, and the webhooks component too when
 
 Environment:
   ` + EnvWebhookSecret + `  webhook secret (required)
-  ` + EnvToken + `                     token, or a GitHub App:
-  ` + EnvAppID + `, ` + EnvInstallationID + `, ` + EnvAppKeyFile + `
+  ` + cmdutil.EnvGitHubToken + `                     token, or a GitHub App:
+  ` + cmdutil.EnvGitHubAppID + `, ` + cmdutil.EnvGitHubInstallationID + `, ` + cmdutil.EnvGitHubAppKeyFile + `
   ` + EnvRepository + `      owner/name of the models repository
-  ` + EnvAPIURL + `         GitHub Enterprise API URL
+  ` + cmdutil.EnvGitHubAPIURL + `         GitHub Enterprise API URL
   ` + EnvGenericWebhookSecret + `        secret of POST /webhooks/generic
   MLFLOW_TRACKING_URI (and MLFLOW_TRACKING_*)  the registry target, and facts for the rules
   MODELSYNC_GIT_*, AWS_*, KUBECONFIG  as for plan and apply`,
@@ -148,12 +139,12 @@ Environment:
 	cmd.Flags().StringSliceVar(&opts.Only, "only", nil, "run only these components ("+strings.Join(components, ", ")+"); default: all")
 	cmd.Flags().StringVar(&opts.Listen, "listen", ":8080", "address to serve HTTP on")
 	cmd.Flags().StringVar(&opts.GitHubRepository, "github-repository", "", "owner/name of the models repository on GitHub (default $"+EnvRepository+")")
-	cmd.Flags().StringVar(&opts.GitHubAPIURL, "github-api-url", "", "GitHub Enterprise API URL, e.g. https://ghe.example.com/api/v3 (default $"+EnvAPIURL+")")
-	cmd.Flags().Int64Var(&opts.AppID, "github-app-id", 0, "GitHub App id (default $"+EnvAppID+")")
-	cmd.Flags().Int64Var(&opts.InstallationID, "github-app-installation-id", 0, "GitHub App installation id (default $"+EnvInstallationID+")")
-	cmd.Flags().StringVar(&opts.AppKeyFile, "github-app-private-key-file", "", "GitHub App private key PEM file (default $"+EnvAppKeyFile+")")
+	cmd.Flags().StringVar(&opts.GitHubAPIURL, "github-api-url", "", "GitHub Enterprise API URL, e.g. https://ghe.example.com/api/v3 (default $"+cmdutil.EnvGitHubAPIURL+")")
+	cmd.Flags().Int64Var(&opts.AppID, "github-app-id", 0, "GitHub App id (default $"+cmdutil.EnvGitHubAppID+")")
+	cmd.Flags().Int64Var(&opts.InstallationID, "github-app-installation-id", 0, "GitHub App installation id (default $"+cmdutil.EnvGitHubInstallationID+")")
+	cmd.Flags().StringVar(&opts.AppKeyFile, "github-app-private-key-file", "", "GitHub App private key PEM file (default $"+cmdutil.EnvGitHubAppKeyFile+")")
 	cmd.Flags().StringVar(&opts.TargetURL, "status-target-url", "", "URL linked from commit statuses")
-	cmdutil.AddTargetFlags(cmd, &opts.Targets)
+	cmdutil.AddTargetFlags(cmd, &f.Flags)
 	cmd.Flags().DurationVar(&opts.Interval, "interval", controller.DefaultInterval, "how often to fetch the models repository (±5% jitter)")
 	cmd.Flags().DurationVar(&opts.ResyncInterval, "resync-interval", controller.DefaultResyncInterval, "how often every model is re-planned to correct drift")
 	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", controller.DefaultConcurrency, "model×environment items reconciled at once")
@@ -329,10 +320,9 @@ func Run(ctx context.Context, opts *Options) error {
 func buildController(ctx context.Context, opts *Options, log *slog.Logger) (*controller.Controller, error) {
 	f := opts.Factory
 	metrics := controller.NewMetrics()
-	tf := opts.Targets
-	tf.MLflowObserve = metrics.TargetRequestObserver("mlflow")
-	tf.Progress = f.IO.ErrOut
-	targets, err := f.Targets(ctx, &tf, nil)
+	f.Flags.MLflowObserve = metrics.TargetRequestObserver("mlflow")
+	f.Flags.Progress = f.IO.ErrOut
+	targets, err := f.Targets(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -354,21 +344,21 @@ func buildController(ctx context.Context, opts *Options, log *slog.Logger) (*con
 		AuditFile:      opts.AuditLog,
 		WebhookSecret:  []byte(f.Getenv(EnvGenericWebhookSecret)),
 	}
-	if opts.LeaderElect || opts.Targets.KServe {
-		rc, err := kserve.LoadRESTConfig(opts.Targets.Kubeconfig, opts.Targets.KubeContext)
+	if opts.LeaderElect || f.Flags.KServe {
+		rc, err := f.KubeConfig()
 		if err != nil {
-			cmdutil.CloseTargets(targets)
+			wiring.CloseTargets(targets)
 			return nil, fmt.Errorf("kubeconfig: %w", err)
 		}
 		kc, err := kubernetes.NewForConfig(rc)
 		if err != nil {
-			cmdutil.CloseTargets(targets)
+			wiring.CloseTargets(targets)
 			return nil, err
 		}
-		if opts.Targets.KServe {
+		if f.Flags.KServe {
 			dyn, err := dynamic.NewForConfig(rc)
 			if err != nil {
-				cmdutil.CloseTargets(targets)
+				wiring.CloseTargets(targets)
 				return nil, err
 			}
 			copts.Events = kc
@@ -380,7 +370,7 @@ func buildController(ctx context.Context, opts *Options, log *slog.Logger) (*con
 	}
 	c, err := controller.New(copts)
 	if err != nil {
-		cmdutil.CloseTargets(targets)
+		wiring.CloseTargets(targets)
 		return nil, err
 	}
 	return c, nil
@@ -400,39 +390,17 @@ func buildWebhooks(opts *Options, log *slog.Logger, ctrl *controller.Controller)
 	if err != nil {
 		return nil, nil, err
 	}
-	copts := ghub.ClientOptions{Token: getenv(EnvToken), BaseURL: firstNonEmpty(opts.GitHubAPIURL, getenv(EnvAPIURL)), Transport: opts.Transport}
-	appID, instID, keyFile := opts.AppID, opts.InstallationID, firstNonEmpty(opts.AppKeyFile, getenv(EnvAppKeyFile))
-	if appID == 0 {
-		if appID, err = envInt(getenv, EnvAppID); err != nil {
-			return nil, nil, err
-		}
-	}
-	if instID == 0 {
-		if instID, err = envInt(getenv, EnvInstallationID); err != nil {
-			return nil, nil, err
-		}
-	}
-	if appID != 0 || instID != 0 || keyFile != "" {
-		if copts.Token != "" {
-			return nil, nil, fmt.Errorf("both $%s and a GitHub App are configured; use one", EnvToken)
-		}
-		if keyFile == "" {
-			return nil, nil, fmt.Errorf("GitHub App %d needs --github-app-private-key-file or $%s", appID, EnvAppKeyFile)
-		}
-		key, err := os.ReadFile(keyFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("GitHub App %d private key: %w", appID, err)
-		}
-		copts.AppID, copts.InstallationID, copts.PrivateKey = appID, instID, key
-	}
+	f := opts.Factory
+	f.GitHubFlags = cmdutil.GitHubFlags{APIURL: opts.GitHubAPIURL, AppID: opts.AppID, InstallationID: opts.InstallationID,
+		AppKeyFile: opts.AppKeyFile, Transport: opts.Transport}
 	if ctrl != nil {
-		copts.OnRateLimit = func(st ghub.RateLimitState) {
-			if st.Known {
-				ctrl.Metrics().SetGitHubRateLimitRemaining(float64(st.Remaining))
+		f.GitHubFlags.OnRateLimit = func(remaining int, known bool) {
+			if known {
+				ctrl.Metrics().SetGitHubRateLimitRemaining(float64(remaining))
 			}
 		}
 	}
-	client, err := ghub.NewClient(copts)
+	client, err := f.GitHub()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -442,10 +410,11 @@ func buildWebhooks(opts *Options, log *slog.Logger, ctrl *controller.Controller)
 	}
 	rs := ghub.NewRepoSync(repo.Options{URL: opts.Repo.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(getenv)})
 	gopts := ghub.GateOptions{Client: client, Repository: ref, Sync: rs.Sync, FetchPull: rs.FetchPullHead, Hooks: opts.Hooks, Logger: log, TargetURL: opts.TargetURL}
-	if mcfg := mlflowclient.ConfigFromEnv(getenv); mcfg.TrackingURI != "" {
+	if f.HasMLflow() {
 		// Without a registry, rules that need its facts deny: the gate
-		// fails closed rather than skipping them.
-		mc, err := mlflowclient.New(mcfg)
+		// fails closed rather than skipping them. The client is the
+		// controller's, when it runs: one per process.
+		mc, err := f.MLflow()
 		if err != nil {
 			return nil, nil, fmt.Errorf("registry facts: %w", err)
 		}
@@ -461,18 +430,6 @@ func buildWebhooks(opts *Options, log *slog.Logger, ctrl *controller.Controller)
 		return nil, nil, err
 	}
 	return gate, handler, nil
-}
-
-func envInt(getenv func(string) string, name string) (int64, error) {
-	s := getenv(name)
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("$%s: %q is not a number", name, s)
-	}
-	return n, nil
 }
 
 func firstNonEmpty(ss ...string) string {

@@ -16,13 +16,11 @@ import (
 	ghub "github.com/modelsync/modelsync/internal/github"
 	"github.com/modelsync/modelsync/internal/github/githubtest"
 	"github.com/modelsync/modelsync/internal/gitsource"
+	"github.com/modelsync/modelsync/internal/wiring"
 )
 
-func factory(env map[string]string, errOut io.Writer) *cmdutil.Factory {
-	return &cmdutil.Factory{
-		IO:     cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: errOut},
-		Getenv: func(k string) string { return env[k] },
-	}
+func factory(env map[string]string, errOut io.Writer) *wiring.Factory {
+	return wiring.New(cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: errOut}, func(k string) string { return env[k] }, "")
 }
 
 func TestServeRefusesToStartWithoutSecret(t *testing.T) {
@@ -61,11 +59,11 @@ func TestServeFlagsAndConfigErrors(t *testing.T) {
 		}
 	}
 	for name, env := range map[string]map[string]string{
-		"token and app":   {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", "GITHUB_TOKEN": "t", serve.EnvAppID: "1", serve.EnvInstallationID: "2", serve.EnvAppKeyFile: "/nope"},
-		"app without key": {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", serve.EnvAppID: "1", serve.EnvInstallationID: "2"},
+		"token and app":   {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", "GITHUB_TOKEN": "t", cmdutil.EnvGitHubAppID: "1", cmdutil.EnvGitHubInstallationID: "2", cmdutil.EnvGitHubAppKeyFile: "/nope"},
+		"app without key": {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", cmdutil.EnvGitHubAppID: "1", cmdutil.EnvGitHubInstallationID: "2"},
 		"no credentials":  {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models"},
 		"no repository":   {serve.EnvWebhookSecret: "s", "GITHUB_TOKEN": "t"},
-		"bad app id":      {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", serve.EnvAppID: "x"},
+		"bad app id":      {serve.EnvWebhookSecret: "s", serve.EnvRepository: "acme/models", cmdutil.EnvGitHubAppID: "x"},
 	} {
 		err := serve.Run(context.Background(), &serve.Options{Factory: factory(env, &bytes.Buffer{}), Listen: "127.0.0.1:0", Only: []string{serve.ComponentWebhooks}})
 		if err == nil {
@@ -80,7 +78,7 @@ func TestServeFlagsAndConfigErrors(t *testing.T) {
 // loop that checks nothing would report everything in sync.
 func TestServeControllerNeedsTargets(t *testing.T) {
 	err := serve.Run(context.Background(), &serve.Options{Factory: factory(nil, &bytes.Buffer{}), Listen: "127.0.0.1:0", Repo: cmdutil.RepoFlags{URL: t.TempDir(), Branch: "main"}})
-	if !errors.Is(err, cmdutil.ErrNoTargets) {
+	if !errors.Is(err, wiring.ErrNoTargets) {
 		t.Fatalf("err = %v, want ErrNoTargets", err)
 	}
 }
@@ -118,7 +116,7 @@ func TestServeWebhooks(t *testing.T) {
 	})
 	secret := "serve-secret"
 	env := map[string]string{serve.EnvWebhookSecret: secret, "GITHUB_TOKEN": "ghp_serve", serve.EnvRepository: "acme/models",
-		serve.EnvAPIURL: api.URL, "MODELSYNC_CACHE_DIR": t.TempDir()}
+		cmdutil.EnvGitHubAPIURL: api.URL, "MODELSYNC_CACHE_DIR": t.TempDir()}
 	var logs bytes.Buffer
 	addr := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())

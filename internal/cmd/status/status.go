@@ -4,12 +4,8 @@ package status
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,21 +13,20 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/controller"
+	"github.com/modelsync/modelsync/internal/controller/apiclient"
+	"github.com/modelsync/modelsync/internal/wiring"
 )
-
-// DefaultServer is where a controller listens unless told otherwise.
-const DefaultServer = "http://127.0.0.1:8080"
 
 // Options are the inputs of status.
 type Options struct {
-	Factory *cmdutil.Factory
+	Factory *wiring.Factory
 	Server  string
 	Output  string
 	Timeout time.Duration
 }
 
 // NewCmdStatus builds the command; runF replaces the work in tests of flags.
-func NewCmdStatus(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+func NewCmdStatus(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -40,7 +35,7 @@ func NewCmdStatus(f *cmdutil.Factory, runF func(context.Context, *Options) error
 environment: the version Git wants, the version that runs, drift, serving
 health, canary step, sync-window state, pins and the last error.
 
-The server is --server, else $MODELSYNC_SERVER, else ` + DefaultServer + `.
+The server is --server, else $MODELSYNC_SERVER, else ` + apiclient.DefaultServer + `.
 $MODELSYNC_TOKEN, when set, is sent as a bearer token.`,
 		Example: `  modelsync status
   modelsync status --server http://modelsync.ml-system:8080 -o json`,
@@ -49,75 +44,17 @@ $MODELSYNC_TOKEN, when set, is sent as a bearer token.`,
 			if err := cmdutil.CheckFormat(opts.Output, cmdutil.FormatText, cmdutil.FormatJSON); err != nil {
 				return err
 			}
-			if opts.Server == "" {
-				opts.Server = ServerURL(f.Getenv)
-			}
+			opts.Server = apiclient.ServerURL(opts.Server, f.Getenv)
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
 			return Run(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Server, "server", "", "controller URL (default $MODELSYNC_SERVER or "+DefaultServer+")")
+	cmd.Flags().StringVar(&opts.Server, "server", "", "controller URL (default $MODELSYNC_SERVER or "+apiclient.DefaultServer+")")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text or json")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 30*time.Second, "how long to wait for the controller")
 	return cmd
-}
-
-// ServerURL picks the controller URL from the environment.
-func ServerURL(getenv func(string) string) string {
-	if s := strings.TrimSpace(getenv("MODELSYNC_SERVER")); s != "" {
-		return strings.TrimRight(s, "/")
-	}
-	return DefaultServer
-}
-
-// Do sends one API request and decodes a JSON answer into out (when not
-// nil). A non-2xx answer becomes an error carrying the server's message.
-func Do(ctx context.Context, getenv func(string) string, method, url string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if tok := getenv("MODELSYNC_TOKEN"); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("contacting the controller: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil {
-		return fmt.Errorf("reading the controller's answer: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return &APIError{Status: resp.StatusCode, Message: e.Error}
-		}
-		return &APIError{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("decoding the controller's answer: %w", err)
-	}
-	return nil
-}
-
-// APIError is a controller answer other than 2xx.
-type APIError struct {
-	Status  int
-	Message string
-}
-
-func (e *APIError) Error() string {
-	return fmt.Sprintf("controller answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
 }
 
 // Run fetches and prints the status.
@@ -127,8 +64,8 @@ func Run(ctx context.Context, opts *Options) error {
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
-	var st controller.Status
-	if err := Do(ctx, opts.Factory.Getenv, http.MethodGet, strings.TrimRight(opts.Server, "/")+"/api/v1/status", nil, &st); err != nil {
+	st, err := apiclient.New(opts.Server, opts.Factory.Getenv, nil).Status(ctx)
+	if err != nil {
 		return err
 	}
 	out := opts.Factory.IO.Out
@@ -201,10 +138,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// IsNotFound reports whether err is the controller's 404.
-func IsNotFound(err error) bool {
-	var ae *APIError
-	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/controller"
 	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/internal/wiring"
 )
 
 // startController runs a real controller with no targets (plan-only) on
@@ -54,7 +55,7 @@ func startController(t *testing.T) (*controller.Controller, string) {
 func run(t *testing.T, env map[string]string, args ...string) (error, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	f := &cmdutil.Factory{IO: cmdutil.IOStreams{Out: &out, ErrOut: &errOut}, Getenv: func(k string) string { return env[k] }}
+	f := wiring.New(cmdutil.IOStreams{Out: &out, ErrOut: &errOut}, func(k string) string { return env[k] }, "")
 	cmd := NewCmdStatus(f, nil)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/manifest"
+	"github.com/modelsync/modelsync/internal/wiring"
 )
 
 // Options are the inputs of validate.
@@ -27,7 +28,7 @@ type Report struct {
 }
 
 // NewCmdValidate builds the command; runF replaces the work in tests of flags.
-func NewCmdValidate(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
+func NewCmdValidate(f *wiring.Factory, runF func(*Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "validate [DIR]",

@@ -8,11 +8,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/wiring"
 )
 
 // NewCmdVersion prints the build's version, Go version and VCS revision.
-func NewCmdVersion(f *cmdutil.Factory) *cobra.Command {
+func NewCmdVersion(f *wiring.Factory) *cobra.Command {
 	return &cobra.Command{
 		Use:     "version",
 		Short:   "Print the modelsync version",

@@ -43,7 +43,7 @@ func BenchmarkNoopResync(b *testing.B) {
 	}
 	counter := &requestCounter{}
 	tgt := countedTarget(b, kube, Config{}, counter, artifactsFor(names, 5))
-	targets := []reconciler.Target{tgt}
+	targets := []reconciler.Target{reconciler.Typed(tgt)}
 
 	p, err := reconciler.BuildPlan(ctx, d, targets)
 	if err != nil {

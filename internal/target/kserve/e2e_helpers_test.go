@@ -60,7 +60,7 @@ func countedTarget(tb testing.TB, kube *testenv.Kube, cfg Config, counter *reque
 	tb.Helper()
 	rc := rest.CopyConfig(kube.RESTConfig)
 	rc.WrapTransport = counter.wrap
-	target, err := NewTarget(cfg, locator, rc)
+	target, err := New(cfg, locator, rc)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func (w *world) namespace(prefix string) string {
 
 func (w *world) plan(d *reconciler.DesiredState) *reconciler.Plan {
 	w.t.Helper()
-	p, err := reconciler.BuildPlan(w.ctx, d, []reconciler.Target{w.target})
+	p, err := reconciler.BuildPlan(w.ctx, d, []reconciler.Target{reconciler.Typed(w.target)})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func (w *world) plan(d *reconciler.DesiredState) *reconciler.Plan {
 
 func (w *world) apply(p *reconciler.Plan) {
 	w.t.Helper()
-	res, err := reconciler.Apply(w.ctx, p, []reconciler.Target{w.target}, reconciler.ApplyOptions{})
+	res, err := reconciler.Apply(w.ctx, p, []reconciler.Target{reconciler.Typed(w.target)}, reconciler.ApplyOptions{})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -183,7 +183,7 @@ func TestKServe(t *testing.T) {
 			t.Fatalf("first rollback step must only zero the traffic: uri %s pct %v", storageURI(firstObj), canaryPercent(firstObj))
 		}
 		var states []string
-		res, err := reconciler.Apply(w.ctx, p, []reconciler.Target{w.target}, reconciler.ApplyOptions{OnAction: func(a reconciler.Action, err error) {
+		res, err := reconciler.Apply(w.ctx, p, []reconciler.Target{reconciler.Typed(w.target)}, reconciler.ApplyOptions{OnAction: func(a reconciler.Action, err error) {
 			live := w.get(ns, "churn")
 			states = append(states, storageURI(live)+"@"+pctString(canaryPercent(live)))
 		}})
@@ -531,7 +531,20 @@ patches:
 		w := newWorld(t, kube, Config{}, loc)
 		ns := w.namespace("prod")
 		cfg := testConfig(map[string]string{"prod": ns})
-		w.apply(w.plan(oneModel(cfg, desiredEnv("prod", ns, 1, repoWith("churn"), "churn"), "churn")))
+		env := desiredEnv("prod", ns, 1, repoWith("churn"), "churn")
+		p := w.plan(oneModel(cfg, env, "churn"))
+		w.apply(p)
+		// The capabilities callers use, found through the adapter.
+		adapted := reconciler.Typed(w.target)
+		waiter, ok := reconciler.As[reconciler.Waiter](adapted)
+		health, ok2 := reconciler.As[reconciler.HealthReporter](adapted)
+		if !ok || !ok2 || len(p.Actions()) != 1 {
+			t.Fatalf("Waiter %v HealthReporter %v, actions %s", ok, ok2, actionSummary(p.Actions()))
+		}
+		applied := p.Actions()[0]
+		if got := waiter.WaitFor(applied); got != "InferenceService "+ns+"/churn" {
+			t.Fatalf("WaitFor = %q", got)
+		}
 		failed := loadObject(t, filepath.Join("testdata/health", "failed-load.yaml"))
 		w.setStatus(ns, "churn", failed.Object["status"].(map[string]any))
 		err := w.target.WaitHealthy(w.ctx, ns, "churn", time.Minute)
@@ -539,9 +552,24 @@ patches:
 		if !errors.As(err, &nh) || nh.Status != Degraded || nh.Reason != "ModelLoadFailed" || !strings.Contains(nh.Message, "model not found") || nh.TimedOut {
 			t.Fatalf("failed load: %v", err)
 		}
+		if err := waiter.Wait(w.ctx, applied, time.Minute); !errors.As(err, &nh) || !strings.Contains(err.Error(), "model churn environment prod") {
+			t.Fatalf("Wait on a failed load: %v", err)
+		}
+		if h, err := health.ServingHealth(w.ctx, "churn", env); err != nil || h.Status != string(Degraded) || h.Reason != "ModelLoadFailed" {
+			t.Fatalf("ServingHealth failed load = %+v, %v", h, err)
+		}
 		w.setStatus(ns, "churn", knativeStatus("churn-predictor-00001", "churn-predictor-00001", "churn-predictor-00001", -1))
 		if err := w.target.WaitHealthy(w.ctx, ns, "churn", time.Minute); err != nil {
 			t.Fatalf("ready: %v", err)
+		}
+		if err := waiter.Wait(w.ctx, applied, time.Minute); err != nil {
+			t.Fatalf("Wait when ready: %v", err)
+		}
+		if h, err := health.ServingHealth(w.ctx, "churn", env); err != nil || h.Status != string(Healthy) {
+			t.Fatalf("ServingHealth ready = %+v, %v", h, err)
+		}
+		if h, err := health.ServingHealth(w.ctx, "fraud", env); err != nil || h.Status != string(Missing) {
+			t.Fatalf("ServingHealth of a model without an InferenceService = %+v, %v", h, err)
 		}
 		progressing := loadObject(t, filepath.Join("testdata/health", "progressing.yaml"))
 		w.setStatus(ns, "churn", progressing.Object["status"].(map[string]any))
@@ -570,7 +598,7 @@ patches:
 		if _, err := LoadRESTConfig("", ""); err == nil || !strings.Contains(err.Error(), "no Kubernetes configuration") {
 			t.Fatalf("nothing configured: %v", err)
 		}
-		tgt, err := NewTarget(Config{Kubeconfig: kube.KubeconfigPath}, loc, nil)
+		tgt, err := New(Config{Kubeconfig: kube.KubeconfigPath}, loc, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,10 +1,13 @@
 package kserve
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/modelsync/modelsync/reconciler"
 )
 
 // HealthStatus is an InferenceService's health, in Argo CD's vocabulary.
@@ -244,4 +247,29 @@ func toInt64(v any) int64 {
 		return int64(n)
 	}
 	return 0
+}
+
+// ServingHealth implements reconciler.HealthReporter from the informer
+// cache, so a health check per model and environment costs no request
+// once the namespace is watched. The InferenceService is found by
+// modelsync's model and environment labels rather than by name: a
+// kustomization may name it anything.
+func (t *Target) ServingHealth(ctx context.Context, model string, env reconciler.DesiredEnv) (reconciler.ServingHealth, error) {
+	if err := t.caches.ensure(ctx, inferenceServiceGVR, []string{env.Namespace}, t.cfg.syncTimeout()); err != nil {
+		return reconciler.ServingHealth{}, fmt.Errorf("model %s environment %s: watching InferenceServices in %s: %w", model, env.Environment, env.Namespace, err)
+	}
+	t.caches.catchUp(ctx, t.cfg.catchUpTimeout())
+	var obj *unstructured.Unstructured
+	for _, o := range t.caches.listManaged(inferenceServiceGVR, env.Namespace) {
+		if l := o.GetLabels(); l[LabelModel] == model && l[LabelEnvironment] == env.Environment {
+			obj = o
+			break
+		}
+	}
+	st, reason, msg := Health(obj)
+	out := reconciler.ServingHealth{Status: string(st), Reason: reason, Message: msg}
+	if env.Canary != nil && obj != nil {
+		out.CanaryStep = ProgressOf(obj).String()
+	}
+	return out, nil
 }

@@ -2,9 +2,47 @@ package kserve
 
 import (
 	"context"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"fmt"
 	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/modelsync/modelsync/reconciler"
 )
+
+// WaitFor implements reconciler.Waiter: an applied InferenceService rolls
+// out a new revision after the apply returns, so it is waited for; a
+// namespace, a delete or an extra object is not.
+func (t *Target) WaitFor(a reconciler.Action) string {
+	p, ok := appliedInferenceService(a)
+	if !ok {
+		return ""
+	}
+	return InferenceServiceKind + " " + p.Namespace + "/" + p.Name
+}
+
+// Wait implements reconciler.Waiter with WaitHealthy.
+func (t *Target) Wait(ctx context.Context, a reconciler.Action, timeout time.Duration) error {
+	p, ok := appliedInferenceService(a)
+	if !ok {
+		return nil
+	}
+	if err := t.WaitHealthy(ctx, p.Namespace, p.Name, timeout); err != nil {
+		return fmt.Errorf("model %s environment %s: %w", a.Model, a.Environment, err)
+	}
+	return nil
+}
+
+func appliedInferenceService(a reconciler.Action) (Payload, bool) {
+	if a.Target != Name {
+		return Payload{}, false
+	}
+	p, _, err := decodeAction(a)
+	if err != nil || p.Op != PayloadApply || p.gvr() != inferenceServiceGVR {
+		return Payload{}, false
+	}
+	return p, true
+}
 
 // WaitHealthy waits until the managed InferenceService ns/name is Healthy.
 // KServe copies status.observedGeneration from the Knative Service, so a

@@ -4,7 +4,7 @@ package mlflow_test
 // 3.x and one 2.x, started once for the package). Each test registers its
 // own uniquely named models. The servers run without the basic-auth app,
 // whose per-request password hashing makes every call slow; authentication
-// errors are covered by internal/mlflow's tests against basic-auth servers.
+// errors are covered by internal/mlflowclient's tests against basic-auth servers.
 
 import (
 	"context"
@@ -175,7 +175,7 @@ func sortedNames(m map[string][]env) []string {
 
 func plan(t *testing.T, tg *mlflow.Target, d *reconciler.DesiredState) *reconciler.Plan {
 	t.Helper()
-	p, err := reconciler.BuildPlan(context.Background(), d, []reconciler.Target{tg})
+	p, err := reconciler.BuildPlan(context.Background(), d, []reconciler.Target{reconciler.Typed(tg)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func plan(t *testing.T, tg *mlflow.Target, d *reconciler.DesiredState) *reconcil
 
 func apply(t *testing.T, tg *mlflow.Target, p *reconciler.Plan) {
 	t.Helper()
-	res, err := reconciler.Apply(context.Background(), p, []reconciler.Target{tg}, reconciler.ApplyOptions{})
+	res, err := reconciler.Apply(context.Background(), p, []reconciler.Target{reconciler.Typed(tg)}, reconciler.ApplyOptions{})
 	if err != nil || !res.OK() {
 		t.Fatalf("apply: %v %+v", err, res.Failed)
 	}
@@ -263,7 +263,7 @@ func TestSyncPromoteRollbackArchive(t *testing.T) {
 		if a := aliases(t, admin, m); a["dev"] != 3 || a["staging"] != 2 || a["prod"] != 1 || a["champion"] != 1 {
 			t.Fatalf("aliases after first sync: %v", a)
 		}
-		if tg1 := tags(t, admin, m, 1); tg1[mlflow.TagRevision] != m+"/v1.0.0@sha1:def" || tg1[mlflow.TagDeployedBy] != "Alice <alice@example.com>" || tg1[mlflow.TagEnvironments] != "prod" {
+		if tg1 := tags(t, admin, m, 1); tg1[mlflowclient.TagRevision] != m+"/v1.0.0@sha1:def" || tg1[mlflowclient.TagDeployedBy] != "Alice <alice@example.com>" || tg1[mlflowclient.TagEnvironments] != "prod" {
 			t.Fatalf("audit tags of v1: %v", tg1)
 		}
 
@@ -286,7 +286,7 @@ func TestSyncPromoteRollbackArchive(t *testing.T) {
 		expectPlan(t, p, "set-alias alias prod v1->v2", "archive-version version 1 active->archived", "tag-version version 2 staging->staging,prod")
 		apply(t, tg, p)
 		tg1 := tags(t, admin, m, 1)
-		if tg1[mlflow.TagLifecycle] != "archived" || tg1[mlflow.TagArchivedAt] != "2026-11-26T09:00:00Z" || tg1[mlflow.TagEnvironments] != "" || tg1["team.note"] != "keep" {
+		if tg1[mlflowclient.TagLifecycle] != "archived" || tg1[mlflowclient.TagArchivedAt] != "2026-11-26T09:00:00Z" || tg1[mlflowclient.TagEnvironments] != "" || tg1["team.note"] != "keep" {
 			t.Fatalf("v1 after archive: %v", tg1)
 		}
 		// Residency: v1 left prod, v2 entered it; v2 is still in staging since the first sync.
@@ -303,7 +303,7 @@ func TestSyncPromoteRollbackArchive(t *testing.T) {
 		expectPlan(t, p, "set-alias alias prod v2->v1", "unarchive-version version 1 archived->active (prod)", "tag-version version 1 none->prod", "tag-version version 2 staging,prod->staging")
 		apply(t, tg, p)
 		tg1 = tags(t, admin, m, 1)
-		if _, archived := tg1[mlflow.TagLifecycle]; archived || tg1[mlflow.TagEnvironments] != "prod" || tg1["modelsync.audit.prod.until"] != "" {
+		if _, archived := tg1[mlflowclient.TagLifecycle]; archived || tg1[mlflowclient.TagEnvironments] != "prod" || tg1["modelsync.audit.prod.until"] != "" {
 			t.Fatalf("v1 after rollback: %v", tg1)
 		}
 		if a := aliases(t, admin, m); a["prod"] != 1 || a["champion"] != 1 {
@@ -385,7 +385,7 @@ func TestMissingVersionBlocksOnlyItsModel(t *testing.T) {
 		if len(errs) != 1 || errs[0].Model != bad || !strings.Contains(errs[0].Message, "version 7 (wanted in prod) does not exist") {
 			t.Fatalf("errors = %v", errs)
 		}
-		res, err := reconciler.Apply(context.Background(), p, []reconciler.Target{tg}, reconciler.ApplyOptions{})
+		res, err := reconciler.Apply(context.Background(), p, []reconciler.Target{reconciler.Typed(tg)}, reconciler.ApplyOptions{})
 		if err != nil || len(res.Applied) != 2 {
 			t.Fatalf("apply: %v %+v", err, res)
 		}
@@ -424,7 +424,7 @@ func TestFaultsConvergeExactlyOnce(t *testing.T) {
 		if a := aliases(t, admin, m); a["prod"] != 2 {
 			t.Fatalf("alias = %v", a)
 		}
-		if tg2 := tags(t, admin, m, 2); tg2[mlflow.TagEnvironments] != "prod" {
+		if tg2 := tags(t, admin, m, 2); tg2[mlflowclient.TagEnvironments] != "prod" {
 			t.Fatalf("tags = %v", tg2)
 		}
 		var aliasOK, tagForwarded int
@@ -490,7 +490,7 @@ func TestInterruptedTagWritesConverge(t *testing.T) {
 					}
 					return int(seen.Add(1)) > written
 				}})
-				res, err := reconciler.Apply(t.Context(), plan(t, tg, d), []reconciler.Target{tg}, reconciler.ApplyOptions{})
+				res, err := reconciler.Apply(t.Context(), plan(t, tg, d), []reconciler.Target{reconciler.Typed(tg)}, reconciler.ApplyOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -505,9 +505,9 @@ func TestInterruptedTagWritesConverge(t *testing.T) {
 				}
 				apply(t, tg, p)
 				want := map[string]string{
-					mlflow.TagEnvironments:          "staging,prod",
-					mlflow.TagRevision:              m + "/v1.0.1@sha1:fed",
-					mlflow.TagDeployedBy:            "Bob <bob@example.com>",
+					mlflowclient.TagEnvironments:    "staging,prod",
+					mlflowclient.TagRevision:        m + "/v1.0.1@sha1:fed",
+					mlflowclient.TagDeployedBy:      "Bob <bob@example.com>",
 					"modelsync.audit.staging.since": "2026-11-26T09:00:00Z",
 					"modelsync.audit.prod.since":    "2026-11-26T11:00:00Z",
 				}
@@ -541,7 +541,7 @@ func TestRetiredModelArchivesEveryVersion(t *testing.T) {
 		expectPlan(t, p, "delete-alias alias prod v2->", "archive-version version 1 active->archived", "archive-version version 2 active->archived")
 		apply(t, tg, p)
 		for v := 1; v <= 2; v++ {
-			if tv := tags(t, admin, m, v); tv[mlflow.TagLifecycle] != mlflow.LifecycleArchived || tv[mlflow.TagEnvironments] != "" {
+			if tv := tags(t, admin, m, v); tv[mlflowclient.TagLifecycle] != mlflowclient.LifecycleArchived || tv[mlflowclient.TagEnvironments] != "" {
 				t.Errorf("v%d after retiring: %v", v, tv)
 			}
 		}

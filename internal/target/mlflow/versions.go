@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/modelsync/modelsync/internal/mlflowclient"
-	"github.com/modelsync/modelsync/internal/target/s3"
+	"github.com/modelsync/modelsync/reconciler"
 )
 
 // VersionLister lists a registered model's versions with what the artifact
@@ -16,11 +16,11 @@ type VersionLister struct {
 	Client *mlflowclient.Client
 }
 
-var _ s3.VersionLister = VersionLister{}
+var _ reconciler.VersionLister = VersionLister{}
 
-// ListVersions implements s3.VersionLister with two reads: the
+// ListVersions implements reconciler.VersionLister with two reads: the
 // registered model (aliases) and one version search.
-func (l VersionLister) ListVersions(ctx context.Context, model string) ([]s3.RegistryVersion, error) {
+func (l VersionLister) ListVersions(ctx context.Context, model string) ([]reconciler.RegistryVersion, error) {
 	rm, err := l.Client.GetRegisteredModel(ctx, model)
 	if err != nil {
 		return nil, err
@@ -33,17 +33,17 @@ func (l VersionLister) ListVersions(ctx context.Context, model string) ([]s3.Reg
 	if err != nil {
 		return nil, err
 	}
-	out := make([]s3.RegistryVersion, 0, len(mvs))
+	out := make([]reconciler.RegistryVersion, 0, len(mvs))
 	for _, mv := range mvs {
-		rv := s3.RegistryVersion{
+		rv := reconciler.RegistryVersion{
 			Version: mv.Version,
 			Created: time.UnixMilli(mv.CreationTimestamp).UTC(),
 			InUse:   aliased[mv.Version] || mv.CurrentStage == mlflowclient.StageProduction || mv.CurrentStage == mlflowclient.StageStaging,
 		}
-		if at := mv.Tags[TagArchivedAt]; at != "" {
+		if at := mv.Tags[mlflowclient.TagArchivedAt]; at != "" {
 			t, err := time.Parse(time.RFC3339, at)
 			if err != nil {
-				return nil, fmt.Errorf("model %s version %d: tag %s=%q is not RFC 3339: %w", model, mv.Version, TagArchivedAt, at, err)
+				return nil, fmt.Errorf("model %s version %d: tag %s=%q is not RFC 3339: %w", model, mv.Version, mlflowclient.TagArchivedAt, at, err)
 			}
 			rv.LastUsed = t
 		}

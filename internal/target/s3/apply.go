@@ -10,14 +10,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/modelsync/modelsync/internal/storageclass"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
 // ValidateAction implements reconciler.ActionValidator: it checks a payload
 // before any action of the plan runs.
 func (t *Target) ValidateAction(a reconciler.Action) error {
-	if a.Target != TargetName {
-		return fmt.Errorf("storage: action %s is for target %q", a.ID(), a.Target)
+	if a.Target != Name {
+		return fmt.Errorf("s3: action %s is for target %q", a.ID(), a.Target)
 	}
 	p, err := DecodePayload(a)
 	if err != nil {
@@ -44,7 +45,7 @@ func (t *Target) ValidateAction(a reconciler.Action) error {
 			problems = append(problems, "no target class")
 		}
 		for _, o := range p.Objects {
-			if NormalizeClass(o.From) == NormalizeClass(p.To) {
+			if storageclass.Normalize(o.From) == storageclass.Normalize(p.To) {
 				problems = append(problems, fmt.Sprintf("key %q is already %s", o.Key, p.To))
 			}
 		}
@@ -65,7 +66,7 @@ func (t *Target) ValidateAction(a reconciler.Action) error {
 		problems = append(problems, fmt.Sprintf("unknown kind %q", a.Kind))
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("storage: model %s %s: invalid action %s: %s", a.Model, versionsLabel(p.Versions), a.ID(), strings.Join(problems, "; "))
+		return fmt.Errorf("s3: model %s %s: invalid action %s: %s", a.Model, versionsLabel(p.Versions), a.ID(), strings.Join(problems, "; "))
 	}
 	return nil
 }
@@ -100,7 +101,7 @@ func (t *Target) Apply(ctx context.Context, a reconciler.Action) error {
 }
 
 func (t *Target) transition(ctx context.Context, model string, p Payload, o PayloadObject) error {
-	to := NormalizeClass(p.To)
+	to := storageclass.Normalize(p.To)
 	h, err := t.headObject(ctx, p.Bucket, o.Key)
 	if isNotFound(err) {
 		return &ChangedError{PlannedETag: o.ETag}
@@ -115,7 +116,7 @@ func (t *Target) transition(ctx context.Context, model string, p Payload, o Payl
 	if !sameETag(src.etag, o.ETag) {
 		return &ChangedError{PlannedETag: o.ETag, ActualETag: src.etag}
 	}
-	archived := NeedsRestore(src.class) || h.ArchiveStatus != ""
+	archived := storageclass.NeedsRestore(src.class) || h.ArchiveStatus != ""
 	if archived {
 		rs, err := ParseRestore(aws.ToString(h.Restore))
 		if err != nil {
@@ -198,8 +199,8 @@ func (t *Target) restore(ctx context.Context, p Payload, o PayloadObject) error 
 	if err != nil {
 		return fmt.Errorf("HeadObject: %w", err)
 	}
-	class := NormalizeClass(string(h.StorageClass))
-	if !NeedsRestore(class) && h.ArchiveStatus == "" {
+	class := storageclass.Normalize(string(h.StorageClass))
+	if !storageclass.NeedsRestore(class) && h.ArchiveStatus == "" {
 		return nil // already moved out of the archive
 	}
 	if got := aws.ToString(h.ETag); !sameETag(got, o.ETag) {
@@ -213,7 +214,7 @@ func (t *Target) restore(ctx context.Context, p Payload, o PayloadObject) error 
 		return nil // running or done: requesting again would only move the expiry
 	}
 	tier := p.Tier
-	if class == ClassDeepArchive && tier == TierExpedited {
+	if class == storageclass.DeepArchive && tier == TierExpedited {
 		tier = TierStandard
 	}
 	req := &types.RestoreRequest{GlacierJobParameters: &types.GlacierJobParameters{Tier: types.Tier(tier)}}
@@ -304,7 +305,7 @@ func (t *Target) deleteOlderVersions(ctx context.Context, bucket, key string) er
 		var vs []version
 		for _, v := range page.Versions {
 			if aws.ToString(v.Key) == key {
-				vs = append(vs, version{aws.ToString(v.VersionId), aws.ToInt64(v.Size), NormalizeClass(string(v.StorageClass))})
+				vs = append(vs, version{aws.ToString(v.VersionId), aws.ToInt64(v.Size), storageclass.Normalize(string(v.StorageClass))})
 			}
 		}
 		for _, m := range page.DeleteMarkers {

@@ -35,11 +35,11 @@ func NewClient(ctx context.Context, o ClientOptions) (*s3.Client, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("storage: loading AWS configuration: %w", err)
+		return nil, fmt.Errorf("s3: loading AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
 		if o.Endpoint == "" {
-			return nil, fmt.Errorf("storage: no AWS region configured (set AWS_REGION or the profile's region)")
+			return nil, fmt.Errorf("s3: no AWS region configured (set AWS_REGION or the profile's region)")
 		}
 		// S3-compatible stores sign with a region but rarely care which.
 		cfg.Region = "us-east-1"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/modelsync/modelsync/internal/storageclass"
 	"strings"
 	"time"
 
@@ -29,7 +30,7 @@ func newSource(bucket, key string, h *s3.HeadObjectOutput) *source {
 		bucket: bucket, key: key, head: h,
 		size:  aws.ToInt64(h.ContentLength),
 		etag:  aws.ToString(h.ETag),
-		class: NormalizeClass(string(h.StorageClass)),
+		class: storageclass.Normalize(string(h.StorageClass)),
 	}
 	if v := aws.ToString(h.VersionId); v != "null" {
 		s.versionID = v
@@ -374,7 +375,7 @@ func (t *Target) verify(ctx context.Context, src *source, to string, enc sse, si
 	if err != nil {
 		return nil, fmt.Errorf("HeadObject after copy: %w", err)
 	}
-	if got := NormalizeClass(string(h.StorageClass)); got != to {
+	if got := storageclass.Normalize(string(h.StorageClass)); got != to {
 		return nil, &VerifyError{Field: "storage class", Want: to, Got: got}
 	}
 	if got := aws.ToInt64(h.ContentLength); got != src.size {

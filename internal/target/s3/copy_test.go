@@ -2,6 +2,7 @@ package s3
 
 import (
 	"bytes"
+	"github.com/modelsync/modelsync/internal/textio"
 	"log/slog"
 	"strings"
 	"testing"
@@ -111,8 +112,8 @@ func TestProgressWriters(t *testing.T) {
 		n    int64
 		want string
 	}{{512, "512 B"}, {1536, "1.5 KiB"}, {6 << 30, "6.0 GiB"}} {
-		if got := FormatBytes(n.n); got != n.want {
-			t.Errorf("FormatBytes(%d) = %q", n.n, got)
+		if got := textio.FormatBytes(n.n); got != n.want {
+			t.Errorf("textio.FormatBytes(%d) = %q", n.n, got)
 		}
 	}
 }

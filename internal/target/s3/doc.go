@@ -3,7 +3,7 @@
 // the model's lifecycle, restores archived files before a rollback needs
 // them, and reports what the artifacts cost.
 //
-// The target asks a VersionLister which versions a registered model has and
+// The target asks a reconciler.VersionLister which versions a registered model has and
 // an ArtifactLocator where each one's files live (s3://bucket/prefix). It
 // lists the objects under prefix+"/", decides a class per version from the
 // lifecycle (referenced → active; idle past archiveAfter → archived; past

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/modelsync/modelsync/internal/storageclass"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -45,7 +46,7 @@ func head(t *testing.T, c *s3.Client, bucket, key string) *s3.HeadObjectOutput {
 
 func classOf(t *testing.T, c *s3.Client, bucket, key string) string {
 	t.Helper()
-	return NormalizeClass(string(head(t, c, bucket, key).StorageClass))
+	return storageclass.Normalize(string(head(t, c, bucket, key).StorageClass))
 }
 
 func getBody(t *testing.T, c *s3.Client, bucket, key string) []byte {
@@ -86,7 +87,7 @@ func incompleteUploads(t *testing.T, c *s3.Client, bucket string) []types.Multip
 
 func buildPlan(t *testing.T, tg *Target, d *reconciler.DesiredState) *reconciler.Plan {
 	t.Helper()
-	p, err := reconciler.BuildPlan(t.Context(), d, []reconciler.Target{tg})
+	p, err := reconciler.BuildPlan(t.Context(), d, []reconciler.Target{reconciler.Typed(tg)})
 	if err != nil {
 		t.Fatal(err)
 	}

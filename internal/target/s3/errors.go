@@ -23,7 +23,7 @@ type ObjectError struct {
 }
 
 func (e *ObjectError) Error() string {
-	return fmt.Sprintf("storage: model %s %s: s3://%s/%s: %s: %v", e.Model, versionsLabel(e.Versions), e.Bucket, e.Key, e.Op, e.Err)
+	return fmt.Sprintf("s3: model %s %s: s3://%s/%s: %s: %v", e.Model, versionsLabel(e.Versions), e.Bucket, e.Key, e.Op, e.Err)
 }
 
 func (e *ObjectError) Unwrap() error { return e.Err }

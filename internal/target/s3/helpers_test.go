@@ -62,18 +62,18 @@ func desiredState(models ...reconciler.DesiredModel) *reconciler.DesiredState {
 // answer: versions with dates, and where each version's files are.
 type registry struct {
 	mu       sync.Mutex
-	versions map[string][]RegistryVersion
+	versions map[string][]reconciler.RegistryVersion
 	uris     map[string]map[int]string
 }
 
 func newRegistry() *registry {
-	return &registry{versions: map[string][]RegistryVersion{}, uris: map[string]map[int]string{}}
+	return &registry{versions: map[string][]reconciler.RegistryVersion{}, uris: map[string]map[int]string{}}
 }
 
-func (r *registry) add(registered string, v RegistryVersion, uri string) {
+func (r *registry) add(registered string, v reconciler.RegistryVersion, uri string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	vs := slices.DeleteFunc(r.versions[registered], func(x RegistryVersion) bool { return x.Version == v.Version })
+	vs := slices.DeleteFunc(r.versions[registered], func(x reconciler.RegistryVersion) bool { return x.Version == v.Version })
 	r.versions[registered] = append(vs, v)
 	if r.uris[registered] == nil {
 		r.uris[registered] = map[int]string{}
@@ -81,7 +81,7 @@ func (r *registry) add(registered string, v RegistryVersion, uri string) {
 	r.uris[registered][v.Version] = uri
 }
 
-func (r *registry) ListVersions(_ context.Context, registered string) ([]RegistryVersion, error) {
+func (r *registry) ListVersions(_ context.Context, registered string) ([]reconciler.RegistryVersion, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	vs, ok := r.versions[registered]

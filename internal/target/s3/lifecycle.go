@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/modelsync/modelsync/internal/manifest"
+	"github.com/modelsync/modelsync/internal/storageclass"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -50,11 +51,11 @@ type Decision struct {
 func (r Role) Class(l manifest.Lifecycle) (class string, keep bool) {
 	switch r {
 	case RoleActive:
-		return NormalizeClass(l.ActiveClass), false
+		return storageclass.Normalize(l.ActiveClass), false
 	case RoleArchived:
-		return NormalizeClass(l.ArchivedClass), false
+		return storageclass.Normalize(l.ArchivedClass), false
 	case RoleDeepArchived:
-		return NormalizeClass(l.DeepArchiveClass), false
+		return storageclass.Normalize(l.DeepArchiveClass), false
 	}
 	return "", true
 }
@@ -66,7 +67,7 @@ func (r Role) Class(l manifest.Lifecycle) (class string, keep bool) {
 // version stays active whatever archiveAfter says, so that rolling back to
 // it never waits; deletion needs allowDelete, a deleteAfter, and idle time
 // past both deleteAfter and the rollback window.
-func Decide(l manifest.Lifecycle, v RegistryVersion, referencedBy []string, now time.Time) Decision {
+func Decide(l manifest.Lifecycle, v reconciler.RegistryVersion, referencedBy []string, now time.Time) Decision {
 	d := Decision{Version: v.Version}
 	if len(referencedBy) > 0 {
 		d.Role, d.Reason = RoleActive, "referenced by "+strings.Join(referencedBy, ", ")

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/modelsync/modelsync/internal/manifest"
+	"github.com/modelsync/modelsync/internal/storageclass"
+	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
@@ -37,7 +39,7 @@ func TestMinIOLifecycleTransitionsAndRollback(t *testing.T) {
 	reg := newRegistry()
 	files := map[string][]byte{}
 	for v, p := range map[int]string{1: "mlruns/1/aaa/artifacts/model", 2: "mlruns/1/bbb/artifacts/model"} {
-		reg.add("churn-registered", RegistryVersion{Version: v, Created: now.Add(-time.Duration(60/v) * day)}, "s3://artifacts/"+p)
+		reg.add("churn-registered", reconciler.RegistryVersion{Version: v, Created: now.Add(-time.Duration(60/v) * day)}, "s3://artifacts/"+p)
 		for i, name := range []string{"MLmodel", "conda.yaml", "model.pkl"} {
 			key := p + "/" + name
 			files[key] = randomBytes(1000*(i+1)*(i+1), uint64(v*10+i))
@@ -60,7 +62,7 @@ func TestMinIOLifecycleTransitionsAndRollback(t *testing.T) {
 	}
 	applyAll(t, tg, p)
 	for key, body := range files {
-		want := ClassStandard
+		want := storageclass.Standard
 		if strings.Contains(key, "/aaa/") {
 			want = rrs
 		}
@@ -81,7 +83,7 @@ func TestMinIOLifecycleTransitionsAndRollback(t *testing.T) {
 
 	// Roll prod back to v1: its files come back to STANDARD. v2 stops being
 	// used now and stays hot inside the rollback window.
-	reg.add("churn-registered", RegistryVersion{Version: 2, Created: now.Add(-30 * day), LastUsed: now}, "s3://artifacts/mlruns/1/bbb/artifacts/model")
+	reg.add("churn-registered", reconciler.RegistryVersion{Version: 2, Created: now.Add(-30 * day), LastUsed: now}, "s3://artifacts/mlruns/1/bbb/artifacts/model")
 	d = desiredState(model("churn", minioLifecycle(), env("prod", 1)))
 	p = buildPlan(t, tg, d)
 	if got, want := kinds(p), []string{KindTransition + " s3://artifacts/mlruns/1/aaa/artifacts/model " + rrs + "→STANDARD"}; !reflect.DeepEqual(got, want) || len(p.Waits()) != 0 {
@@ -89,7 +91,7 @@ func TestMinIOLifecycleTransitionsAndRollback(t *testing.T) {
 	}
 	applyAll(t, tg, p)
 	for key, body := range files {
-		if got := classOf(t, c, "artifacts", key); got != ClassStandard {
+		if got := classOf(t, c, "artifacts", key); got != storageclass.Standard {
 			t.Errorf("%s: class %s after rollback", key, got)
 		}
 		if !bytes.Equal(getBody(t, c, "artifacts", key), body) {
@@ -132,7 +134,7 @@ func TestMinIOMultipartCopyKeepsAttributes(t *testing.T) {
 
 	reg := newRegistry()
 	now := time.Now().UTC()
-	reg.add("llm-registered", RegistryVersion{Version: 4, Created: now.Add(-90 * day)}, "s3://models/"+prefix)
+	reg.add("llm-registered", reconciler.RegistryVersion{Version: 4, Created: now.Add(-90 * day)}, "s3://models/"+prefix)
 	d := desiredState(model("llm", minioLifecycle()))
 
 	// MinIO cannot checksum a copied part, so an upload that carries the
@@ -168,7 +170,7 @@ func TestMinIOMultipartCopyKeepsAttributes(t *testing.T) {
 	applyAll(t, tg, buildPlan(t, tg, d))
 
 	after := head(t, c, "models", prefix+"/model.safetensors")
-	if NormalizeClass(string(after.StorageClass)) != rrs || aws.ToInt64(after.ContentLength) != int64(len(big)) {
+	if storageclass.Normalize(string(after.StorageClass)) != rrs || aws.ToInt64(after.ContentLength) != int64(len(big)) {
 		t.Errorf("class %s size %d", after.StorageClass, aws.ToInt64(after.ContentLength))
 	}
 	if !strings.HasSuffix(strings.Trim(aws.ToString(after.ETag), `"`), "-3") {
@@ -192,7 +194,7 @@ func TestMinIOMultipartCopyKeepsAttributes(t *testing.T) {
 	if sha256.Sum256(getBody(t, c, "models", prefix+"/model.safetensors")) != sha256.Sum256(big) {
 		t.Error("content changed")
 	}
-	if NormalizeClass(string(head(t, c, "models", prefix+"/MLmodel").StorageClass)) != rrs ||
+	if storageclass.Normalize(string(head(t, c, "models", prefix+"/MLmodel").StorageClass)) != rrs ||
 		!reflect.DeepEqual(tagsOf(t, c, "models", prefix+"/MLmodel"), map[string]string{"team": "ml ops"}) ||
 		!bytes.Equal(getBody(t, c, "models", prefix+"/MLmodel"), small) {
 		t.Error("the small file's single copy lost class, tags or content")
@@ -246,7 +248,7 @@ func TestMinIOBrokenMultipartCopyLeavesNothingAndConverges(t *testing.T) {
 	}
 
 	reg := newRegistry()
-	reg.add("big-registered", RegistryVersion{Version: 1, Created: time.Now().Add(-90 * day)}, "s3://models/runs/9/artifacts/model")
+	reg.add("big-registered", reconciler.RegistryVersion{Version: 1, Created: time.Now().Add(-90 * day)}, "s3://models/runs/9/artifacts/model")
 	tg, err := New(Config{Client: viaProxy, Locator: reg, Versions: reg,
 		CopyThreshold: 1 << 20, MinPartSize: MinPartSize, Concurrency: 2})
 	if err != nil {
@@ -278,7 +280,7 @@ func TestMinIOBrokenMultipartCopyLeavesNothingAndConverges(t *testing.T) {
 	if ups := incompleteUploads(t, direct, "models"); len(ups) != 0 {
 		t.Errorf("incomplete uploads after the failure: %d (the stale one %s should be gone too)", len(ups), aws.ToString(stale.UploadId))
 	}
-	if got := classOf(t, direct, "models", key); got != ClassStandard {
+	if got := classOf(t, direct, "models", key); got != storageclass.Standard {
 		t.Errorf("class after failed copy = %s", got)
 	}
 	dropped := 0
@@ -318,9 +320,9 @@ func TestMinIOSharedPrefixKeepsHotterClass(t *testing.T) {
 	reg := newRegistry()
 	// Versions 1 and 2 were registered from the same run: one prefix.
 	for _, v := range []int{1, 2} {
-		reg.add("churn-registered", RegistryVersion{Version: v, Created: now.Add(-100 * day)}, "s3://artifacts/runs/shared/model")
+		reg.add("churn-registered", reconciler.RegistryVersion{Version: v, Created: now.Add(-100 * day)}, "s3://artifacts/runs/shared/model")
 	}
-	reg.add("churn-registered", RegistryVersion{Version: 3, Created: now.Add(-100 * day)}, "s3://artifacts/runs/three/model")
+	reg.add("churn-registered", reconciler.RegistryVersion{Version: 3, Created: now.Add(-100 * day)}, "s3://artifacts/runs/three/model")
 	for _, k := range []string{"runs/shared/model/MLmodel", "runs/shared/model/model.pkl", "runs/three/model/model.pkl"} {
 		putObject(t, c, "artifacts", k, randomBytes(2048, 9))
 	}
@@ -336,7 +338,7 @@ func TestMinIOSharedPrefixKeepsHotterClass(t *testing.T) {
 	}
 	applyAll(t, tg, p)
 	for _, k := range []string{"runs/shared/model/MLmodel", "runs/shared/model/model.pkl"} {
-		if got := classOf(t, c, "artifacts", k); got != ClassStandard {
+		if got := classOf(t, c, "artifacts", k); got != storageclass.Standard {
 			t.Errorf("%s: %s, want STANDARD (v2 still uses it)", k, got)
 		}
 	}
@@ -371,7 +373,7 @@ func TestMinIOVersionedBucketNoncurrentPolicy(t *testing.T) {
 			body := randomBytes(4096, 4)
 			putObject(t, c, bucket, key, body)
 			reg := newRegistry()
-			reg.add("m-registered", RegistryVersion{Version: 1, Created: time.Now().Add(-90 * day)}, "s3://"+bucket+"/runs/1/model")
+			reg.add("m-registered", reconciler.RegistryVersion{Version: 1, Created: time.Now().Add(-90 * day)}, "s3://"+bucket+"/runs/1/model")
 			var logs bytes.Buffer
 			tg, err := New(Config{Client: c, Locator: reg, Versions: reg, NoncurrentPolicy: policy, Logger: slogTo(&logs)})
 			if err != nil {
@@ -384,11 +386,11 @@ func TestMinIOVersionedBucketNoncurrentPolicy(t *testing.T) {
 			}
 			var classes []string
 			for _, v := range out.Versions {
-				classes = append(classes, NormalizeClass(string(v.StorageClass)))
+				classes = append(classes, storageclass.Normalize(string(v.StorageClass)))
 			}
 			want := []string{rrs}
 			if policy == NoncurrentReport {
-				want = []string{rrs, ClassStandard}
+				want = []string{rrs, storageclass.Standard}
 				if !strings.Contains(logs.String(), "noncurrent version retained") {
 					t.Errorf("the retained version was not reported: %s", logs.String())
 				}

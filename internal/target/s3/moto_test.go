@@ -3,6 +3,7 @@ package s3
 import (
 	"bytes"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,13 +14,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/modelsync/modelsync/internal/manifest"
+	"github.com/modelsync/modelsync/internal/storageclass"
+	"github.com/modelsync/modelsync/internal/storagecost"
 	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
 // motoVersion stores one version's files on moto and registers the version
 // under the model's registered name.
-func motoVersion(t *testing.T, c *s3.Client, reg *registry, bucket, name string, v RegistryVersion, files map[string][]byte) {
+func motoVersion(t *testing.T, c *s3.Client, reg *registry, bucket, name string, v reconciler.RegistryVersion, files map[string][]byte) {
 	t.Helper()
 	prefix := "runs/" + name + "/v" + string(rune('0'+v.Version)) + "/artifacts/model"
 	reg.add(name+"-registered", v, "s3://"+bucket+"/"+prefix)
@@ -41,8 +44,8 @@ func TestMotoGlacierIRArchiveNeedsNoRestore(t *testing.T) {
 	now := time.Now().UTC()
 	reg := newRegistry()
 	files := map[string][]byte{"MLmodel": randomBytes(300, 1), "model.pkl": randomBytes(300<<10, 2)}
-	motoVersion(t, c, reg, "models", "churn", RegistryVersion{Version: 1, Created: now.Add(-45 * day)}, files)
-	motoVersion(t, c, reg, "models", "churn", RegistryVersion{Version: 2, Created: now.Add(-10 * day)}, files)
+	motoVersion(t, c, reg, "models", "churn", reconciler.RegistryVersion{Version: 1, Created: now.Add(-45 * day)}, files)
+	motoVersion(t, c, reg, "models", "churn", reconciler.RegistryVersion{Version: 2, Created: now.Add(-10 * day)}, files)
 	tg, err := New(Config{Client: c, Locator: reg, Versions: reg, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +58,7 @@ func TestMotoGlacierIRArchiveNeedsNoRestore(t *testing.T) {
 	}
 	applyAll(t, tg, p)
 	for name := range files {
-		if got := classOf(t, c, "models", motoKey("churn", 1, name)); got != ClassGlacierIR {
+		if got := classOf(t, c, "models", motoKey("churn", 1, name)); got != storageclass.GlacierIR {
 			t.Errorf("v1 %s: %s", name, got)
 		}
 	}
@@ -67,33 +70,36 @@ func TestMotoGlacierIRArchiveNeedsNoRestore(t *testing.T) {
 	// Rolling back to v1 copies straight back: no restore, no wait.
 	d = desiredState(model("churn", lifecycle(), env("prod", 1)))
 	tp := tg.Plan(d, mustObserve(t, tg, d))
-	if len(tp.Waits) != 0 || len(tp.Actions) != 1 || tp.Actions[0].Kind != KindTransition || tp.Actions[0].To != ClassStandard {
+	if len(tp.Waits) != 0 || len(tp.Actions) != 1 || tp.Actions[0].Kind != KindTransition || tp.Actions[0].To != storageclass.Standard {
 		t.Fatalf("rollback plan = %+v", tp)
 	}
 	// The cost report shows what leaving GLACIER_IR after minutes costs:
 	// nearly the whole 90-day minimum.
-	obs := mustObserve(t, tg, d).(*Observation)
-	report := DefaultPriceTable().Report(now, UsageOf(obs, tp.Actions)...)
-	if len(report.Changes) != 1 || report.Changes[0].From != ClassGlacierIR || report.Changes[0].To != ClassStandard || report.EarlyDeletion <= 0 {
+	usage, errs, err := tg.StorageUsage(t.Context(), d)
+	if err != nil || len(errs) > 0 {
+		t.Fatalf("storage usage: %v %v", err, errs)
+	}
+	report := storagecost.DefaultPriceTable().Report(now, usage...)
+	if len(report.Changes) != 1 || report.Changes[0].From != storageclass.GlacierIR || report.Changes[0].To != storageclass.Standard || report.EarlyDeletion <= 0 {
 		t.Errorf("cost report changes = %+v", report.Changes)
 	}
 	wantEarly := 0.0
 	for _, body := range files {
-		wantEarly += gb(max(int64(len(body)), 128*1024)) * 0.004 * 3 // ≈ 90 of 90 days
+		wantEarly += float64(max(int64(len(body)), 128*1024)) / storagecost.BillingGB * 0.004 * 3 // ≈ 90 of 90 days
 	}
-	if !near(report.EarlyDeletion, wantEarly, wantEarly*0.01) {
+	if math.Abs(report.EarlyDeletion-wantEarly) > wantEarly*0.01 {
 		t.Errorf("early deletion $%.8f, want about $%.8f", report.EarlyDeletion, wantEarly)
 	}
 	applyAll(t, tg, buildPlan(t, tg, d))
 	for name, body := range files {
 		k := motoKey("churn", 1, name)
-		if got := classOf(t, c, "models", k); got != ClassStandard || !bytes.Equal(getBody(t, c, "models", k), body) {
+		if got := classOf(t, c, "models", k); got != storageclass.Standard || !bytes.Equal(getBody(t, c, "models", k), body) {
 			t.Errorf("v1 %s after rollback: %s", name, got)
 		}
 	}
 }
 
-func mustObserve(t *testing.T, tg *Target, d *reconciler.DesiredState) reconciler.Observation {
+func mustObserve(t *testing.T, tg *Target, d *reconciler.DesiredState) *Observation {
 	t.Helper()
 	obs, err := tg.Observe(t.Context(), d)
 	if err != nil {
@@ -112,25 +118,25 @@ func TestMotoGlacierRollbackWaitsForRestore(t *testing.T) {
 	clk := &clock{t: start}
 	reg := newRegistry()
 	files := map[string][]byte{"MLmodel": randomBytes(500, 3), "model.pkl": randomBytes(2<<20, 4)}
-	motoVersion(t, c, reg, "models", "fraud", RegistryVersion{Version: 1, Created: start.Add(-60 * day)}, files)
-	motoVersion(t, c, reg, "models", "fraud", RegistryVersion{Version: 2, Created: start.Add(-20 * day)}, files)
+	motoVersion(t, c, reg, "models", "fraud", reconciler.RegistryVersion{Version: 1, Created: start.Add(-60 * day)}, files)
+	motoVersion(t, c, reg, "models", "fraud", reconciler.RegistryVersion{Version: 2, Created: start.Add(-20 * day)}, files)
 	putObject(t, c, "models", motoKey("fraud", 1, "model.pkl"), files["model.pkl"], func(in *s3.PutObjectInput) {
 		in.Tagging = aws.String("owner=risk")
 	})
-	l := lifecycle(func(l *manifest.Lifecycle) { l.ArchivedClass = ClassGlacier })
+	l := lifecycle(func(l *manifest.Lifecycle) { l.ArchivedClass = storageclass.Glacier })
 	tg, err := New(Config{Client: c, Locator: reg, Versions: reg, Now: clk.Now, RestoreDays: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	applyAll(t, tg, buildPlan(t, tg, desiredState(model("fraud", l, env("prod", 2), env("staging", 2)))))
 	for name := range files {
-		if got := classOf(t, c, "models", motoKey("fraud", 1, name)); got != ClassGlacier {
+		if got := classOf(t, c, "models", motoKey("fraud", 1, name)); got != storageclass.Glacier {
 			t.Fatalf("v1 %s: %s, want GLACIER", name, got)
 		}
 	}
 
 	// prod rolls back to v1; staging stays on v2.
-	reg.add("fraud-registered", RegistryVersion{Version: 2, Created: start.Add(-20 * day), LastUsed: start}, "s3://models/runs/fraud/v2/artifacts/model")
+	reg.add("fraud-registered", reconciler.RegistryVersion{Version: 2, Created: start.Add(-20 * day), LastUsed: start}, "s3://models/runs/fraud/v2/artifacts/model")
 	d := desiredState(model("fraud", l, env("prod", 1), env("staging", 2)))
 	p := buildPlan(t, tg, d)
 	if got := kinds(p); !reflect.DeepEqual(got, []string{KindRestore + " s3://models/runs/fraud/v1/artifacts/model GLACIER→readable for 2d (Standard tier), then STANDARD"}) {
@@ -183,7 +189,7 @@ func TestMotoGlacierRollbackWaitsForRestore(t *testing.T) {
 	for name, body := range files {
 		k := motoKey("fraud", 1, name)
 		h := head(t, c, "models", k)
-		if NormalizeClass(string(h.StorageClass)) != ClassStandard || h.Restore != nil {
+		if storageclass.Normalize(string(h.StorageClass)) != storageclass.Standard || h.Restore != nil {
 			t.Errorf("v1 %s: class %s restore %v", name, h.StorageClass, aws.ToString(h.Restore))
 		}
 		if !bytes.Equal(getBody(t, c, "models", k), body) {
@@ -212,9 +218,9 @@ func TestMotoDeepArchiveAfter(t *testing.T) {
 	reg := newRegistry()
 	big := randomBytes(11<<20, 5)
 	files := map[string][]byte{"MLmodel": randomBytes(400, 6), "weights.bin": big}
-	motoVersion(t, c, reg, "models", "llm", RegistryVersion{Version: 1, Created: now.Add(-200 * day)}, files)
-	motoVersion(t, c, reg, "models", "llm", RegistryVersion{Version: 2, Created: now.Add(-40 * day)}, files)
-	motoVersion(t, c, reg, "models", "llm", RegistryVersion{Version: 3, Created: now.Add(-day)}, files)
+	motoVersion(t, c, reg, "models", "llm", reconciler.RegistryVersion{Version: 1, Created: now.Add(-200 * day)}, files)
+	motoVersion(t, c, reg, "models", "llm", reconciler.RegistryVersion{Version: 2, Created: now.Add(-40 * day)}, files)
+	motoVersion(t, c, reg, "models", "llm", reconciler.RegistryVersion{Version: 3, Created: now.Add(-day)}, files)
 	// The weights of v2 carry a full-object CRC32, which the multipart copy
 	// must preserve. (Not CRC64NVME: without the optional awscrt package
 	// moto computes CRC32 under that name.)
@@ -238,7 +244,7 @@ func TestMotoDeepArchiveAfter(t *testing.T) {
 		t.Fatalf("plan = %v", got)
 	}
 	applyAll(t, tg, p)
-	wantClass := map[int]string{1: ClassDeepArchive, 2: ClassGlacierIR, 3: ClassStandard}
+	wantClass := map[int]string{1: storageclass.DeepArchive, 2: storageclass.GlacierIR, 3: storageclass.Standard}
 	for v, class := range wantClass {
 		for name := range files {
 			if got := classOf(t, c, "models", motoKey("llm", v, name)); got != class {
@@ -263,7 +269,7 @@ func TestMotoDeepArchiveAfter(t *testing.T) {
 	}
 	applyAll(t, tg, p)
 	for name := range files {
-		if got := classOf(t, c, "models", motoKey("llm", 2, name)); got != ClassDeepArchive {
+		if got := classOf(t, c, "models", motoKey("llm", 2, name)); got != storageclass.DeepArchive {
 			t.Errorf("v2 %s: %s", name, got)
 		}
 	}
@@ -281,10 +287,10 @@ func TestMotoDeletionOnlyWhenAllowedAndOutsideRollbackWindow(t *testing.T) {
 	now := time.Now().UTC()
 	reg := newRegistry()
 	files := map[string][]byte{"MLmodel": randomBytes(200, 7), "model.pkl": randomBytes(4096, 8)}
-	motoVersion(t, c, reg, "models", "churn", RegistryVersion{Version: 1, Created: now.Add(-400 * day)}, files)
-	motoVersion(t, c, reg, "models", "churn", RegistryVersion{Version: 2, Created: now.Add(-500 * day)}, files)
-	motoVersion(t, c, reg, "models", "churn", RegistryVersion{Version: 3, Created: now.Add(-400 * day), LastUsed: now.Add(-3 * day)}, files)
-	motoVersion(t, c, reg, "models", "keeper", RegistryVersion{Version: 1, Created: now.Add(-400 * day)}, files)
+	motoVersion(t, c, reg, "models", "churn", reconciler.RegistryVersion{Version: 1, Created: now.Add(-400 * day)}, files)
+	motoVersion(t, c, reg, "models", "churn", reconciler.RegistryVersion{Version: 2, Created: now.Add(-500 * day)}, files)
+	motoVersion(t, c, reg, "models", "churn", reconciler.RegistryVersion{Version: 3, Created: now.Add(-400 * day), LastUsed: now.Add(-3 * day)}, files)
+	motoVersion(t, c, reg, "models", "keeper", reconciler.RegistryVersion{Version: 1, Created: now.Add(-400 * day)}, files)
 	deleting := lifecycle(func(l *manifest.Lifecycle) { l.DeleteAfter, l.AllowDelete = dur(365*day), true })
 	notAllowed := lifecycle(func(l *manifest.Lifecycle) { l.DeleteAfter = dur(365 * day) })
 	tg, err := New(Config{Client: c, Locator: reg, Versions: reg, Now: func() time.Time { return now }, NoncurrentPolicy: NoncurrentDelete})
@@ -310,7 +316,7 @@ func TestMotoDeletionOnlyWhenAllowedAndOutsideRollbackWindow(t *testing.T) {
 			t.Errorf("churn v1 %s still there: %v", name, err)
 		}
 		for _, v := range []int{2, 3} {
-			if got := classOf(t, c, "models", motoKey("churn", v, name)); got != ClassStandard {
+			if got := classOf(t, c, "models", motoKey("churn", v, name)); got != storageclass.Standard {
 				t.Errorf("churn v%d %s: %s", v, name, got)
 			}
 		}

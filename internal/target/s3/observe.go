@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/modelsync/modelsync/internal/storageclass"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -37,7 +38,7 @@ type ModelState struct {
 
 // VersionState is one registry version and where its files are.
 type VersionState struct {
-	RegistryVersion
+	reconciler.RegistryVersion
 	Location Location `json:"location"`
 }
 
@@ -67,7 +68,7 @@ type Object struct {
 }
 
 // archived reports whether the object cannot be read or copied as it is.
-func (o Object) archived() bool { return NeedsRestore(o.Class) || o.ArchiveStatus != "" }
+func (o Object) archived() bool { return storageclass.NeedsRestore(o.Class) || o.ArchiveStatus != "" }
 
 // readable reports whether the object can be read now.
 func (o Object) readable() bool { return !o.archived() || (o.Restore != nil && o.Restore.Readable()) }
@@ -82,10 +83,10 @@ func (o *Observation) Model(name string) (*ModelState, bool) {
 	return nil, false
 }
 
-// Observe implements reconciler.Target. A model whose versions, locations
+// Observe implements reconciler.TypedTarget. A model whose versions, locations
 // or objects cannot be read is recorded with an error; only a cancelled
 // context fails the whole observation.
-func (t *Target) Observe(ctx context.Context, desired *reconciler.DesiredState) (reconciler.Observation, error) {
+func (t *Target) Observe(ctx context.Context, desired *reconciler.DesiredState) (*Observation, error) {
 	obs := &Observation{At: t.cfg.Now().UTC()}
 	for i := range desired.Models {
 		m := &desired.Models[i]
@@ -112,7 +113,7 @@ func (t *Target) observeModel(ctx context.Context, m *reconciler.DesiredModel, a
 	if err != nil {
 		return fail(fmt.Errorf("listing versions of registered model %q: %w", m.RegisteredModel, err))
 	}
-	byVersion := map[int]RegistryVersion{}
+	byVersion := map[int]reconciler.RegistryVersion{}
 	for _, v := range listed {
 		byVersion[v.Version] = v
 	}
@@ -120,7 +121,7 @@ func (t *Target) observeModel(ctx context.Context, m *reconciler.DesiredModel, a
 	// replica, a page boundary); it must still be kept hot.
 	for _, v := range m.ReferencedVersions() {
 		if _, ok := byVersion[v]; !ok {
-			byVersion[v] = RegistryVersion{Version: v}
+			byVersion[v] = reconciler.RegistryVersion{Version: v}
 		}
 	}
 	for _, n := range sortedKeys(byVersion) {
@@ -147,8 +148,8 @@ func (t *Target) observeModel(ctx context.Context, m *reconciler.DesiredModel, a
 		}
 		kept := p.Objects[:0]
 		for _, o := range p.Objects {
-			cur := NormalizeClass(o.Class)
-			if cur != want && (NeedsRestore(cur) || cur == ClassIntelligentTiering) {
+			cur := storageclass.Normalize(o.Class)
+			if cur != want && (storageclass.NeedsRestore(cur) || cur == storageclass.IntelligentTiering) {
 				gone, err := t.readRestoreState(ctx, p.Bucket, &o)
 				if err != nil {
 					return fail(fmt.Errorf("%s: %w", versionsLabel(p.Versions), err))
@@ -212,7 +213,7 @@ func (t *Target) listObjects(ctx context.Context, ms *ModelState) error {
 					Key:   aws.ToString(o.Key),
 					Size:  aws.ToInt64(o.Size),
 					ETag:  aws.ToString(o.ETag),
-					Class: NormalizeClass(string(o.StorageClass)),
+					Class: storageclass.Normalize(string(o.StorageClass)),
 				}
 				if o.LastModified != nil {
 					obj.LastModified = o.LastModified.UTC()

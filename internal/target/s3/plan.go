@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/storageclass"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -48,21 +49,16 @@ func (p Payload) Bytes() int64 {
 func DecodePayload(a reconciler.Action) (Payload, error) {
 	var p Payload
 	if err := json.Unmarshal(a.Payload, &p); err != nil {
-		return Payload{}, fmt.Errorf("storage: action %s: payload: %w", a.ID(), err)
+		return Payload{}, fmt.Errorf("s3: action %s: payload: %w", a.ID(), err)
 	}
 	return p, nil
 }
 
-// Plan implements reconciler.Target. It reads nothing but its arguments;
-// idle times are measured against the observation's clock reading.
-func (t *Target) Plan(desired *reconciler.DesiredState, observed reconciler.Observation) reconciler.TargetPlan {
+// Plan implements reconciler.TypedTarget. It reads nothing but its
+// arguments; idle times are measured against the observation's clock
+// reading.
+func (t *Target) Plan(desired *reconciler.DesiredState, obs *Observation) reconciler.TargetPlan {
 	var tp reconciler.TargetPlan
-	obs, ok := observed.(*Observation)
-	if !ok || obs == nil {
-		tp.Errors = append(tp.Errors, reconciler.ModelError{Target: TargetName,
-			Message: fmt.Sprintf("storage: Plan got an observation of type %T, not *storage.Observation", observed)})
-		return tp
-	}
 	for i := range obs.Models {
 		ms := &obs.Models[i]
 		m, ok := desired.Model(ms.Model)
@@ -70,7 +66,7 @@ func (t *Target) Plan(desired *reconciler.DesiredState, observed reconciler.Obse
 			continue
 		}
 		if ms.Error != "" {
-			tp.Errors = append(tp.Errors, reconciler.ModelError{Model: m.Name, Target: TargetName, Message: ms.Error})
+			tp.Errors = append(tp.Errors, reconciler.ModelError{Model: m.Name, Target: Name, Message: ms.Error})
 			continue
 		}
 		t.planModel(desired.Revision, m, ms, obs.At, &tp)
@@ -86,7 +82,7 @@ func (t *Target) planModel(revision string, m *reconciler.DesiredModel, ms *Mode
 		role := roles[p.Location]
 		vs := owners(ms, p.Location)
 		reason := ownerReasons(vs, ds)
-		base := reconciler.Action{Target: TargetName, Model: m.Name, Resource: p.Location.String(), Revision: revision, Reason: reason}
+		base := reconciler.Action{Target: Name, Model: m.Name, Resource: p.Location.String(), Revision: revision, Reason: reason}
 		payload := Payload{Bucket: p.Bucket, Prefix: p.Prefix, Versions: vs}
 		if role == RoleKeep || len(p.Objects) == 0 {
 			continue
@@ -108,7 +104,7 @@ func (t *Target) planModel(revision string, m *reconciler.DesiredModel, ms *Mode
 		rs.Tier, rs.Days = t.cfg.RestoreTier, t.cfg.RestoreDays
 		for _, o := range p.Objects {
 			switch {
-			case NormalizeClass(o.Class) == to:
+			case storageclass.Normalize(o.Class) == to:
 			case !o.archived() || (o.Restore != nil && o.Restore.Readable()):
 				tr.Objects = append(tr.Objects, payloadObject(o))
 			case o.Restore == nil || !o.Restore.Requested:
@@ -188,14 +184,14 @@ func (t *Target) waits(m *reconciler.DesiredModel, ms *ModelState) []reconciler.
 		reason := fmt.Sprintf("%s%d are not readable yet: waiting for restore (%s) of %d of %d objects under %s",
 			waitPrefix, v, state, unready, total, loc)
 		for _, env := range environmentsUsing(m, v) {
-			ws = append(ws, reconciler.Wait{Model: m.Name, Environment: env, Target: TargetName, Reason: reason})
+			ws = append(ws, reconciler.Wait{Model: m.Name, Environment: env, Target: Name, Reason: reason})
 		}
 	}
 	return ws
 }
 
 func payloadObject(o Object) PayloadObject {
-	return PayloadObject{Key: o.Key, Size: o.Size, ETag: o.ETag, From: NormalizeClass(o.Class)}
+	return PayloadObject{Key: o.Key, Size: o.Size, ETag: o.ETag, From: storageclass.Normalize(o.Class)}
 }
 
 func classesOf(objs []PayloadObject) string {
@@ -220,7 +216,7 @@ func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Payload holds only strings, ints and slices of them.
-		panic(fmt.Sprintf("storage: marshal payload: %v", err))
+		panic(fmt.Sprintf("s3: marshal payload: %v", err))
 	}
 	return b
 }

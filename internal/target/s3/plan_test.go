@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/modelsync/modelsync/internal/manifest"
+	"github.com/modelsync/modelsync/internal/storageclass"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -34,7 +35,7 @@ func version(v int, createdAgo time.Duration, uri string) VersionState {
 	if err != nil {
 		panic(err)
 	}
-	return VersionState{RegistryVersion: RegistryVersion{Version: v, Created: planNow.Add(-createdAgo)}, Location: loc}
+	return VersionState{RegistryVersion: reconciler.RegistryVersion{Version: v, Created: planNow.Add(-createdAgo)}, Location: loc}
 }
 
 // observed builds a model's observation; objects are key → class.
@@ -130,7 +131,7 @@ func TestPlanNestedPrefixes(t *testing.T) {
 func TestPlanOrderAndPayloads(t *testing.T) {
 	tg := planTarget(t)
 	l := lifecycle(func(l *manifest.Lifecycle) {
-		l.ArchivedClass = ClassGlacier
+		l.ArchivedClass = storageclass.Glacier
 		l.DeepArchiveAfter = dur(180 * day)
 		l.DeleteAfter, l.AllowDelete = dur(365*day), true
 	})
@@ -157,7 +158,7 @@ func TestPlanOrderAndPayloads(t *testing.T) {
 	var got []summary
 	for _, a := range tp.Actions {
 		got = append(got, summary{a.Kind, a.Resource, a.From, a.To})
-		if a.Target != TargetName || a.Model != "churn" || a.Revision != d.Revision {
+		if a.Target != Name || a.Model != "churn" || a.Revision != d.Revision {
 			t.Errorf("action header = %+v", a)
 		}
 		if err := tg.ValidateAction(a); err != nil {
@@ -236,11 +237,8 @@ func TestPlanErrorsAndSuspended(t *testing.T) {
 			map[string]Object{"p2/x": {Class: "STANDARD"}}),
 	}}
 	tp := tg.Plan(d, obs)
-	if len(tp.Actions) != 0 || len(tp.Errors) != 1 || tp.Errors[0].Model != "broken" || tp.Errors[0].Target != TargetName {
+	if len(tp.Actions) != 0 || len(tp.Errors) != 1 || tp.Errors[0].Model != "broken" || tp.Errors[0].Target != Name {
 		t.Errorf("plan = %+v", tp)
-	}
-	if tp := tg.Plan(d, "not an observation"); len(tp.Errors) != 1 {
-		t.Errorf("wrong observation type: %+v", tp)
 	}
 }
 
@@ -249,7 +247,7 @@ func TestValidateActionRejects(t *testing.T) {
 	good := Payload{Bucket: "b", Prefix: "p", Versions: []int{1}, To: "GLACIER_IR",
 		Objects: []PayloadObject{{Key: "p/a", Size: 1, ETag: `"e"`, From: "STANDARD"}}}
 	mk := func(kind string, op reconciler.Op, p Payload) reconciler.Action {
-		return reconciler.Action{Target: TargetName, Kind: kind, Model: "m", Resource: "s3://b/p", Op: op, Payload: mustJSON(p)}
+		return reconciler.Action{Target: Name, Kind: kind, Model: "m", Resource: "s3://b/p", Op: op, Payload: mustJSON(p)}
 	}
 	if err := tg.ValidateAction(mk(KindTransition, reconciler.OpUpdate, good)); err != nil {
 		t.Fatal(err)
@@ -265,7 +263,7 @@ func TestValidateActionRejects(t *testing.T) {
 		"restore without tier": mk(KindRestore, reconciler.OpUpdate, good),
 		"unknown kind":         mk("rename", reconciler.OpUpdate, good),
 		"other target":         {Target: "mlflow", Kind: KindTransition, Payload: mustJSON(good)},
-		"bad payload":          {Target: TargetName, Kind: KindTransition, Payload: []byte(`{`)},
+		"bad payload":          {Target: Name, Kind: KindTransition, Payload: []byte(`{`)},
 	} {
 		if err := tg.ValidateAction(a); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"fmt"
+	"github.com/modelsync/modelsync/internal/textio"
 	"io"
 	"log/slog"
 	"strings"
@@ -137,9 +138,9 @@ func (b *ProgressBar) Update(ev ProgressEvent) {
 	if filled < b.width {
 		bar += ">" + strings.Repeat(" ", b.width-filled-1)
 	}
-	line := fmt.Sprintf("\r[%s] %3.0f%% %s/%s", bar, ev.Fraction()*100, FormatBytes(ev.BytesDone), FormatBytes(ev.BytesTotal))
+	line := fmt.Sprintf("\r[%s] %3.0f%% %s/%s", bar, ev.Fraction()*100, textio.FormatBytes(ev.BytesDone), textio.FormatBytes(ev.BytesTotal))
 	if ev.Rate > 0 {
-		line += " " + FormatBytes(int64(ev.Rate)) + "/s"
+		line += " " + textio.FormatBytes(int64(ev.Rate)) + "/s"
 	}
 	if ev.ETA > 0 {
 		line += " ETA " + ev.ETA.Round(time.Second).String()
@@ -212,18 +213,4 @@ func (p *ProgressLog) Update(ev ProgressEvent) {
 		attrs = append(attrs, slog.Duration("eta", ev.ETA.Round(time.Second)))
 	}
 	p.logger.LogAttrs(context.Background(), slog.LevelInfo, msg, attrs...)
-}
-
-// FormatBytes renders a byte count with binary units, e.g. "6.0 GiB".
-func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -33,7 +33,7 @@ type Readiness struct {
 func ReadinessOf(waits []reconciler.Wait) Readiness {
 	r := Readiness{waiting: map[ModelVersion][]reconciler.Wait{}}
 	for _, w := range waits {
-		if w.Target != TargetName || !strings.HasPrefix(w.Reason, waitPrefix) {
+		if w.Target != Name || !strings.HasPrefix(w.Reason, waitPrefix) {
 			continue
 		}
 		var v int

@@ -12,8 +12,8 @@ import (
 	"github.com/modelsync/modelsync/reconciler"
 )
 
-// TargetName is the target's name in plans.
-const TargetName = "s3"
+// Name is the target's name in plans.
+const Name = "s3"
 
 // Action kinds this target plans.
 const (
@@ -54,7 +54,7 @@ const (
 type Config struct {
 	Client   *s3.Client
 	Locator  reconciler.ArtifactLocator
-	Versions VersionLister
+	Versions reconciler.VersionLister
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// CopyThreshold is the largest object copied with one CopyObject; larger
@@ -99,13 +99,13 @@ type Target struct {
 func New(cfg Config) (*Target, error) {
 	var errs []error
 	if cfg.Client == nil {
-		errs = append(errs, errors.New("storage: Config.Client is required"))
+		errs = append(errs, errors.New("s3: Config.Client is required"))
 	}
 	if cfg.Locator == nil {
-		errs = append(errs, errors.New("storage: Config.Locator is required"))
+		errs = append(errs, errors.New("s3: Config.Locator is required"))
 	}
 	if cfg.Versions == nil {
-		errs = append(errs, errors.New("storage: Config.Versions is required"))
+		errs = append(errs, errors.New("s3: Config.Versions is required"))
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -114,44 +114,44 @@ func New(cfg Config) (*Target, error) {
 	case cfg.CopyThreshold == 0:
 		cfg.CopyThreshold = MaxCopyObjectSize
 	case cfg.CopyThreshold < 0 || cfg.CopyThreshold > MaxCopyObjectSize:
-		errs = append(errs, fmt.Errorf("storage: CopyThreshold %d: must be between 1 and %d bytes (the CopyObject limit)", cfg.CopyThreshold, MaxCopyObjectSize))
+		errs = append(errs, fmt.Errorf("s3: CopyThreshold %d: must be between 1 and %d bytes (the CopyObject limit)", cfg.CopyThreshold, MaxCopyObjectSize))
 	}
 	switch {
 	case cfg.MinPartSize == 0:
 		cfg.MinPartSize = DefaultMinPartSize
 	case cfg.MinPartSize < MinPartSize || cfg.MinPartSize > MaxPartSize:
-		errs = append(errs, fmt.Errorf("storage: MinPartSize %d: must be between %d and %d bytes", cfg.MinPartSize, MinPartSize, MaxPartSize))
+		errs = append(errs, fmt.Errorf("s3: MinPartSize %d: must be between %d and %d bytes", cfg.MinPartSize, MinPartSize, MaxPartSize))
 	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency
 	} else if cfg.Concurrency < 0 {
-		errs = append(errs, fmt.Errorf("storage: Concurrency %d: must be positive", cfg.Concurrency))
+		errs = append(errs, fmt.Errorf("s3: Concurrency %d: must be positive", cfg.Concurrency))
 	}
 	switch cfg.RestoreTier {
 	case "":
 		cfg.RestoreTier = DefaultRestoreTier
 	case TierExpedited, TierStandard, TierBulk:
 	default:
-		errs = append(errs, fmt.Errorf("storage: RestoreTier %q: want %s, %s or %s", cfg.RestoreTier, TierExpedited, TierStandard, TierBulk))
+		errs = append(errs, fmt.Errorf("s3: RestoreTier %q: want %s, %s or %s", cfg.RestoreTier, TierExpedited, TierStandard, TierBulk))
 	}
 	if cfg.RestoreDays == 0 {
 		cfg.RestoreDays = DefaultRestoreDays
 	} else if cfg.RestoreDays < 0 {
-		errs = append(errs, fmt.Errorf("storage: RestoreDays %d: must be positive", cfg.RestoreDays))
+		errs = append(errs, fmt.Errorf("s3: RestoreDays %d: must be positive", cfg.RestoreDays))
 	}
 	switch cfg.NoncurrentPolicy {
 	case "":
 		cfg.NoncurrentPolicy = NoncurrentReport
 	case NoncurrentDelete, NoncurrentReport:
 	default:
-		errs = append(errs, fmt.Errorf("storage: NoncurrentPolicy %q: want %q or %q", cfg.NoncurrentPolicy, NoncurrentDelete, NoncurrentReport))
+		errs = append(errs, fmt.Errorf("s3: NoncurrentPolicy %q: want %q or %q", cfg.NoncurrentPolicy, NoncurrentDelete, NoncurrentReport))
 	}
 	switch cfg.MultipartChecksum {
 	case "":
 		cfg.MultipartChecksum = ChecksumPreserve
 	case ChecksumPreserve, ChecksumNone:
 	default:
-		errs = append(errs, fmt.Errorf("storage: MultipartChecksum %q: want %q or %q", cfg.MultipartChecksum, ChecksumPreserve, ChecksumNone))
+		errs = append(errs, fmt.Errorf("s3: MultipartChecksum %q: want %q or %q", cfg.MultipartChecksum, ChecksumPreserve, ChecksumNone))
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -181,10 +181,11 @@ func (t *Target) forgetRestore(bucket, key string) {
 	t.mu.Unlock()
 }
 
-// Name implements reconciler.Target.
-func (t *Target) Name() string { return TargetName }
+// Name implements reconciler.TypedTarget.
+func (t *Target) Name() string { return Name }
 
 var (
-	_ reconciler.Target          = (*Target)(nil)
-	_ reconciler.ActionValidator = (*Target)(nil)
+	_ reconciler.TypedTarget[*Observation] = (*Target)(nil)
+	_ reconciler.ActionValidator           = (*Target)(nil)
+	_ reconciler.StorageReporter           = (*Target)(nil)
 )

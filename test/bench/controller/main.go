@@ -145,7 +145,7 @@ func run(cfg benchConfig) error {
 	secret := []byte("bench-secret")
 	c, err := controller.New(controller.Options{
 		Repo:          repo.Options{URL: g.DaemonURL + "models.git", CacheDir: filepath.Join(dir, "cache"), CacheSize: cfg.gitCacheMiB << 20},
-		Targets:       []reconciler.Target{mlflow.New(mustClient(srv.URL))},
+		Targets:       []reconciler.Target{reconciler.Typed(mlflow.New(mustClient(srv.URL)))},
 		Interval:      time.Hour,
 		Concurrency:   concurrency,
 		Audit:         auditSink(applied),
@@ -287,7 +287,7 @@ func childResync(models, concurrency int, gitCacheMiB int64, memProfile string) 
 	anon := watchAnon("self")
 	c, err := controller.New(controller.Options{
 		Repo:        repo.Options{URL: os.Getenv("BENCH_GIT"), CacheDir: os.Getenv("BENCH_CACHE"), CacheSize: gitCacheMiB << 20},
-		Targets:     []reconciler.Target{mlflow.New(mustClient(os.Getenv("BENCH_MLFLOW")))},
+		Targets:     []reconciler.Target{reconciler.Typed(mlflow.New(mustClient(os.Getenv("BENCH_MLFLOW"))))},
 		Interval:    time.Hour,
 		Concurrency: concurrency,
 	})

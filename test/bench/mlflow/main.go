@@ -126,7 +126,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	target := mlflow.New(client)
+	target := reconciler.Typed(mlflow.New(client))
 	d := desired(ours)
 	start := time.Now()
 	if err := sync(ctx, target, d, o.concurrency); err != nil {
@@ -180,7 +180,7 @@ func run(o options) error {
 	return nil
 }
 
-func sync(ctx context.Context, t *mlflow.Target, d *reconciler.DesiredState, concurrency int) error {
+func sync(ctx context.Context, t reconciler.Target, d *reconciler.DesiredState, concurrency int) error {
 	p, err := reconciler.BuildPlan(ctx, d, []reconciler.Target{t})
 	if err != nil {
 		return err

@@ -152,7 +152,7 @@ func run(ctx context.Context, o options) (err error) {
 	l := manifest.Lifecycle{ActiveClass: "STANDARD", ArchivedClass: rrs, ArchiveAfter: manifest.Duration{Duration: 24 * time.Hour},
 		RollbackWindow: manifest.Duration{Duration: time.Hour}}
 	desired := &reconciler.DesiredState{Revision: "bench", Models: []reconciler.DesiredModel{{Name: "bench", RegisteredModel: "bench", Lifecycle: l}}}
-	plan, err := reconciler.BuildPlan(ctx, desired, []reconciler.Target{tg})
+	plan, err := reconciler.BuildPlan(ctx, desired, []reconciler.Target{reconciler.Typed(tg)})
 	if err != nil {
 		return err
 	}
@@ -292,8 +292,8 @@ type registry struct {
 
 func (r registry) ArtifactURI(context.Context, string, int) (string, error) { return r.uri, nil }
 
-func (r registry) ListVersions(context.Context, string) ([]s3target.RegistryVersion, error) {
-	return []s3target.RegistryVersion{{Version: 1, Created: r.created}}, nil
+func (r registry) ListVersions(context.Context, string) ([]reconciler.RegistryVersion, error) {
+	return []reconciler.RegistryVersion{{Version: 1, Created: r.created}}, nil
 }
 
 // resetPeakRSS restarts the kernel's high-water mark of this process.

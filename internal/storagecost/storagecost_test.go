@@ -1,4 +1,4 @@
-package s3
+package storagecost
 
 import (
 	"bytes"
@@ -8,17 +8,23 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelsync/modelsync/internal/storageclass"
+	"github.com/modelsync/modelsync/reconciler"
 )
 
 // hundredVersions is the original design's example: 100 versions of a 7 GB
 // model, one object each, all in one class.
-func hundredVersions(class string, objectBytes int64) ModelUsage {
-	m := ModelUsage{Model: "llm"}
+func hundredVersions(class string, objectBytes int64) reconciler.ArtifactUsage {
+	m := reconciler.ArtifactUsage{Model: "llm"}
 	for v := 1; v <= 100; v++ {
-		m.Objects = append(m.Objects, ObjectUsage{Versions: []int{v}, Bucket: "b", Key: "p/" + string(rune('a'+v%26)), Class: class, Bytes: objectBytes})
+		m.Objects = append(m.Objects, reconciler.StoredObject{Versions: []int{v}, Bucket: "b", Key: "p/" + string(rune('a'+v%26)), Class: class, Bytes: objectBytes})
 	}
 	return m
 }
+
+// day is one day of early-deletion arithmetic.
+const day = 24 * time.Hour
 
 func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
 
@@ -37,13 +43,13 @@ func TestCostReproducesDesignArithmetic(t *testing.T) {
 		bytes int64
 		want  float64
 	}{
-		{ClassStandard, gib7, 16.10},
-		{ClassGlacierIR, gib7, 2.80},
+		{storageclass.Standard, gib7, 16.10},
+		{storageclass.GlacierIR, gib7, 2.80},
 		// Today's GLACIER Flexible Retrieval price is $0.0036 (the design's
 		// $0.004 is GLACIER_IR's, and GLACIER's before 2021).
-		{ClassGlacier, gib7, 700*0.0036 + gb(overhead)*0.023 + gb(overheadArchive)*0.0036},
-		{ClassDeepArchive, gib7, 700*0.00099 + gb(overhead)*0.023 + gb(overheadArchive)*0.00099},
-		{ClassStandard, 7_000_000_000, 14.994},
+		{storageclass.Glacier, gib7, 700*0.0036 + gb(overhead)*0.023 + gb(overheadArchive)*0.0036},
+		{storageclass.DeepArchive, gib7, 700*0.00099 + gb(overhead)*0.023 + gb(overheadArchive)*0.00099},
+		{storageclass.Standard, 7_000_000_000, 14.994},
 	}
 	for _, c := range cases {
 		r := p.Report(at, hundredVersions(c.class, c.bytes))
@@ -58,10 +64,10 @@ func TestCostReproducesDesignArithmetic(t *testing.T) {
 		}
 	}
 	// The rounded figures the design quoted, checked as such.
-	std := p.Report(at, hundredVersions(ClassStandard, gib7)).Total.Monthly
-	gir := p.Report(at, hundredVersions(ClassGlacierIR, gib7)).Total.Monthly
-	gla := p.Report(at, hundredVersions(ClassGlacier, gib7)).Total.Monthly
-	deep := p.Report(at, hundredVersions(ClassDeepArchive, gib7)).Total.Monthly
+	std := p.Report(at, hundredVersions(storageclass.Standard, gib7)).Total.Monthly
+	gir := p.Report(at, hundredVersions(storageclass.GlacierIR, gib7)).Total.Monthly
+	gla := p.Report(at, hundredVersions(storageclass.Glacier, gib7)).Total.Monthly
+	deep := p.Report(at, hundredVersions(storageclass.DeepArchive, gib7)).Total.Monthly
 	got := [4]string{fmt.Sprintf("%.1f", std), fmt.Sprintf("%.1f", gir), fmt.Sprintf("%.2f", gla), fmt.Sprintf("%.2f", deep)}
 	if got != [4]string{"16.1", "2.8", "2.52", "0.69"} {
 		t.Errorf("STANDARD, GLACIER_IR, GLACIER, DEEP_ARCHIVE = %v", got)
@@ -71,15 +77,15 @@ func TestCostReproducesDesignArithmetic(t *testing.T) {
 func TestCostMinimumSizeAndEarlyDeletion(t *testing.T) {
 	p := DefaultPriceTable()
 	at := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
-	m := ModelUsage{Model: "churn", Objects: []ObjectUsage{
+	m := reconciler.ArtifactUsage{Model: "churn", Objects: []reconciler.StoredObject{
 		// A 1 KiB MLmodel file in GLACIER_IR is billed as 128 KiB.
-		{Versions: []int{3}, Bucket: "b", Key: "v3/MLmodel", Class: ClassGlacierIR, Bytes: 1024, Since: at.Add(-10 * day), Planned: ClassStandard},
+		{Versions: []int{3}, Bucket: "b", Key: "v3/MLmodel", Class: storageclass.GlacierIR, Bytes: 1024, Since: at.Add(-10 * day), Planned: storageclass.Standard},
 		// 30 GiB moved to GLACIER_IR 30 days ago and rolled back now: 60 of
 		// its 90 days remain, billed at $0.004 × 30 GiB × 60/30.
-		{Versions: []int{3}, Bucket: "b", Key: "v3/weights", Class: ClassGlacierIR, Bytes: 30 << 30, Since: at.Add(-30 * day), Planned: ClassStandard},
+		{Versions: []int{3}, Bucket: "b", Key: "v3/weights", Class: storageclass.GlacierIR, Bytes: 30 << 30, Since: at.Add(-30 * day), Planned: storageclass.Standard},
 		// Old enough: no charge.
-		{Versions: []int{1}, Bucket: "b", Key: "v1/weights", Class: ClassGlacierIR, Bytes: 1 << 30, Since: at.Add(-200 * day), Planned: PlannedDelete},
-		{Versions: []int{4}, Bucket: "b", Key: "v4/weights", Class: ClassStandard, Bytes: 2 << 30},
+		{Versions: []int{1}, Bucket: "b", Key: "v1/weights", Class: storageclass.GlacierIR, Bytes: 1 << 30, Since: at.Add(-200 * day), Planned: reconciler.PlannedDelete},
+		{Versions: []int{4}, Bucket: "b", Key: "v4/weights", Class: storageclass.Standard, Bytes: 2 << 30},
 	}}
 	r := p.Report(at, m)
 	small := gb(128*1024) * 0.004
@@ -98,9 +104,9 @@ func TestCostMinimumSizeAndEarlyDeletion(t *testing.T) {
 	var rollback, deletion *PlannedChange
 	for i, c := range r.Changes {
 		switch c.To {
-		case ClassStandard:
+		case storageclass.Standard:
 			rollback = &r.Changes[i]
-		case PlannedDelete:
+		case reconciler.PlannedDelete:
 			deletion = &r.Changes[i]
 		}
 	}
@@ -126,14 +132,14 @@ func TestCostMinimumSizeAndEarlyDeletion(t *testing.T) {
 	if err := r.WriteJSON(&js); err != nil {
 		t.Fatal(err)
 	}
-	var back CostReport
+	var back Report
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.AsOf != "2026-11-26" || len(back.Rows) != len(r.Rows) {
 		t.Errorf("JSON round trip: %v, %+v", err, back)
 	}
 }
 
 func TestCostUnpricedClassAndSharedObjects(t *testing.T) {
-	r := DefaultPriceTable().Report(time.Now(), ModelUsage{Model: "m", Objects: []ObjectUsage{
+	r := DefaultPriceTable().Report(time.Now(), reconciler.ArtifactUsage{Model: "m", Objects: []reconciler.StoredObject{
 		{Versions: []int{1, 2}, Bucket: "b", Key: "shared/a", Class: "REDUCED_REDUNDANCY", Bytes: 1 << 30},
 	}})
 	if len(r.Unpriced) != 1 || r.Unpriced[0] != "REDUCED_REDUNDANCY" || r.Total.Monthly != 0 {
@@ -153,7 +159,7 @@ func TestLoadPriceTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Classes[ClassGlacier].StorageGBMonth != 0.0036 || p.AsOf != "2026-11-26" {
+	if p.Classes[storageclass.Glacier].StorageGBMonth != 0.0036 || p.AsOf != "2026-11-26" {
 		t.Errorf("loaded %+v", p)
 	}
 	for _, bad := range []string{

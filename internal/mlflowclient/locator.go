@@ -1,4 +1,4 @@
-package mlflow
+package mlflowclient
 
 import (
 	"context"
@@ -6,9 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/modelsync/modelsync/internal/mlflowclient"
-	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Locator maps a model version to the storage URI of its files: MLflow's
@@ -16,7 +13,7 @@ import (
 // and proxied mlflow-artifacts:/ URIs mapped onto the server's artifacts
 // destination.
 type Locator struct {
-	Client *mlflowclient.Client
+	Client *Client
 	// known caches answers: a version's files never move, and serving and
 	// storage ask for every referenced version on every resync.
 	known sync.Map // "model\x00version" -> string
@@ -25,8 +22,6 @@ type Locator struct {
 	// mlflow-artifacts:/ URIs mean nothing to S3 or KServe without it.
 	ArtifactsDestination string
 }
-
-var _ reconciler.ArtifactLocator = (*Locator)(nil)
 
 // ArtifactURI implements reconciler.ArtifactLocator.
 func (l *Locator) ArtifactURI(ctx context.Context, model string, version int) (string, error) {

@@ -1,4 +1,8 @@
-package s3
+// Package storagecost prices what model artifacts store: monthly cost per
+// model, version and storage class, the saving against keeping everything
+// in STANDARD, and the one-time charges a plan's class changes cause. It
+// reads nothing; the s3 target reports the usage (reconciler.StorageReporter).
+package storagecost
 
 import (
 	"encoding/json"
@@ -10,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/storageclass"
 	"github.com/modelsync/modelsync/internal/textio"
 	"github.com/modelsync/modelsync/reconciler"
 )
@@ -64,12 +69,12 @@ func DefaultPriceTable() PriceTable {
 		Source: "long-standing S3 list prices for us-east-1 (first 50 TB tier), cross-checked against 2026 third-party summaries, " +
 			"not against the AWS Price List API; GLACIER is Flexible Retrieval at its post-2021 price",
 		Classes: map[string]ClassPrice{
-			ClassStandard:           {StorageGBMonth: 0.023, CopyPer1000: 0.005},
-			"STANDARD_IA":           {StorageGBMonth: 0.0125, MinimumDays: 30, MinimumObjectBytes: 128 * kb, CopyPer1000: 0.01, RetrievalGB: 0.01},
-			ClassIntelligentTiering: {StorageGBMonth: 0.023, CopyPer1000: 0.005},
-			ClassGlacierIR:          {StorageGBMonth: 0.004, MinimumDays: 90, MinimumObjectBytes: 128 * kb, CopyPer1000: 0.02, RetrievalGB: 0.03},
-			ClassGlacier:            {StorageGBMonth: 0.0036, MinimumDays: 90, OverheadBytes: 32 * kb, StandardOverheadBytes: 8 * kb, CopyPer1000: 0.03, RetrievalGB: 0.01},
-			ClassDeepArchive:        {StorageGBMonth: 0.00099, MinimumDays: 180, OverheadBytes: 32 * kb, StandardOverheadBytes: 8 * kb, CopyPer1000: 0.05, RetrievalGB: 0.02},
+			storageclass.Standard:           {StorageGBMonth: 0.023, CopyPer1000: 0.005},
+			"STANDARD_IA":                   {StorageGBMonth: 0.0125, MinimumDays: 30, MinimumObjectBytes: 128 * kb, CopyPer1000: 0.01, RetrievalGB: 0.01},
+			storageclass.IntelligentTiering: {StorageGBMonth: 0.023, CopyPer1000: 0.005},
+			storageclass.GlacierIR:          {StorageGBMonth: 0.004, MinimumDays: 90, MinimumObjectBytes: 128 * kb, CopyPer1000: 0.02, RetrievalGB: 0.03},
+			storageclass.Glacier:            {StorageGBMonth: 0.0036, MinimumDays: 90, OverheadBytes: 32 * kb, StandardOverheadBytes: 8 * kb, CopyPer1000: 0.03, RetrievalGB: 0.01},
+			storageclass.DeepArchive:        {StorageGBMonth: 0.00099, MinimumDays: 180, OverheadBytes: 32 * kb, StandardOverheadBytes: 8 * kb, CopyPer1000: 0.05, RetrievalGB: 0.02},
 		},
 	}
 }
@@ -80,96 +85,35 @@ func LoadPriceTable(r io.Reader) (PriceTable, error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		return PriceTable{}, fmt.Errorf("storage: price table: %w", err)
+		return PriceTable{}, fmt.Errorf("price table: %w", err)
 	}
 	if _, err := time.Parse(time.DateOnly, p.AsOf); err != nil {
-		return PriceTable{}, fmt.Errorf("storage: price table: asOf %q: want YYYY-MM-DD", p.AsOf)
+		return PriceTable{}, fmt.Errorf("price table: asOf %q: want YYYY-MM-DD", p.AsOf)
 	}
-	if _, ok := p.Classes[ClassStandard]; !ok {
-		return PriceTable{}, fmt.Errorf("storage: price table: no %s price, which the all-STANDARD comparison needs", ClassStandard)
+	if _, ok := p.Classes[storageclass.Standard]; !ok {
+		return PriceTable{}, fmt.Errorf("price table: no %s price, which the all-STANDARD comparison needs", storageclass.Standard)
 	}
 	norm := map[string]ClassPrice{}
 	for c, cp := range p.Classes {
 		if cp.StorageGBMonth < 0 || cp.MinimumDays < 0 || cp.MinimumObjectBytes < 0 {
-			return PriceTable{}, fmt.Errorf("storage: price table: class %s: negative value", c)
+			return PriceTable{}, fmt.Errorf("price table: class %s: negative value", c)
 		}
-		norm[NormalizeClass(c)] = cp
+		norm[storageclass.Normalize(c)] = cp
 	}
 	p.Classes = norm
 	return p, nil
 }
 
-// PlannedDelete marks an object the plan deletes.
-const PlannedDelete = "(deleted)"
-
-// ModelUsage is what one model stores, object by object.
-type ModelUsage struct {
-	Model   string        `json:"model"`
-	Objects []ObjectUsage `json:"objects"`
-}
-
-// ObjectUsage is one stored object.
-type ObjectUsage struct {
-	Versions []int  `json:"versions"`
-	Bucket   string `json:"bucket"`
-	Key      string `json:"key"`
-	Class    string `json:"class"`
-	Bytes    int64  `json:"bytes"`
-	// Since is when the object entered its class. modelsync changes classes
-	// by copying, which resets LastModified, so that is what is used.
-	Since time.Time `json:"since,omitzero"`
-	// Planned is the class a plan moves the object to, PlannedDelete, or ""
-	// for no change.
-	Planned string `json:"planned,omitempty"`
-}
-
-// UsageOf collects the observed objects and what the plan's actions do to
-// them. Restores count towards the class the object is restored for.
-func UsageOf(obs *Observation, actions []reconciler.Action) []ModelUsage {
-	planned := map[string]string{}
-	for _, a := range actions {
-		if a.Target != TargetName {
-			continue
-		}
-		p, err := DecodePayload(a)
-		if err != nil {
-			continue
-		}
-		for _, o := range p.Objects {
-			to := NormalizeClass(p.To)
-			if a.Kind == KindDelete {
-				to = PlannedDelete
-			}
-			planned[a.Model+"\x00"+p.Bucket+"/"+o.Key] = to
-		}
-	}
-	var out []ModelUsage
-	for _, ms := range obs.Models {
-		mu := ModelUsage{Model: ms.Model}
-		for _, p := range ms.Prefixes {
-			vs := owners(&ms, p.Location)
-			for _, o := range p.Objects {
-				mu.Objects = append(mu.Objects, ObjectUsage{
-					Versions: vs, Bucket: p.Bucket, Key: o.Key, Class: NormalizeClass(o.Class), Bytes: o.Size,
-					Since: o.LastModified, Planned: planned[ms.Model+"\x00"+p.Bucket+"/"+o.Key],
-				})
-			}
-		}
-		out = append(out, mu)
-	}
-	return out
-}
-
-// CostReport is the storage cost of some models under a price table.
-type CostReport struct {
+// Report is the storage cost of some models under a price table.
+type Report struct {
 	AsOf     string    `json:"pricesAsOf"`
 	Region   string    `json:"region"`
 	Currency string    `json:"currency"`
 	At       time.Time `json:"at"`
-	Rows     []CostRow `json:"rows"`
+	Rows     []Row     `json:"rows"`
 	// Models and Total sum the rows; objects shared by versions count once.
-	Models  []CostTotal     `json:"models"`
-	Total   CostTotal       `json:"total"`
+	Models  []Total         `json:"models"`
+	Total   Total           `json:"total"`
 	Changes []PlannedChange `json:"changes"`
 	// EarlyDeletion sums the minimum-duration charges the changes cause.
 	EarlyDeletion float64 `json:"earlyDeletion"`
@@ -179,8 +123,8 @@ type CostReport struct {
 	Unpriced []string `json:"unpriced,omitempty"`
 }
 
-// CostRow is one model's versions in one class.
-type CostRow struct {
+// Row is one model's versions in one class.
+type Row struct {
 	Model    string `json:"model"`
 	Versions []int  `json:"versions"`
 	Class    string `json:"class"`
@@ -191,8 +135,8 @@ type CostRow struct {
 	AllStandard float64 `json:"allStandard"`
 }
 
-// CostTotal sums a model (or everything).
-type CostTotal struct {
+// Total sums a model (or everything).
+type Total struct {
 	Model       string  `json:"model,omitempty"`
 	Objects     int     `json:"objects"`
 	Bytes       int64   `json:"bytes"`
@@ -230,14 +174,14 @@ func (p PriceTable) monthly(class string, n int64) (float64, bool) {
 		return 0, false
 	}
 	billable := max(n, cp.MinimumObjectBytes) + cp.OverheadBytes
-	return gb(billable)*cp.StorageGBMonth + gb(cp.StandardOverheadBytes)*p.Classes[ClassStandard].StorageGBMonth, true
+	return gb(billable)*cp.StorageGBMonth + gb(cp.StandardOverheadBytes)*p.Classes[storageclass.Standard].StorageGBMonth, true
 }
 
 // Report prices the models' objects at time at (which dates the
 // minimum-duration checks).
-func (p PriceTable) Report(at time.Time, models ...ModelUsage) CostReport {
-	r := CostReport{AsOf: p.AsOf, Region: p.Region, Currency: p.Currency, At: at.UTC()}
-	std := p.Classes[ClassStandard].StorageGBMonth
+func (p PriceTable) Report(at time.Time, models ...reconciler.ArtifactUsage) Report {
+	r := Report{AsOf: p.AsOf, Region: p.Region, Currency: p.Currency, At: at.UTC()}
+	std := p.Classes[storageclass.Standard].StorageGBMonth
 	unpriced := map[string]bool{}
 	price := func(class string, n int64) float64 {
 		c, ok := p.monthly(class, n)
@@ -247,15 +191,15 @@ func (p PriceTable) Report(at time.Time, models ...ModelUsage) CostReport {
 		return c
 	}
 	for _, m := range models {
-		total := CostTotal{Model: m.Model}
-		rows := map[string]*CostRow{}
+		total := Total{Model: m.Model}
+		rows := map[string]*Row{}
 		changes := map[string]*PlannedChange{}
 		for _, o := range m.Objects {
-			class := NormalizeClass(o.Class)
+			class := storageclass.Normalize(o.Class)
 			vl := versionsLabel(o.Versions)
 			row := rows[vl+"\x00"+class]
 			if row == nil {
-				row = &CostRow{Model: m.Model, Versions: o.Versions, Class: class}
+				row = &Row{Model: m.Model, Versions: o.Versions, Class: class}
 				rows[vl+"\x00"+class] = row
 			}
 			monthly := price(class, o.Bytes)
@@ -267,15 +211,15 @@ func (p PriceTable) Report(at time.Time, models ...ModelUsage) CostReport {
 			total.Bytes += o.Bytes
 			total.Monthly += monthly
 			total.AllStandard += gb(o.Bytes) * std
-			planned := NormalizeClass(o.Planned)
+			planned := storageclass.Normalize(o.Planned)
 			if o.Planned == "" || planned == class {
 				total.Planned += monthly
 				continue
 			}
-			if o.Planned != PlannedDelete {
+			if o.Planned != reconciler.PlannedDelete {
 				total.Planned += price(planned, o.Bytes)
 			} else {
-				planned = PlannedDelete
+				planned = reconciler.PlannedDelete
 			}
 			key := vl + "\x00" + class + "\x00" + planned
 			ch := changes[key]
@@ -286,7 +230,7 @@ func (p PriceTable) Report(at time.Time, models ...ModelUsage) CostReport {
 			ch.Objects++
 			ch.Bytes += o.Bytes
 			ch.EarlyDeletion += p.earlyDeletion(class, o, at)
-			if planned != PlannedDelete {
+			if planned != reconciler.PlannedDelete {
 				ch.Requests += p.Classes[planned].CopyPer1000 / 1000
 			}
 			ch.Retrieval += gb(o.Bytes) * p.Classes[class].RetrievalGB
@@ -297,7 +241,7 @@ func (p PriceTable) Report(at time.Time, models ...ModelUsage) CostReport {
 		}
 		for _, k := range slices.Sorted(maps.Keys(changes)) {
 			ch := changes[k]
-			if ch.To == PlannedDelete {
+			if ch.To == reconciler.PlannedDelete {
 				ch.Retrieval = 0 // deleting reads nothing
 			}
 			r.Changes = append(r.Changes, *ch)
@@ -318,7 +262,7 @@ func (p PriceTable) Report(at time.Time, models ...ModelUsage) CostReport {
 
 // earlyDeletion is the charge for an object leaving its class before the
 // class's minimum duration: the remaining days at the class's price.
-func (p PriceTable) earlyDeletion(class string, o ObjectUsage, at time.Time) float64 {
+func (p PriceTable) earlyDeletion(class string, o reconciler.StoredObject, at time.Time) float64 {
 	cp, ok := p.Classes[class]
 	if !ok || cp.MinimumDays == 0 || o.Since.IsZero() {
 		return 0
@@ -333,14 +277,14 @@ func (p PriceTable) earlyDeletion(class string, o ObjectUsage, at time.Time) flo
 }
 
 // WriteJSON writes the report as indented JSON.
-func (r CostReport) WriteJSON(w io.Writer) error {
+func (r Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
 }
 
 // WriteText writes the report as aligned tables.
-func (r CostReport) WriteText(w io.Writer) error {
+func (r Report) WriteText(w io.Writer) error {
 	ew := &textio.ErrWriter{W: w}
 	fmt.Fprintf(ew, "Storage cost at %s, %s list prices as of %s, %s per month (GB = 2^30 bytes)\n\n",
 		r.At.Format(time.DateOnly), r.Region, r.AsOf, r.Currency)
@@ -348,12 +292,12 @@ func (r CostReport) WriteText(w io.Writer) error {
 	fmt.Fprintln(tw, "MODEL\tVERSIONS\tCLASS\tOBJECTS\tSIZE\tMONTHLY\tALL-STANDARD\t")
 	for _, row := range r.Rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", row.Model, versionsLabel(row.Versions), row.Class,
-			row.Objects, FormatBytes(row.Bytes), money(row.Monthly), money(row.AllStandard))
+			row.Objects, textio.FormatBytes(row.Bytes), money(row.Monthly), money(row.AllStandard))
 	}
 	for _, m := range r.Models {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", m.Model, "", "(model)", m.Objects, FormatBytes(m.Bytes), money(m.Monthly), money(m.AllStandard))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", m.Model, "", "(model)", m.Objects, textio.FormatBytes(m.Bytes), money(m.Monthly), money(m.AllStandard))
 	}
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", "TOTAL", "", "", r.Total.Objects, FormatBytes(r.Total.Bytes), money(r.Total.Monthly), money(r.Total.AllStandard))
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", "TOTAL", "", "", r.Total.Objects, textio.FormatBytes(r.Total.Bytes), money(r.Total.Monthly), money(r.Total.AllStandard))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -372,7 +316,7 @@ func (r CostReport) WriteText(w io.Writer) error {
 		fmt.Fprintln(tw, "MODEL\tVERSIONS\tFROM\tTO\tOBJECTS\tSIZE\tEARLY-DELETION\tREQUESTS\tRETRIEVAL\t")
 		for _, c := range r.Changes {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n", c.Model, versionsLabel(c.Versions), c.From, c.To,
-				c.Objects, FormatBytes(c.Bytes), money(c.EarlyDeletion), money(c.Requests), money(c.Retrieval))
+				c.Objects, textio.FormatBytes(c.Bytes), money(c.EarlyDeletion), money(c.Requests), money(c.Retrieval))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -382,3 +326,12 @@ func (r CostReport) WriteText(w io.Writer) error {
 }
 
 func money(v float64) string { return fmt.Sprintf("$%.4f", v) }
+
+// versionsLabel renders versions as the s3 target's messages do: "v1,v2".
+func versionsLabel(vs []int) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = fmt.Sprintf("v%d", v)
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,129 @@
+package mlflow
+
+import (
+	"context"
+	"sort"
+	"strings"
+
+	"github.com/modelsync/modelsync/internal/mlflowclient"
+	"github.com/modelsync/modelsync/reconciler"
+)
+
+// observation is the live registry state of the desired models.
+type observation struct {
+	models map[string]*liveModel // by registered model name
+}
+
+type liveModel struct {
+	exists   bool
+	aliases  map[string]int
+	versions map[int]mlflowclient.ModelVersion
+}
+
+// versionsPerSearch bounds the names in one `name IN (...)` filter, keeping
+// the query string well under common URL limits.
+const versionsPerSearch = 50
+
+// Observe reads every desired model's aliases and versions: the registered
+// models come from paged searches (aliases included), and versions from
+// searches that cover many models each, so a quiet registry costs
+// O(models / page size) requests, not one per version.
+func (t *Target) Observe(ctx context.Context, d *reconciler.DesiredState) (*observation, error) {
+	obs := &observation{models: map[string]*liveModel{}}
+	var names []string
+	for _, m := range d.Models {
+		if m.Suspended {
+			continue
+		}
+		obs.models[m.RegisteredModel] = &liveModel{aliases: map[string]int{}, versions: map[int]mlflowclient.ModelVersion{}}
+		names = append(names, m.RegisteredModel)
+	}
+	if len(names) == 0 {
+		return obs, nil
+	}
+	sort.Strings(names)
+	if len(names) <= 3 {
+		// A handful of models: direct reads beat listing a shared registry.
+		for _, n := range names {
+			rm, err := t.client.GetRegisteredModel(ctx, n)
+			if mlflowclient.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			obs.record(*rm)
+		}
+	} else {
+		for rm, err := range t.client.RegisteredModels(ctx, mlflowclient.SearchOptions{PageSize: t.pageSize}) {
+			if err != nil {
+				return nil, err
+			}
+			obs.record(rm)
+		}
+	}
+	var existing []string
+	for _, n := range names {
+		if obs.models[n].exists {
+			existing = append(existing, n)
+		}
+	}
+	for len(existing) > 0 {
+		batch := existing
+		if t.perModelSearch.Load() {
+			batch = existing[:1]
+		} else if len(batch) > versionsPerSearch {
+			batch = batch[:versionsPerSearch]
+		}
+		err := t.searchVersions(ctx, obs, batch)
+		if err != nil && len(batch) > 1 && mlflowclient.IsInvalidParameter(err) {
+			// MLflow 2.x accepts IN only for run_id; search model by model
+			// from now on.
+			t.perModelSearch.Store(true)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		existing = existing[len(batch):]
+	}
+	return obs, nil
+}
+
+func (t *Target) searchVersions(ctx context.Context, obs *observation, names []string) error {
+	filter := nameIn(names)
+	if len(names) == 1 {
+		filter = "name = " + quote(names[0])
+	}
+	for mv, err := range t.client.ModelVersions(ctx, mlflowclient.SearchOptions{Filter: filter, PageSize: t.pageSize}) {
+		if err != nil {
+			return err
+		}
+		if lm, ok := obs.models[mv.Name]; ok {
+			lm.versions[mv.Version] = mv
+		}
+	}
+	return nil
+}
+
+func (o *observation) record(rm mlflowclient.RegisteredModel) {
+	lm, ok := o.models[rm.Name]
+	if !ok {
+		return
+	}
+	lm.exists = true
+	for _, a := range rm.Aliases {
+		lm.aliases[a.Alias] = a.Version
+	}
+}
+
+// nameIn builds an MLflow filter matching any of names.
+func nameIn(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = quote(n)
+	}
+	return "name IN (" + strings.Join(quoted, ", ") + ")"
+}
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) + "'" }
