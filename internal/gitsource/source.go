@@ -1,7 +1,13 @@
 // Package gitsource mirrors a models Git repository into an on-disk bare
 // cache with go-git, detects ref changes cheaply, and exposes commits as
 // read-only io/fs trees without a checkout. It also provides the small set
-// of work-tree operations the `modelsync release` command needs.
+// of work-tree operations `modelsync release` and `modelsync rollback` need
+// (Workspace, Clone).
+//
+// It is the only package that imports go-git: everyone else sees a Reader
+// (commits, trees, differences) and a Writer (branch, commit, tag, push),
+// after fluxcd/pkg/git's split, so go-git's concurrency rules and error
+// types stay in one place.
 package gitsource
 
 import (
