@@ -148,7 +148,6 @@ func TestServeStressSharedGitOwner(t *testing.T) {
 	wd.Run("checkout", "--quiet", "-B", "main", "origin/main")
 	before := wd.Run("rev-parse", "HEAD")
 	for i := range pushes {
-		wd.Run("checkout", "--quiet", "main")
 		wd.WriteFile(fmt.Sprintf("notes/push-%02d.md", i), "base push\n")
 		after := wd.Commit(fmt.Sprintf("base push %d", i))
 		wd.Push("HEAD:refs/heads/main")
@@ -158,6 +157,7 @@ func TestServeStressSharedGitOwner(t *testing.T) {
 			pr := prs[(i/5)%len(prs)]
 			push(pr)
 			deliver("pull_request", api.PullRequestEvent("synchronize", pr.number))
+			wd.Run("checkout", "--quiet", "main")
 		}
 	}
 	pushed := time.Since(start)
