@@ -72,7 +72,8 @@ type Options struct {
 	// never stored in the cache or printed.
 	URL string
 	// CacheDir holds one bare repository per URL. One process should own a
-	// cache directory: go-git takes no cross-process locks.
+	// cache directory (go-git takes no cross-process locks), and within it
+	// one Source per repository (see Source).
 	CacheDir string
 	// Auth supplies credentials for the URL's scheme.
 	Auth Auth
