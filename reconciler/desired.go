@@ -211,8 +211,19 @@ func (e *ConfigError) Error() string {
 
 func (e *ConfigError) Unwrap() error { return e.Problems }
 
-// Revision formats a Git revision the way Flux does: <ref>@sha1:<hash>.
-func Revision(ref, hash string) string { return ref + "@sha1:" + hash }
+// Revision formats a Git revision the way Flux does: "main@sha1:<hash>" or
+// "churn/v2.1.0@sha1:<hash>". A "refs/heads/" or "refs/tags/" prefix is
+// dropped; an empty ref yields "sha1:<hash>". It is the one formatter of
+// revision strings: status, audit entries, plans and pull request checks
+// must agree on them.
+func Revision(ref, hash string) string {
+	ref = strings.TrimPrefix(ref, "refs/heads/")
+	ref = strings.TrimPrefix(ref, "refs/tags/")
+	if ref == "" {
+		return "sha1:" + hash
+	}
+	return ref + "@sha1:" + hash
+}
 
 // ComputeDesired resolves every model in every environment. modelsync.yaml
 // and the list of models come from configBranch; each environment then takes

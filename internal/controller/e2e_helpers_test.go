@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/modelsync/modelsync/internal/mlflowclient"
-	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/internal/target/mlflow"
 	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/test/testenv"
@@ -150,7 +149,7 @@ func (e *env) start(mlflowURL string, tweak func(*Options)) *running {
 	m := NewMetrics()
 	audit := &syncBuffer{}
 	opts := Options{
-		Repo:     repo.Options{URL: e.url, CacheDir: e.t.TempDir()},
+		Git:      newGit(e.t, e.url),
 		Targets:  []reconciler.Target{mlflowTarget(e.t, mlflowURL, m)},
 		Interval: time.Hour, // tests drive fetches through Trigger
 		Metrics:  m,

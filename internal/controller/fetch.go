@@ -50,23 +50,18 @@ func (c *Controller) fetch(ctx context.Context, reason string) error {
 	full := oldDesired == nil || c.opts.Now().Sub(c.lastFull) >= c.opts.ResyncInterval
 	c.mu.Unlock()
 
-	var (
-		snap    *repo.Snapshot
-		changed = true
-		err     error
-	)
-	if old == nil {
-		snap, err = repo.Open(fctx, c.opts.Repo)
-	} else {
-		snap, changed, err = old.Sync(fctx)
-	}
+	// The repository is shared: another component's fetch may have moved
+	// the cache since ours, so "changed" is judged against our own last
+	// snapshot, not by whether this fetch downloaded anything.
+	snap, err := c.opts.Git.Sync(fctx)
 	c.metrics.gitFetch.Observe(time.Since(start).Seconds())
 	if err != nil {
 		c.mu.Lock()
 		c.fetchErr = err.Error()
 		c.mu.Unlock()
-		return fmt.Errorf("fetching %s: %w", c.opts.Repo.URL, err)
+		return fmt.Errorf("fetching %s: %w", c.opts.Git.URL(), err)
 	}
+	changed := !snap.SameRefs(old)
 	c.ready.Store(true)
 	for _, bad := range snap.BadTags() {
 		c.log.Warn("ignoring tag", "error", bad)

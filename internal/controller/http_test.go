@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,9 +11,20 @@ import (
 	"github.com/modelsync/modelsync/internal/repo"
 )
 
+// newGit opens the repository at url with a fresh cache, closed at cleanup.
+func newGit(tb testing.TB, url string) *repo.Repository {
+	tb.Helper()
+	g, err := repo.New(context.Background(), repo.Options{URL: url, CacheDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { g.Close() })
+	return g
+}
+
 func newUnstarted(t *testing.T, secret string) *Controller {
 	t.Helper()
-	c, err := New(Options{Repo: repo.Options{URL: t.TempDir(), CacheDir: t.TempDir()}, WebhookSecret: []byte(secret), StateDir: t.TempDir()})
+	c, err := New(Options{Git: newGit(t, t.TempDir()), WebhookSecret: []byte(secret), StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

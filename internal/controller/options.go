@@ -27,10 +27,12 @@ const (
 	MaxWebhookBody = 3 << 20
 )
 
-// Options configure a Controller. Repo and Targets are required.
+// Options configure a Controller. Git and Targets are required.
 type Options struct {
-	// Repo locates the models repository and its clone cache.
-	Repo repo.Options
+	// Git is the models repository's owner, shared with the other
+	// components of the process that read it; the controller does not
+	// close it.
+	Git *repo.Repository
 	// Branch is the config branch (default "main").
 	Branch string
 	// Targets are applied in order, as `modelsync apply` does.
@@ -108,8 +110,8 @@ type Health struct {
 }
 
 func (o *Options) defaults() error {
-	if o.Repo.URL == "" {
-		return errors.New("controller: Options.Repo.URL is empty")
+	if o.Git == nil {
+		return errors.New("controller: Options.Git is nil")
 	}
 	if o.Branch == "" {
 		o.Branch = "main"

@@ -13,7 +13,6 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/modelsync/modelsync/internal/manifest"
-	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/reconciler/reconcilertest"
 )
@@ -33,7 +32,9 @@ type unit struct {
 
 func newUnit(t *testing.T, opts Options, targets ...*reconcilertest.Target) *unit {
 	t.Helper()
-	opts.Repo = repo.Options{URL: "unused: the tests set the desired state"}
+	// The tests set the desired state themselves; the repository is
+	// opened but never synced.
+	opts.Git = newGit(t, t.TempDir())
 	opts.Now = func() time.Time { return testNow }
 	for _, tg := range targets {
 		opts.Targets = append(opts.Targets, tg)

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/modelsync/modelsync/internal/manifest"
-	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -96,7 +95,7 @@ func TestPinStoreIsDurable(t *testing.T) {
 // Windows declared in modelsync.yaml join the configured ones and change
 // with the revision.
 func TestWindowsFromRepositoryConfig(t *testing.T) {
-	c, err := New(Options{Repo: repo.Options{URL: t.TempDir()}, StateDir: t.TempDir()})
+	c, err := New(Options{Git: newGit(t, t.TempDir()), StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,7 +129,12 @@ func newHarness(tb testing.TB, repoURL string) *harness {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	rs := ghub.NewRepoSync(repo.Options{URL: repoURL, CacheDir: tb.TempDir()})
+	git, err := repo.New(context.Background(), repo.Options{URL: repoURL, CacheDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { git.Close() })
+	rs := ghub.NewRepoSync(git)
 	h.Gate, err = ghub.NewGate(ghub.GateOptions{
 		Client: client, Repository: acme, Sync: rs.Sync, FetchPull: rs.FetchPullHead, TargetURL: "https://modelsync.example/prs",
 		Hooks: ghub.Hooks{

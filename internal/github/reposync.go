@@ -3,65 +3,35 @@ package github
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/modelsync/modelsync/internal/github/prcheck"
 	"github.com/modelsync/modelsync/internal/repo"
 )
 
-// RepoSync opens the models repository on first use and fetches it again
-// on every call, so each evaluation sees the commits GitHub announced.
+// RepoSync gives the gate the models repository through the process's one
+// owner of it, shared with the controller: each evaluation fetches (joining
+// a fetch in progress when that one still sees what GitHub announced) and
+// judges the snapshot of that fetch, which later fetches do not change.
 type RepoSync struct {
-	opts repo.Options
-
-	mu   sync.Mutex
-	snap *repo.Snapshot
+	git *repo.Repository
 }
 
-// NewRepoSync returns a sync for the repository opts names.
-func NewRepoSync(opts repo.Options) *RepoSync { return &RepoSync{opts: opts} }
+// NewRepoSync returns a sync through git.
+func NewRepoSync(git *repo.Repository) *RepoSync { return &RepoSync{git: git} }
 
 // Sync implements GateOptions.Sync.
 func (s *RepoSync) Sync(ctx context.Context) (prcheck.Repository, error) {
-	s.mu.Lock()
-	if s.snap == nil {
-		// Opened under the lock: two Sources over one cache directory
-		// would write it concurrently.
-		defer s.mu.Unlock()
-		opened, err := repo.Open(ctx, s.opts)
-		if err != nil {
-			return nil, err
-		}
-		s.snap = opened
-		return prcheck.FromSnapshot(opened), nil
-	}
-	snap := s.snap
-	s.mu.Unlock()
-	next, _, err := snap.Sync(ctx)
+	snap, err := s.git.Sync(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.snap = next
-	s.mu.Unlock()
-	return prcheck.FromSnapshot(next), nil
+	return prcheck.FromSnapshot(snap), nil
 }
 
 // FetchPullHead implements GateOptions.FetchPull: it downloads GitHub's
 // refs/pull/<number>/head, where the commits of a pull request from a fork
 // live in the base repository.
 func (s *RepoSync) FetchPullHead(ctx context.Context, number int) error {
-	s.mu.Lock()
-	snap := s.snap
-	s.mu.Unlock()
-	if snap == nil {
-		if _, err := s.Sync(ctx); err != nil {
-			return err
-		}
-		s.mu.Lock()
-		snap = s.snap
-		s.mu.Unlock()
-	}
-	_, err := snap.FetchRef(ctx, fmt.Sprintf("refs/pull/%d/head", number))
+	_, err := s.git.FetchRef(ctx, fmt.Sprintf("refs/pull/%d/head", number))
 	return err
 }

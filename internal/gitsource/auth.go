@@ -228,14 +228,6 @@ func splitURLCredentials(rawURL string) (clean string, user, password string) {
 	return u.String(), user, password
 }
 
-// TransportAuth maps the credentials onto a go-git auth method for rawURL,
-// with the rules Source uses (a token wins over a password over http(s); SSH
-// host keys are always verified). For callers that drive go-git themselves,
-// such as a working clone for a rollback commit.
-func (a Auth) TransportAuth(rawURL string) (transport.AuthMethod, error) {
-	return a.transportAuth(rawURL)
-}
-
 // MoveURLCredentials returns rawURL without user:password, moving them into
 // auth unless auth already carries credentials.
 func MoveURLCredentials(rawURL string, auth Auth) (string, Auth) {

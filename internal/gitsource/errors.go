@@ -174,7 +174,3 @@ func errNoSecrets(err error, rawURL string) error {
 	_, user, password := splitURLCredentials(rawURL)
 	return scrub(err, rawURL, Auth{Username: user, Password: password})
 }
-
-// Scrub removes rawURL's credentials and every secret of auth from err's
-// text, keeping err reachable for errors.Is and errors.As.
-func Scrub(err error, rawURL string, auth Auth) error { return scrub(err, rawURL, auth) }

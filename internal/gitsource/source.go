@@ -1,7 +1,13 @@
 // Package gitsource mirrors a models Git repository into an on-disk bare
 // cache with go-git, detects ref changes cheaply, and exposes commits as
 // read-only io/fs trees without a checkout. It also provides the small set
-// of work-tree operations the `modelsync release` command needs.
+// of work-tree operations `modelsync release` and `modelsync rollback` need
+// (Workspace, Clone).
+//
+// It is the only package that imports go-git: everyone else sees a Reader
+// (commits, trees, differences) and a Writer (branch, commit, tag, push),
+// after fluxcd/pkg/git's split, so go-git's concurrency rules and error
+// types stay in one place.
 package gitsource
 
 import (
@@ -13,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -65,7 +72,8 @@ type Options struct {
 	// never stored in the cache or printed.
 	URL string
 	// CacheDir holds one bare repository per URL. One process should own a
-	// cache directory: go-git takes no cross-process locks.
+	// cache directory (go-git takes no cross-process locks), and within it
+	// one Source per repository (see Source).
 	CacheDir string
 	// Auth supplies credentials for the URL's scheme.
 	Auth Auth
@@ -82,7 +90,11 @@ type Options struct {
 	CacheSize int64
 }
 
-// Source is a bare on-disk mirror of one remote repository.
+// Source is a bare on-disk mirror of one remote repository. A process
+// should have one Source per cache directory and hand it to every component
+// that reads the repository: two Sources over one directory each keep their
+// own view of the pack files and refs, and a fetch by one breaks reads and
+// fetches by the other.
 //
 // go-git's filesystem storage is not safe for concurrent use (its pack index
 // maps are filled lazily without locks), so every storage access, including
@@ -95,9 +107,15 @@ type Source struct {
 	tauth transport.AuthMethod
 	depth int
 
-	syncMu sync.Mutex // serialises Sync
-	mu     sync.Mutex // guards repo storage and the fields below
-	repo   *git.Repository
+	syncMu sync.Mutex // serialises writers of the cache: fetches and FetchRef
+
+	flightMu sync.Mutex // guards the fields below
+	running  *flight    // the fetch in progress, nil when none
+	queued   *flight    // the fetch after running, for callers it cannot serve
+	closed   bool
+
+	mu   sync.Mutex // guards repo storage and the fields below
+	repo *git.Repository
 	// known is the cache's branch and tag refs after the last successful
 	// Sync, so an unchanged poll costs one ref advertisement and no disk
 	// reads. nil means "read from disk". Guarded by mu.
@@ -125,6 +143,11 @@ type SyncResult struct {
 	Changed bool
 	// Heads maps branch names ("main") to commit hashes.
 	Heads map[string]string
+	// Refs maps every mirrored branch and tag, by full ref name
+	// ("refs/tags/churn/v1.0.0"), to the object it names (an annotated tag
+	// is not peeled). It resolves names against this result rather than
+	// against the cache, whose refs a later Sync rewrites.
+	Refs map[string]string
 	// Tags are the valid release tags, sorted by model then version, with
 	// Commit peeled through annotated tag objects.
 	Tags []release.Tag
@@ -268,6 +291,14 @@ func openCache(dir, url string, objectCache int64) (*git.Repository, error) {
 // Close releases the pack files the Source keeps open. The Source must not
 // be used afterwards; TreeFS values obtained from it stop working too.
 func (s *Source) Close() error {
+	s.flightMu.Lock()
+	s.closed = true
+	for _, f := range []*flight{s.running, s.queued} {
+		if f != nil {
+			f.cancel()
+		}
+	}
+	s.flightMu.Unlock()
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	s.mu.Lock()
@@ -308,14 +339,27 @@ func (s *Source) Dir() string { return s.dir }
 // is history older than the boundary: ChangedPaths still works (it diffs two
 // trees, not a history walk), but a commit reachable only through history
 // deeper than Depth is absent and reported as ErrNotFound.
+//
+// Concurrent calls coalesce (see coalesce): one fetch is in flight at a
+// time and every caller that joined it gets its result. The maps and
+// slices of the result are the caller's own copies.
 func (s *Source) Sync(ctx context.Context) (SyncResult, error) {
-	// syncMu serialises Syncs; mu is taken only around storage access, so
-	// readers (Tree, Branch, ...) never wait for the network.
+	return s.coalesce(ctx)
+}
+
+// fetch is one Sync against the remote; see Sync. listed is called once
+// the ref advertisement has arrived (or failed to), which is when callers
+// joining this fetch stop getting an up-to-date answer from it.
+func (s *Source) fetch(ctx context.Context, listed func()) (SyncResult, error) {
+	// syncMu serialises writers of the cache (fetches and FetchRef); mu is
+	// taken only around storage access, so readers (Tree, Commit, ...)
+	// never wait for the network.
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 
 	sess, err := s.uploadPackSession()
 	if err != nil {
+		listed()
 		return SyncResult{}, classify(ctx, "connect to", s.url, s.auth, err)
 	}
 	// Closing an unused session sends the flush that ends the conversation,
@@ -327,6 +371,7 @@ func (s *Source) Sync(ctx context.Context) (SyncResult, error) {
 		}
 	}()
 	ar, err := sess.AdvertisedReferencesContext(ctx)
+	listed()
 	empty := errors.Is(err, transport.ErrEmptyRemoteRepository)
 	if err != nil && !empty {
 		return SyncResult{}, classify(ctx, "list refs of", s.url, s.auth, err)
@@ -753,7 +798,7 @@ func (s *Source) localRefs() (map[string]string, error) {
 // object hash (objects are immutable), and the cache keeps only entries for
 // current tags, so it cannot grow without bound. Callers hold mu.
 func (s *Source) snapshot(refs map[string]string) SyncResult {
-	res := SyncResult{Heads: map[string]string{}}
+	res := SyncResult{Heads: map[string]string{}, Refs: maps.Clone(refs)}
 	names := make([]string, 0, len(refs))
 	for name := range refs {
 		names = append(names, name)
@@ -894,18 +939,6 @@ func parseHash(hash string) (plumbing.Hash, error) {
 		return plumbing.ZeroHash, fmt.Errorf("invalid commit hash %q: want 40 hex digits", hash)
 	}
 	return plumbing.NewHash(strings.ToLower(hash)), nil
-}
-
-// Revision formats a Flux-style revision string: "main@sha1:<hash>" or
-// "churn/v2.1.0@sha1:<hash>". A "refs/heads/" or "refs/tags/" prefix is
-// dropped; an empty ref yields "sha1:<hash>".
-func Revision(ref, hash string) string {
-	ref = strings.TrimPrefix(ref, "refs/heads/")
-	ref = strings.TrimPrefix(ref, "refs/tags/")
-	if ref == "" {
-		return "sha1:" + hash
-	}
-	return ref + "@sha1:" + hash
 }
 
 // ChangedPaths returns the sorted, de-duplicated slash paths of files that

@@ -380,22 +380,6 @@ func TestChangedPaths(t *testing.T) {
 	}
 }
 
-func TestRevision(t *testing.T) {
-	h := strings.Repeat("ab", 20)
-	cases := map[[2]string]string{
-		{"main", h}:                   "main@sha1:" + h,
-		{"refs/heads/main", h}:        "main@sha1:" + h,
-		{"churn/v2.1.0", h}:           "churn/v2.1.0@sha1:" + h,
-		{"refs/tags/churn/v2.1.0", h}: "churn/v2.1.0@sha1:" + h,
-		{"", h}:                       "sha1:" + h,
-	}
-	for in, want := range cases {
-		if got := gitsource.Revision(in[0], in[1]); got != want {
-			t.Errorf("Revision(%q) = %q, want %q", in[0], got, want)
-		}
-	}
-}
-
 // Shallow mirrors must keep working across later fetches of new commits and
 // of tags that point below the shallow boundary.
 func TestSyncShallow(t *testing.T) {

@@ -474,20 +474,3 @@ var (
 	_ fs.ReadLinkFS  = (*TreeFS)(nil)
 	_ fs.ReadDirFile = (*treeDir)(nil)
 )
-
-// CommitTreeFS is the read-only file system of commit c in a repository
-// this package does not manage (say, a working clone). repoLock guards the
-// repository's object storage if others use it concurrently; nil when not.
-// Its decoded directories are cached for it alone, within DefaultCacheSize/2.
-func CommitTreeFS(store storer.EncodedObjectStorer, c *object.Commit, repoLock sync.Locker) (*TreeFS, error) {
-	if repoLock == nil {
-		repoLock = &sync.Mutex{}
-	}
-	fsys := newTreeFS(repoLock, store, c, newTreeCache(DefaultCacheSize/2))
-	// Unlocked, as reading c's tree was before: the caller may hold
-	// repoLock, and the cache is not shared yet.
-	if _, err := fsys.treeAt(fsys.root); err != nil {
-		return nil, fmt.Errorf("gitsource: read tree of commit %s: %w", c.Hash, err)
-	}
-	return fsys, nil
-}

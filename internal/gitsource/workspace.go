@@ -14,7 +14,6 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"github.com/modelsync/modelsync/internal/release"
 )
@@ -26,14 +25,15 @@ type Signature struct {
 	When  time.Time
 }
 
-// Workspace is a developer's working copy, used by `modelsync release` to
-// check cleanliness, find what changed since a model's last release, and
-// create and push release tags. Unlike Source it operates on the user's own
-// repository, never on the cache.
+// Workspace is a working repository: the developer's own copy, which
+// `modelsync release` checks and tags, or a temporary clone (Clone) in
+// which `modelsync rollback` commits. It is the package's Writer; unlike
+// Source it never touches the cache.
 type Workspace struct {
-	dir  string
-	mu   sync.Mutex // go-git repositories are not safe for concurrent use
-	repo *git.Repository
+	dir   string
+	mu    sync.Mutex // go-git repositories are not safe for concurrent use
+	repo  *git.Repository
+	trees *treeCache // shared by the trees read through Tree; guarded by mu
 }
 
 // OpenWorkspace opens the Git work tree containing dir (parent directories
@@ -223,24 +223,9 @@ func (w *Workspace) CreateAnnotatedTag(name, message string, tagger Signature) e
 func (w *Workspace) PushTag(ctx context.Context, remote, name string, auth Auth) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	rem, err := w.repo.Remote(remote)
+	rawURL, tauth, auth, err := w.remoteAuthLocked(remote, auth)
 	if err != nil {
-		if errors.Is(err, git.ErrRemoteNotFound) {
-			return fmt.Errorf("%w: remote %q in %s", ErrNotFound, remote, w.dir)
-		}
-		return fmt.Errorf("gitsource: remote %q in %s: %w", remote, w.dir, err)
-	}
-	urls := rem.Config().URLs
-	if len(urls) == 0 {
-		return fmt.Errorf("gitsource: remote %q in %s has no URL", remote, w.dir)
-	}
-	rawURL, user, password := splitURLCredentials(urls[0])
-	if (user != "" || password != "") && auth.Username == "" && auth.Password == "" && auth.Token == "" {
-		auth.Username, auth.Password = user, password
-	}
-	tauth, err := auth.transportAuth(rawURL)
-	if err != nil {
-		return scrub(err, urls[0], auth)
+		return err
 	}
 	ref := "refs/tags/" + name
 	local, err := w.repo.Storer.Reference(plumbing.ReferenceName(ref))
@@ -250,10 +235,9 @@ func (w *Workspace) PushTag(ctx context.Context, remote, name string, auth Auth)
 	// Look first: go-git's push cannot explain a conflicting remote tag (it
 	// reports the remote's object as missing locally), and an identical tag
 	// makes the push a no-op.
-	lister := git.NewRemote(w.repo.Storer, &config.RemoteConfig{Name: remote, URLs: []string{rawURL}})
-	refs, err := lister.ListContext(ctx, &git.ListOptions{Auth: tauth})
-	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
-		return classify(ctx, "list refs before pushing tag "+name+" to", urls[0], auth, err)
+	refs, err := w.listLocked(ctx, remote, rawURL, tauth)
+	if err != nil {
+		return classify(ctx, "list refs before pushing tag "+name+" to", rawURL, auth, err)
 	}
 	for _, r := range refs {
 		if r.Name().String() != ref {
@@ -263,7 +247,7 @@ func (w *Workspace) PushTag(ctx context.Context, remote, name string, auth Auth)
 			return nil
 		}
 		return fmt.Errorf("%w: tag %s already exists on %s at %s (local tag is %s); refusing to overwrite a published release",
-			ErrTagExists, name, SanitizeURL(urls[0]), r.Hash(), local.Hash())
+			ErrTagExists, name, SanitizeURL(rawURL), r.Hash(), local.Hash())
 	}
 	err = w.repo.PushContext(ctx, &git.PushOptions{
 		RemoteName: remote,
@@ -274,5 +258,5 @@ func (w *Workspace) PushTag(ctx context.Context, remote, name string, auth Auth)
 	if err == nil || errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil
 	}
-	return classify(ctx, "push tag "+name+" to", urls[0], auth, err)
+	return classify(ctx, "push tag "+name+" to", rawURL, auth, err)
 }

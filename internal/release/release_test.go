@@ -266,3 +266,38 @@ func TestNext(t *testing.T) {
 		})
 	}
 }
+
+// NextRelease is what `modelsync release`, the gate's prospective release
+// and rollback's release tag all use: a release candidate is finalised, and
+// other models' tags do not count.
+func TestNextRelease(t *testing.T) {
+	tag := func(name string) Tag {
+		tg, err := ParseTag(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tg
+	}
+	tags := []Tag{tag("churn/v1.2.3"), tag("churn/v1.3.0-rc.1"), tag("fraud/v4.0.0")}
+	for _, c := range []struct{ model, bump, want, after string }{
+		{"churn", BumpPatch, "churn/v1.3.0", "churn/v1.3.0-rc.1"},
+		{"churn", BumpMajor, "churn/v2.0.0", "churn/v1.3.0-rc.1"},
+		{"fraud", BumpPatch, "fraud/v4.0.1", "fraud/v4.0.0"},
+		{"llama", BumpMinor, "llama/v1.0.0", ""},
+	} {
+		next, after, err := NextRelease(tags, c.model, c.bump)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if after != nil {
+			got = after.Name
+		}
+		if next.Name != c.want || next.Model != c.model || got != c.after {
+			t.Errorf("NextRelease(%s, %s) = %s after %q, want %s after %q", c.model, c.bump, next.Name, got, c.want, c.after)
+		}
+	}
+	if _, _, err := NextRelease(tags, "churn", "huge"); err == nil {
+		t.Error("an unknown bump was accepted")
+	}
+}

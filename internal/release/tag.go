@@ -110,6 +110,25 @@ func Latest(tags []Tag, model string, allowPrerelease bool) (Tag, bool) {
 	return best, found
 }
 
+// NextRelease returns the tag the next release of model gets, as
+// `modelsync release` cuts it: bump applied to the model's newest release,
+// pre-releases included (so a release candidate is finalised), or
+// FirstVersion for a model never released. after is that newest release,
+// nil for the first. The tag's Commit is left empty. Every place that
+// predicts or creates a release tag asks this function, so the gate, the
+// release command and rollback agree on the name.
+func NextRelease(tags []Tag, model, bump string) (next Tag, after *Tag, err error) {
+	var prev *Version
+	if t, ok := Latest(tags, model, true); ok {
+		after, prev = &t, &t.Version
+	}
+	v, err := Next(prev, bump)
+	if err != nil {
+		return Tag{}, nil, fmt.Errorf("next release of model %s: %w", model, err)
+	}
+	return Tag{Name: FormatTag(model, v), Model: model, Version: v}, after, nil
+}
+
 // Sort orders tags by model name, then by ascending version precedence, then
 // by name so the order is total.
 func Sort(tags []Tag) {

@@ -1,5 +1,5 @@
-// Package repo opens the models repository through the Git source and
-// presents one fetch of it to the reconciler as a Snapshot.
+// Package repo owns the models repository's clone cache for a process
+// (Repository) and presents each fetch of it as an immutable Snapshot.
 package repo
 
 import (
@@ -26,7 +26,10 @@ type Options struct {
 	CacheSize int64
 }
 
-// Snapshot is one synced state of the repository.
+// Snapshot is one synced state of the repository. It answers from the refs
+// of its own fetch, never from the cache's current refs, which later
+// fetches rewrite: what it says does not change. Commits and trees are
+// read from the shared cache, whose objects are never removed.
 type Snapshot struct {
 	src  *gitsource.Source
 	sync gitsource.SyncResult
@@ -50,29 +53,72 @@ func DefaultCacheDir(getenv func(string) string) string {
 	return filepath.Join(base, "modelsync", "repos")
 }
 
-// Open clones or fetches the repository and returns a snapshot of it.
-func Open(ctx context.Context, opts Options) (*Snapshot, error) {
+// Repository is the one owner of a repository's clone cache in a process.
+// `serve` makes one and hands it to the controller and the pull request
+// gate: their fetches coalesce (see gitsource.Source.Sync) and their
+// downloads of other refs are serialised with them, which two owners of one
+// cache could not do.
+type Repository struct {
+	src *gitsource.Source
+}
+
+// New opens (or creates) the clone cache for opts.URL without contacting
+// the remote; Sync fetches.
+func New(ctx context.Context, opts Options) (*Repository, error) {
 	src, err := gitsource.Open(ctx, gitsource.Options{URL: opts.URL, CacheDir: opts.CacheDir, Auth: opts.Auth, CacheSize: opts.CacheSize})
 	if err != nil {
 		return nil, err
 	}
-	res, err := src.Sync(ctx)
+	return &Repository{src: src}, nil
+}
+
+// Sync fetches the repository and returns the snapshot of that fetch.
+// Snapshots taken earlier stay valid and unchanged.
+func (r *Repository) Sync(ctx context.Context) (*Snapshot, error) {
+	res, err := r.src.Sync(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &Snapshot{src: src, sync: res}, nil
+	return &Snapshot{src: r.src, sync: res}, nil
 }
 
-// Source returns the underlying Git source, for a later Sync.
+// FetchRef downloads the commit at the remote's ref (one the snapshots do
+// not mirror, such as refs/pull/<n>/head) into the cache and returns its
+// hash; every snapshot's Commit and Tree then see it. It never runs at the
+// same time as a fetch. See gitsource.Source.FetchRef.
+func (r *Repository) FetchRef(ctx context.Context, ref string) (string, error) {
+	return r.src.FetchRef(ctx, ref)
+}
+
+// URL is the repository URL without credentials.
+func (r *Repository) URL() string { return r.src.URL() }
+
+// Close releases the cache; snapshots stop working.
+func (r *Repository) Close() error { return r.src.Close() }
+
+// Open clones or fetches the repository once and returns a snapshot of it,
+// for commands that read the repository once and exit.
+func Open(ctx context.Context, opts Options) (*Snapshot, error) {
+	r, err := New(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return r.Sync(ctx)
+}
+
+// Source returns the underlying Git source, to read commits and trees.
 func (s *Snapshot) Source() *gitsource.Source { return s.src }
 
-// Sync fetches again and returns a new snapshot; the old one stays valid.
-func (s *Snapshot) Sync(ctx context.Context) (*Snapshot, bool, error) {
-	res, err := s.src.Sync(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	return &Snapshot{src: s.src, sync: res}, res.Changed, nil
+// ChangedPaths lists the files that differ between two commits; see
+// gitsource.Source.ChangedPaths.
+func (s *Snapshot) ChangedPaths(fromHash, toHash string) ([]string, error) {
+	return s.src.ChangedPaths(fromHash, toHash)
+}
+
+// Resolve returns the commit a ref or an (abbreviated) hash names in this
+// snapshot; see gitsource.Source.Resolve.
+func (s *Snapshot) Resolve(rev string) (string, error) {
+	return s.src.Resolve(s.sync.Refs, rev)
 }
 
 // SameRefs reports whether o resolves every branch and release tag to the
@@ -97,20 +143,16 @@ func (s *Snapshot) SameRefs(o *Snapshot) bool {
 	return true
 }
 
-// FetchRef downloads the commit at the remote's ref (one the snapshot does
-// not mirror, such as refs/pull/<n>/head) into the shared cache and returns
-// its hash; the snapshot's Commit and trees then see it. See
-// gitsource.Source.FetchRef.
-func (s *Snapshot) FetchRef(ctx context.Context, ref string) (string, error) {
-	return s.src.FetchRef(ctx, ref)
-}
-
 // BadTags lists malformed release tags, which are reported and ignored.
 func (s *Snapshot) BadTags() []error { return s.sync.BadTags }
 
 // BranchHead implements reconciler.Snapshot.
 func (s *Snapshot) BranchHead(branch string) (reconciler.Commit, error) {
-	c, err := s.src.Branch(branch)
+	hash, ok := s.sync.Heads[branch]
+	if !ok {
+		return reconciler.Commit{}, fmt.Errorf("branch %q of %s: %w", branch, s.src.URL(), gitsource.ErrNotFound)
+	}
+	c, err := s.src.Commit(hash)
 	if err != nil {
 		return reconciler.Commit{}, fmt.Errorf("branch %q of %s: %w", branch, s.src.URL(), err)
 	}

@@ -14,19 +14,16 @@ func TestSameRefs(t *testing.T) {
 	w.WriteFile("models/churn/model.yaml", "name: churn\n")
 	w.Commit("seed")
 	w.Tag("churn/v1.0.0", "release")
-	snap, err := repo.Open(t.Context(), repo.Options{URL: w.Dir, CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { snap.Source().Close() })
-	sync := func(prev *repo.Snapshot) *repo.Snapshot {
+	git := newRepository(t, w.Dir)
+	sync := func(*repo.Snapshot) *repo.Snapshot {
 		t.Helper()
-		next, _, err := prev.Sync(t.Context())
+		next, err := git.Sync(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return next
 	}
+	snap := sync(nil)
 
 	same := sync(snap)
 	if !same.SameRefs(snap) || !snap.SameRefs(same) {
@@ -49,15 +46,78 @@ func TestSameRefs(t *testing.T) {
 		t.Error("a new release tag kept SameRefs")
 	}
 
-	other, err := repo.Open(t.Context(), repo.Options{URL: w.Dir, CacheDir: t.TempDir()})
+	other, err := newRepository(t, w.Dir).Sync(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { other.Source().Close() })
 	if other.SameRefs(tagged) {
 		t.Error("snapshots of two Sources compared equal; their trees are not interchangeable")
 	}
 	if tagged.SameRefs(nil) {
 		t.Error("SameRefs(nil) = true")
+	}
+}
+
+func newRepository(t *testing.T, url string) *repo.Repository {
+	t.Helper()
+	git, err := repo.New(t.Context(), repo.Options{URL: url, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { git.Close() })
+	return git
+}
+
+// A snapshot answers from the refs of its own fetch: after a later fetch
+// moved the branch and a new tag appeared, an earlier snapshot still names
+// the old head and the old tags, and resolves names as it did.
+func TestSnapshotIsImmutable(t *testing.T) {
+	w := testenv.NewWorkdir(t, "")
+	w.WriteFile("models/churn/model.yaml", "name: churn\n")
+	first := w.Commit("seed")
+	w.Tag("churn/v1.0.0", "release")
+	git := newRepository(t, w.Dir)
+	before, err := git.Sync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	w.WriteFile("models/churn/model.yaml", "name: churn\nrev: 2\n")
+	second := w.Commit("rev")
+	w.Tag("churn/v1.1.0", "release")
+	after, err := git.Sync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		snap *repo.Snapshot
+		head string
+		tags int
+	}{{before, first, 1}, {after, second, 2}} {
+		got, err := c.snap.BranchHead("main")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Hash != c.head {
+			t.Errorf("BranchHead(main) = %.12s, want %.12s", got.Hash, c.head)
+		}
+		if n := len(c.snap.ReleaseTags()); n != c.tags {
+			t.Errorf("%d release tags, want %d", n, c.tags)
+		}
+		if h, err := c.snap.Resolve("main"); err != nil || h != c.head {
+			t.Errorf("Resolve(main) = %.12s, %v; want %.12s", h, err, c.head)
+		}
+	}
+	if _, err := before.Resolve("churn/v1.1.0"); err == nil {
+		t.Error("the earlier snapshot resolves a tag pushed after it")
+	}
+	// Objects are shared: the earlier snapshot reads the newer commit by
+	// hash, as the gate does for a pull request head.
+	if _, err := before.Commit(second); err != nil {
+		t.Errorf("earlier snapshot cannot read a later commit by hash: %v", err)
+	}
+	if h, err := after.Resolve(second[:8]); err != nil || h != second {
+		t.Errorf("Resolve(%s) = %.12s, %v", second[:8], h, err)
 	}
 }

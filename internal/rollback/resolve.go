@@ -8,16 +8,13 @@
 package rollback
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
-
 	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/internal/release"
+	"github.com/modelsync/modelsync/reconciler"
 )
 
 // MaxHistory bounds how many commits of a branch are searched for the
@@ -99,7 +96,7 @@ func (c *Checkout) Resolve(model, env string, to int) (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	files, err := c.Files(head)
+	files, err := c.Files(head.Hash)
 	if err != nil {
 		return nil, err
 	}
@@ -140,14 +137,14 @@ func (c *Checkout) Resolve(model, env string, to int) (*Change, error) {
 // versionAt reads the environment's version from the model manifest of
 // one commit. ok is false when the model is not valid there; present is
 // false when it is valid but does not run in the environment (or is absent).
-func (c *Checkout) versionAt(commit *object.Commit, ch *Change) (version int, present, ok bool, err error) {
+func (c *Checkout) versionAt(commit string, ch *Change) (version int, present, ok bool, err error) {
 	files, err := c.Files(commit)
 	if err != nil {
 		return 0, false, false, err
 	}
 	m, _, problems, err := manifest.LoadModel(files, ch.Model, ch.Config)
 	if err != nil {
-		return 0, false, false, fmt.Errorf("reading model %s at %s: %w", ch.Model, commit.Hash, err)
+		return 0, false, false, fmt.Errorf("reading model %s at %s: %w", ch.Model, commit, err)
 	}
 	if len(problems) > 0 {
 		if missing(problems) {
@@ -169,7 +166,7 @@ func (c *Checkout) resolveBranch(ch *Change) error {
 	if err != nil {
 		return err
 	}
-	v, present, ok, err := c.versionAt(head, ch)
+	v, present, ok, err := c.versionAt(head.Hash, ch)
 	switch {
 	case err != nil:
 		return err
@@ -178,13 +175,16 @@ func (c *Checkout) resolveBranch(ch *Change) error {
 	case !present:
 		return fmt.Errorf("model %s does not run in environment %s at the head of branch %s", ch.Model, ch.Environment, ch.Branch)
 	}
-	ch.From, ch.FromRevision = v, Revision(ch.Branch, head.Hash.String())
+	ch.From, ch.FromRevision = v, reconciler.Revision(ch.Branch, head.Hash)
 	path := manifest.ModelPath(ch.Model)
-	var lastBlob plumbing.Hash
+	var lastBlob string
 	lastVersion := v
 	n := 0
-	for commit := head; commit != nil && n < MaxHistory; n++ {
-		blob, found := fileHash(commit, path)
+	for commit := head.Hash; n < MaxHistory; n++ {
+		blob, found, err := c.ws.PathHash(commit, path)
+		if err != nil {
+			return fmt.Errorf("history of branch %s: %w", ch.Branch, err)
+		}
 		if !found {
 			break
 		}
@@ -206,39 +206,26 @@ func (c *Checkout) resolveBranch(ch *Change) error {
 				ch.To = lastVersion
 			}
 			if ch.To == lastVersion && ch.ToRevision == "" {
-				ch.ToRevision = Revision(ch.Branch, commit.Hash.String())
+				ch.ToRevision = reconciler.Revision(ch.Branch, commit)
 				return nil
 			}
 		}
-		if commit.NumParents() == 0 {
+		parent, ok, err := c.ws.FirstParent(commit)
+		if err != nil {
+			return fmt.Errorf("history of branch %s: %w", ch.Branch, err)
+		}
+		if !ok {
+			// The root commit, or where shallow history ends.
 			n++
 			break
 		}
-		if commit, err = commit.Parent(0); err != nil {
-			if errors.Is(err, plumbing.ErrObjectNotFound) {
-				break // shallow history ends here
-			}
-			return fmt.Errorf("history of branch %s: %w", ch.Branch, err)
-		}
+		commit = parent
 	}
 	if ch.To == 0 {
 		return &NoPreviousVersionError{Model: ch.Model, Environment: ch.Environment, Current: ch.From,
 			Searched: fmt.Sprintf("the %d commit(s) of branch %s that have %s", n, ch.Branch, path)}
 	}
 	return nil
-}
-
-// fileHash returns the blob hash of path at commit.
-func fileHash(commit *object.Commit, path string) (plumbing.Hash, bool) {
-	t, err := commit.Tree()
-	if err != nil {
-		return plumbing.ZeroHash, false
-	}
-	e, err := t.FindEntry(path)
-	if err != nil {
-		return plumbing.ZeroHash, false
-	}
-	return e.Hash, true
 }
 
 func (c *Checkout) resolveReleases(ch *Change, ec manifest.Environment) error {
@@ -258,28 +245,20 @@ func (c *Checkout) resolveReleases(ch *Change, ec manifest.Environment) error {
 	// Tags are sorted ascending; the newest is what the environment runs.
 	slices.Reverse(mine)
 	cur := mine[0]
-	commit, err := c.commitAt(cur.Commit)
-	if err != nil {
-		return fmt.Errorf("release %s of model %s: %w", cur.Name, ch.Model, err)
-	}
-	v, present, ok, err := c.versionAt(commit, ch)
+	v, present, ok, err := c.versionAt(cur.Commit, ch)
 	switch {
 	case err != nil:
-		return err
+		return fmt.Errorf("release %s of model %s: %w", cur.Name, ch.Model, err)
 	case !ok:
 		return fmt.Errorf("release %s of model %s is invalid, so environment %s does not run it; fix the model and release again", cur.Name, ch.Model, ch.Environment)
 	case !present:
 		return fmt.Errorf("model %s does not run in environment %s at release %s", ch.Model, ch.Environment, cur.Name)
 	}
-	ch.From, ch.FromRevision, ch.CurrentRelease, ch.releaseCommit = v, Revision(cur.Name, cur.Commit), cur.Name, cur.Commit
+	ch.From, ch.FromRevision, ch.CurrentRelease, ch.releaseCommit = v, reconciler.Revision(cur.Name, cur.Commit), cur.Name, cur.Commit
 	for _, t := range mine[1:] {
-		commit, err := c.commitAt(t.Commit)
+		ver, present, ok, err := c.versionAt(t.Commit, ch)
 		if err != nil {
 			return fmt.Errorf("release %s of model %s: %w", t.Name, ch.Model, err)
-		}
-		ver, present, ok, err := c.versionAt(commit, ch)
-		if err != nil {
-			return err
 		}
 		if !ok || !present || ver == ch.From {
 			continue
@@ -288,7 +267,7 @@ func (c *Checkout) resolveReleases(ch *Change, ec manifest.Environment) error {
 			ch.To = ver
 		}
 		if ver == ch.To {
-			ch.ToRevision = Revision(t.Name, t.Commit)
+			ch.ToRevision = reconciler.Revision(t.Name, t.Commit)
 			return nil
 		}
 	}

@@ -1,15 +1,11 @@
 package rollback
 
 import (
-	"errors"
 	"fmt"
 	"path"
 	"reflect"
 	"sort"
 	"strings"
-
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/modelsync/modelsync/internal/manifest"
 )
@@ -25,40 +21,35 @@ func (c *Checkout) Unreleased(ch *Change, commit string) ([]string, error) {
 	if !ch.Releases || ch.releaseCommit == "" {
 		return nil, nil
 	}
-	from, err := c.commitAt(ch.releaseCommit)
-	if err != nil {
+	from := ch.releaseCommit
+	if _, err := c.ws.Commit(from); err != nil {
 		return nil, fmt.Errorf("release %s of model %s: %w", ch.CurrentRelease, ch.Model, err)
 	}
-	to, err := c.commitAt(commit)
-	if err != nil {
+	if _, err := c.ws.Commit(commit); err != nil {
 		return nil, fmt.Errorf("commit %s: %w", commit, err)
 	}
 	dir := path.Join(manifest.ModelsDir, ch.Model)
-	a, err := subtree(from, dir)
+	a, aok, err := c.ws.PathHash(from, dir)
 	if err != nil {
 		return nil, err
 	}
-	b, err := subtree(to, dir)
+	b, bok, err := c.ws.PathHash(commit, dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	if a != nil && b != nil {
-		changes, err := object.DiffTree(a, b)
+	if aok && bok && a != b {
+		changed, err := c.ws.ChangedPaths(from, commit)
 		if err != nil {
 			return nil, fmt.Errorf("comparing %s at %s and %s: %w", dir, ch.CurrentRelease, commit, err)
 		}
-		for _, chg := range changes {
-			name := chg.To.Name
-			if name == "" {
-				name = chg.From.Name
-			}
-			if name != manifest.ModelFile {
-				out = append(out, path.Join(dir, name))
+		for _, p := range changed {
+			if rest, ok := strings.CutPrefix(p, dir+"/"); ok && rest != manifest.ModelFile {
+				out = append(out, p)
 			}
 		}
 	}
-	fields, err := c.manifestDrift(ch, from, to)
+	fields, err := c.manifestDrift(ch, from, commit)
 	if err != nil {
 		return nil, err
 	}
@@ -67,23 +58,11 @@ func (c *Checkout) Unreleased(ch *Change, commit string) ([]string, error) {
 	return out, nil
 }
 
-func subtree(c *object.Commit, dir string) (*object.Tree, error) {
-	t, err := c.Tree()
-	if err != nil {
-		return nil, err
-	}
-	sub, err := t.Tree(dir)
-	if errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, plumbing.ErrObjectNotFound) {
-		return nil, nil
-	}
-	return sub, err
-}
-
 // manifestDrift names the top-level manifest sections that differ between
 // the release and the rollback commit, ignoring other environments (a
 // releases environment does not run them) and the rolled-back version.
-func (c *Checkout) manifestDrift(ch *Change, from, to *object.Commit) ([]string, error) {
-	load := func(commit *object.Commit) (*manifest.Model, error) {
+func (c *Checkout) manifestDrift(ch *Change, from, to string) ([]string, error) {
+	load := func(commit string) (*manifest.Model, error) {
 		files, err := c.Files(commit)
 		if err != nil {
 			return nil, err
@@ -93,7 +72,7 @@ func (c *Checkout) manifestDrift(ch *Change, from, to *object.Commit) ([]string,
 			return nil, err
 		}
 		if len(problems) > 0 {
-			return nil, fmt.Errorf("model %s at %s is invalid: %w", ch.Model, commit.Hash, problems)
+			return nil, fmt.Errorf("model %s at %s is invalid: %w", ch.Model, commit, problems)
 		}
 		spec := m.Spec.Environments[ch.Environment]
 		spec.Version = 0

@@ -90,7 +90,7 @@ func (c *Checkout) Write(ctx context.Context, ch *Change, opts WriteOptions) (*W
 		if err != nil {
 			return nil, err
 		}
-		w.Commit = head.Hash.String()
+		w.Commit = head.Hash
 		return w, nil
 	}
 	data, err := c.ReadFile(rel)

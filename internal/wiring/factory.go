@@ -54,6 +54,10 @@ type Factory struct {
 	S3 func(context.Context) (*awss3.Client, error)
 	// GitHub is the REST client for $GITHUB_TOKEN or a GitHub App.
 	GitHub func() (*ghub.Client, error)
+	// Targets builds the targets the flags configure, in execution order;
+	// it refuses to return none (ErrNoTargets). Tests of commands put
+	// in-memory targets here, as they would replace any other client.
+	Targets func(context.Context) ([]reconciler.Target, error)
 	// Locator maps model versions to artifact storage URIs; it needs the
 	// MLflow client and remembers what it found.
 	Locator func() (*mlflowclient.Locator, error)
@@ -70,6 +74,7 @@ func New(io cmdutil.IOStreams, getenv func(string) string, version string) *Fact
 		return s3.NewClient(ctx, s3.ClientOptions{Endpoint: f.Flags.S3Endpoint, PathStyle: f.Flags.S3PathStyle})
 	})
 	f.GitHub = sync.OnceValues(f.newGitHub)
+	f.Targets = f.configuredTargets
 	f.Locator = sync.OnceValues(func() (*mlflowclient.Locator, error) {
 		c, err := f.MLflow()
 		if err != nil {

@@ -23,9 +23,10 @@ var targetOrder = []string{mlflow.Name, kserve.Name, s3.Name}
 // plan would look like "in sync" when nothing was checked.
 var ErrNoTargets = errors.New("no targets configured: set MLFLOW_TRACKING_URI (or --mlflow-uri) for the MLflow registry, --kserve for KServe, --s3 for artifact storage")
 
-// Targets builds the targets f.Flags configure, in execution order, from
-// the factory's clients. It refuses to return none.
-func (f *Factory) Targets(ctx context.Context) ([]reconciler.Target, error) {
+// configuredTargets builds the targets f.Flags configure, in execution
+// order, from the factory's clients. It refuses to return none. It is what
+// Factory.Targets does unless a test puts other targets there.
+func (f *Factory) configuredTargets(ctx context.Context) ([]reconciler.Target, error) {
 	flags := &f.Flags
 	for _, name := range flags.Only {
 		if !slices.Contains(targetOrder, name) {

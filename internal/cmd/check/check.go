@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"time"
 
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
@@ -157,32 +155,31 @@ func Run(ctx context.Context, opts *Options) error {
 // hash. The base branch is the base ref when it names a branch, otherwise
 // defaultBranch.
 func ResolveRefs(snap *repo.Snapshot, base, head, defaultBranch string) (prcheck.Refs, error) {
-	g, err := git.PlainOpen(snap.Source().Dir())
-	if err != nil {
-		return prcheck.Refs{}, fmt.Errorf("opening the repository cache of %s: %w", snap.Source().URL(), err)
-	}
 	refs := prcheck.Refs{BaseRef: base, HeadRef: head, BaseBranch: defaultBranch}
-	if refs.BaseSHA, err = resolve(g, snap, base); err != nil {
+	var err error
+	if refs.BaseSHA, err = resolve(snap, base); err != nil {
 		return refs, err
 	}
-	if refs.HeadSHA, err = resolve(g, snap, head); err != nil {
+	if refs.HeadSHA, err = resolve(snap, head); err != nil {
 		return refs, err
 	}
-	if _, err := g.Reference(plumbing.NewBranchReferenceName(base), false); err == nil {
+	if _, err := snap.BranchHead(base); err == nil {
 		refs.BaseBranch = base
 	}
 	return refs, nil
 }
 
-func resolve(g *git.Repository, snap *repo.Snapshot, ref string) (string, error) {
+// resolve prefers a branch, as a pull request names its base, then asks
+// the snapshot for a tag or commit.
+func resolve(snap *repo.Snapshot, ref string) (string, error) {
 	if c, err := snap.BranchHead(ref); err == nil {
 		return c.Hash, nil
 	}
-	h, err := g.ResolveRevision(plumbing.Revision(ref))
+	h, err := snap.Resolve(ref)
 	if err != nil {
 		return "", fmt.Errorf("ref %q is not a branch, tag or commit of %s: %w", ref, snap.Source().URL(), err)
 	}
-	return h.String(), nil
+	return h, nil
 }
 
 // registryFacts returns MLflow registry facts when a tracking URI is

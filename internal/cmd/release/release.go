@@ -110,26 +110,20 @@ func Run(ctx context.Context, opts *Options) error {
 	for _, b := range bad {
 		fmt.Fprintf(opts.Factory.IO.ErrOut, "warning: ignoring tag: %v\n", b)
 	}
-	var latest *rel.Tag
-	if t, ok := rel.Latest(tags, opts.Model, true); ok {
-		latest = &t
-		changed, err := ws.ChangedSince(t.Commit, manifest.ModelsDir+"/"+opts.Model)
+	nextTag, latest, err := rel.NextRelease(tags, opts.Model, opts.Bump)
+	if err != nil {
+		return err
+	}
+	if latest != nil {
+		changed, err := ws.ChangedSince(latest.Commit, manifest.ModelsDir+"/"+opts.Model)
 		if err != nil {
 			return err
 		}
 		if !changed && !opts.Force {
-			return fmt.Errorf("nothing under %s/%s changed since %s; pass --force to tag anyway", manifest.ModelsDir, opts.Model, t.Name)
+			return fmt.Errorf("nothing under %s/%s changed since %s; pass --force to tag anyway", manifest.ModelsDir, opts.Model, latest.Name)
 		}
 	}
-	var prev *rel.Version
-	if latest != nil {
-		prev = &latest.Version
-	}
-	next, err := rel.Next(prev, opts.Bump)
-	if err != nil {
-		return err
-	}
-	name := rel.FormatTag(opts.Model, next)
+	next, name := nextTag.Version, nextTag.Name
 	msg := opts.Message
 	if msg == "" {
 		msg = fmt.Sprintf("Release %s v%s", opts.Model, next)

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	git "github.com/go-git/go-git/v5"
-	gitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
@@ -184,7 +182,7 @@ func Run(ctx context.Context, opts *Options) error {
 		fmt.Fprintf(out, "Branch %s already names v%d for %s; no commit needed\n", w.Branch, ch.To, ch.Environment)
 	}
 
-	revision := rollback.Revision(w.Branch, w.Commit)
+	revision := reconciler.Revision(w.Branch, w.Commit)
 	releaseCmd := ""
 	var unreleased []string
 	if ch.Releases {
@@ -204,7 +202,7 @@ func Run(ctx context.Context, opts *Options) error {
 				return fmt.Errorf("rollback of model %s in %s to version %d was pushed to %s, but the release tag failed (run %q): %w",
 					ch.Model, ch.Environment, ch.To, w.Branch, releaseCmd, err)
 			}
-			revision = rollback.Revision(tag, w.Commit)
+			revision = reconciler.Revision(tag, w.Commit)
 			fmt.Fprintf(out, "Tagged and pushed release %s; %s runs it at the next reconcile\n", tag, ch.Environment)
 		}
 	}
@@ -294,18 +292,15 @@ func remoteURL(repo string) string {
 	if err != nil || !st.IsDir() {
 		return repo
 	}
-	r, err := git.PlainOpenWithOptions(repo, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
+	ws, err := gitsource.OpenWorkspace(repo)
+	if err != nil || ws.IsBare() {
+		return repo
+	}
+	u, err := ws.RemoteURL("origin")
 	if err != nil {
 		return repo
 	}
-	if _, err := r.Worktree(); errors.Is(err, git.ErrIsBareRepository) {
-		return repo
-	}
-	rem, err := r.Remote("origin")
-	if err != nil || len(rem.Config().URLs) == 0 {
-		return repo
-	}
-	return rem.Config().URLs[0]
+	return u
 }
 
 func githubRepo(flag, remote string) (string, string, error) {
@@ -330,13 +325,12 @@ func authorFrom(getenv func(string) string) (rollback.Signature, error) {
 		s.Email = getenv("GIT_COMMITTER_EMAIL")
 	}
 	if s.Name == "" || s.Email == "" {
-		if cfg, err := gitconfig.LoadConfig(gitconfig.GlobalScope); err == nil {
-			if s.Name == "" {
-				s.Name = cfg.User.Name
-			}
-			if s.Email == "" {
-				s.Email = cfg.User.Email
-			}
+		name, email := gitsource.GlobalIdentity()
+		if s.Name == "" {
+			s.Name = name
+		}
+		if s.Email == "" {
+			s.Email = email
 		}
 	}
 	if s.Name == "" || s.Email == "" {

@@ -384,7 +384,12 @@ func TestRollbackDirectReleaseNowPinsOnController(t *testing.T) {
 	}
 
 	// The real controller serves the pins API.
-	c, err := controller.New(controller.Options{Repo: repo.Options{URL: fx.url, CacheDir: t.TempDir(), Auth: auth}, Interval: time.Hour})
+	models, err := repo.New(context.Background(), repo.Options{URL: fx.url, CacheDir: t.TempDir(), Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { models.Close() })
+	c, err := controller.New(controller.Options{Git: models, Interval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

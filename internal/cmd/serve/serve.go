@@ -250,10 +250,32 @@ func Run(ctx context.Context, opts *Options) error {
 	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// One owner of the clone cache for every component: the controller and
+	// the gate fetch through it, so their fetches coalesce instead of two
+	// mirrors rewriting one directory under each other. Opened by the first
+	// component that needs it, once its own configuration is checked, and
+	// closed after every component (closers run in reverse).
+	var git *repo.Repository
+	openGit := func(ctx context.Context) (*repo.Repository, error) {
+		if git != nil {
+			return git, nil
+		}
+		cache := opts.Repo.CacheDir
+		if cache == "" {
+			cache = repo.DefaultCacheDir(f.Getenv)
+		}
+		g, err := repo.New(ctx, repo.Options{URL: opts.Repo.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(f.Getenv), CacheSize: opts.GitCacheMiB << 20})
+		if err != nil {
+			return nil, err
+		}
+		git = g
+		closers = append(closers, func() { _ = g.Close() })
+		return g, nil
+	}
 	var ctrl *controller.Controller
 	ctrlDone := make(chan error, 1)
 	if slices.Contains(only, ComponentController) {
-		c, err := buildController(ctx, opts, log)
+		c, err := buildController(ctx, opts, openGit, log)
 		if err != nil {
 			return err
 		}
@@ -279,7 +301,7 @@ func Run(ctx context.Context, opts *Options) error {
 		go func() { ctrlDone <- c.Run(ctx) }()
 	}
 	if slices.Contains(only, ComponentWebhooks) {
-		gate, handler, err := buildWebhooks(opts, log, ctrl)
+		gate, handler, err := buildWebhooks(ctx, opts, openGit, log, ctrl)
 		if err != nil {
 			return err
 		}
@@ -317,7 +339,7 @@ func Run(ctx context.Context, opts *Options) error {
 
 // buildController wires the controller to the targets, the cluster (leader
 // election, events, health) and the audit log the flags configure.
-func buildController(ctx context.Context, opts *Options, log *slog.Logger) (*controller.Controller, error) {
+func buildController(ctx context.Context, opts *Options, openGit func(context.Context) (*repo.Repository, error), log *slog.Logger) (*controller.Controller, error) {
 	f := opts.Factory
 	metrics := controller.NewMetrics()
 	f.Flags.MLflowObserve = metrics.TargetRequestObserver("mlflow")
@@ -326,12 +348,13 @@ func buildController(ctx context.Context, opts *Options, log *slog.Logger) (*con
 	if err != nil {
 		return nil, err
 	}
-	cache := opts.Repo.CacheDir
-	if cache == "" {
-		cache = repo.DefaultCacheDir(f.Getenv)
+	git, err := openGit(ctx)
+	if err != nil {
+		wiring.CloseTargets(targets)
+		return nil, err
 	}
 	copts := controller.Options{
-		Repo:           repo.Options{URL: opts.Repo.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(f.Getenv), CacheSize: opts.GitCacheMiB << 20},
+		Git:            git,
 		Branch:         opts.Repo.Branch,
 		Targets:        targets,
 		Interval:       opts.Interval,
@@ -376,7 +399,7 @@ func buildController(ctx context.Context, opts *Options, log *slog.Logger) (*con
 	return c, nil
 }
 
-func buildWebhooks(opts *Options, log *slog.Logger, ctrl *controller.Controller) (*ghub.Gate, http.Handler, error) {
+func buildWebhooks(ctx context.Context, opts *Options, openGit func(context.Context) (*repo.Repository, error), log *slog.Logger, ctrl *controller.Controller) (*ghub.Gate, http.Handler, error) {
 	getenv := opts.Factory.Getenv
 	secret := getenv(EnvWebhookSecret)
 	if secret == "" {
@@ -404,11 +427,11 @@ func buildWebhooks(opts *Options, log *slog.Logger, ctrl *controller.Controller)
 	if err != nil {
 		return nil, nil, err
 	}
-	cache := opts.Repo.CacheDir
-	if cache == "" {
-		cache = repo.DefaultCacheDir(getenv)
+	git, err := openGit(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
-	rs := ghub.NewRepoSync(repo.Options{URL: opts.Repo.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(getenv)})
+	rs := ghub.NewRepoSync(git)
 	gopts := ghub.GateOptions{Client: client, Repository: ref, Sync: rs.Sync, FetchPull: rs.FetchPullHead, Hooks: opts.Hooks, Logger: log, TargetURL: opts.TargetURL}
 	if f.HasMLflow() {
 		// Without a registry, rules that need its facts deny: the gate

@@ -25,7 +25,12 @@ func startController(t *testing.T) (*controller.Controller, string) {
 	if out, err := exec.Command("../../../test/scripts/example-repo.sh", dir).CombinedOutput(); err != nil {
 		t.Fatalf("example-repo.sh: %v\n%s", err, out)
 	}
-	c, err := controller.New(controller.Options{Repo: repo.Options{URL: dir, CacheDir: t.TempDir()}, Interval: time.Hour})
+	models, err := repo.New(context.Background(), repo.Options{URL: dir, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { models.Close() })
+	c, err := controller.New(controller.Options{Git: models, Interval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,14 +30,8 @@ type Repository interface {
 	ChangedPaths(fromHash, toHash string) ([]string, error)
 }
 
-// FromSnapshot adapts a repository snapshot to Repository.
-func FromSnapshot(s *repo.Snapshot) Repository { return snapshotRepo{s} }
-
-type snapshotRepo struct{ *repo.Snapshot }
-
-func (s snapshotRepo) ChangedPaths(from, to string) ([]string, error) {
-	return s.Source().ChangedPaths(from, to)
-}
+// FromSnapshot returns a repository snapshot as a Repository.
+func FromSnapshot(s *repo.Snapshot) Repository { return s }
 
 // Refs names the two commits compared.
 type Refs struct {
@@ -132,17 +126,17 @@ func Compare(ctx context.Context, r Repository, refs Refs) (*Comparison, error) 
 	headTags := slices.Clone(baseTags)
 	prospective := map[string][2]string{}
 	for _, m := range touched {
-		var latest *release.Version
-		var before string
-		if t, ok := release.Latest(baseTags, m, false); ok {
-			latest, before = &t.Version, "v"+t.Version.String()
-		}
-		next, err := release.Next(latest, release.BumpPatch)
+		next, after, err := release.NextRelease(baseTags, m, release.BumpPatch)
 		if err != nil {
-			return nil, fmt.Errorf("model %s: next release: %w", m, err)
+			return nil, err
 		}
-		headTags = append(headTags, release.Tag{Name: release.FormatTag(m, next), Model: m, Version: next, Commit: headCommit.Hash})
-		prospective[m] = [2]string{before, "v" + next.String()}
+		before := ""
+		if after != nil {
+			before = "v" + after.Version.String()
+		}
+		next.Commit = headCommit.Hash
+		headTags = append(headTags, next)
+		prospective[m] = [2]string{before, "v" + next.Version.String()}
 	}
 
 	baseView := view{Snapshot: r, branch: refs.BaseBranch, commit: baseCommit, tags: baseTags}

@@ -143,8 +143,13 @@ func run(cfg benchConfig) error {
 	// The controller under test; its audit log tells when an action ran.
 	applied := make(chan controller.AuditEntry, 1024)
 	secret := []byte("bench-secret")
+	gitRepo, err := repo.New(ctx, repo.Options{URL: g.DaemonURL + "models.git", CacheDir: filepath.Join(dir, "cache"), CacheSize: cfg.gitCacheMiB << 20})
+	if err != nil {
+		return err
+	}
+	defer gitRepo.Close()
 	c, err := controller.New(controller.Options{
-		Repo:          repo.Options{URL: g.DaemonURL + "models.git", CacheDir: filepath.Join(dir, "cache"), CacheSize: cfg.gitCacheMiB << 20},
+		Git:           gitRepo,
 		Targets:       []reconciler.Target{reconciler.Typed(mlflow.New(mustClient(srv.URL)))},
 		Interval:      time.Hour,
 		Concurrency:   concurrency,
@@ -285,8 +290,13 @@ func childResync(models, concurrency int, gitCacheMiB int64, memProfile string) 
 	}
 	watch := startHeapWatch(memProfile)
 	anon := watchAnon("self")
+	gitRepo, err := repo.New(context.Background(), repo.Options{URL: os.Getenv("BENCH_GIT"), CacheDir: os.Getenv("BENCH_CACHE"), CacheSize: gitCacheMiB << 20})
+	if err != nil {
+		return err
+	}
+	defer gitRepo.Close()
 	c, err := controller.New(controller.Options{
-		Repo:        repo.Options{URL: os.Getenv("BENCH_GIT"), CacheDir: os.Getenv("BENCH_CACHE"), CacheSize: gitCacheMiB << 20},
+		Git:         gitRepo,
 		Targets:     []reconciler.Target{reconciler.Typed(mlflow.New(mustClient(os.Getenv("BENCH_MLFLOW"))))},
 		Interval:    time.Hour,
 		Concurrency: concurrency,
