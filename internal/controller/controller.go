@@ -78,10 +78,12 @@ type Controller struct {
 	closers []io.Closer
 	targets []reconciler.Target
 	byName  map[string]reconciler.Target
-	queue   workqueue.TypedRateLimitingInterface[Key]
-	trigger chan string
-	ready   atomic.Bool
-	running atomic.Bool
+	// servingHealth is the first target that reports serving health.
+	servingHealth reconciler.HealthReporter
+	queue         workqueue.TypedRateLimitingInterface[Key]
+	trigger       chan string
+	ready         atomic.Bool
+	running       atomic.Bool
 
 	mu         sync.Mutex // guards the fields below
 	snap       *repo.Snapshot
@@ -142,6 +144,9 @@ func New(opts Options) (*Controller, error) {
 		it := &instrumented{Target: t, m: c.metrics}
 		c.targets = append(c.targets, it)
 		c.byName[t.Name()] = it
+		if h, ok := reconciler.As[reconciler.HealthReporter](t); ok && c.servingHealth == nil {
+			c.servingHealth = h
+		}
 	}
 	c.identity = "standalone"
 	if le := opts.LeaderElection; le != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,8 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/mlflowclient"
-	"github.com/modelsync/modelsync/internal/target/mlflow"
+	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/test/testenv"
 )
@@ -91,15 +93,23 @@ func newEnv(t *testing.T) *env {
 }
 
 // mlflowTarget builds the MLflow target against url (MLflow itself or a
-// proxy in front of it); controller-level backoff is under test, so the
-// client does not retry by itself.
+// proxy in front of it) the way serve does, through the wiring; the
+// controller's backoff is under test, so the client does not retry by
+// itself.
 func mlflowTarget(t *testing.T, url string, m *Metrics) reconciler.Target {
 	t.Helper()
-	c, err := mlflowclient.New(mlflowclient.Config{TrackingURI: url, MaxRetries: -1, Observe: m.TargetRequestObserver(mlflow.Name)})
+	env := map[string]string{"MLFLOW_TRACKING_URI": url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+	f := wiring.New(cmdutil.IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard}, func(k string) string { return env[k] }, "")
+	f.Flags.MLflowObserve = m.TargetRequestObserver("mlflow")
+	targets, err := f.Targets(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return reconciler.Typed(mlflow.New(c))
+	t.Cleanup(func() { wiring.CloseTargets(targets) })
+	if len(targets) != 1 || targets[0].Name() != "mlflow" {
+		t.Fatalf("wiring built %d targets, want the MLflow target alone", len(targets))
+	}
+	return targets[0]
 }
 
 // running is a controller started for a test.

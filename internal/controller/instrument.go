@@ -32,3 +32,6 @@ func (t *instrumented) ValidateAction(a reconciler.Action) error {
 	}
 	return nil
 }
+
+// Unwrap returns the target, so reconciler.As finds its capabilities.
+func (t *instrumented) Unwrap() any { return t.Target }

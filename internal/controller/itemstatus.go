@@ -242,15 +242,17 @@ func (c *Controller) writeAudit(e AuditEntry) {
 	}
 }
 
+// health asks the target that serves models (reconciler.HealthReporter)
+// how the key's environment serves; without one it is unknown.
 func (c *Controller) health(ctx context.Context, k Key, e *reconciler.DesiredEnv) Health {
 	h := Health{Status: HealthUnknown}
 	if e != nil && e.Canary != nil {
 		h.CanaryStep = "v" + strconv.Itoa(e.Canary.Version) + " at " + strconv.Itoa(e.Canary.Weight) + "%"
 	}
-	if c.opts.Health == nil || e == nil {
+	if c.servingHealth == nil || e == nil {
 		return h
 	}
-	got, err := c.opts.Health.Health(ctx, k.Model, *e)
+	got, err := c.servingHealth.ServingHealth(ctx, k.Model, *e)
 	if err != nil {
 		c.log.Warn("health check failed", "model", k.Model, "environment", k.Environment, "error", err)
 		return h

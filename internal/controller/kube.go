@@ -5,39 +5,15 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 
-	"github.com/modelsync/modelsync/internal/target/kserve"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
-func isvcGVR() schema.GroupVersionResource {
-	return schema.GroupVersionResource{Group: kserve.KServeGroup, Version: kserve.KServeVersion, Resource: "inferenceservices"}
-}
-
-// KubeHealth reads each environment's InferenceService (named after the
-// model, in the environment's namespace) and judges it with kserve.Health.
-type KubeHealth struct{ Client dynamic.Interface }
-
-// Health implements HealthChecker.
-func (h KubeHealth) Health(ctx context.Context, model string, env reconciler.DesiredEnv) (Health, error) {
-	obj, err := h.Client.Resource(isvcGVR()).Namespace(env.Namespace).Get(ctx, model, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return Health{Status: string(kserve.Missing)}, nil
-	}
-	if err != nil {
-		return Health{}, fmt.Errorf("model %s environment %s: reading InferenceService %s/%s: %w", model, env.Environment, env.Namespace, model, err)
-	}
-	st, _, _ := kserve.Health(obj)
-	out := Health{Status: string(st)}
-	if env.Canary != nil {
-		out.CanaryStep = kserve.ProgressOf(obj).String()
-	}
-	return out, nil
-}
+// inferenceServiceAPIVersion is the API version of the object Events are
+// recorded on: the InferenceService the KServe target names after the
+// model in each environment's namespace.
+const inferenceServiceAPIVersion = "serving.kserve.io/v1beta1"
 
 // event records a Kubernetes Event on the InferenceService when the key's
 // state or applied revision changed since the last event, so a quiet
@@ -78,7 +54,7 @@ func (c *Controller) event(_ context.Context, k Key, e *reconciler.DesiredEnv, w
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: k.Model + ".", Namespace: ge.Namespace},
 		InvolvedObject: corev1.ObjectReference{
-			APIVersion: kserve.KServeGroup + "/" + kserve.KServeVersion, Kind: "InferenceService",
+			APIVersion: inferenceServiceAPIVersion, Kind: "InferenceService",
 			Namespace: ge.Namespace, Name: k.Model,
 		},
 		Source:         corev1.EventSource{Component: "modelsync-controller"},

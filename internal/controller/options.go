@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -73,8 +72,6 @@ type Options struct {
 	// Events, when set, records Kubernetes Events on each environment's
 	// InferenceService when a model's state there changes.
 	Events kubernetes.Interface
-	// Health, when set, reports serving health and canary progress.
-	Health HealthChecker
 	// LeaderElection, when set, makes only the Lease holder write.
 	LeaderElection *LeaderElection
 	// WebhookSecret verifies POST /webhooks/generic; the endpoint answers
@@ -95,11 +92,6 @@ type LeaderElection struct {
 	LeaseDuration time.Duration
 	RenewDeadline time.Duration
 	RetryPeriod   time.Duration
-}
-
-// HealthChecker reports how a model serves in one environment.
-type HealthChecker interface {
-	Health(ctx context.Context, model string, env reconciler.DesiredEnv) (Health, error)
 }
 
 // Health is a serving health in Argo CD's vocabulary (Healthy, Progressing,

@@ -7,8 +7,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -69,9 +71,6 @@ func imports(p pkg) map[string]bool {
 // and the target's own tests, each with the reason. Remove an entry when
 // its reason goes away; the test fails on entries no longer needed.
 var targetImporters = map[string]string{
-	// kube.go reads InferenceService health itself (KubeHealth); the
-	// controller restructuring moves it to reconciler.HealthReporter.
-	"internal/controller": "KubeHealth, until the controller asks reconciler.HealthReporter",
 	// Benchmarks measure one target's own code paths directly.
 	"test/bench/controller": "benchmark",
 	"test/bench/mlflow":     "benchmark of the mlflow target",
@@ -123,6 +122,44 @@ func TestCommandsDoNotImportEachOther(t *testing.T) {
 			if isCommand(imp) && imp != rel {
 				t.Errorf("%s imports %s: move what both need to a shared package (internal/wiring, internal/controller/apiclient, ...)", rel, imp)
 			}
+		}
+	}
+}
+
+// go-git is one package's business (internal/gitsource, with its Reader
+// and Writer): a second package opening the clone cache or a checkout is
+// how two owners of one cache came about.
+func TestOnlyGitsourceImportsGoGit(t *testing.T) {
+	pkgs := listPackages(t)
+	for rel, p := range pkgs {
+		if rel == "internal/gitsource" {
+			continue
+		}
+		for _, list := range [][]string{p.Imports, p.TestImports, p.XTestImports} {
+			for _, imp := range list {
+				if strings.HasPrefix(imp, "github.com/go-git/go-git/") {
+					t.Errorf("%s imports %s: use internal/gitsource (or internal/repo) instead", rel, imp)
+				}
+			}
+		}
+	}
+}
+
+// The controller is split by job; a file that grows past this is doing
+// two jobs again.
+func TestControllerFilesStaySmall(t *testing.T) {
+	const maxLines = 600
+	files, err := filepath.Glob("../../internal/controller/*.go")
+	if err != nil || len(files) < 5 {
+		t.Fatalf("controller files: %v %v", files, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := bytes.Count(b, []byte("\n")); n > maxLines {
+			t.Errorf("%s has %d lines (more than %d): split it by job", filepath.Base(f), n, maxLines)
 		}
 	}
 }

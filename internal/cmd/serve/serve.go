@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
@@ -379,13 +378,9 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 			return nil, err
 		}
 		if f.Flags.KServe {
-			dyn, err := dynamic.NewForConfig(rc)
-			if err != nil {
-				wiring.CloseTargets(targets)
-				return nil, err
-			}
+			// Serving health comes from the KServe target itself
+			// (reconciler.HealthReporter).
 			copts.Events = kc
-			copts.Health = controller.KubeHealth{Client: dyn}
 		}
 		if opts.LeaderElect {
 			copts.LeaderElection = &controller.LeaderElection{Client: kc, Namespace: opts.LeaderElectionNamespace, Name: opts.LeaderElectionID}
