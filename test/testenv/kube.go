@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -58,15 +59,41 @@ type Kube struct {
 	RESTConfig     *rest.Config
 	KubeconfigPath string
 	ReadyIn        time.Duration // etcd + apiserver + CRD established
+	// AuditLogPath is the apiserver's audit log (JSON lines), when
+	// KubeOptions.AuditLog asked for one; AuditEvents reads it.
+	AuditLogPath string
 
 	etcd      *proc
 	apiserver *proc
 	dir       string
+	pki       *kubePKI
 }
+
+// KubeOptions configure StartKubeWith.
+type KubeOptions struct {
+	// AuditLog makes kube-apiserver record every request it serves (level
+	// Metadata, stage ResponseComplete, blocking mode: written before the
+	// response) in Kube.AuditLogPath, so a test can see from the server's
+	// side who sent which request.
+	AuditLog bool
+}
+
+// auditPolicy records who did what to which object, without bodies.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived", "ResponseStarted"]
+rules:
+- level: Metadata
+`
 
 // StartKube starts etcd and kube-apiserver on free loopback ports with a
 // fresh PKI and data directory, and installs the KServe CRD.
 func StartKube(ctx context.Context, logDir string) (*Kube, error) {
+	return StartKubeWith(ctx, logDir, KubeOptions{})
+}
+
+// StartKubeWith is StartKube with options.
+func StartKubeWith(ctx context.Context, logDir string, opts KubeOptions) (*Kube, error) {
 	binDir, err := KubeBinDir()
 	if err != nil {
 		return nil, err
@@ -94,6 +121,27 @@ func StartKube(ctx context.Context, logDir string) (*Kube, error) {
 	pki, err := writePKI(filepath.Join(dir, "pki"))
 	if err != nil {
 		return nil, err
+	}
+	k.pki = pki
+	var auditArgs []string
+	if opts.AuditLog {
+		policy := filepath.Join(dir, "audit-policy.yaml")
+		if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+			return nil, fmt.Errorf("testenv: audit policy: %w", err)
+		}
+		// In the log directory, so a failed test keeps it.
+		f, err := os.CreateTemp(logDir, "kube-apiserver-audit-*.log")
+		if err != nil {
+			return nil, fmt.Errorf("testenv: audit log: %w", err)
+		}
+		f.Close()
+		k.AuditLogPath = f.Name()
+		auditArgs = []string{
+			"--audit-policy-file=" + policy,
+			"--audit-log-path=" + k.AuditLogPath,
+			"--audit-log-format=json",
+			"--audit-log-mode=blocking",
+		}
 	}
 
 	etcdURL := ""
@@ -153,7 +201,7 @@ func StartKube(ctx context.Context, logDir string) (*Kube, error) {
 		p, err := startProc(procSpec{
 			name: "kube-apiserver",
 			path: filepath.Join(binDir, "kube-apiserver"),
-			args: []string{
+			args: append([]string{
 				"--etcd-servers=" + etcdURL,
 				"--bind-address=127.0.0.1",
 				"--advertise-address=127.0.0.1",
@@ -178,7 +226,7 @@ func StartKube(ctx context.Context, logDir string) (*Kube, error) {
 				"--enable-priority-and-fairness=false",
 				"--profiling=false",
 				"--v=1",
-			},
+			}, auditArgs...),
 			dir:    dir,
 			logDir: logDir,
 		})
@@ -369,13 +417,131 @@ func (k *Kube) logPaths() []string {
 // NewKube starts a Kube for one test.
 func NewKube(tb testing.TB) *Kube {
 	tb.Helper()
+	return NewKubeWith(tb, KubeOptions{})
+}
+
+// NewKubeWith starts a Kube with options for one test.
+func NewKubeWith(tb testing.TB, opts KubeOptions) *Kube {
+	tb.Helper()
 	RequireE2E(tb)
-	k, err := StartKube(tbContext(tb), tbLogDir(tb))
+	k, err := StartKubeWith(tbContext(tb), tbLogDir(tb), opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tbCleanup(tb, k.Close, k.logPaths)
 	return k
+}
+
+// UserRESTConfig returns a client configuration that authenticates as user
+// in groups with a client certificate of its own, so the audit log tells
+// its requests from everyone else's. Give it "system:masters" for full
+// rights; without groups RBAC allows it nothing.
+func (k *Kube) UserRESTConfig(user string, groups ...string) (*rest.Config, error) {
+	certPEM, keyPEM, err := k.pki.clientCert(user, groups)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: client certificate for %s: %w", user, err)
+	}
+	cfg := rest.CopyConfig(k.RESTConfig)
+	cfg.CertData, cfg.KeyData = certPEM, keyPEM
+	return cfg, nil
+}
+
+// UserKubeconfig writes a kubeconfig for UserRESTConfig(user, groups...)
+// and returns its path.
+func (k *Kube) UserKubeconfig(user string, groups ...string) (string, error) {
+	cfg, err := k.UserRESTConfig(user, groups...)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(k.dir, "kubeconfig-"+UniqueName("user"))
+	if err := writeKubeconfig(path, cfg); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// AuditEvent is one audit log entry, the fields tests look at.
+type AuditEvent struct {
+	AuditID    string `json:"auditID"`
+	Stage      string `json:"stage"`
+	RequestURI string `json:"requestURI"`
+	Verb       string `json:"verb"`
+	User       struct {
+		Username string   `json:"username"`
+		Groups   []string `json:"groups"`
+	} `json:"user"`
+	UserAgent string `json:"userAgent"`
+	ObjectRef *struct {
+		Resource    string `json:"resource"`
+		Namespace   string `json:"namespace"`
+		Name        string `json:"name"`
+		APIGroup    string `json:"apiGroup"`
+		Subresource string `json:"subresource"`
+	} `json:"objectRef"`
+	ResponseStatus *struct {
+		Code int `json:"code"`
+	} `json:"responseStatus"`
+	RequestReceivedTimestamp time.Time `json:"requestReceivedTimestamp"`
+	StageTimestamp           time.Time `json:"stageTimestamp"`
+}
+
+// IsWrite reports whether the request asked to change state: create,
+// update, patch, delete or deletecollection (whatever the answer was).
+func (e AuditEvent) IsWrite() bool {
+	switch e.Verb {
+	case "create", "update", "patch", "delete", "deletecollection":
+		return true
+	}
+	return false
+}
+
+// Resource is "resource[/subresource] namespace/name" for messages.
+func (e AuditEvent) Resource() string {
+	if e.ObjectRef == nil {
+		return e.RequestURI
+	}
+	r := e.ObjectRef.Resource
+	if e.ObjectRef.Subresource != "" {
+		r += "/" + e.ObjectRef.Subresource
+	}
+	return r + " " + e.ObjectRef.Namespace + "/" + e.ObjectRef.Name
+}
+
+// Code is the response status code (0 when the request got none).
+func (e AuditEvent) Code() int {
+	if e.ResponseStatus == nil {
+		return 0
+	}
+	return e.ResponseStatus.Code
+}
+
+func (e AuditEvent) String() string {
+	return fmt.Sprintf("%s %s %s by %s (%s) -> %d", e.RequestReceivedTimestamp.Format(time.RFC3339Nano), e.Verb, e.Resource(), e.User.Username, e.UserAgent, e.Code())
+}
+
+// AuditEvents reads the audit log written so far, in the order the
+// apiserver wrote it. It needs KubeOptions.AuditLog.
+func (k *Kube) AuditEvents() ([]AuditEvent, error) {
+	if k.AuditLogPath == "" {
+		return nil, errors.New("testenv: kube-apiserver runs without an audit log (KubeOptions.AuditLog)")
+	}
+	b, err := os.ReadFile(k.AuditLogPath)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: audit log: %w", err)
+	}
+	var out []AuditEvent
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var e AuditEvent
+		if err := json.Unmarshal(line, &e); err != nil {
+			// The last line may be half written.
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 func ptrTo[T any](v T) *T { return &v }
@@ -425,6 +591,39 @@ func splitYAML(b []byte) [][]byte {
 type kubePKI struct {
 	caCert, servingCert, servingKey, saKey string
 	caPEM, adminCertPEM, adminKeyPEM       []byte
+
+	// The CA itself, to issue more client certificates (UserRESTConfig).
+	ca    *x509.Certificate
+	caKey *ecdsa.PrivateKey
+}
+
+// clientCert issues a client certificate for user in groups.
+func (p *kubePKI) clientCert(user string, groups []string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	cert, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: user, Organization: groups},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
 }
 
 // writePKI creates a CA, a serving certificate for 127.0.0.1, an admin
@@ -518,6 +717,8 @@ func writePKI(dir string) (*kubePKI, error) {
 		caPEM:        pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		adminCertPEM: adminPEM,
 		adminKeyPEM:  adminKeyPEM,
+		ca:           caCert,
+		caKey:        caKey,
 	}
 	for path, data := range map[string][]byte{
 		p.caCert: p.caPEM, p.servingCert: servingPEM, p.servingKey: servingKeyPEM, p.saKey: saKeyPEM,

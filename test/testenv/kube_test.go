@@ -149,3 +149,70 @@ func TestKubeAPIServer(t *testing.T) {
 		}
 	})
 }
+
+// The audit log names who sent each request: a user of UserRESTConfig
+// shows up under its own name, apart from the admin's requests.
+func TestKubeAuditLogNamesTheUser(t *testing.T) {
+	k := NewKubeWith(t, KubeOptions{AuditLog: true})
+	ctx := t.Context()
+	cfg, err := k.UserRESTConfig("replica-x", "system:masters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.UserAgent = "testenv-audit/replica-x"
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := k.NewNamespace(ctx, "audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "by-x"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A kubeconfig for a user without groups: RBAC denies, the audit log
+	// still records the attempt.
+	path, err := k.UserKubeconfig("nobody-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ncfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ncs, err := kubernetes.NewForConfig(ncfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ncs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "by-nobody"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("user without groups: err = %v, want Forbidden", err)
+	}
+	evs, err := k.AuditEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var byX, byNobody, nsCreate bool
+	for _, e := range evs {
+		if !e.IsWrite() || e.ObjectRef == nil {
+			continue
+		}
+		switch {
+		case e.User.Username == "replica-x" && e.ObjectRef.Resource == "configmaps" && e.ObjectRef.Namespace == ns && e.Code() == 201:
+			byX = e.UserAgent == "testenv-audit/replica-x"
+		case e.User.Username == "nobody-x" && e.ObjectRef.Resource == "configmaps" && e.Code() == 403:
+			byNobody = true
+		case e.User.Username == "modelsync-testenv-admin" && e.ObjectRef.Resource == "namespaces" && e.ObjectRef.Name == ns:
+			nsCreate = true
+		}
+	}
+	if !byX || !byNobody || !nsCreate {
+		var lines []string
+		for _, e := range evs {
+			if e.IsWrite() {
+				lines = append(lines, e.String())
+			}
+		}
+		t.Fatalf("audit log: configmap by replica-x %v, denied one by nobody-x %v, namespace by admin %v; writes:\n%s", byX, byNobody, nsCreate, strings.Join(lines, "\n"))
+	}
+}

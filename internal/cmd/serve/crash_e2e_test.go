@@ -112,6 +112,7 @@ type crashFixture struct {
 	proxy *testenv.FaultProxy
 	env   []string
 	repo  string
+	git   *testenv.GitServer
 }
 
 func newCrashFixture(t *testing.T) *crashFixture {
@@ -133,7 +134,13 @@ func newCrashFixture(t *testing.T) *crashFixture {
 	}
 	t.Cleanup(func() { proxy.Close() })
 	env := append(os.Environ(), "MLFLOW_TRACKING_URI="+proxy.URL, "MODELSYNC_GIT_USERNAME="+gitsrv.Username, "MODELSYNC_GIT_PASSWORD="+gitsrv.Password)
-	return &crashFixture{admin: admin, proxy: proxy, env: env, repo: gitsrv.HTTPURL + "models.git"}
+	return &crashFixture{admin: admin, proxy: proxy, env: env, repo: gitsrv.HTTPURL + "models.git", git: gitsrv}
+}
+
+// workdir clones the fixture's repository to commit and push further
+// changes from.
+func (f *crashFixture) workdir(t *testing.T) *testenv.Workdir {
+	return testenv.NewWorkdir(t, f.git.AuthHTTPURL("models"))
 }
 
 // wantAliases is what the example asks of MLflow (only the MLflow target
