@@ -8,6 +8,7 @@ package wiring_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
-	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/reconciler"
@@ -27,11 +28,9 @@ import (
 )
 
 // oneModelOf is the desired state the controller plans one model with: the
-// repository's revision and Config (Prune included) and that model only.
-// When DesiredState gains an explicit scope (issue 12, "Scope is data"),
-// build it with that scope here; the assertions stay the same.
+// repository's revision and Config (Prune included), scoped to that model.
 func oneModelOf(d *reconciler.DesiredState, m reconciler.DesiredModel) *reconciler.DesiredState {
-	return &reconciler.DesiredState{Revision: d.Revision, Config: d.Config, Models: []reconciler.DesiredModel{m}}
+	return d.Subset(m.Name)
 }
 
 // Every target (MLflow, KServe, S3) first applies the whole example
@@ -42,7 +41,7 @@ func TestOneModelStatePlansNothingForOtherModels(t *testing.T) {
 	ml := testenv.NewMLflow(t, testenv.MLflowOptions{Major: 3})
 	moto := testenv.NewMoto(t, testenv.MotoOptions{})
 	ctx := context.Background()
-	admin, err := mlflow.New(mlflow.Config{TrackingURI: ml.URL})
+	admin, err := mlflowclient.New(mlflowclient.Config{TrackingURI: ml.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,12 +94,13 @@ func TestOneModelStatePlansNothingForOtherModels(t *testing.T) {
 	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": moto.AccessKey, "AWS_SECRET_ACCESS_KEY": moto.SecretKey, "AWS_REGION": moto.Region, "AWS_EC2_METADATA_DISABLED": "true"} {
 		t.Setenv(k, v)
 	}
-	flags := &cmdutil.TargetFlags{MLflowURI: ml.URL, KServe: true, Kubeconfig: kube.KubeconfigPath, S3: true, S3Endpoint: moto.Endpoint, S3PathStyle: true}
-	targets, err := wiring.BuildTargets(ctx, os.Getenv, flags, d)
+	f := wiring.New(cmdutil.IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard}, os.Getenv, "")
+	f.Flags = cmdutil.TargetFlags{MLflowURI: ml.URL, KServe: true, Kubeconfig: kube.KubeconfigPath, S3: true, S3Endpoint: moto.Endpoint, S3PathStyle: true}
+	targets, err := f.Targets(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmdutil.CloseTargets(targets) })
+	t.Cleanup(func() { wiring.CloseTargets(targets) })
 	var names []string
 	for _, tg := range targets {
 		names = append(names, tg.Name())

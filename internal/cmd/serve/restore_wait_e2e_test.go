@@ -24,7 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/modelsync/modelsync/internal/controller"
-	"github.com/modelsync/modelsync/internal/mlflow"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
@@ -41,7 +41,7 @@ const (
 // restoreDelay is how long moto keeps a GLACIER restore in progress.
 const restoreDelay = 20 * time.Second
 
-func versionTags(t *testing.T, c *mlflow.Client, model string, v int) map[string]string {
+func versionTags(t *testing.T, c *mlflowclient.Client, model string, v int) map[string]string {
 	t.Helper()
 	mv, err := c.GetModelVersion(context.Background(), model, v)
 	if err != nil {

@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/modelsync/modelsync/test/fixture"
 	"io"
 	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/modelsync/modelsync/test/fixture"
 
 	"github.com/modelsync/modelsync/internal/cmd/serve"
 	"github.com/modelsync/modelsync/internal/cmdutil"
