@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
@@ -26,6 +25,7 @@ import (
 	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/internal/wiring"
+	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Components that --only selects.
@@ -356,13 +356,14 @@ func buildController(ctx context.Context, opts *Options, log *slog.Logger) (*con
 			return nil, err
 		}
 		if f.Flags.KServe {
-			dyn, err := dynamic.NewForConfig(rc)
-			if err != nil {
-				wiring.CloseTargets(targets)
-				return nil, err
-			}
 			copts.Events = kc
-			copts.Health = controller.KubeHealth{Client: dyn}
+			// Health comes from the KServe target's own informer caches
+			// rather than a second client reading the cluster.
+			for _, t := range targets {
+				if h, ok := reconciler.As[reconciler.HealthReporter](t); ok {
+					copts.Health = servingHealth{h}
+				}
+			}
 		}
 		if opts.LeaderElect {
 			copts.LeaderElection = &controller.LeaderElection{Client: kc, Namespace: opts.LeaderElectionNamespace, Name: opts.LeaderElectionID}
@@ -374,6 +375,14 @@ func buildController(ctx context.Context, opts *Options, log *slog.Logger) (*con
 		return nil, err
 	}
 	return c, nil
+}
+
+// servingHealth gives the controller the serving health a target reports.
+type servingHealth struct{ r reconciler.HealthReporter }
+
+func (h servingHealth) Health(ctx context.Context, model string, env reconciler.DesiredEnv) (controller.Health, error) {
+	sh, err := h.r.ServingHealth(ctx, model, env)
+	return controller.Health{Status: sh.Status, CanaryStep: sh.CanaryStep}, err
 }
 
 func buildWebhooks(opts *Options, log *slog.Logger, ctrl *controller.Controller) (*ghub.Gate, http.Handler, error) {
