@@ -92,7 +92,7 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Status != 0 {
-		return fmt.Sprintf("controller %s answered %d %s: %s", e.Server, e.Status, http.StatusText(e.Status), e.Message)
+		return fmt.Sprintf("controller %s answered HTTP %d %s: %s", e.Server, e.Status, http.StatusText(e.Status), e.Message)
 	}
 	return fmt.Sprintf("contacting the controller at %s: %v", e.Server, e.Err)
 }
