@@ -599,11 +599,7 @@ type kubePKI struct {
 
 // clientCert issues a client certificate for user in groups.
 func (p *kubePKI) clientCert(user string, groups []string) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	der, err := x509.MarshalECPrivateKey(key)
+	key, keyPEM, err := newKey()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -623,7 +619,20 @@ func (p *kubePKI) clientCert(user string, groups []string) (certPEM, keyPEM []by
 	if err != nil {
 		return nil, nil, err
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert}), keyPEM, nil
+}
+
+// newKey generates an ECDSA P-256 key (fast to make) and its PEM form.
+func newKey() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
 }
 
 // writePKI creates a CA, a serving certificate for 127.0.0.1, an admin
@@ -634,17 +643,6 @@ func writePKI(dir string) (*kubePKI, error) {
 		return nil, fmt.Errorf("testenv: pki dir: %w", err)
 	}
 	now := time.Now()
-	newKey := func() (*ecdsa.PrivateKey, []byte, error) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, nil, err
-		}
-		der, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			return nil, nil, err
-		}
-		return key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
-	}
 	serial := func() *big.Int {
 		n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 		return n
