@@ -152,8 +152,7 @@ func New(opts Options) (*Controller, error) {
 	if le := opts.LeaderElection; le != nil {
 		c.identity = le.Identity
 		if c.identity == "" {
-			host, _ := os.Hostname()
-			c.identity = host + "_" + strconv.FormatUint(rand.Uint64(), 36)
+			c.identity = NewIdentity()
 		}
 	}
 	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
@@ -161,6 +160,13 @@ func New(opts Options) (*Controller, error) {
 		workqueue.TypedRateLimitingQueueConfig[Key]{Name: "modelsync"},
 	)
 	return c, nil
+}
+
+// NewIdentity names a replica for leader election: the host name and a
+// random suffix, so two replicas on one host differ too.
+func NewIdentity() string {
+	host, _ := os.Hostname()
+	return host + "_" + strconv.FormatUint(rand.Uint64(), 36)
 }
 
 // Close releases the audit file. Call it after Run returned.

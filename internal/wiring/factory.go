@@ -54,6 +54,11 @@ type Factory struct {
 	S3 func(context.Context) (*awss3.Client, error)
 	// GitHub is the REST client for $GITHUB_TOKEN or a GitHub App.
 	GitHub func() (*ghub.Client, error)
+	// UserAgent is sent to the Kubernetes API server (default
+	// "modelsync/<version>"); serve adds the replica's identity so the
+	// API server's audit log tells replicas apart. Set it before the
+	// first client is built.
+	UserAgent string
 	// Targets builds the targets the flags configure, in execution order;
 	// it refuses to return none (ErrNoTargets). Tests of commands put
 	// in-memory targets here, as they would replace any other client.
@@ -68,7 +73,15 @@ func New(io cmdutil.IOStreams, getenv func(string) string, version string) *Fact
 	f := &Factory{IO: io, Getenv: getenv, Version: version}
 	f.MLflow = sync.OnceValues(f.newMLflow)
 	f.KubeConfig = sync.OnceValues(func() (*rest.Config, error) {
-		return kserve.LoadRESTConfig(f.Flags.Kubeconfig, f.Flags.KubeContext)
+		rc, err := kserve.LoadRESTConfig(f.Flags.Kubeconfig, f.Flags.KubeContext)
+		if err != nil {
+			return nil, err
+		}
+		rc.UserAgent = f.UserAgent
+		if rc.UserAgent == "" {
+			rc.UserAgent = "modelsync/" + nonEmpty(f.Version, "dev")
+		}
+		return rc, nil
 	})
 	f.S3 = onceCtx(func(ctx context.Context) (*awss3.Client, error) {
 		return s3.NewClient(ctx, s3.ClientOptions{Endpoint: f.Flags.S3Endpoint, PathStyle: f.Flags.S3PathStyle})
@@ -231,4 +244,11 @@ func (f *Factory) Plan(ctx context.Context, repoFlags cmdutil.RepoFlags) (*recon
 		return nil, nil, err
 	}
 	return p, targets, nil
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -343,6 +343,13 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 	metrics := controller.NewMetrics()
 	f.Flags.MLflowObserve = metrics.TargetRequestObserver("mlflow")
 	f.Flags.Progress = f.IO.ErrOut
+	identity := ""
+	if opts.LeaderElect {
+		// Every Kubernetes client of this replica names it, so the API
+		// server's audit log can tell which replica wrote.
+		identity = controller.NewIdentity()
+		f.UserAgent = "modelsync/" + f.Version + " (" + identity + ")"
+	}
 	targets, err := f.Targets(ctx)
 	if err != nil {
 		return nil, err
@@ -383,7 +390,7 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 			copts.Events = kc
 		}
 		if opts.LeaderElect {
-			copts.LeaderElection = &controller.LeaderElection{Client: kc, Namespace: opts.LeaderElectionNamespace, Name: opts.LeaderElectionID}
+			copts.LeaderElection = &controller.LeaderElection{Client: kc, Namespace: opts.LeaderElectionNamespace, Name: opts.LeaderElectionID, Identity: identity}
 		}
 	}
 	c, err := controller.New(copts)

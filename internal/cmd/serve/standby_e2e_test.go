@@ -108,6 +108,21 @@ func TestServeStandbyNeverWrites(t *testing.T) {
 		t.Fatalf("the audit log shows no write by the leader %s; requests are not attributed to replicas", userA)
 	}
 	t.Logf("user agents: A %q, B %q", agents[userA], agents[userB])
+	// Where replicas share one ServiceAccount, the user agent is what tells
+	// them apart: each names its leader-election identity.
+	for _, e := range evs {
+		if (e.User.Username == userA || e.User.Username == userB) && e.UserAgent != agents[e.User.Username] {
+			t.Errorf("%s sent two user agents: %q and %q", e.User.Username, e.UserAgent, agents[e.User.Username])
+		}
+	}
+	for _, u := range []string{userA, userB} {
+		if !strings.HasPrefix(agents[u], "modelsync/") || !strings.HasSuffix(agents[u], ")") {
+			t.Errorf("%s's user agent %q does not name the replica", u, agents[u])
+		}
+	}
+	if agents[userA] == agents[userB] {
+		t.Errorf("both replicas send the user agent %q", agents[userA])
+	}
 	if len(early) > 0 {
 		t.Fatalf("the standby %s sent %d write(s) before it held the Lease (acquired at %s):\n  %s",
 			userB, len(early), acquired.RequestReceivedTimestamp.Format(time.RFC3339Nano), strings.Join(early, "\n  "))
