@@ -106,9 +106,11 @@ func (d *DesiredState) Covers(model string) bool {
 // configuration says about pruning.
 func (d *DesiredState) Subset(names ...string) *DesiredState {
 	sub := &DesiredState{Revision: d.Revision, Config: d.Config, Scope: ModelsScope(names...)}
-	for _, m := range d.Models {
-		if sub.Covers(m.Name) {
-			sub.Models = append(sub.Models, m)
+	// Looked up by name: a controller work item takes one model out of
+	// thousands, so this must not cost a pass over all of them.
+	for _, n := range sub.Scope.names {
+		if m, ok := d.Model(n); ok {
+			sub.Models = append(sub.Models, *m)
 		}
 	}
 	for _, e := range d.Errors {
