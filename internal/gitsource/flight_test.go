@@ -41,7 +41,12 @@ func newGatedServer(t *testing.T, target string) *gatedServer {
 	g := &gatedServer{count: map[string]int{}, hold: map[string]chan struct{}{}, held: make(chan string, 16)}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The advertisement is GET <repo>/info/refs, the negotiation
+		// POST <repo>/git-upload-pack.
 		kind := r.Method + " " + r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		if strings.HasSuffix(r.URL.Path, "/info/refs") {
+			kind = r.Method + " info/refs"
+		}
 		g.mu.Lock()
 		g.count[kind]++
 		gate := g.hold[kind]
