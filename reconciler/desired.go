@@ -97,6 +97,12 @@ func (d *DesiredState) Covers(model string) bool {
 	if _, ok := d.Model(model); ok {
 		return true
 	}
+	return d.Broken(model)
+}
+
+// Broken reports whether model is in Git but could not be resolved: it has
+// an error of its own. Such a model keeps everything it has live.
+func (d *DesiredState) Broken(model string) bool {
 	return slices.ContainsFunc(d.Errors, func(e ModelError) bool { return e.Model == model })
 }
 

@@ -156,7 +156,7 @@ func allKeys(d *reconciler.DesiredState) []Key {
 func goneKeys(old, cur *reconciler.DesiredState) []Key {
 	var keys []Key
 	for _, m := range old.Models {
-		if _, ok := cur.Model(m.Name); !ok && !hasModelError(cur, m.Name) {
+		if _, ok := cur.Model(m.Name); !ok && !cur.Broken(m.Name) {
 			keys = append(keys, Key{Model: m.Name})
 		}
 	}

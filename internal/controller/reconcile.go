@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -160,7 +161,7 @@ func (c *Controller) reconcile(ctx context.Context, k Key) (time.Duration, error
 func (c *Controller) resolveStep(_ context.Context, r *itemRun) (stepResult, error) {
 	m, ok := r.desired.Model(r.key.Model)
 	if !ok {
-		if r.key.Environment != "" || hasModelError(r.desired, r.key.Model) {
+		if r.key.Environment != "" || r.desired.Broken(r.key.Model) {
 			return stop, nil
 		}
 		r.gone = true
@@ -177,15 +178,6 @@ func (c *Controller) resolveStep(_ context.Context, r *itemRun) (stepResult, err
 		return stop, nil
 	}
 	return next, nil
-}
-
-func hasModelError(d *reconciler.DesiredState, model string) bool {
-	for _, e := range d.Errors {
-		if e.Model == model {
-			return true
-		}
-	}
-	return false
 }
 
 // effectiveStep applies pins and sync windows to Git's model.
@@ -242,12 +234,12 @@ func (c *Controller) healthStep(ctx context.Context, r *itemRun) (stepResult, er
 func (c *Controller) windowStep(_ context.Context, r *itemRun) (stepResult, error) {
 	if r.gone {
 		ws := c.windowSet()
-		r.share.mine = filterActions(r.share.mine, func(a reconciler.Action) bool {
+		r.share.mine = slices.DeleteFunc(r.share.mine, func(a reconciler.Action) bool {
 			st := ws.status(a.Environment, r.now)
 			if !st.Open && (r.window == nil || nextOpen(st).Before(nextOpen(r.window.window))) {
 				r.window = &heldEnv{window: st}
 			}
-			return st.Open
+			return !st.Open
 		})
 		return next, nil
 	}
@@ -402,16 +394,6 @@ func (s planShare) othersPending(held map[string]heldEnv) bool {
 
 // pending reports whether the key's environment has changes not yet made.
 func (s planShare) pending() bool { return len(s.mine) > 0 || len(s.heldMine) > 0 }
-
-func filterActions(as []reconciler.Action, keep func(reconciler.Action) bool) []reconciler.Action {
-	var out []reconciler.Action
-	for _, a := range as {
-		if keep(a) {
-			out = append(out, a)
-		}
-	}
-	return out
-}
 
 // waitReasons joins the reasons of the waits, for status and events.
 func waitReasons(ws []reconciler.Wait) string {

@@ -64,7 +64,7 @@ func (c *Controller) triage(ctx context.Context, d *reconciler.DesiredState) []K
 		dirty[w.Model] = true
 	}
 	for _, name := range slices.Sorted(maps.Keys(dirty)) {
-		if _, inGit := d.Model(name); !inGit && name != "" && !hasModelError(d, name) {
+		if _, inGit := d.Model(name); !inGit && name != "" && !d.Broken(name) {
 			need = append(need, Key{Model: name})
 		}
 	}

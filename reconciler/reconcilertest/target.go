@@ -249,7 +249,7 @@ func (t typedFake) Plan(d *reconciler.DesiredState, obs *observation) reconciler
 		return tp
 	}
 	for _, m := range slices.Sorted(maps.Keys(liveEnvs)) {
-		if _, inGit := d.Model(m); inGit || !d.Covers(m) || slices.ContainsFunc(d.Errors, func(e reconciler.ModelError) bool { return e.Model == m }) {
+		if _, inGit := d.Model(m); inGit || !d.Covers(m) || d.Broken(m) {
 			continue
 		}
 		envs := liveEnvs[m]
