@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/apiauth"
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/wiring"
@@ -170,6 +171,7 @@ func (e *env) start(mlflowURL string, tweak func(*Options)) *running {
 		MaxRetryDelay:  2 * time.Second,
 		WebhookSecret:  []byte("test-secret"),
 		ResyncInterval: time.Hour,
+		APIAuth:        []apiauth.Provider{testTokens(e.t)},
 	}
 	if tweak != nil {
 		tweak(&opts)
@@ -278,7 +280,13 @@ func (r *running) waitSynced(t *testing.T, revisionSuffix string) {
 func postJSON(t *testing.T, url string, body any) *http.Response {
 	t.Helper()
 	b, _ := json.Marshal(body)
-	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,7 +120,12 @@ func TestPushReachesMLflowAfterWebhook(t *testing.T) {
 
 func get(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +236,7 @@ func TestPinHeldUntilGitAgrees(t *testing.T) {
 	e := newEnv(t)
 	c := e.start("", nil)
 	c.waitSynced(t, "")
-	resp := postJSON(t, c.srv.URL+"/api/v1/pins", PinRequest{Model: churn, Environment: "dev", Version: 3, Revision: "rollback", Actor: "cli:alice"})
+	resp := postJSON(t, c.srv.URL+"/api/v1/pins", PinRequest{Model: churn, Environment: "dev", Version: 3, Revision: "rollback"})
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("pin: %d", resp.StatusCode)
 	}
@@ -262,7 +267,8 @@ func TestPinHeldUntilGitAgrees(t *testing.T) {
 			actor = a.Actor
 		}
 	}
-	if actor != "cli:alice" {
+	// The authenticated caller, not a name in the request.
+	if actor != "token:alice" {
 		t.Fatalf("pin's alias move audited as %q", actor)
 	}
 

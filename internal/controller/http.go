@@ -8,33 +8,39 @@ import (
 	"errors"
 	"io"
 	"net/http"
+
 	"strings"
+
+	"github.com/modelsync/modelsync/internal/apiauth"
 )
 
 // Handler serves the controller's HTTP API:
 //
-//	GET    /api/v1/status                  status rows (JSON)
-//	POST   /api/v1/reconcile               {"model": "...", "environment": "..."} -> queued now
-//	GET    /api/v1/pins                    pins
-//	POST   /api/v1/pins                    {"model","environment","version","revision","actor"}
-//	DELETE /api/v1/pins/{model}/{env}      release a pin
+//	GET    /api/v1/status                  status rows (JSON)                      get status
+//	POST   /api/v1/reconcile               {"model": "...", "environment": "..."}  create reconciles
+//	GET    /api/v1/pins                    pins                                    list pins
+//	POST   /api/v1/pins                    {"model","environment","version","revision"}  create pins
+//	DELETE /api/v1/pins/{model}/{env}      release a pin                           delete pins
 //	POST   /webhooks/generic               HMAC-signed push hint -> Trigger
 //	GET    /metrics, /healthz, /readyz
 //
-// The API has no authentication of its own; serve it on a port only
-// trusted clients reach, or put it behind the serve command's auth.
+// Every /api/v1 route goes through the Options.APIAuth providers with the verb and
+// resource in the right column: the caller authenticates with a bearer
+// token and the audit log names the identity the guard established, never
+// a name the caller wrote. Without providers every API call is refused.
 func (c *Controller) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+	g := apiauth.NewGuard(apiauth.GuardOptions{Providers: c.opts.APIAuth, AnonymousRead: c.opts.APIAnonymousRead, OnDeny: c.auditDenial})
+	mux.HandleFunc("GET /api/v1/status", g.Require(apiauth.Attributes{Verb: "get", Resource: "status"}, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, c.Status())
-	})
-	mux.HandleFunc("POST /api/v1/reconcile", c.handleReconcile)
-	mux.HandleFunc("GET /api/v1/pins", func(w http.ResponseWriter, _ *http.Request) {
+	}))
+	mux.HandleFunc("POST /api/v1/reconcile", g.Require(apiauth.Attributes{Verb: "create", Resource: "reconciles"}, c.handleReconcile))
+	mux.HandleFunc("GET /api/v1/pins", g.Require(apiauth.Attributes{Verb: "list", Resource: "pins"}, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"pins": c.Pins()})
-	})
-	mux.HandleFunc("POST /api/v1/pins", c.handlePin)
-	mux.HandleFunc("DELETE /api/v1/pins/{model}/{env}", func(w http.ResponseWriter, r *http.Request) {
-		removed, err := c.Unpin(r.PathValue("model"), r.PathValue("env"), r.Header.Get("X-Modelsync-Actor"))
+	}))
+	mux.HandleFunc("POST /api/v1/pins", g.Require(apiauth.Attributes{Verb: "create", Resource: "pins"}, c.handlePin))
+	mux.HandleFunc("DELETE /api/v1/pins/{model}/{env}", g.Require(apiauth.Attributes{Verb: "delete", Resource: "pins"}, func(w http.ResponseWriter, r *http.Request) {
+		removed, err := c.Unpin(r.PathValue("model"), r.PathValue("env"), callerName(r))
 		switch {
 		case err != nil:
 			writeError(w, http.StatusInternalServerError, err.Error())
@@ -43,7 +49,7 @@ func (c *Controller) Handler() http.Handler {
 		default:
 			w.WriteHeader(http.StatusNoContent)
 		}
-	})
+	}))
 	mux.HandleFunc("POST /webhooks/generic", c.handleGenericWebhook)
 	mux.Handle("GET /metrics", c.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -55,6 +61,33 @@ func (c *Controller) Handler() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	return mux
+}
+
+// auditDenial records a refused API request in the audit log and the log:
+// who (when known), what, from where, and why.
+func (c *Controller) auditDenial(d apiauth.Denial) {
+	actor := "anonymous"
+	if d.Identity != nil {
+		actor = d.Identity.Name
+	}
+	result := "unauthenticated"
+	switch d.Code {
+	case http.StatusForbidden:
+		result = "forbidden"
+	case http.StatusServiceUnavailable:
+		result = "unavailable"
+	}
+	c.writeAudit(AuditEntry{Actor: actor, Action: "api " + d.Method + " " + d.Path, Result: result,
+		Error: d.Reason + " (from " + d.Remote + ")"})
+	c.log.Warn("API request refused", "method", d.Method, "path", d.Path, "remote", d.Remote, "actor", actor, "status", d.Code, "reason", d.Reason)
+}
+
+// callerName is the authenticated identity of a guarded request.
+func callerName(r *http.Request) string {
+	if id, ok := apiauth.FromContext(r.Context()); ok {
+		return id.Name
+	}
+	return "unknown"
 }
 
 // ReconcileRequest is the body of POST /api/v1/reconcile.
@@ -69,7 +102,6 @@ type PinRequest struct {
 	Environment string `json:"environment"`
 	Version     int    `json:"version"`
 	Revision    string `json:"revision,omitempty"`
-	Actor       string `json:"actor,omitempty"`
 }
 
 const maxAPIBody = 64 << 10
@@ -96,6 +128,7 @@ func (c *Controller) handleReconcile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, what+" is not in the models repository")
 		return
 	}
+	c.writeAudit(AuditEntry{Actor: callerName(r), Model: req.Model, Environment: req.Environment, Action: "reconcile-requested", Result: "queued"})
 	writeJSON(w, http.StatusAccepted, map[string]string{"queued": req.Model, "environment": req.Environment})
 }
 
@@ -105,7 +138,7 @@ func (c *Controller) handlePin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	p, err := c.Pin(req.Model, req.Environment, req.Version, req.Revision, req.Actor)
+	p, err := c.Pin(req.Model, req.Environment, req.Version, req.Revision, callerName(r))
 	var nf *NotFoundError
 	switch {
 	case errors.As(err, &nf):

@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/modelsync/modelsync/internal/apiauth"
 	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/reconciler"
 )
@@ -77,6 +78,12 @@ type Options struct {
 	// WebhookSecret verifies POST /webhooks/generic; the endpoint answers
 	// 404 while it is empty.
 	WebhookSecret []byte
+	// APIAuth authenticate and authorize every /api/v1 request (see
+	// Handler), in order. None refuses them all: the API never falls open.
+	APIAuth []apiauth.Provider
+	// APIAnonymousRead opens GET /api/v1/status and /api/v1/pins to
+	// callers without a token.
+	APIAnonymousRead bool
 }
 
 // LeaderElection configures a coordination.k8s.io Lease.

@@ -14,6 +14,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +63,9 @@ type demo struct {
 	repoURL  string
 	checkout string
 	server   string
+	// apiToken is this run's controller API token: serve accepts it as
+	// $MODELSYNC_API_TOKEN and status sends it from the same variable.
+	apiToken string
 }
 
 func step(format string, args ...any) {
@@ -286,6 +291,7 @@ func (d *demo) env() []string {
 		"AWS_ACCESS_KEY_ID="+d.minio.AccessKey,
 		"AWS_SECRET_ACCESS_KEY="+d.minio.SecretKey,
 		"AWS_REGION="+d.minio.Region,
+		"MODELSYNC_API_TOKEN="+d.apiToken,
 	)
 }
 
@@ -294,12 +300,21 @@ func (d *demo) serve(ctx context.Context) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
+	probePort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	d.server = fmt.Sprintf("http://127.0.0.1:%d", port)
+	tok := make([]byte, 24)
+	if _, err := rand.Read(tok); err != nil {
+		return nil, err
+	}
+	d.apiToken = hex.EncodeToString(tok)
 	logFile, err := os.Create(filepath.Join(d.work, "serve.log"))
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--only", "controller", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+	args := []string{"serve", "--only", "controller", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--probe-listen", fmt.Sprintf("127.0.0.1:%d", probePort),
 		"--repo", d.repoURL, "--interval", "10s", "--resync-interval", "15s",
 		"--kserve", "--kubeconfig", d.kube.KubeconfigPath,
 		"--s3", "--s3-endpoint", d.minio.Endpoint, "--s3-path-style",

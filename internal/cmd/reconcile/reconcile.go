@@ -33,7 +33,9 @@ func NewCmdReconcile(f *wiring.Factory, runF func(context.Context, *Options) err
 running controller's work queue, skipping any retry backoff. Sync windows
 still apply: a closed environment stays held.
 
-The server is --server, else $MODELSYNC_SERVER, else ` + apiclient.DefaultServer + `.`,
+The server is --server, else $MODELSYNC_SERVER, else ` + apiclient.DefaultServer + `.
+$MODELSYNC_TOKEN (else $MODELSYNC_API_TOKEN) is sent as a bearer token; with
+Kubernetes authentication the caller needs create on reconciles.modelsync.io.`,
 		Example: `  modelsync reconcile customer-churn-predictor
   modelsync reconcile customer-churn-predictor --env prod --server http://modelsync.ml-system:8080`,
 		Args: cobra.ExactArgs(1),

@@ -273,7 +273,7 @@ func applyNow(ctx context.Context, opts *Options, ch *rollback.Change, w *rollba
 	if pinRev == "" {
 		pinRev = revision
 	}
-	req := controller.PinRequest{Model: ch.Model, Environment: ch.Environment, Version: ch.To, Revision: pinRev, Actor: "cli:" + author.Email}
+	req := controller.PinRequest{Model: ch.Model, Environment: ch.Environment, Version: ch.To, Revision: pinRev}
 	if err := apiclient.New(opts.Server, f.Getenv, hc).Pin(ctx, req); err != nil {
 		return fmt.Errorf("rollback of model %s in %s to version %d is applied but not pinned, so the loop may undo it: %w", ch.Model, ch.Environment, ch.To, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/apiauth"
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/controller"
 	"github.com/modelsync/modelsync/internal/gitsource"
@@ -389,7 +390,12 @@ func TestRollbackDirectReleaseNowPinsOnController(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { models.Close() })
-	c, err := controller.New(controller.Options{Git: models, Interval: time.Hour})
+	// The on-call engineer's token: the pin is recorded under its name.
+	tokens := apiauth.NewStaticTokens()
+	if err := tokens.Add("oncall-token-0123456789", "erin"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := controller.New(controller.Options{Git: models, Interval: time.Hour, APIAuth: []apiauth.Provider{tokens}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,6 +413,7 @@ func TestRollbackDirectReleaseNowPinsOnController(t *testing.T) {
 
 	env := fx.env
 	env["MLFLOW_TRACKING_URI"] = srv.URL
+	env["MODELSYNC_TOKEN"] = "oncall-token-0123456789"
 	code, out, errOut := run(t, env, "customer-churn-predictor", "--env", "prod", "--repo", fx.url, "--direct", "--now",
 		"--server", api.URL, "--reason", "incident 4711")
 	if code != 0 {
@@ -436,7 +443,7 @@ func TestRollbackDirectReleaseNowPinsOnController(t *testing.T) {
 	// The controller holds the pin.
 	pins := c.Pins()
 	if len(pins) != 1 || pins[0].Model != "customer-churn-predictor" || pins[0].Environment != "prod" || pins[0].Version != 2 ||
-		!strings.HasPrefix(pins[0].Revision, "customer-churn-predictor/v1.0.0@sha1:") || pins[0].Actor != "cli:erin@example.com" {
+		!strings.HasPrefix(pins[0].Revision, "customer-churn-predictor/v1.0.0@sha1:") || pins[0].Actor != "token:erin" {
 		t.Errorf("pins = %+v", pins)
 	}
 
@@ -448,9 +455,11 @@ func TestRollbackDirectReleaseNowPinsOnController(t *testing.T) {
 	if a, err := admin.ReadAliases(ctx, "customer-churn-predictor"); err != nil || a["staging"] != 4 || a["prod"] != 2 {
 		t.Errorf("aliases after staging rollback: %v %v", a, err)
 	}
-	// A server that refuses the pin fails the command.
-	code, _, errOut = run(t, env, "customer-churn-predictor", "--env", "dev", "--to", "4", "--repo", fx.url, "--direct", "--now", "--server", api.URL+"/nothing-here")
-	if code != 1 || !strings.Contains(errOut, "is applied but not pinned") || !strings.Contains(errOut, "HTTP 404") {
+	// A controller that refuses the pin — here, no token — fails the
+	// command, which says the rollback is applied but not pinned.
+	delete(env, "MODELSYNC_TOKEN")
+	code, _, errOut = run(t, env, "customer-churn-predictor", "--env", "dev", "--to", "4", "--repo", fx.url, "--direct", "--now", "--server", api.URL)
+	if code != 1 || !strings.Contains(errOut, "is applied but not pinned") || !strings.Contains(errOut, "HTTP 401") || !strings.Contains(errOut, "MODELSYNC_TOKEN") {
 		t.Errorf("refused pin: exit %d %s", code, errOut)
 	}
 }

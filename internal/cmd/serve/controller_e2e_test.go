@@ -41,7 +41,7 @@ func TestServeController(t *testing.T) {
 	gitIn(t, dir, "push", "-q", gitsrv.AuthHTTPURL("models"), "main", "--tags")
 
 	secret := "generic-secret"
-	env := map[string]string{"MLFLOW_TRACKING_URI": ml.URL, "MODELSYNC_CACHE_DIR": t.TempDir(), serve.EnvGenericWebhookSecret: secret,
+	env := map[string]string{"MLFLOW_TRACKING_URI": ml.URL, "MODELSYNC_CACHE_DIR": t.TempDir(), serve.EnvGenericWebhookSecret: secret, serve.EnvAPIToken: testAPIToken,
 		"MODELSYNC_GIT_USERNAME": gitsrv.Username, "MODELSYNC_GIT_PASSWORD": gitsrv.Password}
 	var audit, logs bytes.Buffer
 	f := wiring.New(cmdutil.IOStreams{In: strings.NewReader(""), Out: &syncWriter{w: &audit}, ErrOut: &syncWriter{w: &logs}}, func(k string) string { return env[k] }, "")
@@ -101,7 +101,7 @@ func TestServeController(t *testing.T) {
 		Revision string
 		Rows     []struct{ Model, Environment, Desired, State string }
 	}
-	resp, err = http.Get(base + "/api/v1/status")
+	resp, err = apiGet(base + "/api/v1/status")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,11 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/cmd/serve"
 	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/test/fixture"
 	"github.com/modelsync/modelsync/test/testenv"
@@ -70,8 +72,10 @@ func startServe(t *testing.T, env []string, args ...string) *serveProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary(t), append([]string{"serve", "--only", "controller", "--listen", addr}, args...)...)
-	cmd.Env = env
+	// Probes and metrics on the API listener: parallel processes must not
+	// share the default probe port.
+	cmd := exec.Command(binary(t), append([]string{"serve", "--only", "controller", "--listen", addr, "--probe-listen="}, args...)...)
+	cmd.Env = append(slices.Clone(env), serve.EnvAPIToken+"="+testAPIToken)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -96,7 +100,7 @@ func (p *serveProc) kill9() {
 }
 
 func (p *serveProc) leader() bool {
-	resp, err := http.Get(p.url + "/api/v1/status")
+	resp, err := apiGet(p.url + "/api/v1/status")
 	if err != nil {
 		return false
 	}

@@ -31,10 +31,24 @@ func editFile(t *testing.T, w *testenv.Workdir, rel, old, new string) {
 	w.WriteFile(rel, strings.Replace(string(b), old, new, 1))
 }
 
+// testAPIToken is the API token serve processes of these tests accept
+// ($MODELSYNC_API_TOKEN).
+const testAPIToken = "serve-test-token-0123456789"
+
+// apiGet sends an authenticated GET to a serve process.
+func apiGet(url string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+testAPIToken)
+	return http.DefaultClient.Do(req)
+}
+
 // status reads GET /api/v1/status of a serve process.
 func (p *serveProc) status(t *testing.T) (controller.Status, error) {
 	t.Helper()
-	resp, err := http.Get(p.url + "/api/v1/status")
+	resp, err := apiGet(p.url + "/api/v1/status")
 	if err != nil {
 		return controller.Status{}, err
 	}

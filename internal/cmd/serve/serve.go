@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/modelsync/modelsync/internal/apiauth"
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/controller"
 	ghub "github.com/modelsync/modelsync/internal/github"
@@ -43,6 +45,20 @@ const (
 	EnvRepository    = "MODELSYNC_GITHUB_REPOSITORY"
 	// EnvGenericWebhookSecret verifies POST /webhooks/generic (other Git hosts).
 	EnvGenericWebhookSecret = "MODELSYNC_WEBHOOK_SECRET"
+	// EnvAPIToken is a static bearer token for /api/v1 (audited as
+	// "token:default").
+	EnvAPIToken = "MODELSYNC_API_TOKEN"
+	// EnvPodNamespace is the namespace the pod runs in (downward API): the
+	// default namespace of API SubjectAccessReviews.
+	EnvPodNamespace = "POD_NAMESPACE"
+)
+
+// DefaultListen keeps the API on loopback unless told otherwise; the
+// probes and metrics have their own listener (DefaultProbeListen) so a
+// kubelet or Prometheus never needs the API port.
+const (
+	DefaultListen      = "127.0.0.1:8080"
+	DefaultProbeListen = ":8081"
 )
 
 // Options are the inputs of serve.
@@ -51,6 +67,17 @@ type Options struct {
 	Repo    cmdutil.RepoFlags
 	Only    []string
 	Listen  string
+	// ProbeListen serves /healthz, /readyz and /metrics; empty serves
+	// them on Listen.
+	ProbeListen string
+
+	// API authentication: static tokens ($MODELSYNC_API_TOKEN and
+	// APITokensFile), Kubernetes TokenReview + SubjectAccessReview in
+	// APIAuthzNamespace, and read-only routes opened to anyone.
+	APITokensFile     string
+	KubeAPIAuth       bool
+	APIAuthzNamespace string
+	APIAnonymousRead  bool
 
 	GitHubRepository string
 	GitHubAPIURL     string
@@ -73,8 +100,10 @@ type Options struct {
 	GitCacheMiB int64
 
 	// OnListen, when set, is called with the bound address once the server
-	// accepts connections (tests listen on port 0).
-	OnListen func(addr string)
+	// accepts connections (tests listen on port 0); OnProbeListen likewise
+	// for the probe listener.
+	OnListen      func(addr string)
+	OnProbeListen func(addr string)
 	// Transport replaces the HTTP transport to GitHub (tests).
 	Transport http.RoundTripper
 	// Hooks receive base-branch pushes and release tags.
@@ -92,15 +121,24 @@ func NewCmdServe(f *wiring.Factory, runF func(context.Context, *Options) error) 
   controller  fetches the models repository every --interval (and at once on
               a webhook), reconciles each model and environment into the
               configured targets, and serves /api/v1/status, /api/v1/reconcile,
-              /api/v1/pins, /metrics and POST /webhooks/generic (HMAC-signed,
-              for Git hosts other than GitHub).
+              /api/v1/pins and POST /webhooks/generic (HMAC-signed, for Git
+              hosts other than GitHub).
   webhooks    POST /webhooks/github: pull request, review, push and tag events;
               posts the modelsync/policy statuses and the plan comment; pushes
               to the base branch and release tags trigger the controller.
 
 By default the controller runs, and the webhooks component too when
-` + EnvWebhookSecret + ` is set. /healthz answers while the process runs;
-/readyz once the first fetch succeeded and while it accepts work.
+` + EnvWebhookSecret + ` is set. The API and webhooks listen on --listen
+(loopback by default); /healthz, /readyz and /metrics on --probe-listen.
+/healthz answers while the process runs; /readyz once the first fetch
+succeeded and while it accepts work.
+
+Every /api/v1 request needs a bearer token: $` + EnvAPIToken + ` or a line
+of --api-tokens-file (full access), or with --kube-api-auth a Kubernetes
+token whose holder RBAC allows the route's verb on modelsync.io resources
+(status: get; pins: list, create, delete; reconciles: create) in
+--api-authz-namespace. Refusals answer 401 or 403 and are audited; the
+audit log names the authenticated caller, never a name the caller sends.
 
 Environment:
   ` + EnvWebhookSecret + `  webhook secret (required)
@@ -109,6 +147,7 @@ Environment:
   ` + EnvRepository + `      owner/name of the models repository
   ` + cmdutil.EnvGitHubAPIURL + `         GitHub Enterprise API URL
   ` + EnvGenericWebhookSecret + `        secret of POST /webhooks/generic
+  ` + EnvAPIToken + `             static API bearer token (at least 16 characters)
   MLFLOW_TRACKING_URI (and MLFLOW_TRACKING_*)  the registry target, and facts for the rules
   MODELSYNC_GIT_*, AWS_*, KUBECONFIG  as for plan and apply`,
 		Example: `  # the controller for MLflow and KServe, with leader election in-cluster
@@ -136,7 +175,12 @@ Environment:
 	}
 	cmdutil.AddRepoFlags(cmd, &opts.Repo)
 	cmd.Flags().StringSliceVar(&opts.Only, "only", nil, "run only these components ("+strings.Join(components, ", ")+"); default: all")
-	cmd.Flags().StringVar(&opts.Listen, "listen", ":8080", "address to serve HTTP on")
+	cmd.Flags().StringVar(&opts.Listen, "listen", DefaultListen, "address of the API and webhooks (loopback by default; :8080 for all interfaces)")
+	cmd.Flags().StringVar(&opts.ProbeListen, "probe-listen", DefaultProbeListen, "address of /healthz, /readyz and /metrics; empty serves them on --listen")
+	cmd.Flags().StringVar(&opts.APITokensFile, "api-tokens-file", "", "file of \"token,name\" lines accepted as API bearer tokens (audited as token:<name>)")
+	cmd.Flags().BoolVar(&opts.KubeAPIAuth, "kube-api-auth", false, "accept Kubernetes bearer tokens on the API: TokenReview authenticates, SubjectAccessReview on modelsync.io resources authorizes")
+	cmd.Flags().StringVar(&opts.APIAuthzNamespace, "api-authz-namespace", "", "namespace SubjectAccessReviews ask about (default $"+EnvPodNamespace+", else modelsync-system)")
+	cmd.Flags().BoolVar(&opts.APIAnonymousRead, "api-anonymous-read", false, "let callers without a token read GET /api/v1/status and /api/v1/pins")
 	cmd.Flags().StringVar(&opts.GitHubRepository, "github-repository", "", "owner/name of the models repository on GitHub (default $"+EnvRepository+")")
 	cmd.Flags().StringVar(&opts.GitHubAPIURL, "github-api-url", "", "GitHub Enterprise API URL, e.g. https://ghe.example.com/api/v3 (default $"+cmdutil.EnvGitHubAPIURL+")")
 	cmd.Flags().Int64Var(&opts.AppID, "github-app-id", 0, "GitHub App id (default $"+cmdutil.EnvGitHubAppID+")")
@@ -241,6 +285,12 @@ func Run(ctx context.Context, opts *Options) error {
 		}
 	}
 	srv := NewServer()
+	// The probes and metrics listener: the same server when ProbeListen is
+	// empty.
+	probes := srv
+	if opts.ProbeListen != "" {
+		probes = NewServer()
+	}
 	var closers []func()
 	defer func() {
 		for _, c := range slices.Backward(closers) {
@@ -283,14 +333,18 @@ func Run(ctx context.Context, opts *Options) error {
 		// Everything the controller serves; /healthz and /readyz stay the
 		// server's, with the controller's readiness as one of its checks.
 		srv.Handle("/api/", c.Handler())
-		srv.Handle("GET /metrics", c.Handler())
 		srv.Handle("POST /webhooks/generic", c.Handler())
-		srv.AddReadyCheck(func(context.Context) error {
+		probes.Handle("GET /metrics", c.Handler())
+		ready := func(context.Context) error {
 			if !c.Ready() {
 				return errors.New("controller has not fetched the repository yet")
 			}
 			return nil
-		})
+		}
+		srv.AddReadyCheck(ready)
+		if probes != srv {
+			probes.AddReadyCheck(ready)
+		}
 		if opts.Hooks.Reconcile == nil {
 			opts.Hooks.Reconcile = func(_ context.Context, branch, sha string) { c.Trigger("github push to " + branch + " " + sha) }
 		}
@@ -311,12 +365,35 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
+	var pln net.Listener
+	if probes != srv {
+		if pln, err = net.Listen("tcp", opts.ProbeListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (--probe-listen): %w", opts.ProbeListen, err)
+		}
+	}
 	log.Info("modelsync serve listening", "addr", ln.Addr().String(), "components", only)
+	if !authConfigured(opts) && ctrl != nil {
+		log.Warn("no API credentials configured: every /api/v1 request is refused; set " + EnvAPIToken + ", --api-tokens-file or --kube-api-auth")
+	}
 	if opts.OnListen != nil {
 		opts.OnListen(ln.Addr().String())
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, ln, 20*time.Second, log) }()
+	if pln != nil {
+		log.Info("modelsync serve probes listening", "addr", pln.Addr().String())
+		if opts.OnProbeListen != nil {
+			opts.OnProbeListen(pln.Addr().String())
+		}
+		// A failed probe listener shows as failing probes; the kubelet
+		// restarts the process.
+		go func() {
+			if err := probes.Serve(ctx, pln, 20*time.Second, log); err != nil {
+				log.Error("probe listener failed", "addr", pln.Addr().String(), "err", err)
+			}
+		}()
+	}
 	select {
 	case err := <-serveErr:
 		cancel()
@@ -350,6 +427,12 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 		identity = controller.NewIdentity()
 		f.UserAgent = "modelsync/" + f.Version + " (" + identity + ")"
 	}
+	// Credentials first: a mistyped token must stop serve before it opens
+	// anything.
+	static, err := staticTokens(opts)
+	if err != nil {
+		return nil, err
+	}
 	targets, err := f.Targets(ctx)
 	if err != nil {
 		return nil, err
@@ -373,7 +456,11 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 		AuditFile:      opts.AuditLog,
 		WebhookSecret:  []byte(f.Getenv(EnvGenericWebhookSecret)),
 	}
-	if opts.LeaderElect || f.Flags.KServe {
+	copts.APIAnonymousRead = opts.APIAnonymousRead
+	if static.Len() > 0 {
+		copts.APIAuth = append(copts.APIAuth, static)
+	}
+	if opts.LeaderElect || f.Flags.KServe || opts.KubeAPIAuth {
 		rc, err := f.KubeConfig()
 		if err != nil {
 			wiring.CloseTargets(targets)
@@ -391,6 +478,15 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 		}
 		if opts.LeaderElect {
 			copts.LeaderElection = &controller.LeaderElection{Client: kc, Namespace: opts.LeaderElectionNamespace, Name: opts.LeaderElectionID, Identity: identity}
+		}
+		if opts.KubeAPIAuth {
+			ns := firstNonEmpty(opts.APIAuthzNamespace, f.Getenv(EnvPodNamespace), "modelsync-system")
+			k, err := apiauth.NewKubernetes(apiauth.KubernetesOptions{Client: kc, Namespace: ns})
+			if err != nil {
+				wiring.CloseTargets(targets)
+				return nil, err
+			}
+			copts.APIAuth = append(copts.APIAuth, k)
 		}
 	}
 	c, err := controller.New(copts)
@@ -455,6 +551,35 @@ func buildWebhooks(ctx context.Context, opts *Options, openGit func(context.Cont
 		return nil, nil, err
 	}
 	return gate, handler, nil
+}
+
+// staticTokens reads $MODELSYNC_API_TOKEN and --api-tokens-file. A token
+// that is set but unusable (too short, a malformed line) stops serve: an
+// operator who meant to protect the API must not find it open or closed
+// by accident.
+func staticTokens(opts *Options) (*apiauth.StaticTokens, error) {
+	st := apiauth.NewStaticTokens()
+	if tok := opts.Factory.Getenv(EnvAPIToken); tok != "" {
+		if err := st.Add(tok, "default"); err != nil {
+			return nil, fmt.Errorf("$%s: %w", EnvAPIToken, err)
+		}
+	}
+	if opts.APITokensFile != "" {
+		fh, err := os.Open(opts.APITokensFile)
+		if err != nil {
+			return nil, fmt.Errorf("--api-tokens-file: %w", err)
+		}
+		defer fh.Close()
+		if err := st.ReadTokensFile(opts.APITokensFile, fh); err != nil {
+			return nil, fmt.Errorf("--api-tokens-file: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// authConfigured reports whether any API credential is configured.
+func authConfigured(opts *Options) bool {
+	return opts.Factory.Getenv(EnvAPIToken) != "" || opts.APITokensFile != "" || opts.KubeAPIAuth
 }
 
 func firstNonEmpty(ss ...string) string {

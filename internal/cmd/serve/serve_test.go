@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -46,6 +48,16 @@ func TestServeFlagsAndConfigErrors(t *testing.T) {
 	if got.Listen != ":9090" || got.GitHubRepository != "acme/models" || got.AppID != 5 || len(got.Only) != 1 || got.GitCacheMiB != gitsource.DefaultCacheSize>>20 {
 		t.Fatalf("options = %+v", got)
 	}
+	// The API listens on loopback unless told otherwise; probes and
+	// metrics on their own port.
+	cmd = serve.NewCmdServe(f, func(_ context.Context, o *serve.Options) error { got = o; return nil })
+	cmd.SetArgs(nil)
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got.Listen != "127.0.0.1:8080" || got.ProbeListen != ":8081" || got.KubeAPIAuth || got.APIAnonymousRead {
+		t.Fatalf("default options = %+v", got)
+	}
 	for args, want := range map[string]string{
 		"--only frobnicate":  "unknown component",
 		"--git-cache-mib 0":  "--git-cache-mib 0: want at least 1",
@@ -71,6 +83,32 @@ func TestServeFlagsAndConfigErrors(t *testing.T) {
 			t.Errorf("%s: Run succeeded", name)
 		} else if strings.Contains(err.Error(), "t\"") {
 			t.Errorf("%s: error may quote a secret: %v", name, err)
+		}
+	}
+}
+
+// A configured API credential that cannot be used stops serve before it
+// opens anything, and the error does not quote the token.
+func TestServeRefusesUnusableAPITokens(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("# comment\nlong-enough-token-0123,alice\nshort,bob\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		file string
+		want string
+	}{
+		"short env token":  {map[string]string{serve.EnvAPIToken: "hunter2"}, "", "MODELSYNC_API_TOKEN: API token for \"default\" is 7 characters; at least 16"},
+		"short file token": {nil, tokens, tokens + ":3: API token for \"bob\" is 5 characters"},
+		"missing file":     {nil, tokens + ".nope", "--api-tokens-file: open"},
+	} {
+		err := serve.Run(context.Background(), &serve.Options{Factory: factory(tc.env, &bytes.Buffer{}), Listen: "127.0.0.1:0", APITokensFile: tc.file,
+			Repo: cmdutil.RepoFlags{URL: t.TempDir(), Branch: "main"}})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
+		} else if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "short,") {
+			t.Errorf("%s: error quotes the token: %v", name, err)
 		}
 	}
 }

@@ -36,7 +36,9 @@ environment: the version Git wants, the version that runs, drift, serving
 health, canary step, sync-window state, pins and the last error.
 
 The server is --server, else $MODELSYNC_SERVER, else ` + apiclient.DefaultServer + `.
-$MODELSYNC_TOKEN, when set, is sent as a bearer token.`,
+$MODELSYNC_TOKEN (else $MODELSYNC_API_TOKEN), when set, is sent as a bearer token:
+a static API token of the controller, or a Kubernetes token when the
+controller runs with --kube-api-auth.`,
 		Example: `  modelsync status
   modelsync status --server http://modelsync.ml-system:8080 -o json`,
 		Args: cobra.NoArgs,

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/apiauth"
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/controller"
 	"github.com/modelsync/modelsync/internal/repo"
@@ -30,7 +31,11 @@ func startController(t *testing.T) (*controller.Controller, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { models.Close() })
-	c, err := controller.New(controller.Options{Git: models, Interval: time.Hour})
+	tokens := apiauth.NewStaticTokens()
+	if err := tokens.Add(testToken, "ci"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := controller.New(controller.Options{Git: models, Interval: time.Hour, APIAuth: []apiauth.Provider{tokens}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,10 +62,19 @@ func startController(t *testing.T) (*controller.Controller, string) {
 	return c, srv.URL
 }
 
+// testToken is the controller's API token; the command sends it from
+// $MODELSYNC_TOKEN.
+const testToken = "ci-token-0123456789abcdef"
+
 func run(t *testing.T, env map[string]string, args ...string) (error, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	f := wiring.New(cmdutil.IOStreams{Out: &out, ErrOut: &errOut}, func(k string) string { return env[k] }, "")
+	f := wiring.New(cmdutil.IOStreams{Out: &out, ErrOut: &errOut}, func(k string) string {
+		if k == "MODELSYNC_TOKEN" {
+			return testToken
+		}
+		return env[k]
+	}, "")
 	cmd := NewCmdStatus(f, nil)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)

@@ -26,8 +26,12 @@ const DefaultServer = "http://127.0.0.1:8080"
 // Environment variables the client reads.
 const (
 	EnvServer = "MODELSYNC_SERVER"
-	// EnvToken, when set, is sent as a bearer token.
+	// EnvToken, when set, is sent as a bearer token: a static API token,
+	// or a Kubernetes token when the controller reviews them.
 	EnvToken = "MODELSYNC_TOKEN"
+	// EnvServerToken is the controller's own static token variable; the
+	// client falls back to it so one variable serves both on one machine.
+	EnvServerToken = "MODELSYNC_API_TOKEN"
 )
 
 // ServerURL picks the controller URL: flag, else $MODELSYNC_SERVER, else
@@ -50,13 +54,17 @@ type Client struct {
 }
 
 // New returns a client for the controller at server, with the bearer token
-// from $MODELSYNC_TOKEN. A nil hc means http.DefaultClient; callers bound
+// from $MODELSYNC_TOKEN (else $MODELSYNC_API_TOKEN). A nil hc means http.DefaultClient; callers bound
 // each call with its context.
 func New(server string, getenv func(string) string, hc *http.Client) *Client {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	return &Client{server: strings.TrimRight(server, "/"), token: getenv(EnvToken), http: hc}
+	token := getenv(EnvToken)
+	if token == "" {
+		token = getenv(EnvServerToken)
+	}
+	return &Client{server: strings.TrimRight(server, "/"), token: token, http: hc}
 }
 
 // Status is GET /api/v1/status.
@@ -147,6 +155,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
 			msg = e.Error
+		}
+		if resp.StatusCode == http.StatusUnauthorized && c.token == "" {
+			msg += " (set $" + EnvToken + " to an API token or a Kubernetes token)"
 		}
 		return &Error{Server: safe, Status: resp.StatusCode, Message: msg, Retryable: resp.StatusCode >= 500}
 	}

@@ -30,7 +30,7 @@ func TestPinSendsTheServersRequestType(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := New(srv.URL+"/", func(k string) string { return map[string]string{EnvToken: "tok"}[k] }, nil)
-	want := controller.PinRequest{Model: "churn", Environment: "prod", Version: 2, Revision: "main@sha1:abc", Actor: "cli:a@b"}
+	want := controller.PinRequest{Model: "churn", Environment: "prod", Version: 2, Revision: "main@sha1:abc"}
 	if err := c.Pin(t.Context(), want); err != nil {
 		t.Fatal(err)
 	}
