@@ -103,10 +103,15 @@ type Fault struct {
 	Method, Path string
 	// Code is the status to answer with.
 	Code int
-	// Times is how many matching requests fail; negative means all.
+	// Times is how many matching requests fail; negative means all,
+	// zero none.
 	Times int
 	// RetryAfter, when set, is sent as the Retry-After header.
 	RetryAfter string
+	// Applied serves the request before answering with the failure, as
+	// when GitHub's front end gives up on a request its back end went on
+	// to complete: the client cannot tell whether it took effect.
+	Applied bool
 }
 
 // Fail installs a fault; faults are checked in the order installed.
@@ -264,6 +269,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	fault := s.faultFor(r.Method, path)
 	s.mu.Unlock()
 	if fault != nil {
+		if fault.Applied {
+			s.route(httptest.NewRecorder(), r, path)
+		}
 		if fault.RetryAfter != "" {
 			w.Header().Set("Retry-After", fault.RetryAfter)
 		}
@@ -271,6 +279,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	s.route(w, r, path)
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 	if m, ok := match(path, "/app/installations/{id}/access_tokens"); ok && r.Method == http.MethodPost {
 		s.installationToken(w, r, m)
 		return
