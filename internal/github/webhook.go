@@ -24,7 +24,9 @@ const WebhookPath = "/webhooks/github"
 
 // MaxWebhookBody is the largest payload accepted. GitHub caps payloads at
 // 25 MB, but no event modelsync handles comes near 3 MiB; bigger bodies
-// are refused before the signature is even checked.
+// are refused before the signature is even checked. A form-encoded body
+// may be three times as large, since percent-encoding triples some bytes;
+// the JSON it carries is held to this limit.
 const MaxWebhookBody = 3 << 20
 
 // Event is one verified webhook delivery.
