@@ -236,15 +236,17 @@ func (c *Client) DeleteComment(ctx context.Context, r RepoRef, id int64) error {
 }
 
 // OutcomeUnknown reports whether err left unknown whether a write took
-// effect: GitHub answered 5xx, or the connection broke after the request
-// was sent. Failures to connect and refusals are known not to have.
+// effect: GitHub answered 5xx, or the connection broke or the attempt
+// timed out after the request was sent. Failures to connect and refusals
+// are known not to have; the caller's own context ending is no failure of
+// GitHub's (go-github then returns the context's error, not a *url.Error).
 func OutcomeUnknown(err error) bool {
 	var er *gh.ErrorResponse
 	if errors.As(err, &er) {
 		return er.Response != nil && transientStatus(er.Response.StatusCode)
 	}
 	var rl *RateLimitedError
-	if errors.As(err, &rl) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &rl) {
 		return false
 	}
 	var op *net.OpError

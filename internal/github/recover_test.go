@@ -352,3 +352,32 @@ func TestClientRetriesRefusedConnection(t *testing.T) {
 		t.Fatalf("%d comments, want 1", len(cs))
 	}
 }
+
+// Each attempt has its own timeout: a request that hangs once is sent
+// again rather than failing the evaluation.
+func TestClientRetriesTimedOutAttempt(t *testing.T) {
+	api := githubtest.New(t, "acme", "models", "tok")
+	api.PutPR(githubtest.PR{Number: 3, State: "open", Author: "carol", BaseRef: "main", HeadRef: "f", HeadSHA: strings.Repeat("b", 40)})
+	var n atomic.Int32
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	api.SetHook(func(r *http.Request) {
+		if n.Add(1) == 1 {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		}
+	})
+	c, err := ghub.NewClient(ghub.ClientOptions{Token: "tok", BaseURL: api.URL, Timeout: 200 * time.Millisecond,
+		Retry: ghub.RetryPolicy{Attempts: 2, BaseDelay: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetPullRequest(context.Background(), acme, 3); err != nil {
+		t.Fatalf("GetPullRequest after a hung attempt: %v", err)
+	}
+	if got := n.Load(); got != 2 {
+		t.Fatalf("%d requests, want 2", got)
+	}
+}

@@ -3,7 +3,8 @@
 // the endpoints modelsync uses with GitHub's documented request and
 // response formats: pulls (get, list, files, reviews), commit statuses
 // (create, list), issue comments (list, create, update, delete) and App
-// installation tokens. It records every call.
+// installation tokens. It records every call, and can fail chosen
+// requests the way GitHub does when it is in trouble (Fail).
 package githubtest
 
 import (
