@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -174,7 +176,9 @@ func (c *Client) CreateStatus(ctx context.Context, r RepoRef, sha string, s Stat
 	if s.TargetURL != "" {
 		st.TargetURL = gh.String(s.TargetURL)
 	}
-	if _, _, err := c.gh.Repositories.CreateStatus(ctx, r.Owner, r.Name, sha, st); err != nil {
+	// Posting a status twice leaves what posting it once does, so the
+	// transport may repeat it after a transient failure.
+	if _, _, err := c.gh.Repositories.CreateStatus(repeatable(ctx), r.Owner, r.Name, sha, st); err != nil {
 		return fmt.Errorf("github: status %s=%s on %s@%s: %w", s.Context, s.State, r, sha, classify(err))
 	}
 	return nil
@@ -199,7 +203,9 @@ func (c *Client) ListComments(ctx context.Context, r RepoRef, number int) ([]Com
 	}
 }
 
-// CreateComment adds a comment to an issue or pull request.
+// CreateComment adds a comment to an issue or pull request. It is not
+// repeated after a transient failure, which may follow a comment GitHub
+// did create; OutcomeUnknown tells such errors.
 func (c *Client) CreateComment(ctx context.Context, r RepoRef, number int, body string) (int64, error) {
 	cm, _, err := c.gh.Issues.CreateComment(ctx, r.Owner, r.Name, number, &gh.IssueComment{Body: gh.String(body)})
 	if err != nil {
@@ -210,18 +216,45 @@ func (c *Client) CreateComment(ctx context.Context, r RepoRef, number int, body 
 
 // EditComment replaces a comment's body.
 func (c *Client) EditComment(ctx context.Context, r RepoRef, id int64, body string) error {
-	if _, _, err := c.gh.Issues.EditComment(ctx, r.Owner, r.Name, id, &gh.IssueComment{Body: gh.String(body)}); err != nil {
+	// Setting the same body twice is setting it once.
+	if _, _, err := c.gh.Issues.EditComment(repeatable(ctx), r.Owner, r.Name, id, &gh.IssueComment{Body: gh.String(body)}); err != nil {
 		return fmt.Errorf("github: edit comment %d on %s: %w", id, r, classify(err))
 	}
 	return nil
 }
 
-// DeleteComment removes a comment.
+// DeleteComment removes a comment. A comment already gone counts as
+// removed: a delete repeated after a transient failure finds it so.
 func (c *Client) DeleteComment(ctx context.Context, r RepoRef, id int64) error {
-	if _, err := c.gh.Issues.DeleteComment(ctx, r.Owner, r.Name, id); err != nil {
+	if resp, err := c.gh.Issues.DeleteComment(ctx, r.Owner, r.Name, id); err != nil {
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return nil
+		}
 		return fmt.Errorf("github: delete comment %d on %s: %w", id, r, classify(err))
 	}
 	return nil
+}
+
+// OutcomeUnknown reports whether err left unknown whether a write took
+// effect: GitHub answered 5xx, or the connection broke or the attempt
+// timed out after the request was sent. Failures to connect and refusals
+// are known not to have; the caller's own context ending is no failure of
+// GitHub's (go-github then returns the context's error, not a *url.Error).
+func OutcomeUnknown(err error) bool {
+	var er *gh.ErrorResponse
+	if errors.As(err, &er) {
+		return er.Response != nil && transientStatus(er.Response.StatusCode)
+	}
+	var rl *RateLimitedError
+	if errors.As(err, &rl) {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	var ue *url.Error
+	return errors.As(err, &ue)
 }
 
 // Truncate cuts s to at most n characters, ending with an ellipsis when

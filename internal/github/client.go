@@ -34,8 +34,12 @@ type ClientOptions struct {
 	// secondary rate limit to reset before failing with *RateLimitedError.
 	// Zero means one minute.
 	MaxRateLimitWait time.Duration
-	// Timeout bounds one HTTP request; zero means 30 seconds.
+	// Timeout bounds one attempt of an HTTP request, so retries get their
+	// own time; zero means 30 seconds.
 	Timeout time.Duration
+	// Retry bounds the retries of transient failures; the zero value
+	// means the defaults of RetryPolicy.
+	Retry RetryPolicy
 	// OnRateLimit, when set, is called with the new state after every
 	// response that carries rate-limit headers, e.g. to set a Prometheus
 	// gauge. It must be quick and safe for concurrent use.
@@ -46,6 +50,7 @@ type ClientOptions struct {
 type Client struct {
 	gh     *gh.Client
 	limits *RateLimits
+	retry  RetryPolicy
 }
 
 // NewClient builds a client for a token or a GitHub App installation.
@@ -67,8 +72,13 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if maxWait == 0 {
 		maxWait = time.Minute
 	}
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
 	limits := &RateLimits{onChange: opts.OnRateLimit}
-	rt := http.RoundTripper(&rateLimitTransport{next: base, limits: limits, maxWait: maxWait})
+	retry := opts.Retry.withDefaults()
+	rt := http.RoundTripper(&rateLimitTransport{next: base, limits: limits, maxWait: maxWait, retry: retry, timeout: timeout})
 	apiBase := strings.TrimSuffix(opts.BaseURL, "/")
 	if apiBase != "" && !strings.HasSuffix(apiBase, "/api/v3") {
 		// GitHub Enterprise Server serves the REST API under /api/v3, as
@@ -86,11 +96,9 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		}
 		rt = itr
 	}
-	timeout := opts.Timeout
-	if timeout == 0 {
-		timeout = 30 * time.Second
-	}
-	c := gh.NewClient(&http.Client{Transport: rt, Timeout: timeout})
+	// No client-wide timeout: it would cover every attempt and wait of
+	// one request; the transport bounds each attempt instead.
+	c := gh.NewClient(&http.Client{Transport: rt})
 	if opts.Token != "" {
 		c = c.WithAuthToken(opts.Token)
 	}
@@ -100,7 +108,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 			return nil, fmt.Errorf("github: enterprise base URL: %w", err)
 		}
 	}
-	return &Client{gh: c, limits: limits}, nil
+	return &Client{gh: c, limits: limits, retry: retry}, nil
 }
 
 // RateLimits returns the live rate-limit state of this client.

@@ -87,8 +87,10 @@ type Gate struct {
 	// lists the keys oldest first.
 	engines map[string]prcheck.Evaluator
 	order   []string
-	tags    *lru
-	slots   chan struct{}
+	// tags remembers release tags already rolled out, keyed by repository
+	// and tag (tagKey); guarded by mu.
+	tags  *lru
+	slots chan struct{}
 }
 
 // prRun serializes the evaluations of one pull request.
@@ -96,6 +98,10 @@ type prRun struct {
 	run    sync.Mutex // held while evaluating
 	gen    uint64     // latest scheduled generation; guarded by Gate.mu
 	cancel context.CancelFunc
+	// waiters are told the outcome of the evaluation that judges the pull
+	// request as of their request: the latest scheduled one, since it
+	// supersedes the earlier ones. Guarded by Gate.mu.
+	waiters []func(error)
 }
 
 // NewGate checks the options and returns a gate.
@@ -142,12 +148,17 @@ func (g *Gate) ours(full string) bool {
 }
 
 // HandleEvent implements EventHandler. Payloads are only hints: which pull
-// request to look at. Its state is read again from GitHub and Git.
+// request to look at. Its state is read again from GitHub and Git. The
+// delivery is detached and ends when all the work it started has: it
+// fails, so GitHub's redelivery is processed, when an evaluation it asked
+// for did not complete.
 func (g *Gate) HandleEvent(_ context.Context, ev Event) error {
 	ctx := g.root
 	if ctx.Err() != nil {
 		return errors.New("github gate: shutting down")
 	}
+	work := newOutcome(ev.Detach())
+	defer work.seal()
 	switch p := ev.Payload.(type) {
 	case *gh.PullRequestEvent:
 		if !g.ours(p.GetRepo().GetFullName()) {
@@ -155,11 +166,11 @@ func (g *Gate) HandleEvent(_ context.Context, ev Event) error {
 		}
 		switch p.GetAction() {
 		case "opened", "synchronize", "reopened", "ready_for_review":
-			g.Schedule(p.GetNumber())
+			g.schedule(p.GetNumber(), work.add())
 		case "edited":
 			// A retargeted pull request is judged against its new base.
 			if p.GetChanges().GetBase() != nil {
-				g.Schedule(p.GetNumber())
+				g.schedule(p.GetNumber(), work.add())
 			}
 		}
 	case *gh.PullRequestReviewEvent:
@@ -168,30 +179,33 @@ func (g *Gate) HandleEvent(_ context.Context, ev Event) error {
 		}
 		switch p.GetAction() {
 		case "submitted", "dismissed":
-			g.Schedule(p.GetPullRequest().GetNumber())
+			g.schedule(p.GetPullRequest().GetNumber(), work.add())
 		}
 	case *gh.PushEvent:
-		if !g.ours(p.GetRepo().GetFullName()) || p.GetDeleted() {
-			if p.GetDeleted() {
-				if tag, ok := strings.CutPrefix(p.GetRef(), "refs/tags/"); ok {
-					g.tags.remove(tag)
-				}
-			}
+		repo := p.GetRepo().GetFullName()
+		if !g.ours(repo) {
 			return nil
 		}
 		ref := p.GetRef()
+		if p.GetDeleted() {
+			// A tag pushed again after its deletion is a new release.
+			if tag, ok := strings.CutPrefix(ref, "refs/tags/"); ok {
+				g.forgetTag(repo, tag)
+			}
+			return nil
+		}
 		if branch, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
 			if branch == p.GetRepo().GetDefaultBranch() {
-				g.basePushed(ctx, branch, p.GetAfter())
+				g.basePushed(ctx, branch, p.GetAfter(), work)
 			}
 			return nil
 		}
 		if tag, ok := strings.CutPrefix(ref, "refs/tags/"); ok {
-			g.tagPushed(ctx, tag)
+			g.tagPushed(ctx, repo, tag, work)
 		}
 	case *gh.CreateEvent:
-		if g.ours(p.GetRepo().GetFullName()) && p.GetRefType() == "tag" {
-			g.tagPushed(ctx, p.GetRef())
+		if repo := p.GetRepo().GetFullName(); g.ours(repo) && p.GetRefType() == "tag" {
+			g.tagPushed(ctx, repo, p.GetRef(), work)
 		}
 	}
 	return nil
@@ -199,14 +213,17 @@ func (g *Gate) HandleEvent(_ context.Context, ev Event) error {
 
 // basePushed re-checks every open pull request into the branch: a base
 // move changes what they would merge into but fires no event of their own.
-func (g *Gate) basePushed(ctx context.Context, branch, sha string) {
+func (g *Gate) basePushed(ctx context.Context, branch, sha string, work *outcome) {
 	if h := g.opts.Hooks.Reconcile; h != nil {
+		done := work.add()
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
 			h(ctx, branch, sha)
+			done(nil)
 		}()
 	}
+	done := work.add()
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
@@ -215,33 +232,61 @@ func (g *Gate) basePushed(ctx context.Context, branch, sha string) {
 		prs, err := g.opts.Client.ListOpenPullRequests(lctx, g.opts.Repository, branch)
 		if err != nil {
 			g.log.Error("listing open pull requests after a base push", "branch", branch, "err", err)
+			done(fmt.Errorf("re-checking pull requests into %s: %w", branch, err))
 			return
 		}
 		for _, n := range prs {
-			g.Schedule(n)
+			g.schedule(n, work.add())
 		}
+		done(nil)
 	}()
 }
 
-func (g *Gate) tagPushed(ctx context.Context, name string) {
+// tagKey names a release tag per repository, so that events about one
+// repository never touch another's entries.
+func tagKey(repo, tag string) string { return strings.ToLower(repo) + "\x00" + tag }
+
+func (g *Gate) forgetTag(repo, tag string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.tags.remove(tagKey(repo, tag))
+}
+
+func (g *Gate) tagPushed(ctx context.Context, repo, name string, work *outcome) {
 	t, err := release.ParseTag(name)
 	if err != nil {
 		return
 	}
 	h := g.opts.Hooks.Rollout
-	if h == nil || !g.tags.claim(t.Name) {
+	if h == nil {
 		return
 	}
+	// GitHub sends both a push and a create event for one tag.
+	key := tagKey(repo, t.Name)
+	g.mu.Lock()
+	seen := g.tags.contains(key)
+	g.tags.add(key)
+	g.mu.Unlock()
+	if seen {
+		return
+	}
+	done := work.add()
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
 		h(ctx, t.Model, t.Name)
+		done(nil)
 	}()
 }
 
 // Schedule queues an evaluation of a pull request and cancels the one in
 // progress, whose result would be superseded.
-func (g *Gate) Schedule(number int) {
+func (g *Gate) Schedule(number int) { g.schedule(number, nil) }
+
+// schedule is Schedule telling done, when not nil, the outcome of the
+// evaluation that judges the pull request as of this request: this one,
+// or a later one that superseded it.
+func (g *Gate) schedule(number int, done func(error)) {
 	g.mu.Lock()
 	st := g.prs[number]
 	if st == nil {
@@ -252,6 +297,9 @@ func (g *Gate) Schedule(number int) {
 	gen := st.gen
 	if st.cancel != nil {
 		st.cancel()
+	}
+	if done != nil {
+		st.waiters = append(st.waiters, done)
 	}
 	g.mu.Unlock()
 	g.wg.Add(1)
@@ -268,23 +316,34 @@ func (g *Gate) Schedule(number int) {
 		ctx, cancel := context.WithTimeout(g.root, g.opts.Timeout)
 		st.cancel = cancel
 		g.mu.Unlock()
+		var result error
 		defer func() {
 			cancel()
 			g.mu.Lock()
-			if st.gen == gen {
-				// Nothing newer is queued: drop the entry so the map does
-				// not grow with every pull request ever seen.
-				delete(g.prs, number)
+			if st.gen != gen {
+				// Superseded: the newer evaluation tells the waiters.
+				g.mu.Unlock()
+				return
 			}
+			// Nothing newer is queued: drop the entry so the map does not
+			// grow with every pull request ever seen.
+			delete(g.prs, number)
+			waiters := st.waiters
+			st.waiters = nil
 			g.mu.Unlock()
+			for _, w := range waiters {
+				w(result)
+			}
 		}()
 		select {
 		case g.slots <- struct{}{}:
 			defer func() { <-g.slots }()
 		case <-ctx.Done():
+			result = fmt.Errorf("pull request #%d: not evaluated: %w", number, ctx.Err())
 			return
 		}
 		if err := g.Evaluate(ctx, number); err != nil {
+			result = fmt.Errorf("pull request #%d: %w", number, err)
 			if errors.Is(ctx.Err(), context.Canceled) {
 				g.log.Info("pull request evaluation superseded", "pr", number)
 				return
@@ -292,6 +351,58 @@ func (g *Gate) Schedule(number int) {
 			g.log.Error("pull request evaluation failed", "pr", number, "err", err)
 		}
 	}()
+}
+
+// outcome gathers the results of the work one delivery started and ends
+// the delivery once all of it has ended, with the joined errors.
+type outcome struct {
+	mu     sync.Mutex
+	open   int
+	sealed bool
+	errs   []error
+	finish func(error)
+}
+
+func newOutcome(finish func(error)) *outcome { return &outcome{finish: finish} }
+
+// add registers one more piece of work and returns the function that ends
+// it; only its first call counts.
+func (o *outcome) add() func(error) {
+	o.mu.Lock()
+	o.open++
+	o.mu.Unlock()
+	var once sync.Once
+	return func(err error) {
+		once.Do(func() {
+			o.mu.Lock()
+			o.open--
+			if err != nil {
+				o.errs = append(o.errs, err)
+			}
+			o.endLocked()
+		})
+	}
+}
+
+// seal says no more work will be added by the caller itself (work may
+// still add more); the delivery ends when the last piece does.
+func (o *outcome) seal() {
+	o.mu.Lock()
+	o.sealed = true
+	o.endLocked()
+}
+
+// endLocked is called with o.mu held and releases it.
+func (o *outcome) endLocked() {
+	if !o.sealed || o.open > 0 || o.finish == nil {
+		o.mu.Unlock()
+		return
+	}
+	finish := o.finish
+	o.finish = nil
+	err := errors.Join(o.errs...)
+	o.mu.Unlock()
+	finish(err)
 }
 
 // Evaluate judges the pull request's current head and posts the result.
@@ -524,10 +635,31 @@ func (g *Gate) writeStatus(ctx context.Context, sha string, current map[string]S
 }
 
 // upsertComment keeps one plan comment (or, when too long, a series of
-// marked comments) per pull request, editing it in place.
+// marked comments) per pull request, editing it in place. Creating a
+// comment is the one write the client does not repeat after a transient
+// failure, since GitHub may have created it; the whole sync is repeated
+// instead, which finds such a comment and keeps it.
 func (g *Gate) upsertComment(ctx context.Context, number int, body string) error {
-	c, repo := g.opts.Client, g.opts.Repository
 	parts := SplitComment(body)
+	policy := g.opts.Client.retry
+	for attempt := 1; ; attempt++ {
+		err := g.syncComments(ctx, number, parts)
+		if err == nil || !errors.Is(err, errCreateUnknown) || attempt >= policy.Attempts {
+			return err
+		}
+		g.log.Info("creating the plan comment failed; syncing the comments again", "pr", number, "err", err)
+		if err := sleep(ctx, policy.backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+// errCreateUnknown marks a comment creation that may have taken effect.
+var errCreateUnknown = errors.New("plan comment may or may not have been created")
+
+// syncComments makes the marked comments of a pull request the parts.
+func (g *Gate) syncComments(ctx context.Context, number int, parts []string) error {
+	c, repo := g.opts.Client, g.opts.Repository
 	existing, err := c.ListComments(ctx, repo, number)
 	if err != nil {
 		return err
@@ -549,6 +681,9 @@ func (g *Gate) upsertComment(ctx context.Context, number int, body string) error
 			continue
 		}
 		if _, err := c.CreateComment(ctx, repo, number, p); err != nil {
+			if OutcomeUnknown(err) {
+				return fmt.Errorf("%w: %w", errCreateUnknown, err)
+			}
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	ghub "github.com/modelsync/modelsync/internal/github"
 	"github.com/modelsync/modelsync/internal/github/githubtest"
@@ -125,7 +126,9 @@ type harness struct {
 func newHarness(tb testing.TB, repoURL string) *harness {
 	tb.Helper()
 	h := &harness{API: githubtest.New(tb, "acme", "models", "ghp_test_token")}
-	client, err := ghub.NewClient(ghub.ClientOptions{Token: "ghp_test_token", BaseURL: h.API.URL})
+	// Retries as in production, with backoffs short enough for tests.
+	client, err := ghub.NewClient(ghub.ClientOptions{Token: "ghp_test_token", BaseURL: h.API.URL,
+		Retry: ghub.RetryPolicy{Attempts: 4, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -173,6 +176,13 @@ func (h *harness) send(tb testing.TB, event string, payload any) int {
 	id := fmt.Sprintf("delivery-%d", h.n)
 	h.mu.Unlock()
 	return githubtest.Deliver(tb, h.URL, githubtest.Delivery{Event: event, ID: id, Payload: payload, Secret: webhookSecret})
+}
+
+// sendAs delivers a signed event with a given delivery id, as JSON or
+// form-encoded, without waiting for the work it triggers.
+func (h *harness) sendAs(tb testing.TB, id string, form bool, event string, payload any) int {
+	tb.Helper()
+	return githubtest.Deliver(tb, h.URL, githubtest.Delivery{Event: event, ID: id, Payload: payload, Secret: webhookSecret, Form: form})
 }
 
 // deliver sends a signed event, expects it accepted and waits for the

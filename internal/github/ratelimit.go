@@ -1,7 +1,9 @@
 package github
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -21,6 +23,7 @@ type RateLimits struct {
 	// until, from Retry-After.
 	secondaryUntil time.Time
 	waits          int
+	retries        int
 	onChange       func(RateLimitState)
 }
 
@@ -34,6 +37,9 @@ type RateLimitState struct {
 	SecondaryUntil time.Time
 	// Waits counts requests that were delayed by a limit.
 	Waits int
+	// Retries counts requests sent again after a rate limit or a
+	// transient failure.
+	Retries int
 }
 
 // State returns the current state.
@@ -45,7 +51,7 @@ func (r *RateLimits) State() RateLimitState {
 
 func (r *RateLimits) stateLocked() RateLimitState {
 	return RateLimitState{Known: r.known, Limit: r.limit, Remaining: r.remaining, Reset: r.reset,
-		Resource: r.resource, SecondaryUntil: r.secondaryUntil, Waits: r.waits}
+		Resource: r.resource, SecondaryUntil: r.secondaryUntil, Waits: r.waits, Retries: r.retries}
 }
 
 // Remaining is the number of requests left in the current window, or -1
@@ -82,22 +88,24 @@ func (r *RateLimits) observe(h http.Header) {
 	r.resource = h.Get("X-RateLimit-Resource")
 }
 
-// waitFor returns how long a request must wait before it may be sent.
-func (r *RateLimits) waitFor(now time.Time) time.Duration {
+// waitFor returns how long a request must wait before it may be sent, and
+// whether a secondary limit is what it waits for.
+func (r *RateLimits) waitFor(now time.Time) (time.Duration, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var d time.Duration
+	secondary := false
 	if r.secondaryUntil.After(now) {
-		d = r.secondaryUntil.Sub(now)
+		d, secondary = r.secondaryUntil.Sub(now), true
 	}
 	if r.known && r.remaining <= 0 && r.reset.After(now) {
 		// The reset time has one-second resolution; a request sent at the
 		// exact second may still be refused.
 		if w := r.reset.Sub(now) + time.Second; w > d {
-			d = w
+			d, secondary = w, false
 		}
 	}
-	return d
+	return d, secondary
 }
 
 // RateLimitedError means GitHub's rate limit would make the request wait
@@ -122,57 +130,118 @@ func (e *RateLimitedError) Error() string {
 // Retryable is always true: the limit resets.
 func (e *RateLimitedError) Retryable() bool { return true }
 
-// rateLimitTransport waits out rate limits instead of spending requests
-// that GitHub would refuse: before a request while the primary window is
-// exhausted, and after a secondary-limit answer (403 or 429 with
-// Retry-After), which it retries once when the body can be replayed.
+// rateLimitTransport is the one place GitHub requests are retried. It
+// waits out rate limits instead of spending requests that GitHub would
+// refuse: before a request while the primary window is exhausted, and
+// after a rate-limit answer (403 or 429 with Retry-After, or with no
+// requests remaining), as GitHub asks. It also retries transient failures
+// (5xx answers, connection errors, timed-out attempts) with exponential
+// backoff and jitter, where repeating the request is safe (see
+// safeToRepeat). Callers above it do not retry requests again.
 type rateLimitTransport struct {
 	next    http.RoundTripper
 	limits  *RateLimits
 	maxWait time.Duration
+	retry   RetryPolicy
+	// timeout bounds one attempt, so a retry is not cut short by the
+	// time an earlier attempt took.
+	timeout time.Duration
 }
 
 func (t *rateLimitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	for attempt := 0; ; attempt++ {
-		if err := t.wait(req, false); err != nil {
+	for attempt := 1; ; attempt++ {
+		if err := t.wait(req); err != nil {
 			return nil, err
 		}
-		resp, err := t.next.RoundTrip(req)
+		resp, err := t.send(req)
+		last := attempt >= t.retry.Attempts
+		var delay time.Duration
+		switch {
+		case err != nil:
+			if last || req.Context().Err() != nil || !retryableError(req, err) {
+				return nil, err
+			}
+			delay = t.retry.backoff(attempt)
+		default:
+			now := time.Now()
+			t.limits.observe(resp.Header)
+			if retryAfter, limited := rateLimited(resp); limited {
+				if retryAfter > 0 {
+					t.limits.mu.Lock()
+					if until := now.Add(retryAfter); until.After(t.limits.secondaryUntil) {
+						t.limits.secondaryUntil = until
+					}
+					t.limits.mu.Unlock()
+				}
+				// The wait itself happens before the next attempt; a
+				// limit hit again is waited out a little longer each time.
+				if last || !replayable(req) {
+					return resp, nil
+				}
+				if attempt > 1 {
+					delay = t.retry.backoff(attempt - 1)
+				}
+				break
+			}
+			if !transientStatus(resp.StatusCode) || last || !safeToRepeat(req) || !replayable(req) {
+				return resp, nil
+			}
+			delay = t.retry.backoff(attempt)
+			if ra, ok := retryAfterSeconds(resp); ok && ra > delay {
+				if ra > t.maxWait {
+					return resp, nil
+				}
+				delay = ra
+			}
+		}
+		if resp != nil {
+			// Drained so the connection can be reused.
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+		}
+		next, err := rewind(req)
 		if err != nil {
 			return nil, err
 		}
-		now := time.Now()
-		t.limits.observe(resp.Header)
-		retryAfter, secondary := secondaryLimit(resp)
-		if !secondary {
-			return resp, nil
-		}
+		req = next
 		t.limits.mu.Lock()
-		if until := now.Add(retryAfter); until.After(t.limits.secondaryUntil) {
-			t.limits.secondaryUntil = until
-		}
+		t.limits.retries++
 		t.limits.mu.Unlock()
-		if attempt > 0 || (req.Body != nil && req.GetBody == nil) {
-			return resp, nil
-		}
-		if req.GetBody != nil {
-			body, err := req.GetBody()
-			if err != nil {
-				return resp, nil
-			}
-			clone := req.Clone(req.Context())
-			clone.Body = body
-			req = clone
-		}
-		resp.Body.Close()
-		if err := t.wait(req, true); err != nil {
+		if err := sleep(req.Context(), delay); err != nil {
 			return nil, err
 		}
 	}
 }
 
-func (t *rateLimitTransport) wait(req *http.Request, secondary bool) error {
-	d := t.limits.waitFor(time.Now())
+// send makes one attempt under its own timeout, which ends when the
+// response body is closed.
+func (t *rateLimitTransport) send(req *http.Request) (*http.Response, error) {
+	if t.timeout <= 0 {
+		return t.next.RoundTrip(req)
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), t.timeout)
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+func (t *rateLimitTransport) wait(req *http.Request) error {
+	d, secondary := t.limits.waitFor(time.Now())
 	if d <= 0 {
 		return nil
 	}
@@ -192,13 +261,31 @@ func (t *rateLimitTransport) wait(req *http.Request, secondary bool) error {
 	}
 }
 
-// secondaryLimit recognises GitHub's secondary rate limit answer: 403 or
-// 429 with Retry-After. A 403 without it is a permission error and is left
-// to the caller.
-func secondaryLimit(resp *http.Response) (time.Duration, bool) {
+// rateLimited recognises GitHub's rate-limit answers, 403 or 429 with
+// Retry-After (a secondary limit) or with no requests remaining (the
+// primary limit, whose reset observe has recorded). It returns how long
+// Retry-After asks to wait. A 403 with neither is a permission error and
+// is left to the caller; a 429 with neither is a secondary limit for
+// which GitHub asks to wait at least a minute.
+func rateLimited(resp *http.Response) (time.Duration, bool) {
 	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests {
 		return 0, false
 	}
+	if d, ok := retryAfterSeconds(resp); ok {
+		return d, true
+	}
+	if resp.Header.Get("X-RateLimit-Remaining") == "0" {
+		return 0, true
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		return time.Minute, true
+	}
+	return 0, false
+}
+
+// retryAfterSeconds parses Retry-After in its delay-seconds form, the one
+// GitHub sends.
+func retryAfterSeconds(resp *http.Response) (time.Duration, bool) {
 	s := resp.Header.Get("Retry-After")
 	if s == "" {
 		return 0, false

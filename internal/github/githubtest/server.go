@@ -3,7 +3,8 @@
 // the endpoints modelsync uses with GitHub's documented request and
 // response formats: pulls (get, list, files, reviews), commit statuses
 // (create, list), issue comments (list, create, update, delete) and App
-// installation tokens. It records every call.
+// installation tokens. It records every call, and can fail chosen
+// requests the way GitHub does when it is in trouble (Fail).
 package githubtest
 
 import (
@@ -90,6 +91,56 @@ type Server struct {
 	onStatus func(Status)
 	// RateRemaining is reported in X-RateLimit-Remaining.
 	rateRemaining int
+	// faults are failures to answer with instead of serving.
+	faults []*Fault
+}
+
+// Fault makes matching requests fail the way GitHub does when it is in
+// trouble (a 502 from its front end, a 503, a secondary rate limit).
+type Fault struct {
+	// Method and Path select the requests; Path is the request path
+	// without the /api/v3 prefix or query, e.g.
+	// /repos/acme/models/pulls/1/files.
+	Method, Path string
+	// Code is the status to answer with.
+	Code int
+	// Times is how many matching requests fail; negative means all,
+	// zero none.
+	Times int
+	// RetryAfter, when set, is sent as the Retry-After header.
+	RetryAfter string
+	// Applied serves the request before answering with the failure, as
+	// when GitHub's front end gives up on a request its back end went on
+	// to complete: the client cannot tell whether it took effect.
+	Applied bool
+}
+
+// Fail installs a fault; faults are checked in the order installed.
+func (s *Server) Fail(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &f)
+}
+
+// ClearFaults removes every fault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
+// faultFor returns the fault a request meets, using one of its times;
+// called with s.mu held.
+func (s *Server) faultFor(method, path string) *Fault {
+	for _, f := range s.faults {
+		if f.Method == method && f.Path == path && f.Times != 0 {
+			if f.Times > 0 {
+				f.Times--
+			}
+			return f
+		}
+	}
+	return nil
 }
 
 // New starts a stand-in and stops it at cleanup.
@@ -216,8 +267,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
 	w.Header().Set("X-RateLimit-Used", strconv.Itoa(5000-s.rateRemaining))
 	w.Header().Set("X-RateLimit-Resource", "core")
+	fault := s.faultFor(r.Method, path)
 	s.mu.Unlock()
+	if fault != nil {
+		if fault.Applied {
+			s.route(httptest.NewRecorder(), r, path)
+		}
+		if fault.RetryAfter != "" {
+			w.Header().Set("Retry-After", fault.RetryAfter)
+		}
+		writeJSON(w, fault.Code, map[string]string{"message": http.StatusText(fault.Code)})
+		return
+	}
 
+	s.route(w, r, path)
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 	if m, ok := match(path, "/app/installations/{id}/access_tokens"); ok && r.Method == http.MethodPost {
 		s.installationToken(w, r, m)
 		return

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -96,20 +97,29 @@ type Delivery struct {
 	Secret []byte
 	// Signature overrides the computed signature.
 	Signature string
+	// Form sends the payload as GitHub does for a webhook whose content
+	// type is application/x-www-form-urlencoded: a form whose "payload"
+	// field is the JSON. The signature covers the body as sent.
+	Form bool
 }
 
 // Deliver POSTs a delivery with GitHub's headers and returns the status.
-func Deliver(tb testing.TB, url string, d Delivery) int {
+func Deliver(tb testing.TB, target string, d Delivery) int {
 	tb.Helper()
 	body, err := json.Marshal(d.Payload)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	contentType := "application/json"
+	if d.Form {
+		body = []byte(url.Values{"payload": {string(body)}}.Encode())
+		contentType = "application/x-www-form-urlencoded"
+	}
+	req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "GitHub-Hookshot/abc123")
 	req.Header.Set("X-GitHub-Event", d.Event)
 	req.Header.Set("X-GitHub-Delivery", d.ID)
