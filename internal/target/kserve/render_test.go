@@ -205,7 +205,7 @@ func TestRenderRefusals(t *testing.T) {
 			edit: func(f fstest.MapFS) {
 				f["models/churn/serving/kustomization.yaml"] = &fstest.MapFile{Data: []byte("resources:\n- isvc.yaml\n- github.com/example/serving//base?ref=v1\n")}
 			},
-			want: ErrRemoteBase, text: `resources "github.com/example/serving//base?ref=v1" is remote`,
+			want: ErrRemoteBase, text: `resources "github.com/example/serving//base?ref=v1" is not a plain local path`,
 		},
 		{
 			name: "remote file over https",
