@@ -734,7 +734,19 @@ func (g *guardFS) readClone(p string) ([]byte, error) {
 	clone := g.cloneOf(p)
 	rel, _ := filepath.Rel(clone, p)
 	shown := filepath.ToSlash(rel) + " (in the clone of a remote base)"
-	f, err := os.Open(p)
+	// Kustomize confines reads to the clone only after resolving
+	// symlinks itself; checking here too costs one lstat per element.
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return nil, err
+	}
+	if g.cloneOf(real) != clone {
+		g.mu.Lock()
+		g.escaped = append(g.escaped, real)
+		g.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s leads to %s", ErrOutsideModel, shown, real)
+	}
+	f, err := os.Open(real)
 	if err != nil {
 		return nil, err
 	}
@@ -809,6 +821,10 @@ func (g *guardFS) Open(p string) (filesys.File, error) {
 	f, c, err := g.route(p)
 	if err != nil {
 		return nil, err
+	}
+	if f == g.disk {
+		// Files of a clone are read only through ReadFile, which vets them.
+		return nil, fmt.Errorf("%w: opening %s of a remote base", ErrOutsideModel, c)
 	}
 	return f.Open(c)
 }
