@@ -6,12 +6,14 @@ import (
 	"net/url"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
+	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/provider"
 	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/resource"
@@ -176,8 +178,12 @@ func (v *vetter) kustomizationRefs(k *ktypes.Kustomization, shown string, res *k
 	// Kustomize takes a generator, transformer or validator entry as
 	// inline configuration when its resource factory accepts it, and as a
 	// path (maybe a repository) otherwise.
-	for field, entries := range map[string][]string{"generators": k.Generators, "transformers": k.Transformers, "validators": k.Validators} {
-		for _, e := range entries {
+	for _, fe := range []struct {
+		field   string
+		entries []string
+	}{{"generators", k.Generators}, {"transformers", k.Transformers}, {"validators", k.Validators}} {
+		field := fe.field
+		for _, e := range fe.entries {
 			if rm, err := v.rmf.NewResMapFromBytes([]byte(e)); err == nil {
 				res.problems = append(res.problems, v.pluginConfigs(shown+": inline "+field, rm.Resources())...)
 				continue
@@ -510,16 +516,10 @@ func stringsAt(v any, keys []string) []string {
 	return out
 }
 
-var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
+// kustomizationNames are the file names kustomize loads a kustomization from.
+var kustomizationNames = konfig.RecognizedKustomizationFileNames()
 
-func isKustomizationName(name string) bool {
-	for _, n := range kustomizationNames {
-		if name == n {
-			return true
-		}
-	}
-	return false
-}
+func isKustomizationName(name string) bool { return slices.Contains(kustomizationNames, name) }
 
 // scanKustomizations checks every kustomization in the model folder, and
 // the plugin configurations among the files they list, before kustomize
