@@ -90,8 +90,12 @@ type RegistryDefaults struct {
 type ServingPolicy struct {
 	// ExtraKinds lists kinds besides InferenceService a render may yield.
 	ExtraKinds []string `yaml:"extraKinds,omitempty" json:"extraKinds,omitempty"`
-	// AllowRemoteBases lets kustomizations reference remote bases.
+	// AllowRemoteBases lets kustomizations reference remote bases and files,
+	// but only https:// URLs of a host RemoteBaseHosts lists.
 	AllowRemoteBases bool `yaml:"allowRemoteBases,omitempty" json:"allowRemoteBases,omitempty"`
+	// RemoteBaseHosts are the hosts (host or host:port) whose https:// URLs
+	// a kustomization may name when AllowRemoteBases is set; empty allows none.
+	RemoteBaseHosts []string `yaml:"remoteBaseHosts,omitempty" json:"remoteBaseHosts,omitempty"`
 	// ForceConflicts takes fields owned by other field managers on apply.
 	ForceConflicts bool `yaml:"forceConflicts,omitempty" json:"forceConflicts,omitempty"`
 }

@@ -35,6 +35,30 @@ type Config struct {
 	// minutes. The wait for the caches to show modelsync's own last write
 	// is bounded by the smaller of this and 10 seconds.
 	CacheSyncTimeout time.Duration
+	// MaxModelBytes bounds what one render copies out of a model folder;
+	// default 32 MiB. A file is refused from the size its file system
+	// reports before any of it is read, and reads stop at the limit even
+	// if that size is wrong, so a large blob in a repository costs no memory.
+	MaxModelBytes int64
+	// MaxModelFiles bounds the files of one model folder; default 2000.
+	MaxModelFiles int
+}
+
+// Default render limits; see Config.MaxModelBytes and Config.MaxModelFiles.
+const (
+	DefaultMaxModelBytes = 32 << 20
+	DefaultMaxModelFiles = 2000
+)
+
+func (c Config) renderLimits() renderLimits {
+	l := renderLimits{bytes: c.MaxModelBytes, files: c.MaxModelFiles}
+	if l.bytes <= 0 {
+		l.bytes = DefaultMaxModelBytes
+	}
+	if l.files <= 0 {
+		l.files = DefaultMaxModelFiles
+	}
+	return l
 }
 
 func (c Config) fieldManager() string {

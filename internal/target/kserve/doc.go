@@ -8,9 +8,21 @@
 //
 // Only models/<name>/ is copied into kustomize's in-memory file system, and
 // every file access goes through a guard that refuses paths outside it, so a
-// kustomization cannot read another model's files or the host's. References
-// leaving the folder, absolute paths and symlinks resolving outside it are
-// errors for that model; remote bases need serving.allowRemoteBases.
+// kustomization cannot read another model's files or the host's. A file is
+// refused from its size before it is read (Config.MaxModelBytes, default 32
+// MiB for the whole folder; Config.MaxModelFiles, default 2000 files).
+//
+// Before kustomize runs, every reference of every kustomization (and every
+// file path of a builtin generator or transformer configuration) must be
+// provably local: a relative path of plain file-name characters, inside the
+// model folder, present there. Kustomize would clone anything its URL parser
+// accepts with the git program, before looking at the file system, so
+// nothing else is handed to it: with serving.allowRemoteBases off no process
+// is started and nothing touches the disk. With it on, only https:// URLs of
+// a host in serving.remoteBaseHosts pass, with ref/version values git cannot
+// take for options and submodules=false; the kustomizations of such a clone
+// are vetted as they are read, and the clone directories kustomize makes in
+// the system temporary directory are removed when the build ends.
 // overlays/<env> under (or beside) the serving directory is built when
 // present. Kustomize output is cached per commit.
 //

@@ -12,9 +12,13 @@ var (
 	// ErrOutsideModel: a kustomization reference, symlink or absolute path
 	// points outside the model's folder (models/<name>/).
 	ErrOutsideModel = errors.New("reference leaves the model folder")
-	// ErrRemoteBase: a kustomization names a remote base or file while the
-	// repository does not set serving.allowRemoteBases.
-	ErrRemoteBase = errors.New("remote kustomize bases are not allowed (set serving.allowRemoteBases in modelsync.yaml)")
+	// ErrRemoteBase: a kustomization names something other than a local
+	// path in the model folder (a repository, a URL) that the repository's
+	// serving.allowRemoteBases and serving.remoteBaseHosts do not allow.
+	ErrRemoteBase = errors.New("remote kustomize reference refused")
+	// ErrTooLarge: the model folder holds more bytes or files than a render
+	// reads (Config.MaxModelBytes, Config.MaxModelFiles).
+	ErrTooLarge = errors.New("model folder too large to render")
 	// ErrKindNotAllowed: the render yields a kind that serving.extraKinds does not list.
 	ErrKindNotAllowed = errors.New("kind not allowed")
 	// ErrInferenceServiceCount: the render yields zero or several InferenceServices.

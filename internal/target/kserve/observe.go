@@ -171,9 +171,10 @@ func (t *Target) Observe(ctx context.Context, desired *reconciler.DesiredState) 
 // with remote bases (whose content may change under the same commit),
 // every render builds afresh.
 func (t *Target) cachingBuild(commit string) buildFunc {
-	return func(files fs.FS, modelRoot, servingDir, env string, allowRemote bool) ([]*unstructured.Unstructured, string, error) {
-		if commit == "" || allowRemote {
-			return build(files, modelRoot, servingDir, env, allowRemote)
+	build := t.cfg.renderLimits().build
+	return func(files fs.FS, modelRoot, servingDir, env string, policy manifest.ServingPolicy) ([]*unstructured.Unstructured, string, error) {
+		if commit == "" || policy.AllowRemoteBases {
+			return build(files, modelRoot, servingDir, env, policy)
 		}
 		key := strings.Join([]string{commit, modelRoot, servingDir, env}, "\x00")
 		t.mu.Lock()
@@ -181,7 +182,7 @@ func (t *Target) cachingBuild(commit string) buildFunc {
 		t.buildsUsed[key] = true
 		t.mu.Unlock()
 		if !ok {
-			c.objs, c.buildDir, c.err = build(files, modelRoot, servingDir, env, allowRemote)
+			c.objs, c.buildDir, c.err = build(files, modelRoot, servingDir, env, policy)
 			t.mu.Lock()
 			t.builds[key] = c
 			t.mu.Unlock()

@@ -1,13 +1,16 @@
 package kserve
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,14 +48,20 @@ const (
 	InferenceServiceKind = "InferenceService"
 )
 
-// Limits on what one model folder may hold; a repository is untrusted
-// input and a render must not exhaust memory.
+// Limits on symlinks in a model folder; a repository is untrusted input.
+// Size and file-count limits are in Config.
 const (
-	maxModelFiles     = 2000
-	maxModelBytes     = 32 << 20
 	maxSymlinkHops    = 40
 	maxSymlinkNesting = 8
+	// maxLinkTarget bounds a symlink's target, checked before it is read.
+	maxLinkTarget = 4096
 )
+
+// renderLimits bound what one render reads (see Config.MaxModelBytes).
+type renderLimits struct {
+	bytes int64
+	files int
+}
 
 // legacyPredictors are the framework-specific predictor fields KServe's
 // webhook rewrites into spec.predictor.model; emitting them would leave a
@@ -97,13 +106,14 @@ func (r *Rendered) PredictorVersion() int {
 
 // Render builds the model's kustomization for one environment and sets the
 // fields the model manifest decides. Only the model's own folder is visible
-// to kustomize, so a kustomization cannot read another model's files.
+// to kustomize, so a kustomization cannot read another model's files. The
+// default limits of Config apply.
 func Render(ctx context.Context, m *reconciler.DesiredModel, env *reconciler.DesiredEnv, policy manifest.ServingPolicy, locator reconciler.ArtifactLocator) (*Rendered, error) {
-	return render(ctx, m, env, policy, locator, build)
+	return render(ctx, m, env, policy, locator, Config{}.renderLimits().build)
 }
 
-// buildFunc runs kustomize for one model folder; see build.
-type buildFunc func(files fs.FS, modelRoot, servingDir, env string, allowRemote bool) ([]*unstructured.Unstructured, string, error)
+// buildFunc runs kustomize for one model folder; see renderLimits.build.
+type buildFunc func(files fs.FS, modelRoot, servingDir, env string, policy manifest.ServingPolicy) ([]*unstructured.Unstructured, string, error)
 
 func render(ctx context.Context, m *reconciler.DesiredModel, env *reconciler.DesiredEnv, policy manifest.ServingPolicy, locator reconciler.ArtifactLocator, build buildFunc) (*Rendered, error) {
 	version := env.Version
@@ -124,7 +134,7 @@ func render(ctx context.Context, m *reconciler.DesiredModel, env *reconciler.Des
 	if !within(servingDir, modelRoot) {
 		return fail(fmt.Errorf("%w: serving directory %s is not inside %s/", ErrOutsideModel, servingDir, modelRoot))
 	}
-	objs, buildDir, err := build(env.Files, modelRoot, servingDir, env.Environment, policy.AllowRemoteBases)
+	objs, buildDir, err := build(env.Files, modelRoot, servingDir, env.Environment, policy)
 	if err != nil {
 		return fail(err)
 	}
@@ -299,9 +309,15 @@ func within(p, root string) bool {
 
 // build copies the model folder into kustomize's in-memory file system and
 // builds the environment's overlay, or the serving directory itself.
-func build(files fs.FS, modelRoot, servingDir, env string, allowRemote bool) ([]*unstructured.Unstructured, string, error) {
+//
+// Nothing of a render touches the disk unless the policy lets remote bases
+// be cloned: kustomize then clones into directories of its own under the
+// system temporary directory (its git runner cannot be pointed elsewhere),
+// and the guard removes every one it saw when the build ends, whether the
+// build succeeded or not.
+func (l renderLimits) build(files fs.FS, modelRoot, servingDir, env string, policy manifest.ServingPolicy) ([]*unstructured.Unstructured, string, error) {
 	mem := filesys.MakeFsInMemory()
-	c := &copier{src: files, dst: mem, root: modelRoot}
+	c := &copier{src: files, dst: mem, root: modelRoot, limits: l}
 	if err := c.copyTree(modelRoot, modelRoot, 0); err != nil {
 		return nil, "", err
 	}
@@ -321,29 +337,33 @@ func build(files fs.FS, modelRoot, servingDir, env string, allowRemote bool) ([]
 	if !hasKustomization(mem, "/"+buildDir) {
 		return nil, buildDir, fmt.Errorf("no kustomization.yaml in %s/", buildDir)
 	}
-	resourceFiles, err := scanKustomizations(mem, modelRoot, allowRemote)
+	v := newVetter(remotePolicyOf(policy))
+	resourceFiles, err := v.scanKustomizations(mem, modelRoot)
 	if err != nil {
 		return nil, buildDir, err
 	}
 	if err := nameInferenceServices(mem, resourceFiles, path.Base(modelRoot)); err != nil {
 		return nil, buildDir, err
 	}
-	g := &guardFS{mem: mem, root: "/" + modelRoot}
-	if allowRemote {
+	g := &guardFS{mem: mem, root: "/" + modelRoot, vet: v, limits: l}
+	if v.remote.allow {
 		// Remote git bases are cloned by kustomize into a temporary
 		// directory on disk; only those directories are reachable there.
-		g.disk = filesys.MakeFsOnDisk()
 		tmp, err := filepath.EvalSymlinks(os.TempDir())
 		if err != nil {
 			tmp = os.TempDir()
 		}
-		g.clonePrefix = filepath.Join(tmp, "kustomize-")
+		g.disk, g.tmpDir = filesys.MakeFsOnDisk(), tmp
+		defer g.removeClones()
 	}
 	opts := krusty.MakeDefaultOptions()
 	// The guard file system already confines every read to the model
 	// folder, so an overlay may use files of the base beside it.
 	opts.LoadRestrictions = ktypes.LoadRestrictionsNone
 	resMap, err := krusty.MakeKustomizer(opts).Run(g, "/"+buildDir)
+	if refused := g.refusals(); len(refused) > 0 {
+		return nil, buildDir, refusalError(refused)
+	}
 	if esc := g.escapes(); len(esc) > 0 {
 		return nil, buildDir, fmt.Errorf("%w: kustomize tried to read %s", ErrOutsideModel, strings.Join(esc, ", "))
 	}
@@ -367,8 +387,6 @@ func build(files fs.FS, modelRoot, servingDir, env string, allowRemote bool) ([]
 	return out, buildDir, nil
 }
 
-var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
-
 func hasKustomization(fsys filesys.FileSystem, dir string) bool {
 	for _, n := range kustomizationNames {
 		if fsys.Exists(path.Join(dir, n)) && !fsys.IsDir(path.Join(dir, n)) {
@@ -381,11 +399,12 @@ func hasKustomization(fsys filesys.FileSystem, dir string) bool {
 // copier copies a model folder out of the repository tree, following only
 // symlinks that stay inside the model folder.
 type copier struct {
-	src   fs.FS
-	dst   filesys.FileSystem
-	root  string
-	files int
-	bytes int64
+	src    fs.FS
+	dst    filesys.FileSystem
+	root   string
+	limits renderLimits
+	files  int
+	bytes  int64
 }
 
 // copyTree copies the source directory src to the destination path dst
@@ -441,20 +460,64 @@ func (c *copier) copyTree(src, dst string, nesting int) error {
 	return nil
 }
 
+// copyFile copies one file, refusing it from its reported size before
+// reading, and reading no more than the limit leaves in any case.
 func (c *copier) copyFile(src, dst string) error {
 	c.files++
-	if c.files > maxModelFiles {
-		return fmt.Errorf("model folder %s/ holds more than %d files", c.root, maxModelFiles)
+	if c.files > c.limits.files {
+		return fmt.Errorf("%w: model folder %s/ holds more than %d files", ErrTooLarge, c.root, c.limits.files)
 	}
-	data, err := fs.ReadFile(c.src, src)
+	left := c.limits.bytes - c.bytes
+	info, err := fs.Stat(c.src, src)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", src, err)
 	}
-	c.bytes += int64(len(data))
-	if c.bytes > maxModelBytes {
-		return fmt.Errorf("model folder %s/ holds more than %d MiB", c.root, maxModelBytes>>20)
+	if info.Size() > left {
+		return c.tooLarge(src, info.Size())
 	}
+	f, err := c.src.Open(src)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", src, err)
+	}
+	defer f.Close()
+	data, err := readAtMost(f, info.Size(), left)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", src, err)
+	}
+	if int64(len(data)) > left {
+		return c.tooLarge(src, int64(len(data)))
+	}
+	c.bytes += int64(len(data))
 	return c.dst.WriteFile("/"+dst, data)
+}
+
+// tooLarge says which file passes the size limit.
+func (c *copier) tooLarge(file string, size int64) error {
+	if c.bytes == 0 || size > c.limits.bytes {
+		return fmt.Errorf("%w: %s is %s, more than the %s a model folder may hold", ErrTooLarge, file, byteSize(size), byteSize(c.limits.bytes))
+	}
+	return fmt.Errorf("%w: %s (%s) takes model folder %s/ past %s", ErrTooLarge, file, byteSize(size), c.root, byteSize(c.limits.bytes))
+}
+
+// readAtMost reads r up to limit+1 bytes, so a caller can tell that more
+// than limit bytes were there without holding them; size is the expected
+// length, a hint for the first allocation.
+func readAtMost(r io.Reader, size, limit int64) ([]byte, error) {
+	var b bytes.Buffer
+	b.Grow(int(min(max(size, 0), limit) + 1))
+	_, err := b.ReadFrom(io.LimitReader(r, limit+1))
+	return b.Bytes(), err
+}
+
+// byteSize formats a size for messages: "400 MiB", "12.5 KiB", "17 B".
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return strings.TrimSuffix(strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64), ".0") + " MiB"
+	case n >= 1<<10:
+		return strings.TrimSuffix(strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64), ".0") + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " B"
 }
 
 // resolve follows a chain of symlinks, refusing any hop that is absolute or
@@ -468,6 +531,9 @@ func (c *copier) resolve(name string) (string, error) {
 		}
 		if info.Mode()&fs.ModeSymlink == 0 {
 			return cur, nil
+		}
+		if info.Size() > maxLinkTarget {
+			return "", fmt.Errorf("%w: symlink %s has a %s target", ErrOutsideModel, name, byteSize(info.Size()))
 		}
 		target, err := fs.ReadLink(c.src, cur)
 		if err != nil {
@@ -483,66 +549,6 @@ func (c *copier) resolve(name string) (string, error) {
 		cur = next
 	}
 	return "", fmt.Errorf("%w: symlink %s: more than %d hops", ErrOutsideModel, name, maxSymlinkHops)
-}
-
-// kustRef is one path a kustomization refers to.
-type kustRef struct {
-	field, value string
-	dirOrRemote  bool // may name a remote base (resources, components, ...)
-}
-
-// scanKustomizations checks every kustomization in the model folder before
-// kustomize runs, so a bad reference gets an error naming file and field
-// (and a remote base is refused before anything is fetched).
-func scanKustomizations(mem filesys.FileSystem, modelRoot string, allowRemote bool) ([]string, error) {
-	var problems, resourceFiles []string
-	err := mem.Walk("/"+modelRoot, func(p string, info fs.FileInfo, err error) error {
-		if err != nil || info.IsDir() {
-			return err
-		}
-		base := path.Base(p)
-		isK := false
-		for _, n := range kustomizationNames {
-			isK = isK || base == n
-		}
-		if !isK {
-			return nil
-		}
-		data, err := mem.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		var k ktypes.Kustomization
-		if err := yaml.Unmarshal(data, &k); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", strings.TrimPrefix(p, "/"), err))
-			return nil
-		}
-		dir := path.Dir(p)
-		for _, ref := range kustomizationRefs(&k) {
-			if msg := checkRef(mem, dir, "/"+modelRoot, ref, allowRemote); msg != "" {
-				problems = append(problems, fmt.Sprintf("%s: %s %q %s", strings.TrimPrefix(p, "/"), ref.field, ref.value, msg))
-				continue
-			}
-			if f := path.Join(dir, ref.value); (ref.field == "resources" || ref.field == "bases") && mem.Exists(f) && !mem.IsDir(f) {
-				resourceFiles = append(resourceFiles, f)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("scanning kustomizations: %w", err)
-	}
-	if len(problems) == 0 {
-		return resourceFiles, nil
-	}
-	sort.Strings(problems)
-	cause := ErrOutsideModel
-	for _, p := range problems {
-		if strings.Contains(p, "is remote") {
-			cause = ErrRemoteBase
-		}
-	}
-	return nil, fmt.Errorf("%w: %s", cause, strings.Join(problems, "; "))
 }
 
 // nameInferenceServices gives an InferenceService that a resource file
@@ -617,106 +623,31 @@ func joinDocs(docs [][]byte) []byte {
 	return out
 }
 
-func kustomizationRefs(k *ktypes.Kustomization) []kustRef {
-	var refs []kustRef
-	add := func(field string, dirOrRemote bool, vals ...string) {
-		for _, v := range vals {
-			if v != "" {
-				refs = append(refs, kustRef{field: field, value: v, dirOrRemote: dirOrRemote})
-			}
-		}
-	}
-	add("resources", true, k.Resources...)
-	add("bases", true, k.Bases...)
-	add("components", true, k.Components...)
-	add("generators", true, k.Generators...)
-	add("transformers", true, k.Transformers...)
-	add("validators", true, k.Validators...)
-	add("crds", false, k.Crds...)
-	add("configurations", false, k.Configurations...)
-	for _, p := range k.PatchesStrategicMerge {
-		// Inline patches are YAML documents, not paths.
-		if s := string(p); !strings.ContainsAny(s, "\n:") {
-			add("patchesStrategicMerge", false, s)
-		}
-	}
-	for _, p := range k.Patches {
-		add("patches.path", false, p.Path)
-	}
-	for _, p := range k.PatchesJson6902 {
-		add("patchesJson6902.path", false, p.Path)
-	}
-	for _, r := range k.Replacements {
-		add("replacements.path", false, r.Path)
-	}
-	if p, ok := k.OpenAPI["path"]; ok {
-		add("openapi.path", false, p)
-	}
-	gens := func(field string, a ktypes.GeneratorArgs) {
-		for _, f := range a.FileSources {
-			if _, p, ok := strings.Cut(f, "="); ok {
-				f = p
-			}
-			add(field+".files", false, f)
-		}
-		add(field+".envs", false, a.EnvSources...)
-		add(field+".env", false, a.EnvSource)
-	}
-	for _, g := range k.ConfigMapGenerator {
-		gens("configMapGenerator", g.GeneratorArgs)
-	}
-	for _, g := range k.SecretGenerator {
-		gens("secretGenerator", g.GeneratorArgs)
-	}
-	return refs
-}
-
-// checkRef returns why ref is refused, or "".
-func checkRef(mem filesys.FileSystem, dir, root string, ref kustRef, allowRemote bool) string {
-	v := ref.value
-	if isRemoteRef(mem, dir, v, ref.dirOrRemote) {
-		if allowRemote {
-			return ""
-		}
-		return "is remote"
-	}
-	if path.IsAbs(v) || filepath.IsAbs(v) {
-		return "is an absolute path"
-	}
-	if target := path.Join(dir, v); !within(target, root) {
-		return fmt.Sprintf("resolves to %s, outside %s/", strings.TrimPrefix(target, "/"), strings.TrimPrefix(root, "/"))
-	}
-	return ""
-}
-
-// isRemoteRef recognises URLs and the host/path forms kustomize clones
-// (github.com/org/repo//dir?ref=x, git@host:org/repo).
-func isRemoteRef(mem filesys.FileSystem, dir, v string, dirOrRemote bool) bool {
-	if strings.Contains(v, "://") || strings.HasPrefix(v, "git@") || strings.HasPrefix(v, "git::") {
-		return true
-	}
-	if !dirOrRemote || path.IsAbs(v) || mem.Exists(path.Join(dir, v)) {
-		return false
-	}
-	first, rest, ok := strings.Cut(v, "/")
-	return ok && rest != "" && first != "." && first != ".." && strings.Contains(first, ".")
-}
-
 // guardFS is the file system kustomize sees: the in-memory copy of the
 // model folder, plus (when remote bases are allowed) kustomize's own clone
 // directories on disk. Any other path is recorded and refused, so even a
 // reference the scan did not anticipate cannot read outside the model.
+// Files read from a clone are vetted as the model folder was before the
+// build: a permitted remote base is trusted no further than the model.
 type guardFS struct {
-	mem         filesys.FileSystem
-	disk        filesys.FileSystem
-	root        string
-	clonePrefix string
+	mem    filesys.FileSystem
+	disk   filesys.FileSystem
+	root   string
+	tmpDir string
+	vet    *vetter
+	limits renderLimits
 
-	mu      sync.Mutex
-	escaped []string
+	mu        sync.Mutex
+	escaped   []string
+	refused   []refusal
+	clones    map[string]bool
+	diskBytes int64
 }
 
 var _ filesys.FileSystem = (*guardFS)(nil)
+
+// cloneDirPrefix is how kustomize names its clone directories.
+const cloneDirPrefix = "kustomize-"
 
 func (g *guardFS) route(p string) (filesys.FileSystem, string, error) {
 	clean := filepath.Clean(p)
@@ -726,13 +657,59 @@ func (g *guardFS) route(p string) (filesys.FileSystem, string, error) {
 	if within(filepath.ToSlash(clean), g.root) {
 		return g.mem, clean, nil
 	}
-	if g.disk != nil && strings.HasPrefix(clean, g.clonePrefix) {
+	if clone := g.cloneOf(clean); clone != "" {
+		g.mu.Lock()
+		if g.clones == nil {
+			g.clones = map[string]bool{}
+		}
+		g.clones[clone] = true
+		g.mu.Unlock()
 		return g.disk, clean, nil
 	}
 	g.mu.Lock()
 	g.escaped = append(g.escaped, clean)
 	g.mu.Unlock()
 	return nil, clean, fmt.Errorf("%w: %s", ErrOutsideModel, clean)
+}
+
+// cloneOf returns the kustomize clone directory holding p, "" when p is in
+// none or remote bases are not allowed.
+func (g *guardFS) cloneOf(p string) string {
+	if g.disk == nil {
+		return ""
+	}
+	rel, err := filepath.Rel(g.tmpDir, p)
+	if err != nil || !filepath.IsLocal(rel) {
+		return ""
+	}
+	top, _, _ := strings.Cut(filepath.ToSlash(rel), "/")
+	if !strings.HasPrefix(top, cloneDirPrefix) || len(top) == len(cloneDirPrefix) {
+		return ""
+	}
+	return filepath.Join(g.tmpDir, top)
+}
+
+// removeClones deletes every clone directory the build touched; kustomize
+// removes them itself on most paths, not on all.
+func (g *guardFS) removeClones() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for dir := range g.clones {
+		_ = os.RemoveAll(dir)
+	}
+	g.clones = nil
+}
+
+func (g *guardFS) refuse(rs ...refusal) {
+	g.mu.Lock()
+	g.refused = append(g.refused, rs...)
+	g.mu.Unlock()
+}
+
+func (g *guardFS) refusals() []refusal {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.refused)
 }
 
 func (g *guardFS) escapes() []string {
@@ -748,6 +725,64 @@ func (g *guardFS) escapes() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// readClone reads a file of a clone within the render's byte limit and
+// vets it: kustomizations for their references, other files for builtin
+// plugin configurations.
+func (g *guardFS) readClone(p string) ([]byte, error) {
+	clone := g.cloneOf(p)
+	rel, _ := filepath.Rel(clone, p)
+	shown := filepath.ToSlash(rel) + " (in the clone of a remote base)"
+	// Kustomize confines reads to the clone only after resolving
+	// symlinks itself; checking here too costs one lstat per element.
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return nil, err
+	}
+	if g.cloneOf(real) != clone {
+		g.mu.Lock()
+		g.escaped = append(g.escaped, real)
+		g.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s leads to %s", ErrOutsideModel, shown, real)
+	}
+	f, err := os.Open(real)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	left := g.limits.bytes - g.diskBytes
+	g.mu.Unlock()
+	if info.Size() > left {
+		err := fmt.Errorf("%w: %s is %s; remote bases may add at most %s to a render", ErrTooLarge, shown, byteSize(info.Size()), byteSize(g.limits.bytes))
+		return nil, err
+	}
+	data, err := readAtMost(f, info.Size(), left)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > left {
+		return nil, fmt.Errorf("%w: %s passes the %s remote bases may add to a render", ErrTooLarge, shown, byteSize(g.limits.bytes))
+	}
+	g.mu.Lock()
+	g.diskBytes += int64(len(data))
+	g.mu.Unlock()
+	var problems []refusal
+	if isKustomizationName(filepath.Base(p)) {
+		problems = g.vet.kustomization(g.disk, p, shown, clone, data).problems
+	} else {
+		problems = g.vet.objectFile(shown, data)
+	}
+	if len(problems) > 0 {
+		g.refuse(problems...)
+		return nil, refusalError(problems)
+	}
+	return data, nil
 }
 
 func (g *guardFS) Create(p string) (filesys.File, error) {
@@ -786,6 +821,10 @@ func (g *guardFS) Open(p string) (filesys.File, error) {
 	f, c, err := g.route(p)
 	if err != nil {
 		return nil, err
+	}
+	if f == g.disk {
+		// Files of a clone are read only through ReadFile, which vets them.
+		return nil, fmt.Errorf("%w: opening %s of a remote base", ErrOutsideModel, c)
 	}
 	return f.Open(c)
 }
@@ -828,6 +867,9 @@ func (g *guardFS) ReadFile(p string) ([]byte, error) {
 	f, c, err := g.route(p)
 	if err != nil {
 		return nil, err
+	}
+	if f == g.disk {
+		return g.readClone(c)
 	}
 	return f.ReadFile(c)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -205,7 +208,7 @@ func TestRenderRefusals(t *testing.T) {
 			edit: func(f fstest.MapFS) {
 				f["models/churn/serving/kustomization.yaml"] = &fstest.MapFile{Data: []byte("resources:\n- isvc.yaml\n- github.com/example/serving//base?ref=v1\n")}
 			},
-			want: ErrRemoteBase, text: `resources "github.com/example/serving//base?ref=v1" is remote`,
+			want: ErrRemoteBase, text: `resources "github.com/example/serving//base?ref=v1" is not a plain local path`,
 		},
 		{
 			name: "remote file over https",
@@ -293,5 +296,25 @@ func TestRenderArtifactLookupFailureNamesVersion(t *testing.T) {
 	_, err := Render(context.Background(), &m, &m.Environments[0], manifest.ServingPolicy{}, artifacts{})
 	if err == nil || !strings.Contains(err.Error(), "version 9") || !strings.Contains(err.Error(), "model churn in prod") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestRenderBuildsTheExampleRepository keeps the stricter reference rules
+// honest: every model of manifests-example builds in every environment.
+func TestRenderBuildsTheExampleRepository(t *testing.T) {
+	files := os.DirFS(filepath.Join("..", "..", "..", "manifests-example"))
+	models, err := fs.ReadDir(files, manifest.ModelsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := Config{}.renderLimits().build
+	for _, m := range models {
+		for _, env := range []string{"dev", "staging", "prod"} {
+			root := path.Join(manifest.ModelsDir, m.Name())
+			objs, buildDir, err := build(files, root, path.Join(root, "serving", "base"), env, manifest.ServingPolicy{})
+			if err != nil || len(objs) == 0 {
+				t.Errorf("%s in %s: %d objects from %s, %v", m.Name(), env, len(objs), buildDir, err)
+			}
+		}
 	}
 }
