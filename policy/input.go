@@ -25,6 +25,17 @@ type Input struct {
 	Registry map[string]RegistryModel `json:"registry"`
 	// Releases holds the release tag each model would move between.
 	Releases map[string]ReleaseChange `json:"releases"`
+	// ConfigChanges lists what the pull request changes in modelsync.yaml,
+	// per environment it touches (BuildConfigChanges).
+	ConfigChanges []ConfigChange `json:"config_changes"`
+	// ManifestErrors lists the problems of manifests on the head that the
+	// pull request introduces or leaves in files it touches
+	// (BuildManifestErrors). A broken manifest is no model in Models.
+	ManifestErrors []ManifestError `json:"manifest_errors"`
+	// RegistryConfigured is false when no model registry was available to
+	// supply Registry, so rules that need its facts can say that they
+	// cannot judge rather than that the registry lacks a fact.
+	RegistryConfigured bool `json:"registry_configured"`
 	// Policy is filled by Evaluate with the revision of the rules used.
 	Policy PolicyInfo `json:"policy"`
 	// Now is the evaluation time; time.now_ns() in the rules returns it.
@@ -310,6 +321,8 @@ func (in *Input) normalized() Input {
 	out.Models = nonNilMap(out.Models)
 	out.Registry = nonNilMap(out.Registry)
 	out.Releases = nonNilMap(out.Releases)
+	out.ConfigChanges = nonNil(out.ConfigChanges)
+	out.ManifestErrors = nonNil(out.ManifestErrors)
 	return out
 }
 

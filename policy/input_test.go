@@ -339,7 +339,8 @@ func TestAnnotationsPointAtManifestLines(t *testing.T) {
 			"3": {RunMetrics: map[string]float64{"accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9}},
 			"4": {RunMetrics: map[string]float64{"accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9}, StagingHours: ptr(48.0)},
 		}}},
-		Now: now,
+		RegistryConfigured: true,
+		Now:                now,
 	}
 	res, err := loadDefault(t).Evaluate(context.Background(), in)
 	if err != nil {
