@@ -118,7 +118,10 @@ type Change struct {
 // BuildChanges compares two desired states (the base branch's and the
 // pull request's) and lists every model and environment whose version,
 // canary version, canary weight or canary steps differ, sorted by model and
-// then environment. Either state may be nil, meaning no models.
+// then environment. Either state may be nil, meaning no models. A model
+// broken in the pull request's state is left out: the reconciler keeps
+// what it runs, so nothing changes for it (its errors are reported, and
+// denied, on their own).
 func BuildChanges(before, after *reconciler.DesiredState) []Change {
 	type key struct{ model, env string }
 	envs := map[key][2]*reconciler.DesiredEnv{}
@@ -141,6 +144,9 @@ func BuildChanges(before, after *reconciler.DesiredState) []Change {
 	collect(after, 1)
 	changes := []Change{}
 	for k, pair := range envs {
+		if after != nil && after.Broken(k.model) {
+			continue
+		}
 		b, a := pair[0], pair[1]
 		if sameRollout(b, a) {
 			continue

@@ -176,6 +176,12 @@ func TestBuildChanges(t *testing.T) {
 	if len(steps) != 1 {
 		t.Errorf("a change of canary steps alone is a change: %+v", steps)
 	}
+	// A model the head breaks keeps what it runs: it is no removal.
+	broken := state()
+	broken.Errors = []reconciler.ModelError{{Model: "a", Message: "models/a/model.yaml:3:1: invalid YAML"}}
+	if got := BuildChanges(state(dm("a", env("prod", 1, nil))), broken); len(got) != 0 {
+		t.Errorf("broken at head: %+v", got)
+	}
 }
 
 func TestSoakHours(t *testing.T) {
