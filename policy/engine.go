@@ -386,8 +386,16 @@ func (e *Engine) decode(bd binding, raw any, in *Input) ([]Violation, error) {
 
 // locate finds the manifest line of a field: the line of the field or of
 // its nearest ancestor in input.models[model].lines (0 when none is known).
-// For a model absent from input.models the element's own _loc is used.
+// The element's own _loc is used for a model absent from input.models and
+// when it names a file other than the model's manifest.
 func locate(in *Input, model, field string, loc any) (string, int) {
+	// A rule may point at another file than the model's manifest, e.g. a
+	// line of modelsync.yaml that changes where the model runs.
+	if file, line := explicitLoc(loc); file != "" {
+		if m, ok := in.Models[model]; !ok || model == "" || file != m.File {
+			return file, line
+		}
+	}
 	if m, ok := in.Models[model]; ok && model != "" {
 		for _, p := range fieldAncestors(field) {
 			if n, ok := m.Lines[p]; ok {
@@ -396,6 +404,11 @@ func locate(in *Input, model, field string, loc any) (string, int) {
 		}
 		return m.File, 0
 	}
+	return explicitLoc(loc)
+}
+
+// explicitLoc reads an element's _loc: {"file": ..., "line": ...}.
+func explicitLoc(loc any) (string, int) {
 	l, ok := loc.(map[string]any)
 	if !ok {
 		return "", 0

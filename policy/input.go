@@ -25,6 +25,17 @@ type Input struct {
 	Registry map[string]RegistryModel `json:"registry"`
 	// Releases holds the release tag each model would move between.
 	Releases map[string]ReleaseChange `json:"releases"`
+	// ConfigChanges lists what the pull request changes in modelsync.yaml,
+	// per environment it touches (BuildConfigChanges).
+	ConfigChanges []ConfigChange `json:"config_changes"`
+	// ManifestErrors lists the problems of manifests on the head that the
+	// pull request introduces or leaves in files it touches
+	// (BuildManifestErrors). A broken manifest is no model in Models.
+	ManifestErrors []ManifestError `json:"manifest_errors"`
+	// RegistryConfigured is false when no model registry was available to
+	// supply Registry, so rules that need its facts can say that they
+	// cannot judge rather than that the registry lacks a fact.
+	RegistryConfigured bool `json:"registry_configured"`
 	// Policy is filled by Evaluate with the revision of the rules used.
 	Policy PolicyInfo `json:"policy"`
 	// Now is the evaluation time; time.now_ns() in the rules returns it.
@@ -107,7 +118,10 @@ type Change struct {
 // BuildChanges compares two desired states (the base branch's and the
 // pull request's) and lists every model and environment whose version,
 // canary version, canary weight or canary steps differ, sorted by model and
-// then environment. Either state may be nil, meaning no models.
+// then environment. Either state may be nil, meaning no models. A model
+// broken in the pull request's state is left out: the reconciler keeps
+// what it runs, so nothing changes for it (its errors are reported, and
+// denied, on their own).
 func BuildChanges(before, after *reconciler.DesiredState) []Change {
 	type key struct{ model, env string }
 	envs := map[key][2]*reconciler.DesiredEnv{}
@@ -130,6 +144,9 @@ func BuildChanges(before, after *reconciler.DesiredState) []Change {
 	collect(after, 1)
 	changes := []Change{}
 	for k, pair := range envs {
+		if after != nil && after.Broken(k.model) {
+			continue
+		}
 		b, a := pair[0], pair[1]
 		if sameRollout(b, a) {
 			continue
@@ -310,6 +327,8 @@ func (in *Input) normalized() Input {
 	out.Models = nonNilMap(out.Models)
 	out.Registry = nonNilMap(out.Registry)
 	out.Releases = nonNilMap(out.Releases)
+	out.ConfigChanges = nonNil(out.ConfigChanges)
+	out.ManifestErrors = nonNil(out.ManifestErrors)
 	return out
 }
 

@@ -176,6 +176,12 @@ func TestBuildChanges(t *testing.T) {
 	if len(steps) != 1 {
 		t.Errorf("a change of canary steps alone is a change: %+v", steps)
 	}
+	// A model the head breaks keeps what it runs: it is no removal.
+	broken := state()
+	broken.Errors = []reconciler.ModelError{{Model: "a", Message: "models/a/model.yaml:3:1: invalid YAML"}}
+	if got := BuildChanges(state(dm("a", env("prod", 1, nil))), broken); len(got) != 0 {
+		t.Errorf("broken at head: %+v", got)
+	}
 }
 
 func TestSoakHours(t *testing.T) {
@@ -339,7 +345,8 @@ func TestAnnotationsPointAtManifestLines(t *testing.T) {
 			"3": {RunMetrics: map[string]float64{"accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9}},
 			"4": {RunMetrics: map[string]float64{"accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9}, StagingHours: ptr(48.0)},
 		}}},
-		Now: now,
+		RegistryConfigured: true,
+		Now:                now,
 	}
 	res, err := loadDefault(t).Evaluate(context.Background(), in)
 	if err != nil {

@@ -251,6 +251,11 @@ func ComputeDesired(snap Snapshot, configBranch string) (*DesiredState, error) {
 	if len(base.ConfigErrors) > 0 {
 		return nil, &ConfigError{Revision: rev, Problems: base.ConfigErrors}
 	}
+	// Only here is the config branch known: without allowedSources it is
+	// the one branch environments may follow.
+	if problems := base.SourceErrors(configBranch); len(problems) > 0 {
+		return nil, &ConfigError{Revision: rev, Problems: problems}
+	}
 	cfg := base.Config
 	d := &DesiredState{Revision: rev, Config: cfg, Scope: WholeRepository()}
 	for _, name := range base.ModelNames() {

@@ -211,3 +211,21 @@ func TestRevision(t *testing.T) {
 		}
 	}
 }
+
+// An environment following a branch that is neither the config branch nor
+// in allowedSources makes the whole configuration invalid: prod must not
+// follow a branch anyone can push to unreviewed (issue 13).
+func TestComputeDesiredRefusesUnlistedSourceBranch(t *testing.T) {
+	c := tree(nil)
+	c["modelsync.yaml"] = &fstest.MapFile{Data: []byte(strings.Replace(cfgYAML, "source: releases}", "source: hotfix}", 1))}
+	s := &memSnapshot{commits: map[string]fstest.MapFS{"c1": c}, branches: map[string]string{"main": "c1", "hotfix": "c1"}}
+	_, err := ComputeDesired(s, "main")
+	var ce *ConfigError
+	if !asConfigError(err, &ce) || !strings.Contains(err.Error(), `environments[2].source: expected "releases" or "main" (the branch modelsync.yaml is read from), got "hotfix"`) {
+		t.Fatalf("err = %v", err)
+	}
+	c["modelsync.yaml"] = &fstest.MapFile{Data: []byte(strings.Replace(cfgYAML, "source: releases}", "source: hotfix}", 1) + "allowedSources: [main, hotfix]\n")}
+	if _, err := ComputeDesired(s, "main"); err != nil {
+		t.Fatalf("listed branch: %v", err)
+	}
+}

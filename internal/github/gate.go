@@ -566,21 +566,15 @@ func (g *Gate) statuses(rep *prcheck.Report) []Status {
 		overall.Description = "Policy could not be evaluated (fails closed): " + firstLine(rep.Error)
 	case rep.Passed():
 		overall.State = "success"
-		overall.Description = fmt.Sprintf("Policy passed: %d changes, %d warnings", len(rep.Changes), len(rep.Result.Warnings))
+		overall.Description = fmt.Sprintf("Policy passed: %s, %s", prcheck.Plural(len(rep.Changes)+len(rep.ConfigChanges), "change"), prcheck.Plural(len(rep.Result.Warnings), "warning"))
 	default:
 		overall.State = "failure"
-		overall.Description = fmt.Sprintf("%d policy violations: %s", len(rep.Result.Denies), ruleList(rep.Result.Denies))
+		overall.Description = fmt.Sprintf("%s: %s", prcheck.Plural(len(rep.Result.Denies), "policy violation"), ruleList(rep.Result.Denies))
 	}
 	out := []Status{overall}
-	envs := map[string]bool{}
-	var order []string
-	for _, c := range rep.Changes {
-		if !envs[c.Environment] {
-			envs[c.Environment] = true
-			order = append(order, c.Environment)
-		}
-	}
-	for _, env := range order {
+	// An environment whose modelsync.yaml settings change gets its own
+	// status as one whose models change does.
+	for _, env := range rep.Environments() {
 		st := Status{Context: StatusContext + "/" + env, TargetURL: g.opts.TargetURL}
 		var denies []policy.Violation
 		for _, d := range rep.Result.Denies {
@@ -595,7 +589,7 @@ func (g *Gate) statuses(rep *prcheck.Report) []Status {
 			st.State, st.Description = "success", "Policy passed for "+env
 		default:
 			st.State = "failure"
-			st.Description = fmt.Sprintf("%s: %d violations: %s", env, len(denies), ruleList(denies))
+			st.Description = fmt.Sprintf("%s: %s: %s", env, prcheck.Plural(len(denies), "violation"), ruleList(denies))
 		}
 		out = append(out, st)
 	}

@@ -11,7 +11,7 @@ func TestExampleRepositoryIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if errs := repo.AllErrors(); len(errs) > 0 {
+	if errs := append(repo.AllErrors(), repo.SourceErrors("main")...); len(errs) > 0 {
 		t.Fatalf("example repository has problems:\n%v", errs)
 	}
 	want := []string{"customer-churn-predictor", "fraud-detector-xgb", "llama2-7b-alpaca", "sentiment-bert-legacy"}

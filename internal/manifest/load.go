@@ -112,7 +112,10 @@ type Repo struct {
 	// ConfigErrors are problems in modelsync.yaml. When present, Config is
 	// nil and no model can be planned.
 	ConfigErrors ErrorList
-	Models       map[string]*Model
+	// ConfigLines are the positions of modelsync.yaml's fields, keyed like
+	// environments[2].source; empty when the file does not decode.
+	ConfigLines Positions
+	Models      map[string]*Model
 	// Problems maps a model folder name to what is wrong with it.
 	Problems map[string]ErrorList
 	// Lines maps a model name to the positions of its fields, for
@@ -138,11 +141,11 @@ func (r *Repo) AllErrors() ErrorList {
 // problems are returned inside the Repo.
 func Load(fsys fs.FS) (*Repo, error) {
 	r := &Repo{Models: map[string]*Model{}, Problems: map[string]ErrorList{}, Lines: map[string]Positions{}}
-	cfg, errs, err := LoadConfig(fsys)
+	cfg, pos, errs, err := loadConfig(fsys)
 	if err != nil {
 		return nil, err
 	}
-	r.Config, r.ConfigErrors = cfg, errs
+	r.Config, r.ConfigLines, r.ConfigErrors = cfg, pos, errs
 	names, err := ModelFolders(fsys)
 	if err != nil {
 		return nil, err
@@ -177,9 +180,14 @@ func Load(fsys fs.FS) (*Repo, error) {
 
 // LoadConfig reads and validates modelsync.yaml.
 func LoadConfig(fsys fs.FS) (*RepoConfig, ErrorList, error) {
+	cfg, _, errs, err := loadConfig(fsys)
+	return cfg, errs, err
+}
+
+func loadConfig(fsys fs.FS) (*RepoConfig, Positions, ErrorList, error) {
 	data, errs, err := readManifest(fsys, ConfigFile, "not found: a models repository needs modelsync.yaml at its root")
 	if err != nil || errs != nil {
-		return nil, errs, err
+		return nil, nil, errs, err
 	}
 	var cfg RepoConfig
 	var pos Positions
@@ -189,9 +197,9 @@ func LoadConfig(fsys fs.FS) (*RepoConfig, ErrorList, error) {
 	}
 	if len(errs) > 0 {
 		errs.Sort()
-		return nil, errs, nil
+		return nil, pos, errs, nil
 	}
-	return &cfg, nil, nil
+	return &cfg, pos, nil, nil
 }
 
 // ModelFolders lists the folders under models/ that hold a model.yaml.

@@ -32,7 +32,12 @@ type RepoConfig struct {
 	// Environments in promotion order: a version should pass through each
 	// earlier environment before it reaches a later one.
 	Environments []Environment `yaml:"environments" json:"environments" jsonschema:"minItems=1"`
-	Defaults     Defaults      `yaml:"defaults,omitempty" json:"defaults,omitempty"`
+	// AllowedSources lists the branches an environment's source may name
+	// besides "releases". Absent or empty, only the branch modelsync.yaml
+	// is read from (the controller's --branch, a pull request's base) may
+	// be a source, so no environment follows a branch nobody reviews.
+	AllowedSources []string `yaml:"allowedSources,omitempty" json:"allowedSources,omitempty"`
+	Defaults       Defaults `yaml:"defaults,omitempty" json:"defaults,omitempty"`
 	// Prune lets the reconciler delete serving objects it created for models or
 	// environments that left the repository.
 	Prune bool `yaml:"prune,omitempty" json:"prune,omitempty"`
@@ -68,7 +73,8 @@ type Environment struct {
 	// Alias is the MLflow alias that names the environment's version; default: Name.
 	Alias string `yaml:"alias,omitempty" json:"alias,omitempty"`
 	// Source is a branch name (e.g. "main") or "releases": the newest semver
-	// release tag <model>/vX.Y.Z of each model.
+	// release tag <model>/vX.Y.Z of each model. A branch must be listed in
+	// allowedSources, or be the branch modelsync.yaml is read from.
 	Source string `yaml:"source" json:"source"`
 	// Prerelease lets a "releases" environment take tags such as v1.2.0-rc.1.
 	Prerelease bool `yaml:"prerelease,omitempty" json:"prerelease,omitempty"`

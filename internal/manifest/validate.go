@@ -70,8 +70,13 @@ func validateConfig(file string, pos Positions, c *RepoConfig) ErrorList {
 	if len(c.Environments) == 0 {
 		v.fail("environments", "expected at least one environment")
 	}
+	allowed := validateAllowedSources(v, c.AllowedSources)
 	names := map[string]int{}
+	// Aliases and namespaces are compared case-insensitively: MLflow
+	// front ends and some registries fold alias case, and two environments
+	// whose names differ only in case invite the same mistake.
 	aliases := map[string]int{}
+	namespaces := map[string]int{}
 	for i, e := range c.Environments {
 		f := fmt.Sprintf("environments[%d]", i)
 		switch {
@@ -89,6 +94,12 @@ func validateConfig(file string, pos Positions, c *RepoConfig) ErrorList {
 			v.fail(f+".namespace", "required: the Kubernetes namespace of this environment")
 		} else if !dnsLabel.MatchString(e.Namespace) {
 			v.fail(f+".namespace", "expected a Kubernetes namespace name (DNS-1123 label), got %q", e.Namespace)
+		} else if j, dup := namespaces[strings.ToLower(e.Namespace)]; dup {
+			// Two environments in one namespace write the same
+			// InferenceService: whichever applies last serves both.
+			v.fail(f+".namespace", "expected a namespace no other environment uses; %q is already environments[%d] (%s)'s namespace", e.Namespace, j, c.Environments[j].Name)
+		} else {
+			namespaces[strings.ToLower(e.Namespace)] = i
 		}
 		alias := e.AliasName()
 		switch {
@@ -96,18 +107,28 @@ func validateConfig(file string, pos Positions, c *RepoConfig) ErrorList {
 			v.fail(f+".alias", "expected an MLflow alias of letters, digits, '_' and '-', got %q", alias)
 		case strings.EqualFold(alias, "latest") || mlflowVersionLike.MatchString(alias):
 			v.fail(f+".alias", "%q is reserved by MLflow (\"latest\" and v<number> cannot be aliases)", alias)
-		case strings.HasSuffix(alias, CanarySuffix):
+		case hasSuffixFold(alias, CanarySuffix):
 			v.fail(f+".alias", "%q ends in %q, which modelsync uses for canary aliases", alias, CanarySuffix)
 		}
-		if j, dup := aliases[alias]; dup && !dupName {
-			v.fail(f+".alias", "alias %q is already used by environments[%d]", alias, j)
+		if j, dup := aliases[strings.ToLower(alias)]; dup && !dupName {
+			// Report it where the alias was written: an alias that is
+			// only the environment's name is not on a line of its own.
+			at, other := i, j
+			if e.Alias == "" && c.Environments[j].Alias != "" {
+				at, other = j, i
+			}
+			v.fail(fmt.Sprintf("environments[%d].alias", at), "expected an alias no other environment uses; %q is the alias of environments[%d] (%s) too, so both would move one MLflow alias",
+				c.Environments[at].AliasName(), other, c.Environments[other].Name)
+		} else if !dup {
+			aliases[strings.ToLower(alias)] = i
 		}
-		aliases[alias] = i
 		switch {
 		case e.Source == "":
 			v.fail(f+".source", "required: a branch name such as \"main\", or %q for the newest release tag", SourceReleases)
-		case e.Source != SourceReleases && (!branchName.MatchString(e.Source) || strings.Contains(e.Source, "..") || strings.HasSuffix(e.Source, "/") || strings.HasPrefix(e.Source, "-")):
+		case e.Source != SourceReleases && !validBranch(e.Source):
 			v.fail(f+".source", "expected a branch name or %q, got %q", SourceReleases, e.Source)
+		case e.Source != SourceReleases && allowed != nil && !allowed[e.Source]:
+			v.fail(f+".source", "expected %q or a branch listed in allowedSources (%s), got %q", SourceReleases, strings.Join(c.AllowedSources, ", "), e.Source)
 		case e.Prerelease && e.Source != SourceReleases:
 			v.fail(f+".prerelease", "only applies to source %q; this environment follows branch %q", SourceReleases, e.Source)
 		}
@@ -143,6 +164,55 @@ func validateConfig(file string, pos Positions, c *RepoConfig) ErrorList {
 	for i, k := range c.Serving.ExtraKinds {
 		if k == "" || k == "InferenceService" {
 			v.fail(fmt.Sprintf("serving.extraKinds[%d]", i), "expected a Kubernetes kind other than InferenceService, got %q", k)
+		}
+	}
+	return v.errs
+}
+
+// validateAllowedSources checks allowedSources and returns it as a set;
+// nil when the list is absent or empty, meaning the config branch only.
+func validateAllowedSources(v *validator, list []string) map[string]bool {
+	if len(list) == 0 {
+		return nil
+	}
+	set := make(map[string]bool, len(list))
+	for i, b := range list {
+		f := fmt.Sprintf("allowedSources[%d]", i)
+		switch {
+		case b == SourceReleases:
+			v.fail(f, "%q is always allowed and is not a branch; list branch names only", SourceReleases)
+		case !validBranch(b):
+			v.fail(f, "expected a branch name such as \"main\", got %q", b)
+		case set[b]:
+			v.fail(f, "duplicate branch %q", b)
+		}
+		set[b] = true
+	}
+	return set
+}
+
+func validBranch(b string) bool {
+	return branchName.MatchString(b) && !strings.Contains(b, "..") && !strings.HasSuffix(b, "/") && !strings.HasPrefix(b, "-")
+}
+
+func hasSuffixFold(s, suffix string) bool {
+	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
+}
+
+// SourceErrors checks the environments' sources against the branch
+// modelsync.yaml was read from. With allowedSources absent, that branch is
+// the only one an environment may follow (besides "releases"); with the
+// list present, validation at load time already checked it. A broken
+// configuration has nothing to check.
+func (r *Repo) SourceErrors(configBranch string) ErrorList {
+	if r.Config == nil || len(r.Config.AllowedSources) > 0 {
+		return nil
+	}
+	v := &validator{file: ConfigFile, pos: r.ConfigLines}
+	for i, e := range r.Config.Environments {
+		if e.Source != SourceReleases && e.Source != configBranch {
+			v.fail(fmt.Sprintf("environments[%d].source", i), "expected %q or %q (the branch modelsync.yaml is read from), got %q; list other branches in allowedSources",
+				SourceReleases, configBranch, e.Source)
 		}
 	}
 	return v.errs

@@ -166,6 +166,16 @@ func TestConfigValidationErrors(t *testing.T) {
 		{"bad duration", "kind: Repository\n", "kind: Repository\ndefaults:\n  lifecycle:\n    archiveAfter: 3 weeks\n", `modelsync.yaml:5:19: defaults.lifecycle.archiveAfter: expected a duration such as "30d", "36h" or "90m", got "3 weeks"`},
 		{"bad window schedule", "kind: Repository\n", "kind: Repository\nsyncWindows:\n  - {kind: deny, schedule: \"0 25 * * *\", duration: 2h, environments: [prod]}\n", `modelsync.yaml:4:28: syncWindows[0].schedule: cron schedule "0 25 * * *": hour field: "25" is outside 0-23`},
 		{"window on unknown environment", "kind: Repository\n", "kind: Repository\nsyncWindows:\n  - {kind: allow, schedule: \"0 9 * * 1-5\", duration: 8h, environments: [qa]}\n", `modelsync.yaml:4:73: syncWindows[0].environments[0]: unknown environment "qa"`},
+		// Two environments in one namespace or on one alias overwrite
+		// each other's InferenceService or MLflow alias (issue 13).
+		{"shared namespace", "namespace: models-dev", "namespace: models-prod", `modelsync.yaml:8:16: environments[1].namespace: expected a namespace no other environment uses; "models-prod" is already environments[0] (dev)'s namespace`},
+		{"shared namespace differing in case only", "namespace: models-prod", "namespace: models-dev", `modelsync.yaml:8:16: environments[1].namespace: expected a namespace no other environment uses; "models-dev" is already environments[0] (dev)'s namespace`},
+		{"alias of a later environment", "    source: main\n", "    source: main\n    alias: prod\n", `modelsync.yaml:7:12: environments[0].alias: expected an alias no other environment uses; "prod" is the alias of environments[1] (prod) too, so both would move one MLflow alias`},
+		{"alias differing in case", "    source: main\n", "    source: main\n    alias: Prod\n", `modelsync.yaml:7:12: environments[0].alias: expected an alias no other environment uses; "Prod" is the alias of environments[1] (prod) too, so both would move one MLflow alias`},
+		{"alias taking a canary alias", "    source: main\n", "    source: main\n    alias: Prod-Canary\n", `modelsync.yaml:7:12: environments[0].alias: "Prod-Canary" ends in "-canary", which modelsync uses for canary aliases`},
+		{"source outside allowedSources", "    source: releases\n", "    source: hotfix\nallowedSources: [main, develop]\n", `modelsync.yaml:9:13: environments[1].source: expected "releases" or a branch listed in allowedSources (main, develop), got "hotfix"`},
+		{"releases in allowedSources", "kind: Repository\n", "kind: Repository\nallowedSources: [main, releases]\n", `modelsync.yaml:3:24: allowedSources[1]: "releases" is always allowed and is not a branch; list branch names only`},
+		{"bad branch in allowedSources", "kind: Repository\n", "kind: Repository\nallowedSources: [main, -x]\n", `modelsync.yaml:3:24: allowedSources[1]: expected a branch name such as "main", got "-x"`},
 		{"delete without allow", "kind: Repository\n", "kind: Repository\ndefaults:\n  lifecycle:\n    deleteAfter: 400d\n", `modelsync.yaml:5:18: defaults.lifecycle.deleteAfter: set allowDelete: true as well; artifacts are never deleted without it`},
 	}
 	for _, tc := range cases {
@@ -273,5 +283,40 @@ func TestEffectiveLifecycleMergesDefaults(t *testing.T) {
 	l := cfg.EffectiveLifecycle(m)
 	if l.ActiveClass != DefaultActiveClass || l.ArchivedClass != "GLACIER" || l.ArchiveAfter.String() != "1d" || l.RollbackWindow.String() != "7d" {
 		t.Fatalf("merged lifecycle = %+v", l)
+	}
+}
+
+// Without allowedSources an environment may follow only the branch
+// modelsync.yaml is read from: moving prod to a branch nobody reviews is
+// refused where the branch is known (issue 13).
+func TestSourcesDefaultToConfigBranch(t *testing.T) {
+	moved := strings.Replace(testConfig, "    source: releases\n", "    source: hotfix\n", 1)
+	repo, err := Load(repoFS(moved, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(repo.ConfigErrors) > 0 {
+		t.Fatalf("a branch name is well-formed: %v", repo.ConfigErrors)
+	}
+	want := `modelsync.yaml:9:13: environments[1].source: expected "releases" or "main" (the branch modelsync.yaml is read from), got "hotfix"; list other branches in allowedSources`
+	if got := repo.SourceErrors("main").Error(); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	// The same file read from another branch: dev's main is refused too.
+	if got := repo.SourceErrors("hotfix"); len(got) != 1 || got[0].Field != "environments[0].source" {
+		t.Fatalf("read from hotfix: %v", got)
+	}
+	listed := strings.Replace(moved, "kind: Repository\n", "kind: Repository\nallowedSources: [main, hotfix]\n", 1)
+	if repo, err = Load(repoFS(listed, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if errs := append(repo.ConfigErrors, repo.SourceErrors("main")...); len(errs) > 0 {
+		t.Fatalf("listed branch refused: %v", errs)
+	}
+	if repo, err = Load(repoFS(testConfig, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if errs := repo.SourceErrors("main"); len(errs) > 0 {
+		t.Fatalf("main and releases refused: %v", errs)
 	}
 }

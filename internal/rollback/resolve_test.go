@@ -33,7 +33,9 @@ func TestRollbackOnEnvironmentSourceBranch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.WriteFile("modelsync.yaml", strings.Replace(string(cfg), "namespace: models-staging\n    source: main", "namespace: models-staging\n    source: staging", 1))
+	staged := strings.Replace(string(cfg), "namespace: models-staging\n    source: main", "namespace: models-staging\n    source: staging", 1)
+	// A branch source must be listed in allowedSources.
+	w.WriteFile("modelsync.yaml", strings.Replace(staged, "allowedSources: [main]", "allowedSources: [main, staging]", 1))
 	mainHead := w.Commit("staging follows its own branch")
 	w.Push()
 	w.Run("checkout", "--quiet", "-b", "staging")

@@ -58,7 +58,11 @@ func Generate(s Spec) *policy.Input {
 		Models:   map[string]policy.ModelDoc{},
 		Registry: map[string]policy.RegistryModel{},
 		Releases: map[string]policy.ReleaseChange{},
-		Now:      now,
+		// The pull request changes no configuration and breaks no manifest.
+		ConfigChanges:      []policy.ConfigChange{},
+		ManifestErrors:     []policy.ManifestError{},
+		RegistryConfigured: true,
+		Now:                now,
 	}
 	var before, after reconciler.DesiredState
 	for i := range s.Models {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,5 +212,176 @@ func TestCheckFlags(t *testing.T) {
 		if err := cmd.Execute(); err == nil {
 			t.Errorf("%v accepted", args)
 		}
+	}
+}
+
+// branchWith creates branch name from main with edit applied to the working
+// tree and committed.
+func branchWith(t *testing.T, dir, name string, edit func()) {
+	t.Helper()
+	git(t, dir, "checkout", "--quiet", "-b", name, "main")
+	edit()
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "--quiet", "-m", name)
+	git(t, dir, "checkout", "--quiet", "main")
+}
+
+const devEnv = "  - name: dev\n    namespace: models-dev\n    source: main\n"
+
+// Each way of rewiring prod through modelsync.yaml that issue 13 found
+// passing with "No model changes" and exit 0 is now denied, through the
+// real check command.
+func TestCheckDeniesConfigRewiring(t *testing.T) {
+	dir := exampleRepo(t)
+	cases := []struct {
+		name string
+		edit func()
+		want []string
+	}{
+		{"prod source moved to a listed branch", func() {
+			edit(t, dir, "modelsync.yaml", "    source: releases\n", "    source: main\n")
+		}, []string{
+			"prod  source   releases  main  15",
+			"[approvals.config_too_few] modelsync.yaml changes prod: source (releases → main); that needs 2 approving reviews, the pull request has 0 (modelsync.yaml:15)",
+			"[approvals.config_owner_missing]",
+			"customer-churn-predictor (alice-ml, bob-data), llama2-7b-alpaca (carol-llm)",
+		}},
+		{"prod source moved to an arbitrary branch", func() {
+			edit(t, dir, "modelsync.yaml", "    source: releases\n", "    source: hotfix\n")
+		}, []string{
+			"modelsync.yaml is invalid at the head: nothing can be planned until it is fixed.",
+			`[gate.manifest_invalid] modelsync.yaml:15: environments[2].source: expected "releases" or a branch listed in allowedSources (main), got "hotfix" (modelsync.yaml:15)`,
+			"Result: denied (1 violation, 0 warnings)",
+		}},
+		{"dev given alias prod", func() {
+			edit(t, dir, "modelsync.yaml", devEnv, devEnv+"    alias: prod\n")
+		}, []string{
+			`[gate.manifest_invalid] modelsync.yaml:10: environments[0].alias: expected an alias no other environment uses; "prod" is the alias of environments[2] (prod) too`,
+		}},
+		{"dev given prod's namespace", func() {
+			edit(t, dir, "modelsync.yaml", "namespace: models-dev", "namespace: models-prod")
+		}, []string{
+			`[gate.manifest_invalid] modelsync.yaml:14: environments[2].namespace: expected a namespace no other environment uses; "models-prod" is already environments[0] (dev)'s namespace`,
+		}},
+		{"mode both with dev moved last", func() {
+			edit(t, dir, "modelsync.yaml", devEnv, "")
+			edit(t, dir, "modelsync.yaml", "    source: releases\n", "    source: releases\n"+devEnv)
+			edit(t, dir, "modelsync.yaml", "mode: aliases", "mode: both")
+		}, []string{
+			"prod     defaults.registry.mode  aliases             both",
+			"prod     environments            dev, staging, prod  staging, prod, dev",
+			"[approvals.config_too_few] modelsync.yaml changes prod: defaults.registry.mode (aliases → both), environments (dev, staging, prod → staging, prod, dev); that needs 2 approving reviews",
+		}},
+	}
+	for i, tc := range cases {
+		branch := fmt.Sprintf("rewire-%d", i)
+		branchWith(t, dir, branch, tc.edit)
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, stderr := runCheck(t, "--repo", dir, "--base", "main", "--head", branch)
+			if code != 1 || strings.Contains(out, "Result: passed") || strings.Contains(out, "No model changes") && !strings.Contains(out, "modelsync.yaml changes") {
+				t.Fatalf("exit %d, want 1 (denied)\n%s\n%s", code, out, stderr)
+			}
+			for _, want := range append(tc.want, "Result: denied") {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+
+	// The JSON report carries the configuration changes for other tools.
+	_, out, _ := runCheck(t, "--repo", dir, "--base", "main", "--head", "rewire-0", "-o", "json")
+	var rep prcheck.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.ConfigChanges) != 1 || rep.ConfigChanges[0].Field != "source" || rep.ConfigChanges[0].To != "main" || rep.Passed() {
+		t.Fatalf("json report = %+v", rep)
+	}
+}
+
+// Broken or oversized manifests are denied with file and line; a model is
+// not silently dropped from judgement because it does not parse.
+func TestCheckDeniesBrokenManifests(t *testing.T) {
+	dir := exampleRepo(t)
+	write := func(rel, body string) {
+		t.Helper()
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	branchWith(t, dir, "twenty-new", func() {
+		for i := range 20 {
+			write(fmt.Sprintf("models/bad-%02d/model.yaml", i), "apiVersion: modelsync.dev/v1alpha1\nkind: Model\nmetadata:\n  name: [\n")
+		}
+	})
+	branchWith(t, dir, "huge", func() {
+		write("models/huge/model.yaml", "# "+strings.Repeat("x", 5<<20)+"\n")
+	})
+	branchWith(t, dir, "broken-existing", func() {
+		edit(t, dir, churnFile, "    prod:\n      version: 3\n", "    prod:\n      version: three\n")
+	})
+	branchWith(t, dir, "broken-config", func() {
+		edit(t, dir, "modelsync.yaml", "prune: false", "prune: sometimes")
+	})
+	for _, tc := range []struct {
+		branch string
+		denies int
+		want   []string
+	}{
+		{"twenty-new", 20, []string{"[gate.manifest_invalid] models/bad-00/model.yaml:4: invalid YAML", "(models/bad-19/model.yaml:4)"}},
+		{"huge", 1, []string{"[gate.manifest_invalid] models/huge/model.yaml:1: file is 5242883 bytes; at most 1048576 are accepted (models/huge/model.yaml:1)"}},
+		{"broken-existing", 1, []string{`[gate.manifest_invalid] models/customer-churn-predictor/model.yaml:15: spec.environments.prod.version: expected an integer, got "three" (models/customer-churn-predictor/model.yaml:15)`}},
+		{"broken-config", 1, []string{`[gate.manifest_invalid] modelsync.yaml:31: prune: expected true or false, got "sometimes" (modelsync.yaml:31)`}},
+	} {
+		t.Run(tc.branch, func(t *testing.T) {
+			code, out, stderr := runCheck(t, "--repo", dir, "--base", "main", "--head", tc.branch)
+			if code != 1 || strings.Count(out, "[gate.manifest_invalid]") != tc.denies {
+				t.Fatalf("exit %d, want 1 with %d manifest_invalid denies\n%s\n%s", code, tc.denies, out, stderr)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			// A broken model keeps what it runs: it is not listed as leaving
+			// its environments.
+			if strings.Contains(out, "customer-churn-predictor  prod") {
+				t.Errorf("a broken model is shown as a change:\n%s", out)
+			}
+		})
+	}
+}
+
+// The plan is truthful: the release column only on environments that follow
+// releases, a missing registry named as such, and counts in the singular
+// when there is one.
+func TestCheckPlanIsTruthful(t *testing.T) {
+	dir := exampleRepo(t)
+	branchWith(t, dir, "promote-both", func() {
+		edit(t, dir, churnFile, "    staging:\n      version: 4\n", "    staging:\n      version: 5\n")
+		edit(t, dir, churnFile, "    prod:\n      version: 3\n", "    prod:\n      version: 4\n")
+	})
+	code, out, stderr := runCheck(t, "--repo", dir, "--base", "main", "--head", "promote-both")
+	if code != 1 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	for _, want := range []string{
+		"customer-churn-predictor  prod     v3    v4  v1.1.0 → v1.1.1\n",
+		"customer-churn-predictor  staging  v4    v5  -\n",
+		"customer-churn-predictor v4 (version in prod): no registry configured: performance rules cannot be judged",
+		"customer-churn-predictor v5 (version in staging): no registry configured: performance rules cannot be judged",
+		"cannot enter prod: no registry configured: its time in staging cannot be judged",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "the registry has no") {
+		t.Errorf("blames the registry although none is configured:\n%s", out)
 	}
 }

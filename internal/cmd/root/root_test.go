@@ -204,3 +204,38 @@ func TestCostEstimateReproducesDesignArithmetic(t *testing.T) {
 		t.Errorf("bad estimate: exit %d %s", code, errOut)
 	}
 }
+
+// validate refuses an environment following a branch that is neither listed
+// in allowedSources nor --branch, and two environments sharing a namespace
+// (issue 13), naming file, line and field.
+func TestValidateRefusesRewiredEnvironments(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "../../../manifests-example", dir)
+	cfg := filepath.Join(dir, "modelsync.yaml")
+	b, _ := os.ReadFile(cfg)
+	b = bytes.Replace(b, []byte("    source: releases\n"), []byte("    source: hotfix\n"), 1)
+	b = bytes.Replace(b, []byte("namespace: models-staging"), []byte("namespace: models-prod"), 1)
+	os.WriteFile(cfg, b, 0o644)
+	code, out, _ := run(t, nil, "validate", dir)
+	for _, want := range []string{
+		`modelsync.yaml:14:16: environments[2].namespace: expected a namespace no other environment uses; "models-prod" is already environments[1] (staging)'s namespace`,
+		`modelsync.yaml:15:13: environments[2].source: expected "releases" or a branch listed in allowedSources (main), got "hotfix"`,
+		"modelsync.yaml is invalid",
+	} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("exit %d, output lacks %q:\n%s", code, want, out)
+		}
+	}
+
+	// Without allowedSources the --branch is the one branch allowed.
+	b = bytes.Replace(b, []byte("allowedSources: [main]\n"), nil, 1)
+	b = bytes.Replace(b, []byte("namespace: models-prod"), []byte("namespace: models-staging"), 1)
+	os.WriteFile(cfg, b, 0o644)
+	code, out, _ = run(t, nil, "validate", dir)
+	if want := `modelsync.yaml:15:13: environments[2].source: expected "releases" or "main" (the branch modelsync.yaml is read from), got "hotfix"; list other branches in allowedSources`; code != 1 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, output lacks %q:\n%s", code, want, out)
+	}
+	if code, out, _ = run(t, nil, "validate", dir, "--branch", "hotfix"); code != 1 || !strings.Contains(out, `environments[0].source: expected "releases" or "hotfix"`) {
+		t.Errorf("--branch hotfix: exit %d:\n%s", code, out)
+	}
+}

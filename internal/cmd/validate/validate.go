@@ -18,6 +18,9 @@ type Options struct {
 	IO     cmdutil.IOStreams
 	Dir    string
 	Output string
+	// Branch is the branch modelsync.yaml is read from in production; with
+	// no allowedSources it is the only branch an environment may follow.
+	Branch string
 }
 
 // Report is validate's JSON output.
@@ -36,7 +39,11 @@ func NewCmdValidate(f *wiring.Factory, runF func(*Options) error) *cobra.Command
 		Long: `Validate reads modelsync.yaml and models/*/model.yaml from DIR (default: the
 current directory) and reports every problem with its file, line, column and
 field. A broken model does not stop the others from being checked. Exit code 1
-when any problem is found.`,
+when any problem is found.
+
+An environment's source must be "releases", a branch listed in allowedSources,
+or, when modelsync.yaml has no allowedSources, the --branch the controller
+reads modelsync.yaml from.`,
 		Example: `  # check the repository you are editing
   modelsync validate
 
@@ -58,6 +65,7 @@ when any problem is found.`,
 		},
 	}
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text or json")
+	cmd.Flags().StringVar(&opts.Branch, "branch", "main", "branch modelsync.yaml is read from (the only allowed source when allowedSources is absent)")
 	return cmd
 }
 
@@ -74,7 +82,14 @@ func Run(opts *Options) error {
 	if err != nil {
 		return err
 	}
-	problems := repo.AllErrors()
+	branch := opts.Branch
+	if branch == "" {
+		branch = "main"
+	}
+	sourceErrs := repo.SourceErrors(branch)
+	configBroken := len(repo.ConfigErrors)+len(sourceErrs) > 0
+	problems := append(repo.AllErrors(), sourceErrs...)
+	problems.Sort()
 	rep := Report{Valid: len(problems) == 0, Models: repo.ModelNames(), Problems: problems}
 	if rep.Problems == nil {
 		rep.Problems = []*manifest.FieldError{}
@@ -88,7 +103,7 @@ func Run(opts *Options) error {
 			fmt.Fprintln(opts.IO.Out, p.Error())
 		}
 		bad := len(repo.Problems)
-		if len(repo.ConfigErrors) > 0 {
+		if configBroken {
 			fmt.Fprintf(opts.IO.Out, "modelsync.yaml is invalid; %d model(s) valid, %d invalid.\n", len(repo.Models), bad)
 		} else {
 			fmt.Fprintf(opts.IO.Out, "%d model(s) valid, %d invalid.\n", len(repo.Models), bad)

@@ -57,6 +57,15 @@ type Comparison struct {
 	BaseRepo, HeadRepo *manifest.Repo
 	// Changes lists every model and environment whose rollout differs.
 	Changes []policy.Change
+	// ConfigChanges lists what the head changes in modelsync.yaml, per
+	// environment it touches.
+	ConfigChanges []policy.ConfigChange
+	// ManifestErrors are the head's broken manifests the change answers
+	// for, modelsync.yaml's included.
+	ManifestErrors []policy.ManifestError
+	// HeadConfigInvalid is set when modelsync.yaml is broken at the head,
+	// so nothing can be planned and Changes is empty.
+	HeadConfigInvalid bool
 	// Models are the manifests before and after, with field lines.
 	Models map[string]policy.ModelDoc
 	// Releases holds, for models whose released environments change, the
@@ -141,10 +150,14 @@ func Compare(ctx context.Context, r Repository, refs Refs) (*Comparison, error) 
 
 	baseView := view{Snapshot: r, branch: refs.BaseBranch, commit: baseCommit, tags: baseTags}
 	headView := view{Snapshot: r, branch: refs.BaseBranch, commit: headCommit, tags: headTags}
-	if c.Base, err = reconciler.ComputeDesired(baseView, refs.BaseBranch); err != nil {
+	// A broken modelsync.yaml plans nothing; on the head that is the
+	// change's own problem (a deny, see ManifestErrors), on the base one
+	// the change may be repairing. Neither may stop the check.
+	var headConfig *reconciler.ConfigError
+	if c.Base, err = desired(baseView, refs.BaseBranch, nil); err != nil {
 		return nil, fmt.Errorf("desired state at base %s: %w", refs.BaseRef, err)
 	}
-	if c.Head, err = reconciler.ComputeDesired(headView, refs.BaseBranch); err != nil {
+	if c.Head, err = desired(headView, refs.BaseBranch, &headConfig); err != nil {
 		return nil, fmt.Errorf("desired state at head %s: %w", refs.HeadRef, err)
 	}
 	c.Head.Revision = reconciler.Revision(refs.HeadRef, refs.HeadSHA)
@@ -154,12 +167,23 @@ func Compare(ctx context.Context, r Repository, refs Refs) (*Comparison, error) 
 	if c.HeadRepo, err = loadRepo(r, refs.HeadSHA); err != nil {
 		return nil, fmt.Errorf("head %s: %w", refs.HeadRef, err)
 	}
-	c.Changes = policy.BuildChanges(c.Base, c.Head)
+	c.Changes = []policy.Change{}
+	if headConfig == nil {
+		// With modelsync.yaml broken at the head nothing would change on
+		// merge: the reconciler plans nothing until it is fixed.
+		c.Changes = policy.BuildChanges(c.Base, c.Head)
+	}
+	c.HeadConfigInvalid = headConfig != nil
 	c.Models = policy.BuildModels(c.BaseRepo, c.HeadRepo, nil)
+	c.ConfigChanges = policy.BuildConfigChanges(c.BaseRepo, c.HeadRepo)
+	var configProblems manifest.ErrorList
+	if headConfig != nil {
+		configProblems = headConfig.Problems
+	}
+	c.ManifestErrors = policy.BuildManifestErrors(c.BaseRepo, c.HeadRepo, configProblems, changed)
 	c.Releases = map[string]policy.ReleaseChange{}
 	for _, ch := range c.Changes {
-		env, ok := c.Head.Config.Environment(ch.Environment)
-		if !ok || !env.FollowsReleases() {
+		if !c.followsReleases(ch.Environment) {
 			continue
 		}
 		if p, ok := prospective[ch.Model]; ok {
@@ -170,6 +194,33 @@ func Compare(ctx context.Context, r Repository, refs Refs) (*Comparison, error) 
 		return nil, fmt.Errorf("plan for head %s: %w", refs.HeadRef, err)
 	}
 	return c, nil
+}
+
+// desired computes the desired state of one side. A broken modelsync.yaml
+// yields an empty state, and the problem is stored in *broken when broken
+// is not nil.
+func desired(v view, branch string, broken **reconciler.ConfigError) (*reconciler.DesiredState, error) {
+	d, err := reconciler.ComputeDesired(v, branch)
+	var ce *reconciler.ConfigError
+	if errors.As(err, &ce) {
+		if broken != nil {
+			*broken = ce
+		}
+		return &reconciler.DesiredState{Revision: ce.Revision}, nil
+	}
+	return d, err
+}
+
+// followsReleases reports whether env takes release tags, as the head
+// configures it (or the base, when the head's configuration is broken).
+func (c *Comparison) followsReleases(env string) bool {
+	for _, d := range []*reconciler.DesiredState{c.Head, c.Base} {
+		if d != nil && d.Config != nil {
+			e, ok := d.Config.Environment(env)
+			return ok && e.FollowsReleases()
+		}
+	}
+	return false
 }
 
 // touchedModels lists the model folders with a changed file, sorted.

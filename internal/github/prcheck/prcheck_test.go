@@ -124,3 +124,58 @@ func TestMarkdownEscapesUserText(t *testing.T) {
 		t.Fatalf("verdict missing:\n%s", md)
 	}
 }
+
+// The plan comment shows what modelsync.yaml changes, the release column
+// only where the environment follows releases, and counts in the singular
+// when there is one (issue 13).
+func TestMarkdownPlanIsTruthful(t *testing.T) {
+	c, r := compare(t, func(dir string) {
+		churn := filepath.Join(dir, "models/customer-churn-predictor/model.yaml")
+		replaceIn(t, churn, "    staging:\n      version: 4\n", "    staging:\n      version: 5\n")
+		replaceIn(t, churn, "    prod:\n      version: 3\n", "    prod:\n      version: 4\n")
+		replaceIn(t, filepath.Join(dir, "modelsync.yaml"), "prune: false", "prune: true")
+	})
+	src, err := prcheck.PolicySource(r, c.Refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := prcheck.LoadPolicy(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, _ := prcheck.Evaluate(context.Background(), c, ev, prcheck.Request{PR: policy.PullRequest{Number: 9, Author: "carol"}})
+	md := prcheck.Markdown(rep)
+	for _, want := range []string{
+		"| customer-churn-predictor | prod | v3 | v4 | v1.1.0 → v1.1.1 |",
+		"| customer-churn-predictor | staging | v4 | v5 | - |",
+		"**`modelsync.yaml` changes 3 environment settings.**",
+		"| prod | `prune` | false | true | modelsync.yaml:31 |",
+		"no registry configured: performance rules cannot be judged",
+		"`approvals.config_too_few`",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "the registry has no") {
+		t.Errorf("blames the registry although none is configured:\n%s", md)
+	}
+	if got := rep.Environments(); strings.Join(got, ",") != "prod,staging,dev" {
+		t.Errorf("environments = %v", got)
+	}
+	var text strings.Builder
+	if err := prcheck.WriteText(&text, &prcheck.Report{Result: policy.Result{Warnings: []policy.Violation{{Rule: "x", Message: "m"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "Result: passed (1 warning)\n") {
+		t.Errorf("singular warning:\n%s", text.String())
+	}
+}
+
+func TestPlural(t *testing.T) {
+	for n, want := range map[int]string{0: "0 changes", 1: "1 change", 2: "2 changes"} {
+		if got := prcheck.Plural(n, "change"); got != want {
+			t.Errorf("Plural(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

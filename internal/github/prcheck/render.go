@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/internal/textio"
 	"github.com/modelsync/modelsync/policy"
 )
@@ -15,13 +16,25 @@ import (
 func WriteText(w io.Writer, r *Report) error {
 	ew := &textio.ErrWriter{W: w}
 	fmt.Fprintf(ew, "Check %s (%s) -> %s (%s)\n\n", r.Refs.BaseRef, short(r.Refs.BaseSHA), r.Refs.HeadRef, short(r.Refs.HeadSHA))
-	if len(r.Changes) == 0 {
+	switch {
+	case r.ConfigInvalid:
+		fmt.Fprintf(ew, "%s is invalid at the head: nothing can be planned until it is fixed.\n", manifest.ConfigFile)
+	case len(r.Changes) == 0:
 		fmt.Fprintln(ew, "No model changes in any environment.")
-	} else {
+	default:
 		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "MODEL\tENV\tFROM\tTO\tRELEASE")
 		for _, c := range r.Changes {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Model, c.Environment, c.From, c.To, orDash(c.Release))
+		}
+		tw.Flush()
+	}
+	if len(r.ConfigChanges) > 0 {
+		fmt.Fprintf(ew, "\n%s changes %s:\n", manifest.ConfigFile, Plural(len(r.ConfigChanges), "environment setting"))
+		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ENV\tSETTING\tFROM\tTO\tLINE")
+		for _, c := range r.ConfigChanges {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", c.Environment, c.Field, orDash(c.From), orDash(c.To), c.Line)
 		}
 		tw.Flush()
 	}
@@ -41,11 +54,19 @@ func WriteText(w io.Writer, r *Report) error {
 	case r.Error != "":
 		fmt.Fprintf(ew, "\nResult: FAILED CLOSED: %s\n", r.Error)
 	case r.Passed():
-		fmt.Fprintf(ew, "\nResult: passed (%d warnings)\n", len(r.Result.Warnings))
+		fmt.Fprintf(ew, "\nResult: passed (%s)\n", Plural(len(r.Result.Warnings), "warning"))
 	default:
-		fmt.Fprintf(ew, "\nResult: denied (%d violations, %d warnings)\n", len(r.Result.Denies), len(r.Result.Warnings))
+		fmt.Fprintf(ew, "\nResult: denied (%s, %s)\n", Plural(len(r.Result.Denies), "violation"), Plural(len(r.Result.Warnings), "warning"))
 	}
 	return ew.Err
+}
+
+// Plural counts n things: "1 change", "2 changes", "0 warnings".
+func Plural(n int, singular string) string {
+	if n == 1 {
+		return "1 " + singular
+	}
+	return strconv.Itoa(n) + " " + singular + "s"
 }
 
 func writeViolationsText(w io.Writer, heading, mark string, vs []policy.Violation) {
@@ -138,12 +159,24 @@ func Markdown(r *Report) string {
 		fmt.Fprintf(&b, "> [!WARNING]\n> This pull request edits `%s/`. It was judged by the base branch's rules, "+
 			"not its own; the new rules apply after merge. **Policy owners must review this change.**\n\n", PolicyDir)
 	}
-	if len(r.Changes) == 0 {
+	switch {
+	case r.ConfigInvalid:
+		fmt.Fprintf(&b, "**`%s` is invalid at the head**: nothing can be planned until it is fixed.\n\n", manifest.ConfigFile)
+	case len(r.Changes) == 0:
 		b.WriteString("No model changes in any environment.\n\n")
-	} else {
+	default:
 		b.WriteString("| Model | Environment | From | To | Release |\n|---|---|---|---|---|\n")
 		for _, c := range r.Changes {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", mdCell(c.Model), mdCell(c.Environment), mdCell(c.From), mdCell(c.To), mdCell(orDash(c.Release)))
+		}
+		b.WriteString("\n")
+	}
+	if len(r.ConfigChanges) > 0 {
+		fmt.Fprintf(&b, "**`%s` changes %s.** Every model running in these environments is affected.\n\n", manifest.ConfigFile, Plural(len(r.ConfigChanges), "environment setting"))
+		b.WriteString("| Environment | Setting | From | To | Where |\n|---|---|---|---|---|\n")
+		for _, c := range r.ConfigChanges {
+			fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", mdCell(c.Environment), mdCode(c.Field), mdCell(orDash(c.From)), mdCell(orDash(c.To)),
+				mdCell(c.File+":"+strconv.Itoa(c.Line)))
 		}
 		b.WriteString("\n")
 	}

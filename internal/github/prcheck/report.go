@@ -57,20 +57,29 @@ func (c *Comparison) Input(req Request) *policy.Input {
 		pr.ChangedFiles = c.ChangedFiles
 	}
 	return &policy.Input{
-		PR:       pr,
-		Reviews:  req.Reviews,
-		Plan:     policy.NewPlanDoc(c.Plan, c.Changes),
-		Models:   c.Models,
-		Registry: req.Registry,
-		Releases: c.Releases,
-		Now:      req.Now,
+		PR:                 pr,
+		Reviews:            req.Reviews,
+		Plan:               policy.NewPlanDoc(c.Plan, c.Changes),
+		Models:             c.Models,
+		Registry:           req.Registry,
+		Releases:           c.Releases,
+		ConfigChanges:      c.ConfigChanges,
+		ManifestErrors:     c.ManifestErrors,
+		RegistryConfigured: req.Registry != nil,
+		Now:                req.Now,
 	}
 }
 
 // Report is the outcome of a check: what changes and what the policy says.
 type Report struct {
-	Refs          Refs                    `json:"refs"`
-	Changes       []ChangeRow             `json:"changes"`
+	Refs    Refs        `json:"refs"`
+	Changes []ChangeRow `json:"changes"`
+	// ConfigChanges are the head's changes to modelsync.yaml, per
+	// environment they touch.
+	ConfigChanges []policy.ConfigChange `json:"configChanges"`
+	// ConfigInvalid is set when modelsync.yaml is broken at the head: no
+	// change can be planned until it is fixed.
+	ConfigInvalid bool                    `json:"configInvalid,omitempty"`
 	PlanErrors    []reconciler.ModelError `json:"planErrors"`
 	PolicyChanged bool                    `json:"policyChanged"`
 	Result        policy.Result           `json:"result"`
@@ -84,14 +93,35 @@ type ChangeRow struct {
 	Environment string `json:"environment"`
 	From        string `json:"from"`
 	To          string `json:"to"`
-	// Release is the release that would carry the change, for environments
-	// that follow release tags, e.g. "v1.1.0 → v1.1.1".
+	// Release is the release that would carry the change, e.g. "v1.1.0 →
+	// v1.1.1"; only for environments that follow release tags, since a
+	// branch environment takes the change at merge, release or not.
 	Release string        `json:"release,omitempty"`
 	Change  policy.Change `json:"change"`
 }
 
 // Passed reports whether the policy was evaluated and denied nothing.
 func (r *Report) Passed() bool { return r.Error == "" && r.Result.Passed() }
+
+// Environments lists the environments the report speaks of: those with a
+// model change, then those whose configuration changes, in first-seen order.
+func (r *Report) Environments() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(env string) {
+		if !seen[env] {
+			seen[env] = true
+			out = append(out, env)
+		}
+	}
+	for _, c := range r.Changes {
+		add(c.Environment)
+	}
+	for _, c := range r.ConfigChanges {
+		add(c.Environment)
+	}
+	return out
+}
 
 // EnvironmentPassed reports the verdict for one environment: denies about
 // that environment, and denies about no environment in particular, fail it.
@@ -121,14 +151,15 @@ func Evaluate(ctx context.Context, c *Comparison, ev Evaluator, req Request) (*R
 }
 
 func (c *Comparison) report() *Report {
-	rep := &Report{Refs: c.Refs, PolicyChanged: c.PolicyChanged, Changes: []ChangeRow{}, PlanErrors: []reconciler.ModelError{}}
+	rep := &Report{Refs: c.Refs, PolicyChanged: c.PolicyChanged, Changes: []ChangeRow{}, PlanErrors: []reconciler.ModelError{},
+		ConfigChanges: append([]policy.ConfigChange{}, c.ConfigChanges...), ConfigInvalid: c.HeadConfigInvalid}
 	if c.Plan != nil {
 		rep.PlanErrors = append(rep.PlanErrors, c.Plan.Errors()...)
 	}
 	for _, ch := range c.Changes {
 		row := ChangeRow{Model: ch.Model, Environment: ch.Environment, Change: ch,
 			From: rollout(c.Base, ch.Model, ch.Environment), To: rollout(c.Head, ch.Model, ch.Environment)}
-		if rel, ok := c.Releases[ch.Model]; ok {
+		if rel, ok := c.Releases[ch.Model]; ok && c.followsReleases(ch.Environment) {
 			row.Release = orDash(rel.Before) + " → " + rel.After
 		}
 		rep.Changes = append(rep.Changes, row)

@@ -288,6 +288,9 @@ pr := {
 			"after": "v1.3.0",
 		},
 	},
+	"config_changes": [],
+	"manifest_errors": [],
+	"registry_configured": true,
 	"policy": {
 		"revision": "main@sha1:1f0c6a4e1b7d2f3a9c8e5d4b3a2f1e0d9c8b7a6f",
 		"source": "base",

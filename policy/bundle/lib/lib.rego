@@ -66,6 +66,35 @@ deployments contains d if {
 	}
 }
 
+# A model registry supplied input.registry. Without one, rules that need
+# registry facts still deny, but say that they cannot judge instead of
+# blaming the registry for a missing fact.
+registry_configured if input.registry_configured == true
+
+# Environments whose modelsync.yaml settings the pull request changes.
+config_changed_envs contains c.environment if some c in input.config_changes
+
+# The settings changed for env, e.g. "source (releases → main)", sorted.
+config_summary(env) := concat(", ", sort({sprintf("%s (%s → %s)", [c.field, or_dash(c.from), or_dash(c.to)]) |
+	some c in input.config_changes
+	c.environment == env
+}))
+
+# Where the first changed setting of env is, for annotations.
+config_location(env) := {"_loc": {"file": first[1], "line": first[0]}} if {
+	first := min({[c.line, c.file] |
+		some c in input.config_changes
+		c.environment == env
+	})
+}
+
+or_dash(s) := "-" if s == "" else := s
+
+# Models that run in env on the base or on the head, by their manifests.
+runs_in(model, env) if is_object(before(model).spec.environments[env])
+
+runs_in(model, env) if is_object(after(model).spec.environments[env])
+
 # Registry facts about one version, keyed by its decimal number.
 version_facts(model, version) := input.registry[model].versions[format_int(version, 10)]
 

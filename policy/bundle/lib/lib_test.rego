@@ -59,3 +59,14 @@ test_finding_without_id_is_unnamed if {
 	v.rule == "unnamed"
 	not v._loc
 }
+
+test_runs_in_either_side if {
+	inp := fixtures.patch([
+		{"op": "add", "path": "/models/gone", "value": {"before": {"spec": {"environments": {"dev": {"version": 1}}}}, "after": null, "file": "models/gone/model.yaml", "lines": {}}},
+		{"op": "add", "path": "/models/new", "value": {"before": null, "after": {"spec": {"environments": {"qa": {"version": 1}}}}, "file": "models/new/model.yaml", "lines": {}}},
+	])
+	lib.runs_in("gone", "dev") with input as inp
+	lib.runs_in("new", "qa") with input as inp
+	lib.runs_in("churn", "prod") with input as inp
+	not lib.runs_in("new", "prod") with input as inp
+}

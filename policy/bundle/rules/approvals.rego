@@ -89,3 +89,66 @@ deny contains v if {
 	msg := sprintf("%s: changing %s needs an approving review from an owner (%s)", [model, env, concat(", ", sort(owners(model)))])
 	v := lib.finding(meta, model, env, "spec.owners", msg)
 }
+
+# Gated environments whose modelsync.yaml settings the pull request changes.
+# A source, alias, namespace, order or mode rewires every model running
+# there, so it needs what a change to those models would need.
+config_gated contains env if {
+	some env in lib.config_changed_envs
+	env in conf.environments
+}
+
+# Models running in a gated environment whose configuration changes, with
+# no approving review from one of their owners.
+config_unowned(env) := sort({model |
+	some model, _ in input.models
+	lib.runs_in(model, env)
+	count(approvers & owners(model)) == 0
+})
+
+# At most this many models are named in one message; the rest are counted.
+max_named := 5
+
+named(models) := sprintf("%s and %d more", [named_list(models), rest]) if {
+	rest := count(models) - max_named
+	rest > 0
+} else := named_list(models)
+
+named_list(models) := concat(", ", [sprintf("%s (%s)", [m, concat(", ", sort(owners(m)))]) |
+	some m in array.slice(models, 0, max_named)
+])
+
+# METADATA
+# title: Enough approving reviews for configuration
+# description: |
+#   A change to modelsync.yaml that touches an environment in
+#   approvals.environments (its source, alias, namespace, order, registry
+#   mode, windows, prune or serving options) needs as many approving
+#   reviews as a change of a model there.
+# custom:
+#   id: approvals.config_too_few
+deny contains v if {
+	some env in config_gated
+	count(approvers) < conf.min_approvals
+	meta := rego.metadata.rule()
+	msg := sprintf("modelsync.yaml changes %s: %s; that needs %d approving reviews, the pull request has %d", [env, lib.config_summary(env), conf.min_approvals, count(approvers)])
+	v := object.union(lib.finding(meta, "", env, "", msg), lib.config_location(env))
+}
+
+# METADATA
+# title: Owner approval for configuration
+# description: |
+#   A change to modelsync.yaml that touches a gated environment changes
+#   every model running there, so each of those models needs an approving
+#   review from one of its owners, as a change of the model itself would.
+# custom:
+#   id: approvals.config_owner_missing
+deny contains v if {
+	conf.require_owner
+	some env in config_gated
+	models := config_unowned(env)
+	count(models) > 0
+	meta := rego.metadata.rule()
+	msg := sprintf("modelsync.yaml changes %s: %s; models running there need an approving review from one of their owners: %s", [env, lib.config_summary(env), named(models)])
+	v := object.union(lib.finding(meta, "", env, "", msg), lib.config_location(env))
+}

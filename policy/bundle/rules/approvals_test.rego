@@ -134,3 +134,71 @@ test_counts_come_from_config if {
 		with data.modelsync.config.approvals.min_approvals as 1
 		with data.modelsync.config.approvals.require_owner as false
 }
+
+# modelsync.yaml moves prod to another branch: no version moves, yet every
+# model in prod is rewired (issue 13).
+prod_source_moved := [{
+	"environment": "prod", "field": "source", "from": "releases", "to": "main",
+	"file": "modelsync.yaml", "line": 16,
+}]
+
+config_only(changes, reviews) := fixtures.patch([
+	{"op": "replace", "path": "/plan/changes", "value": []},
+	{"op": "replace", "path": "/models/churn/after", "value": fixtures.pr.models.churn.before},
+	{"op": "replace", "path": "/config_changes", "value": changes},
+	{"op": "replace", "path": "/reviews", "value": reviews},
+])
+
+test_prod_config_change_without_reviews_denied if {
+	ds := approvals.deny with input as config_only(prod_source_moved, [])
+	fixtures.ids(ds) == {"approvals.config_too_few", "approvals.config_owner_missing"}
+	some d in ds
+	d.rule == "approvals.config_too_few"
+	d.msg == "modelsync.yaml changes prod: source (releases → main); that needs 2 approving reviews, the pull request has 0"
+	d._loc == {"file": "modelsync.yaml", "line": 16}
+	d.environment == "prod"
+	some o in ds
+	o.rule == "approvals.config_owner_missing"
+	contains(o.msg, "models running there need an approving review from one of their owners: churn (bob, dana)")
+}
+
+test_prod_config_change_with_owner_approvals_passes if {
+	count(approvals.deny) == 0 with input as config_only(prod_source_moved, fixtures.pr.reviews)
+}
+
+test_prod_config_change_without_owner_denied if {
+	inp := config_only(prod_source_moved, [
+		review("carol", "APPROVED", "2026-03-02T10:00:00Z"),
+		review("erin", "APPROVED", "2026-03-02T10:05:00Z"),
+	])
+	fixtures.ids(approvals.deny) == {"approvals.config_owner_missing"} with input as inp
+	count(approvals.deny) == 1 with input as inp
+	count(approvals.deny) == 0 with input as inp with data.modelsync.config.approvals.require_owner as false
+}
+
+test_config_change_outside_gated_environments_passes if {
+	dev := [{"environment": "dev", "field": "namespace", "from": "models-dev", "to": "models-dev2", "file": "modelsync.yaml", "line": 5}]
+	count(approvals.deny) == 0 with input as config_only(dev, [])
+}
+
+test_config_change_reports_first_line_and_every_field if {
+	changes := [
+		{"environment": "prod", "field": "environments", "from": "dev, staging, prod", "to": "staging, prod, dev", "file": "modelsync.yaml", "line": 3},
+		{"environment": "prod", "field": "defaults.registry.mode", "from": "aliases", "to": "both", "file": "modelsync.yaml", "line": 20},
+		{"environment": "prod", "field": "alias", "from": "", "to": "prod", "file": "modelsync.yaml", "line": 9},
+	]
+	ds := approvals.deny with input as config_only(changes, [])
+	some d in ds
+	d.rule == "approvals.config_too_few"
+	d._loc.line == 3
+	contains(d.msg, "alias (- → prod), defaults.registry.mode (aliases → both), environments (dev, staging, prod → staging, prod, dev)")
+}
+
+test_config_change_names_at_most_five_models if {
+	base := config_only(prod_source_moved, [])
+	inp := json.patch(base, [{"op": "add", "path": sprintf("/models/m%d", [i]), "value": base.models.churn} | some i in numbers.range(1, 6)])
+	ds := approvals.deny with input as inp
+	some d in ds
+	d.rule == "approvals.config_owner_missing"
+	endswith(d.msg, "and 2 more")
+}

@@ -39,6 +39,9 @@ input_keys := [
 	[["models"], "object"],
 	[["registry"], "object"],
 	[["releases"], "object"],
+	[["config_changes"], "array"],
+	[["manifest_errors"], "array"],
+	[["registry_configured"], "boolean"],
 ]
 
 # The checks are negated through these helpers because in `not f(g(x))` an
@@ -80,7 +83,7 @@ deny contains v if {
 	some [path, want] in input_keys
 	not input_ok(path, want)
 	meta := rego.metadata.rule()
-	article := {"string": "a non-empty", "array": "an", "object": "an"}[want]
+	article := {"string": "a non-empty", "array": "an", "object": "an", "boolean": "a"}[want]
 	msg := sprintf("input.%s must be %s %s", [concat(".", path), article, want])
 	v := lib.finding(meta, "", "", "", msg)
 }
@@ -98,6 +101,24 @@ deny contains v if {
 	meta := rego.metadata.rule()
 	msg := sprintf("%s: the plan changes %s but input.models has no entry for the model", [c.model, c.environment])
 	v := lib.finding(meta, c.model, c.environment, "", msg)
+}
+
+# METADATA
+# title: Manifests valid
+# description: |
+#   Every manifest the pull request adds or edits, and modelsync.yaml,
+#   decodes and validates on the head. A broken manifest is no model the
+#   other rules can judge, so it must not pass as "no changes".
+# custom:
+#   id: gate.manifest_invalid
+deny contains v if {
+	some e in input.manifest_errors
+	meta := rego.metadata.rule()
+	where := concat(": ", [x | some x in [sprintf("%s:%d", [e.file, e.line]), e.field]; x != ""])
+	msg := sprintf("%s: %s", [where, e.message])
+	# The model stays out of the finding: its entry in input.models, if
+	# any, describes the base, whose lines are not the head's.
+	v := object.union(lib.finding(meta, "", "", e.field, msg), {"_loc": {"file": e.file, "line": e.line}})
 }
 
 # METADATA

@@ -61,3 +61,31 @@ test_plan_wait_for_touched_model_warns if {
 	]}])
 	fixtures.ids(gate.warn) == {"gate.plan_wait"} with input as inp
 }
+
+test_missing_new_sections_denied if {
+	inp := fixtures.patch([
+		{"op": "remove", "path": "/config_changes"},
+		{"op": "replace", "path": "/registry_configured", "value": "yes"},
+	])
+	{d.msg | some d in gate.deny with input as inp} == {
+		"input.config_changes must be an array",
+		"input.registry_configured must be a boolean",
+	}
+}
+
+# A broken manifest is a deny naming file and line, not an absent model
+# that no rule looks at (issue 13).
+test_manifest_errors_denied_with_file_and_line if {
+	inp := fixtures.patch([{"op": "replace", "path": "/manifest_errors", "value": [
+		{"model": "churn", "file": "models/churn/model.yaml", "line": 12, "field": "spec.environments.prod.version", "message": "expected an integer, got \"three\""},
+		{"model": "big", "file": "models/big/model.yaml", "line": 1, "field": "", "message": "file is 5242880 bytes; at most 1048576 are accepted"},
+		{"model": "", "file": "modelsync.yaml", "line": 7, "field": "environments[0].namespace", "message": "expected a namespace no other environment uses"},
+	]}])
+	ds := gate.deny with input as inp
+	fixtures.ids(ds) == {"gate.manifest_invalid"}
+	{[d.msg, d._loc.file, d._loc.line] | some d in ds} == {
+		["models/churn/model.yaml:12: spec.environments.prod.version: expected an integer, got \"three\"", "models/churn/model.yaml", 12],
+		["models/big/model.yaml:1: file is 5242880 bytes; at most 1048576 are accepted", "models/big/model.yaml", 1],
+		["modelsync.yaml:7: environments[0].namespace: expected a namespace no other environment uses", "modelsync.yaml", 7],
+	}
+}

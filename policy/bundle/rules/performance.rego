@@ -36,16 +36,24 @@ prod_version(model) := v if {
 # description: |
 #   The run that produced the version must log each metric listed in
 #   performance.metrics (by default accuracy, precision, recall and f1).
+#   Without a model registry nothing can be read: the rule then fails
+#   closed and says so.
 # custom:
 #   id: performance.metric_missing
 deny contains v if {
 	some d in gated
-	some name in conf.metrics
-	not recorded(d.model, d.version, name)
+	some msg in missing(d)
 	meta := rego.metadata.rule()
-	msg := sprintf("%s v%d (%s in %s): the registry has no %q metric for this version's run", [d.model, d.version, d.role, d.environment, name])
 	v := lib.finding(meta, d.model, d.environment, d.field, msg)
 }
+
+missing(d) := {msg |
+	some name in conf.metrics
+	not recorded(d.model, d.version, name)
+	msg := sprintf("%s v%d (%s in %s): the registry has no %q metric for this version's run", [d.model, d.version, d.role, d.environment, name])
+} if {
+	lib.registry_configured
+} else := {sprintf("%s v%d (%s in %s): no registry configured: performance rules cannot be judged", [d.model, d.version, d.role, d.environment])}
 
 # METADATA
 # title: Metric at or above the minimum

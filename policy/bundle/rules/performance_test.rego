@@ -102,3 +102,15 @@ test_missing_prod_baseline_warns if {
 	count(performance.deny) == 0 with input as inp
 	fixtures.ids(performance.warn) == {"performance.baseline_missing", "performance.small_regression"} with input as inp
 }
+
+# Without a registry the rule still fails closed, but says why instead of
+# claiming the registry lacks each metric (issue 13).
+test_no_registry_configured_says_so_once_per_deployment if {
+	inp := fixtures.patch([
+		{"op": "replace", "path": "/registry", "value": {}},
+		{"op": "replace", "path": "/registry_configured", "value": false},
+	])
+	ds := performance.deny with input as inp
+	{d.msg | some d in ds} == {"churn v4 (canary in prod): no registry configured: performance rules cannot be judged"}
+	fixtures.ids(ds) == {"performance.metric_missing"}
+}

@@ -32,9 +32,13 @@ deny contains v if {
 	some d in entering_prod
 	not soak_recorded(d)
 	meta := rego.metadata.rule()
-	msg := sprintf("%s v%d (%s) cannot enter %s: the registry has no record of it running in %s", [d.model, d.version, d.role, d.environment, lib.staging_env])
+	msg := sprintf("%s v%d (%s) cannot enter %s: %s", [d.model, d.version, d.role, d.environment, no_record_reason])
 	v := lib.finding(meta, d.model, d.environment, d.field, msg)
 }
+
+no_record_reason := sprintf("the registry has no record of it running in %s", [lib.staging_env]) if {
+	lib.registry_configured
+} else := "no registry configured: its time in staging cannot be judged"
 
 # METADATA
 # title: Staging soak time reached

@@ -60,3 +60,11 @@ test_minimum_comes_from_config if {
 	fixtures.ids(promotion.deny) == {"promotion.staging_too_short"} with input as fixtures.pr
 		with data.modelsync.config.promotion.min_staging_hours as 100
 }
+
+test_no_registry_configured_says_so if {
+	inp := fixtures.patch([
+		{"op": "replace", "path": "/registry", "value": {}},
+		{"op": "replace", "path": "/registry_configured", "value": false},
+	])
+	{d.msg | some d in promotion.deny with input as inp} == {"churn v4 (canary) cannot enter prod: no registry configured: its time in staging cannot be judged"}
+}
