@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,31 +29,14 @@ import (
 // to free loopback ports, and runs the real binary with nothing else in
 // its environment.
 
-var buildOnce struct {
-	sync.Once
-	path string
-	err  error
-}
-
-// modelsyncBinary builds cmd/modelsync once per test process.
+// modelsyncBinary builds cmd/modelsync into the test's temporary directory.
 func modelsyncBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "modelsync-deploy-bin-")
-		if err != nil {
-			buildOnce.err = err
-			return
-		}
-		buildOnce.path = filepath.Join(dir, "modelsync")
-		out, err := exec.Command("go", "build", "-o", buildOnce.path, "github.com/modelsync/modelsync/cmd/modelsync").CombinedOutput()
-		if err != nil {
-			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildOnce.err != nil {
-		t.Fatal(buildOnce.err)
+	bin := filepath.Join(t.TempDir(), "modelsync")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/modelsync/modelsync/cmd/modelsync").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return buildOnce.path
+	return bin
 }
 
 // pod is the Deployment's container, resolved for one run on this host.
