@@ -1,66 +1,35 @@
-// Package deploy holds the Kubernetes manifests; this test renders every
-// overlay with kustomize and checks the objects, then creates them on a real
-// kube-apiserver so the API server's own validation runs too.
+// Package deploy holds the Kubernetes manifests. deploy_test.go renders
+// every overlay with kustomize and checks the objects; run_e2e_test.go
+// applies them to a real kube-apiserver and runs the real binary as the
+// overlay's ServiceAccount.
 package deploy
 
 import (
-	"context"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/restmapper"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 
-	"github.com/modelsync/modelsync/test/testenv"
+	"github.com/modelsync/modelsync/internal/cmd/serve"
+	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/gitsource"
+	"github.com/modelsync/modelsync/internal/mlflowclient"
+	"github.com/modelsync/modelsync/internal/repo"
 )
 
-func render(t *testing.T, dir string) []*unstructured.Unstructured {
-	t.Helper()
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	res, err := k.Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		t.Fatalf("kustomize build %s: %v", dir, err)
-	}
-	var objs []*unstructured.Unstructured
-	for _, r := range res.Resources() {
-		b, err := r.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(b); err != nil {
-			t.Fatal(err)
-		}
-		objs = append(objs, u)
-	}
-	return objs
-}
-
-func find(objs []*unstructured.Unstructured, kind, ns, name string) *unstructured.Unstructured {
-	for _, o := range objs {
-		if o.GetKind() == kind && o.GetNamespace() == ns && o.GetName() == name {
-			return o
-		}
-	}
-	return nil
-}
-
+// The overlays as shipped: safe containers, least privilege, an image
+// reference that is overridable and never a bare name, and access to
+// exactly the example repository's environment namespaces.
 func TestOverlaysRenderSafeObjects(t *testing.T) {
 	for _, tc := range []struct {
-		overlay    string
-		replicas   int64
-		namespaces []string
-		monitor    bool
+		overlay  string
+		replicas int64
+		monitor  bool
 	}{
-		{"overlays/dev", 1, []string{"models-dev"}, false},
-		{"overlays/prod", 2, []string{"models-dev", "models-staging", "models-prod"}, true},
+		{"overlays/dev", 1, false},
+		{"overlays/prod", 2, true},
 	} {
 		t.Run(tc.overlay, func(t *testing.T) {
 			objs := render(t, tc.overlay)
@@ -75,8 +44,7 @@ func TestOverlaysRenderSafeObjects(t *testing.T) {
 			if nonRoot, _, _ := unstructured.NestedBool(pod, "securityContext", "runAsNonRoot"); !nonRoot {
 				t.Error("pod does not require a non-root user")
 			}
-			containers, _, _ := unstructured.NestedSlice(pod, "containers")
-			c := containers[0].(map[string]any)
+			c := container(t, dep)
 			if ro, _, _ := unstructured.NestedBool(c, "securityContext", "readOnlyRootFilesystem"); !ro {
 				t.Error("root filesystem is writable")
 			}
@@ -89,39 +57,30 @@ func TestOverlaysRenderSafeObjects(t *testing.T) {
 				}
 			}
 			args, _, _ := unstructured.NestedStringSlice(c, "args")
-			if !slices.Contains(args, "--leader-elect") {
-				t.Errorf("args %v lack --leader-elect", args)
+			for _, want := range []string{"--leader-elect", "--kserve", "--kube-api-auth", "--listen=:8080", "--probe-listen=:8081"} {
+				if !slices.Contains(args, want) {
+					t.Errorf("args %v lack %s", args, want)
+				}
 			}
+			// The image is an images: entry's work: a registry and a tag,
+			// never the bare name the base uses.
+			image, _, _ := unstructured.NestedString(c, "image")
+			name, tag, _ := strings.Cut(image, ":")
+			if !strings.Contains(name, "/") || tag == "" || tag == "latest" {
+				t.Errorf("image %q: want <registry>/modelsync:<version> from the overlay's images: entry", image)
+			}
+
+			checkPorts(t, objs, dep, c)
+			checkRBAC(t, objs)
 			var bound []string
 			for _, o := range objs {
-				switch o.GetKind() {
-				case "ClusterRoleBinding":
-					t.Errorf("cluster-wide binding %s: access must be per namespace", o.GetName())
-				case "Role", "ClusterRole":
-					rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
-					for _, r := range rules {
-						rule := r.(map[string]any)
-						for _, field := range []string{"verbs", "resources", "apiGroups"} {
-							vals, _, _ := unstructured.NestedStringSlice(rule, field)
-							if slices.Contains(vals, "*") {
-								t.Errorf("%s %s grants * %s", o.GetKind(), o.GetName(), field)
-							}
-							if field == "resources" && (slices.Contains(vals, "secrets") || slices.Contains(vals, "pods")) {
-								t.Errorf("%s %s grants %v", o.GetKind(), o.GetName(), vals)
-							}
-						}
-					}
-				case "RoleBinding":
-					if o.GetName() == "modelsync-inferenceservices" {
-						bound = append(bound, o.GetNamespace())
-					}
+				if o.GetKind() == "RoleBinding" && o.GetName() == "modelsync-inferenceservices" {
+					bound = append(bound, o.GetNamespace())
 				}
 			}
 			slices.Sort(bound)
-			want := slices.Clone(tc.namespaces)
-			slices.Sort(want)
-			if !slices.Equal(bound, want) {
-				t.Errorf("InferenceService access in %v, want %v", bound, want)
+			if want := exampleNamespaces(t); !slices.Equal(bound, want) {
+				t.Errorf("InferenceService access in %v, want the example repository's environment namespaces %v", bound, want)
 			}
 			if got := find(objs, "ServiceMonitor", "modelsync-system", "modelsync") != nil; got != tc.monitor {
 				t.Errorf("ServiceMonitor present %v, want %v", got, tc.monitor)
@@ -130,44 +89,168 @@ func TestOverlaysRenderSafeObjects(t *testing.T) {
 	}
 }
 
-// The rendered objects are accepted by a real API server (the
-// ServiceMonitor CRD is not installed there and is checked above only).
-func TestOverlaysApplyToRealAPIServer(t *testing.T) {
-	kube := testenv.NewKube(t)
-	dyn := dynamic.NewForConfigOrDie(kube.RESTConfig)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(kube.RESTConfig)))
-	ctx := context.Background()
-	objs := render(t, "overlays/prod")
-	// Namespaces first; the environment namespaces come from the models repo.
-	for _, ns := range []string{"models-dev", "models-staging", "models-prod"} {
-		nsObj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}
-		objs = append([]*unstructured.Unstructured{nsObj}, objs...)
+// checkPorts follows every port reference to a port the container opens:
+// probes, Service targetPorts, the ServiceMonitor's endpoint and the
+// NetworkPolicy. Probes and metrics are on the probe listener only, and
+// the NetworkPolicy admits it from the monitoring namespace only.
+func checkPorts(t *testing.T, objs []*unstructured.Unstructured, dep *unstructured.Unstructured, c map[string]any) {
+	t.Helper()
+	ports := map[string]int64{}
+	cps, _, _ := unstructured.NestedSlice(c, "ports")
+	for _, p := range cps {
+		pm := p.(map[string]any)
+		ports[pm["name"].(string)] = pm["containerPort"].(int64)
 	}
-	slices.SortStableFunc(objs, func(a, b *unstructured.Unstructured) int {
-		return boolRank(a.GetKind() != "Namespace") - boolRank(b.GetKind() != "Namespace")
-	})
+	if ports["http"] != 8080 || ports["metrics"] != 8081 {
+		t.Errorf("container ports %v, want http 8080 and metrics 8081", ports)
+	}
+	for _, probe := range []string{"readinessProbe", "livenessProbe"} {
+		if p, _, _ := unstructured.NestedString(c, probe, "httpGet", "port"); p != "metrics" {
+			t.Errorf("%s on port %q, want the probe listener (metrics)", probe, p)
+		}
+	}
+	svc := find(objs, "Service", "modelsync-system", "modelsync")
+	if svc == nil {
+		t.Fatal("no Service")
+	}
+	svcPorts := map[string]bool{}
+	sps, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
+	for _, p := range sps {
+		pm := p.(map[string]any)
+		svcPorts[pm["name"].(string)] = true
+		if _, ok := ports[pm["targetPort"].(string)]; !ok {
+			t.Errorf("Service port %v targets a port the container does not open", pm)
+		}
+	}
+	if sm := find(objs, "ServiceMonitor", "modelsync-system", "modelsync"); sm != nil {
+		eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+		for _, e := range eps {
+			if p := e.(map[string]any)["port"]; p != "metrics" || !svcPorts["metrics"] {
+				t.Errorf("ServiceMonitor scrapes port %v, want the Service's metrics port", p)
+			}
+		}
+	}
+	np := find(objs, "NetworkPolicy", "modelsync-system", "modelsync")
+	if np == nil {
+		t.Fatal("no NetworkPolicy")
+	}
+	if sel, _, _ := unstructured.NestedStringMap(np.Object, "spec", "podSelector", "matchLabels"); !maps.Equal(sel, map[string]string{"app.kubernetes.io/name": "modelsync"}) {
+		t.Errorf("NetworkPolicy selects %v", sel)
+	}
+	rules, _, _ := unstructured.NestedSlice(np.Object, "spec", "ingress")
+	from := map[string]string{}
+	for _, r := range rules {
+		rm := r.(map[string]any)
+		peers, _, _ := unstructured.NestedSlice(rm, "from")
+		who := "anywhere"
+		if len(peers) > 0 {
+			ns, _, _ := unstructured.NestedStringMap(peers[0].(map[string]any), "namespaceSelector", "matchLabels")
+			who = "namespace " + ns["kubernetes.io/metadata.name"]
+			if len(peers) != 1 || len(ns) != 1 {
+				t.Errorf("NetworkPolicy peers %v: want one namespace selected by name", peers)
+			}
+		}
+		rps, _, _ := unstructured.NestedSlice(rm, "ports")
+		for _, p := range rps {
+			name, _ := p.(map[string]any)["port"].(string)
+			if _, ok := ports[name]; !ok {
+				t.Errorf("NetworkPolicy admits port %q the container does not open", name)
+			}
+			from[name] = who
+		}
+	}
+	if want := map[string]string{"http": "anywhere", "metrics": "namespace monitoring"}; !maps.Equal(from, want) {
+		t.Errorf("NetworkPolicy admits %v, want %v", from, want)
+	}
+}
+
+// checkRBAC: no wildcard, no Secrets, Pods or Namespaces, and the only
+// cluster-wide binding is the one API authentication needs.
+func checkRBAC(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
 	for _, o := range objs {
-		if o.GetKind() == "ServiceMonitor" {
-			continue
-		}
-		gvk := o.GroupVersionKind()
-		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if err != nil {
-			t.Fatalf("%s: %v", gvk, err)
-		}
-		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
-		if o.GetNamespace() != "" {
-			ri = dyn.Resource(m.Resource).Namespace(o.GetNamespace())
-		}
-		if _, err := ri.Create(ctx, o, metav1.CreateOptions{FieldValidation: "Strict"}); err != nil {
-			t.Errorf("create %s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+		switch o.GetKind() {
+		case "ClusterRoleBinding":
+			ref, _, _ := unstructured.NestedString(o.Object, "roleRef", "name")
+			if ref != "system:auth-delegator" {
+				t.Errorf("cluster-wide binding %s to %s: access must be per namespace", o.GetName(), ref)
+			}
+		case "Role", "ClusterRole":
+			rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+			for _, r := range rules {
+				rule := r.(map[string]any)
+				for _, field := range []string{"verbs", "resources", "apiGroups"} {
+					vals, _, _ := unstructured.NestedStringSlice(rule, field)
+					if slices.Contains(vals, "*") {
+						t.Errorf("%s %s grants * %s", o.GetKind(), o.GetName(), field)
+					}
+					if field == "resources" && slices.ContainsFunc(vals, func(v string) bool { return v == "secrets" || v == "pods" || v == "namespaces" }) {
+						t.Errorf("%s %s grants %v", o.GetKind(), o.GetName(), vals)
+					}
+				}
+			}
 		}
 	}
 }
 
-func boolRank(b bool) int {
-	if b {
-		return 1
+// Every variable the Deployment and the components set is one modelsync
+// reads or an argument uses; every Secret key is named after its variable, and every
+// ConfigMap key the Deployment needs (not optional) is in the ConfigMap.
+func TestDeploymentEnvIsWhatServeReads(t *testing.T) {
+	// What the code reads, asked of the code where it reads through getenv.
+	reads := map[string]bool{}
+	rec := func(k string) string { reads[k] = true; return "" }
+	mlflowclient.ConfigFromEnv(rec)
+	gitsource.AuthFromEnv(rec)
+	repo.DefaultCacheDir(rec)
+	for _, k := range []string{serve.EnvWebhookSecret, serve.EnvRepository, serve.EnvGenericWebhookSecret,
+		cmdutil.EnvGitHubToken, cmdutil.EnvGitHubAPIURL,
+		// The API token and the pod's namespace (--api-authz-namespace's
+		// default) are read by serve's API authentication.
+		"MODELSYNC_API_TOKEN", "POD_NAMESPACE"} {
+		reads[k] = true
 	}
-	return 0
+	for _, tc := range []struct{ name, kustomization string }{
+		{"overlays/prod", ""},
+		{"overlays/dev with github-webhooks", "resources: [../deploy/overlays/dev]\ncomponents: [../deploy/components/github-webhooks]\n" +
+			"configMapGenerator:\n- {name: modelsync, namespace: modelsync-system, behavior: merge, literals: [githubRepository=acme/models]}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var objs []*unstructured.Unstructured
+			if tc.kustomization == "" {
+				objs = render(t, tc.name)
+			} else {
+				objs = renderInstall(t, "", tc.kustomization)
+			}
+			cm := findKind(t, objs, "ConfigMap")
+			data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+			c := container(t, findKind(t, objs, "Deployment"))
+			if envFrom, found, _ := unstructured.NestedSlice(c, "envFrom"); found {
+				t.Errorf("envFrom %v: every key of the source would become a variable", envFrom)
+			}
+			args, _, _ := unstructured.NestedStringSlice(c, "args")
+			inArgs := func(name string) bool {
+				return slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, "$("+name+")") })
+			}
+			env, _, _ := unstructured.NestedSlice(c, "env")
+			for _, e := range env {
+				em := e.(map[string]any)
+				name := em["name"].(string)
+				if !reads[name] && !inArgs(name) {
+					t.Errorf("the Deployment sets %s, which modelsync does not read and no argument uses", name)
+				}
+				if ref, ok, _ := unstructured.NestedMap(em, "valueFrom", "secretKeyRef"); ok && ref["key"] != name {
+					t.Errorf("%s comes from Secret key %v: name the key after the variable", name, ref["key"])
+				}
+				if ref, ok, _ := unstructured.NestedMap(em, "valueFrom", "configMapKeyRef"); ok {
+					if ref["name"] != cm.GetName() {
+						t.Errorf("%s reads ConfigMap %v, not the generated %s", name, ref["name"], cm.GetName())
+					}
+					if _, has := data[ref["key"].(string)]; !has && ref["optional"] != true {
+						t.Errorf("%s needs ConfigMap key %v, which the ConfigMap lacks", name, ref["key"])
+					}
+				}
+			}
+		})
+	}
 }

@@ -16,6 +16,9 @@ import (
 
 // applyError turns an API error into a model error a reader can act on.
 func (t *Target) applyError(key objKey, version int, model, env string, err error) error {
+	if namespaceNotFound(err, key.Namespace) {
+		return &ModelError{Model: model, Environment: env, Version: version, Err: &NamespaceMissingError{Namespace: key.Namespace}}
+	}
 	var status apierrors.APIStatus
 	if apierrors.IsConflict(err) && errors.As(err, &status) {
 		ce := &ConflictError{Namespace: key.Namespace, Name: key.Name, Message: status.Status().Message}
@@ -41,6 +44,18 @@ func (t *Target) applyError(key objKey, version int, model, env string, err erro
 	}
 	return &ModelError{Model: model, Environment: env, Version: version,
 		Err: fmt.Errorf("applying %s %s: %w", kindOf(key), key, err)}
+}
+
+// namespaceNotFound reports whether err is the API server refusing a write
+// because namespace ns does not exist (the NamespaceLifecycle admission
+// check answers 404 naming the namespace, not the object written).
+func namespaceNotFound(err error, ns string) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &status) {
+		return false
+	}
+	d := status.Status().Details
+	return d != nil && d.Group == "" && d.Kind == "namespaces" && d.Name == ns
 }
 
 // managerFromCause extracts the manager from a FieldManagerConflict cause,
@@ -109,13 +124,13 @@ func (t *Target) Apply(ctx context.Context, a reconciler.Action) error {
 	key := objKey{GVR: p.gvr(), Namespace: p.Namespace, Name: p.Name}
 	switch p.Op {
 	case PayloadCreateNamespace:
-		_, err := t.dyn.Resource(namespaceGVR).Apply(ctx, p.Name, obj, metav1.ApplyOptions{FieldManager: t.cfg.fieldManager()})
-		if err != nil {
+		// A create, not an apply: it needs only the "create" verb on
+		// Namespaces (deploy/components/create-namespaces), and a namespace
+		// someone else created meanwhile is as good as ours.
+		_, err := t.dyn.Resource(namespaceGVR).Create(ctx, obj, metav1.CreateOptions{FieldManager: t.cfg.fieldManager()})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating namespace %s: %w", p.Name, err)
 		}
-		t.mu.Lock()
-		t.namespaces[p.Name] = true
-		t.mu.Unlock()
 		return nil
 	case PayloadDelete:
 		err := t.dyn.Resource(key.GVR).Namespace(key.Namespace).Delete(ctx, key.Name, metav1.DeleteOptions{

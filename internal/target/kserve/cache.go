@@ -2,7 +2,6 @@ package kserve
 
 import (
 	"context"
-
 	"fmt"
 	"sort"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -43,8 +41,9 @@ func (k objKey) String() string { return k.Namespace + "/" + k.Name }
 // for every other object, so an unlabelled object of a desired name is
 // seen (and left alone) without a GET.
 type nsWatch struct {
-	managed cache.SharedIndexInformer
-	foreign cache.SharedIndexInformer
+	namespace string
+	managed   cache.SharedIndexInformer
+	foreign   cache.SharedIndexInformer
 
 	mu      sync.Mutex
 	lastErr error // the latest LIST/WATCH failure, until the caches sync
@@ -135,7 +134,13 @@ func (c *caches) ensure(ctx context.Context, gvr schema.GroupVersionResource, na
 			// A missing CRD or missing permissions never heal by
 			// retrying; say so now instead of at the timeout.
 			if err := w.failure(); err != nil && permanent(err) {
-				return fmt.Errorf("listing %s: %w", gvr.GroupResource(), err)
+				if apierrors.IsForbidden(err) {
+					// modelsync's access is granted per namespace; a
+					// namespace without its RoleBinding (or that does not
+					// exist yet) answers 403 to the LIST.
+					return fmt.Errorf("listing %s in namespace %s: %w (modelsync needs a RoleBinding there; see Install in the README)", gvr.GroupResource(), w.namespace, err)
+				}
+				return fmt.Errorf("listing %s in namespace %s: %w", gvr.GroupResource(), w.namespace, err)
 			}
 			rest = append(rest, w)
 		}
@@ -176,7 +181,7 @@ func (c *caches) start(gvr schema.GroupVersionResource, ns string) *nsWatch {
 		o.LabelSelector = LabelManagedBy + "!=" + ManagedByValue
 	})
 	foreign := ff.ForResource(gvr).Informer()
-	w := &nsWatch{managed: managed, foreign: foreign}
+	w := &nsWatch{namespace: ns, managed: managed, foreign: foreign}
 	onErr := func(_ *cache.Reflector, err error) {
 		w.mu.Lock()
 		w.lastErr = err

@@ -4,13 +4,16 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/modelsync/modelsync/internal/manifest"
@@ -21,10 +24,17 @@ import (
 // requestCounter counts the HTTP requests a client makes, by method.
 type requestCounter struct {
 	reads, writes atomic.Int64
+
+	mu sync.Mutex
+	// paths are "METHOD path" of every request, in order.
+	paths []string
 }
 
 func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		c.mu.Lock()
+		c.paths = append(c.paths, r.Method+" "+r.URL.Path)
+		c.mu.Unlock()
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
 			c.reads.Add(1)
@@ -38,6 +48,22 @@ func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 }
 
 func (c *requestCounter) total() int64 { return c.reads.Load() + c.writes.Load() }
+
+// namespaceReads lists the requests that read Namespace objects (GET
+// /api/v1/namespaces[/name]), which modelsync must never need.
+func (c *requestCounter) namespaceReads() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, p := range c.paths {
+		method, path, _ := strings.Cut(p, " ")
+		rest, ok := strings.CutPrefix(path, "/api/v1/namespaces")
+		if method == http.MethodGet && ok && !strings.Contains(strings.TrimPrefix(rest, "/"), "/") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
@@ -58,7 +84,12 @@ type world struct {
 // countedTarget is a target whose every request goes through counter.
 func countedTarget(tb testing.TB, kube *testenv.Kube, cfg Config, counter *requestCounter, locator reconciler.ArtifactLocator) *Target {
 	tb.Helper()
-	rc := rest.CopyConfig(kube.RESTConfig)
+	return countedTargetAs(tb, kube.RESTConfig, cfg, counter, locator)
+}
+
+func countedTargetAs(tb testing.TB, restConfig *rest.Config, cfg Config, counter *requestCounter, locator reconciler.ArtifactLocator) *Target {
+	tb.Helper()
+	rc := rest.CopyConfig(restConfig)
 	rc.WrapTransport = counter.wrap
 	target, err := New(cfg, locator, rc)
 	if err != nil {
@@ -70,8 +101,15 @@ func countedTarget(tb testing.TB, kube *testenv.Kube, cfg Config, counter *reque
 
 func newWorld(t *testing.T, kube *testenv.Kube, cfg Config, locator reconciler.ArtifactLocator) *world {
 	t.Helper()
+	return newWorldAs(t, kube, kube.RESTConfig, cfg, locator)
+}
+
+// newWorldAs is newWorld with the target authenticating as rc says (a
+// user RBAC restricts), while the test's own client stays admin.
+func newWorldAs(t *testing.T, kube *testenv.Kube, rc *rest.Config, cfg Config, locator reconciler.ArtifactLocator) *world {
+	t.Helper()
 	counter := &requestCounter{}
-	target := countedTarget(t, kube, cfg, counter, locator)
+	target := countedTargetAs(t, rc, cfg, counter, locator)
 	dyn, err := dynamic.NewForConfig(kube.RESTConfig)
 	if err != nil {
 		t.Fatal(err)
@@ -212,4 +250,48 @@ func repoWith(models ...string) fstest.MapFS {
 func storageURI(o *unstructured.Unstructured) string {
 	s, _, _ := unstructured.NestedString(o.Object, "spec", "predictor", "model", "storageUri")
 	return s
+}
+
+// isvcRules are what modelsync needs in an environment namespace.
+func isvcRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{KServeGroup}, Resources: []string{"inferenceservices"}, Verbs: []string{"list", "watch", "create", "patch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
+	}
+}
+
+// rbacUser returns a client configuration for a new user granted rules:
+// in namespace ns (a Role and RoleBinding there), or everywhere when ns is
+// empty (a ClusterRole and ClusterRoleBinding).
+func rbacUser(t *testing.T, kube *testenv.Kube, ns string, rules []rbacv1.PolicyRule) *rest.Config {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(kube.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := testenv.UniqueName("modelsync-user")
+	ctx := t.Context()
+	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}
+	meta := metav1.ObjectMeta{Name: user, Namespace: ns}
+	if ns == "" {
+		_, err = cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: meta, Rules: rules}, metav1.CreateOptions{})
+		if err == nil {
+			_, err = cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: meta, Subjects: subjects,
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: user}}, metav1.CreateOptions{})
+		}
+	} else {
+		_, err = cs.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: meta, Rules: rules}, metav1.CreateOptions{})
+		if err == nil {
+			_, err = cs.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: meta, Subjects: subjects,
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: user}}, metav1.CreateOptions{})
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := kube.UserRESTConfig(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
 }

@@ -10,6 +10,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -507,17 +508,22 @@ patches:
 	})
 
 	t.Run("namespaces", func(t *testing.T) {
-		w := newWorld(t, kube, Config{}, loc)
+		// modelsync as deploy/components/create-namespaces grants it:
+		// InferenceServices and Events in every namespace and Namespace
+		// creation, but no read of Namespaces.
+		rc := rbacUser(t, kube, "", append(isvcRules(), rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"create"}}))
+		w := newWorldAs(t, kube, rc, Config{}, loc)
 		ns := testenv.UniqueName("absent")
 		cfg := testConfig(map[string]string{"prod": ns})
 		d := oneModel(cfg, desiredEnv("prod", ns, 1, repoWith("churn"), "churn"), "churn")
 		p := w.plan(d)
-		if p.HasChanges() || len(p.Errors()) != 1 || !strings.Contains(p.Errors()[0].Message, "namespace does not exist") {
-			t.Fatalf("without createNamespaces: %s errors %v", actionSummary(p.Actions()), p.Errors())
+		want := "namespace " + ns + " does not exist; pre-create it with its RoleBinding"
+		if p.HasChanges() || len(p.Errors()) != 1 || !strings.Contains(p.Errors()[0].Message, want) {
+			t.Fatalf("without createNamespaces: %s errors %v; want one error saying %q", actionSummary(p.Actions()), p.Errors(), want)
 		}
 		cfg.CreateNamespaces = true
 		p = w.plan(d)
-		if got := kinds(p.Actions()); !slices.Equal(got, []string{KindCreateNamespace, KindApplyInferenceService}) {
+		if got := kinds(p.Actions()); !slices.Equal(got, []string{KindCreateNamespace, KindApplyInferenceService}) || len(p.Errors()) > 0 {
 			t.Fatalf("with createNamespaces: %s errors %v", actionSummary(p.Actions()), p.Errors())
 		}
 		w.apply(p)
@@ -525,6 +531,52 @@ patches:
 			t.Fatal("not applied")
 		}
 		w.quiet(d)
+		// The namespace exists now: a second model in it needs no create.
+		d2 := &reconciler.DesiredState{Revision: d.Revision, Config: cfg, Models: []reconciler.DesiredModel{
+			desiredModel("churn", desiredEnv("prod", ns, 1, repoWith("churn", "fraud"), "churn")),
+			desiredModel("fraud", desiredEnv("prod", ns, 1, repoWith("churn", "fraud"), "fraud")),
+		}}
+		p = w.plan(d2)
+		if got := kinds(p.Actions()); !slices.Equal(got, []string{KindApplyInferenceService}) || len(p.Errors()) > 0 {
+			t.Fatalf("second model in the created namespace: %s errors %v", actionSummary(p.Actions()), p.Errors())
+		}
+		if r := w.counter.namespaceReads(); len(r) > 0 {
+			t.Fatalf("the target read Namespaces: %v", r)
+		}
+	})
+
+	t.Run("namespace-scoped RBAC", func(t *testing.T) {
+		// modelsync as deploy/ grants it by default: InferenceServices and
+		// Events in its environment namespaces, bound there; nothing
+		// cluster-wide.
+		ns, err := kube.NewNamespace(t.Context(), "scoped")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := rbacUser(t, kube, ns, isvcRules())
+		w := newWorldAs(t, kube, rc, Config{}, loc)
+		cfg := testConfig(map[string]string{"prod": ns})
+		d := oneModel(cfg, desiredEnv("prod", ns, 1, repoWith("churn"), "churn"), "churn")
+		p := w.plan(d)
+		if got := kinds(p.Actions()); !slices.Equal(got, []string{KindApplyInferenceService}) || len(p.Errors()) > 0 {
+			t.Fatalf("first plan: %s errors %v", actionSummary(p.Actions()), p.Errors())
+		}
+		w.apply(p)
+		w.quiet(d)
+		if r := w.counter.namespaceReads(); len(r) > 0 {
+			t.Fatalf("the target read Namespaces: %v", r)
+		}
+
+		// An environment whose namespace has no RoleBinding (it may not
+		// even exist): the error names the namespace and what is missing.
+		unbound := testenv.UniqueName("unbound")
+		cfg = testConfig(map[string]string{"prod": ns, "qa": unbound})
+		d = oneModel(cfg, desiredEnv("qa", unbound, 1, repoWith("churn"), "churn"), "churn")
+		p = w.plan(d)
+		if p.HasChanges() || len(p.Errors()) != 1 || !strings.Contains(p.Errors()[0].Message, "in namespace "+unbound) ||
+			!strings.Contains(p.Errors()[0].Message, "needs a RoleBinding there") {
+			t.Fatalf("unbound namespace: %s errors %v", actionSummary(p.Actions()), p.Errors())
+		}
 	})
 
 	t.Run("wait for health", func(t *testing.T) {

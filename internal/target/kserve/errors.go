@@ -28,8 +28,9 @@ var (
 	ErrCanaryUnsupported = errors.New("canaryTrafficPercent works only in Knative (Serverless) deployment mode")
 	// ErrNotManaged: an object of the desired name exists but modelsync did not create it.
 	ErrNotManaged = errors.New("object exists and is not managed by modelsync")
-	// ErrNamespaceMissing: the environment namespace is missing and createNamespaces is off.
-	ErrNamespaceMissing = errors.New("namespace does not exist (set createNamespaces in modelsync.yaml)")
+	// ErrNamespaceMissing: the environment namespace is missing and
+	// createNamespaces is off (a *NamespaceMissingError says which).
+	ErrNamespaceMissing = errors.New("namespace does not exist")
 	// ErrInvalidSpec: the API server or modelsync rejected the object's content.
 	ErrInvalidSpec = errors.New("invalid serving spec")
 	// ErrPruneEmpty: pruning would delete every managed object because the
@@ -63,6 +64,19 @@ func (e *ModelError) Error() string {
 }
 
 func (e *ModelError) Unwrap() error { return e.Err }
+
+// NamespaceMissingError is a write into an environment namespace that does
+// not exist. modelsync does not look namespaces up (that needs a
+// cluster-wide grant); the API server's answer to the write says so.
+type NamespaceMissingError struct {
+	Namespace string
+}
+
+func (e *NamespaceMissingError) Error() string {
+	return fmt.Sprintf("namespace %s does not exist; pre-create it with its RoleBinding for modelsync (see Install in the README and deploy/README.md), or set createNamespaces in modelsync.yaml and grant modelsync deploy/components/create-namespaces", e.Namespace)
+}
+
+func (e *NamespaceMissingError) Is(target error) bool { return target == ErrNamespaceMissing }
 
 // FieldConflict is one field another manager owns with a different value.
 type FieldConflict struct {

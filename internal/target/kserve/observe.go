@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -121,30 +120,16 @@ func (t *Target) Observe(ctx context.Context, desired *reconciler.DesiredState) 
 			for _, k := range it.keys {
 				wanted[k] = true
 			}
-			for _, s := range it.steps {
-				if s.op != reconciler.OpCreate {
-					continue
-				}
-				exists, err := t.namespaceExists(ctx, s.key.Namespace)
-				if err != nil {
-					return nil, err
-				}
-				if !exists {
-					if desired.Config == nil || !desired.Config.CreateNamespaces {
-						it.err = &ModelError{Model: it.model, Environment: it.env, Version: it.version,
-							Err: fmt.Errorf("%w: %s", ErrNamespaceMissing, s.key.Namespace)}
-						it.steps, it.waits = nil, nil
-						break
-					}
-					createNS[s.key.Namespace] = true
-				}
-			}
 		}
 	}
 	t.sweepBuilds()
+	// Whether an environment namespace exists is learnt from the dry-run of
+	// the write itself, never from a GET of the Namespace: modelsync's RBAC
+	// is per namespace, and reading Namespaces needs a cluster-wide grant.
+	create := desired.Config != nil && desired.Config.CreateNamespaces
 	for _, it := range obs.items {
 		if it.err == nil {
-			t.dryRunFinal(ctx, it, createNS)
+			t.dryRunFinal(ctx, it, create, createNS)
 		}
 	}
 	for ns := range createNS {
@@ -242,27 +227,6 @@ func envNamespaces(d *reconciler.DesiredState) []string {
 	return out
 }
 
-func (t *Target) namespaceExists(ctx context.Context, ns string) (bool, error) {
-	t.mu.Lock()
-	known := t.namespaces[ns]
-	t.mu.Unlock()
-	if known {
-		return true, nil
-	}
-	_, err := t.dyn.Resource(namespaceGVR).Get(ctx, ns, metav1.GetOptions{})
-	switch {
-	case err == nil:
-		t.mu.Lock()
-		t.namespaces[ns] = true
-		t.mu.Unlock()
-		return true, nil
-	case apierrors.IsNotFound(err):
-		return false, nil
-	default:
-		return false, fmt.Errorf("reading namespace %s: %w", ns, err)
-	}
-}
-
 // restMapper is built on first use: only repositories with extra kinds
 // need discovery.
 func (t *Target) restMapper() meta.ResettableRESTMapper {
@@ -338,11 +302,16 @@ func (t *Target) resolveKinds(kinds []string) ([]schema.GroupVersionResource, er
 // produce. It validates against the CRD schema (a malformed object fails
 // here, at plan time, for this model only), reports conflicts with the
 // managers' names, and drops a write the server would not change anything
-// with.
-func (t *Target) dryRunFinal(ctx context.Context, it *item, createNS map[string]bool) {
+// with. A write into a namespace that does not exist fails the item, or,
+// with createNamespaces, adds the namespace to createNS (the write then
+// follows its creation unchecked, as nothing can be dry-run in it yet).
+func (t *Target) dryRunFinal(ctx context.Context, it *item, createNamespaces bool, createNS map[string]bool) {
 	for i, s := range it.steps {
-		if !s.final || createNS[s.key.Namespace] {
+		if !s.final {
 			continue
+		}
+		if createNS[s.key.Namespace] {
+			return
 		}
 		live := t.caches.managedObject(s.key)
 		body, err := json.Marshal(s.obj.Object)
@@ -365,6 +334,17 @@ func (t *Target) dryRunFinal(ctx context.Context, it *item, createNS map[string]
 			if err != nil {
 				if ctx.Err() != nil {
 					it.err = t.modelErr(it, ctx.Err())
+					return
+				}
+				if namespaceNotFound(err, s.key.Namespace) {
+					// Not remembered: the namespace may be created
+					// before the next plan.
+					if createNamespaces {
+						createNS[s.key.Namespace] = true
+						return
+					}
+					it.err = t.applyError(s.key, s.version, it.model, it.env, err)
+					it.steps, it.waits = nil, nil
 					return
 				}
 				out.err = t.applyError(s.key, s.version, it.model, it.env, err)

@@ -47,8 +47,6 @@ type Target struct {
 
 	mu     sync.Mutex
 	mapper meta.ResettableRESTMapper
-	// namespaces known to exist, so only the first create in a namespace reads it.
-	namespaces map[string]bool
 	// dryRuns remembers dry-run outcomes per object, live resourceVersion
 	// and desired content, so a difference the server normalises away
 	// costs one dry-run, not one per resync.
@@ -117,7 +115,6 @@ func New(cfg Config, locator reconciler.ArtifactLocator, restConfig *rest.Config
 		disc:       memory.NewMemCacheClient(disc),
 		caches:     newCaches(dyn, md, ctx.Done()),
 		cancel:     cancel,
-		namespaces: map[string]bool{},
 		dryRuns:    map[string]dryRunOutcome{},
 		builds:     map[string]cachedBuild{},
 		buildsUsed: map[string]bool{},
