@@ -207,7 +207,7 @@ func TestDeploymentEnvIsWhatServeReads(t *testing.T) {
 		cmdutil.EnvGitHubToken, cmdutil.EnvGitHubAPIURL,
 		// The API token and the pod's namespace (--api-authz-namespace's
 		// default) are read by serve's API authentication.
-		"MODELSYNC_API_TOKEN", "POD_NAMESPACE"} {
+		serve.EnvAPIToken, serve.EnvPodNamespace} {
 		reads[k] = true
 	}
 	for _, tc := range []struct{ name, kustomization string }{

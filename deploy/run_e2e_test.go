@@ -267,6 +267,11 @@ func (e *runEnv) run(t *testing.T, c installCase) {
 
 	for _, r := range []*proc{first, second} {
 		for _, line := range strings.Split(r.logText(t), "\n") {
+			// The API subtest's intruder is denied by the binary itself and
+			// audited as such; that is the API working, not a missing grant.
+			if strings.Contains(line, `"actor":"system:serviceaccount:release:intruder"`) && strings.Contains(line, `"action":"api `) {
+				continue
+			}
 			if strings.Contains(strings.ToLower(line), "forbidden") {
 				t.Errorf("the binary logged a forbidden request: %s", line)
 			}

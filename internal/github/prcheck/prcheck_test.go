@@ -2,6 +2,7 @@ package prcheck_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +53,20 @@ func compare(t *testing.T, edit func(dir string)) (*prcheck.Comparison, prcheck.
 		t.Fatal(err)
 	}
 	return c, r
+}
+
+// lineOf is the 1-based line of the first occurrence of s in the file.
+func lineOf(t *testing.T, path, s string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(b), s)
+	if i < 0 {
+		t.Fatalf("%s lacks %q", path, s)
+	}
+	return strings.Count(string(b[:i]), "\n") + 1
 }
 
 func replaceIn(t *testing.T, path, old, new string) {
@@ -129,11 +144,14 @@ func TestMarkdownEscapesUserText(t *testing.T) {
 // only where the environment follows releases, and counts in the singular
 // when there is one (issue 13).
 func TestMarkdownPlanIsTruthful(t *testing.T) {
+	var pruneLine int
 	c, r := compare(t, func(dir string) {
 		churn := filepath.Join(dir, "models/customer-churn-predictor/model.yaml")
 		replaceIn(t, churn, "    staging:\n      version: 4\n", "    staging:\n      version: 5\n")
 		replaceIn(t, churn, "    prod:\n      version: 3\n", "    prod:\n      version: 4\n")
-		replaceIn(t, filepath.Join(dir, "modelsync.yaml"), "prune: false", "prune: true")
+		cfg := filepath.Join(dir, "modelsync.yaml")
+		replaceIn(t, cfg, "prune: false", "prune: true")
+		pruneLine = lineOf(t, cfg, "prune: true")
 	})
 	src, err := prcheck.PolicySource(r, c.Refs)
 	if err != nil {
@@ -149,7 +167,7 @@ func TestMarkdownPlanIsTruthful(t *testing.T) {
 		"| customer-churn-predictor | prod | v3 | v4 | v1.1.0 → v1.1.1 |",
 		"| customer-churn-predictor | staging | v4 | v5 | - |",
 		"**`modelsync.yaml` changes 3 environment settings.**",
-		"| prod | `prune` | false | true | modelsync.yaml:31 |",
+		fmt.Sprintf("| prod | `prune` | false | true | modelsync.yaml:%d |", pruneLine),
 		"no registry configured: performance rules cannot be judged",
 		"`approvals.config_too_few`",
 	} {
