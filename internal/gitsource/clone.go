@@ -67,7 +67,7 @@ var ErrRejected = errors.New("push rejected by the remote")
 // CloneOptions configure Clone.
 type CloneOptions struct {
 	// URL is an http(s)://, ssh://, scp-like, git:// or file:// URL, or a
-	// local path. Credentials embedded in an http(s) URL are used for
+	// local path. Credentials embedded in it, in any scheme, are used for
 	// transfers but never written to the clone's configuration.
 	URL string
 	// Branch is checked out after the clone.

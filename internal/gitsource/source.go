@@ -67,8 +67,8 @@ func fetchRefSpecs() []config.RefSpec {
 // Options configures Open.
 type Options struct {
 	// URL of the repository: a local path, file://, http(s)://, ssh://,
-	// scp-like user@host:path, or git://. Credentials embedded in an
-	// http(s) URL are moved into Auth (unless Auth already has some) and
+	// scp-like user@host:path, or git://. Credentials embedded in it, in
+	// any scheme, are moved into Auth (unless Auth already has some) and
 	// never stored in the cache or printed.
 	URL string
 	// CacheDir holds one bare repository per URL. One process should own a
@@ -179,11 +179,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	case cacheSize == 0:
 		cacheSize = DefaultCacheSize
 	}
-	url, user, password := splitURLCredentials(opts.URL)
-	auth := opts.Auth
-	if (user != "" || password != "") && auth.Username == "" && auth.Password == "" && auth.Token == "" {
-		auth.Username, auth.Password = user, password
-	}
+	url, auth := MoveURLCredentials(opts.URL, opts.Auth)
 	url, err := normalizeURL(url)
 	if err != nil {
 		return nil, err
