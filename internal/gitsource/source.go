@@ -71,9 +71,10 @@ type Options struct {
 	// any scheme, are moved into Auth (unless Auth already has some) and
 	// never stored in the cache or printed.
 	URL string
-	// CacheDir holds one bare repository per URL. One process should own a
-	// cache directory (go-git takes no cross-process locks), and within it
-	// one Source per repository (see Source).
+	// CacheDir holds one bare repository per URL, and a lock file next to
+	// each (<key>.lock) that keeps processes sharing the directory from
+	// writing one repository at the same time. Within a process, use one
+	// Source per repository (see Source).
 	CacheDir string
 	// Auth supplies credentials for the URL's scheme.
 	Auth Auth
@@ -92,9 +93,10 @@ type Options struct {
 
 // Source is a bare on-disk mirror of one remote repository. A process
 // should have one Source per cache directory and hand it to every component
-// that reads the repository: two Sources over one directory each keep their
-// own view of the pack files and refs, and a fetch by one breaks reads and
-// fetches by the other.
+// that reads the repository, so their fetches coalesce. Several processes
+// (or Sources) may share a cache directory: writes take turns under a file
+// lock (see cacheLock), and each owner catches up with the others' packs
+// and refs when it next fetches.
 //
 // go-git's filesystem storage is not safe for concurrent use (its pack index
 // maps are filled lazily without locks), so every storage access, including
@@ -108,6 +110,11 @@ type Source struct {
 	depth int
 
 	syncMu sync.Mutex // serialises writers of the cache: fetches and FetchRef
+	// lock keeps writers in other processes out while syncMu's holder
+	// writes; disk is the cache's state when this Source last held it, to
+	// notice what others wrote since. Both are used under syncMu.
+	lock *cacheLock
+	disk diskState
 
 	flightMu sync.Mutex // guards the fields below
 	running  *flight    // the fetch in progress, nil when none
@@ -191,11 +198,89 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	sum := sha256.Sum256([]byte(url))
 	key := hex.EncodeToString(sum[:])[:cacheKeyLen]
 	dir := filepath.Join(opts.CacheDir, key)
-	repo, err := openOrInitCache(opts.CacheDir, dir, url, cacheSize/2)
+	lock, err := openCacheLock(dir + ".lock")
 	if err != nil {
+		return nil, fmt.Errorf("gitsource: lock file of the cache for %s: %w", SanitizeURL(url), err)
+	}
+	s := &Source{url: url, dir: dir, auth: auth, tauth: tauth, depth: opts.Depth, lock: lock, trees: newTreeCache(cacheSize - cacheSize/2)}
+	if err := s.openLocked(ctx, opts.CacheDir, cacheSize/2); err != nil {
+		_ = lock.close()
 		return nil, err
 	}
-	return &Source{url: url, dir: dir, auth: auth, tauth: tauth, depth: opts.Depth, repo: repo, trees: newTreeCache(cacheSize - cacheSize/2)}, nil
+	return s, nil
+}
+
+// openLocked creates or opens the cache under the cache lock, so that a
+// process creating it and one opening it cannot meet halfway.
+func (s *Source) openLocked(ctx context.Context, cacheDir string, objectCache int64) error {
+	if err := s.lock.lock(ctx); err != nil {
+		return fmt.Errorf("gitsource: open cache for %s: %w", s.URL(), err)
+	}
+	defer s.lock.unlock()
+	repo, err := openOrInitCache(cacheDir, s.dir, s.url, objectCache)
+	if err != nil {
+		return err
+	}
+	// Load the pack indexes now, under the lock: go-git reads them once,
+	// on the first object access, and a process doing that while another
+	// installs a pack could see the pack without its index.
+	if err := repo.Storer.HasEncodedObject(plumbing.ZeroHash); err != nil && !errors.Is(err, plumbing.ErrObjectNotFound) {
+		return fmt.Errorf("gitsource: read pack indexes of cache %s for %s: %w", s.dir, s.URL(), err)
+	}
+	s.repo = repo
+	if s.disk, err = readDiskState(s.dir); err != nil {
+		return fmt.Errorf("gitsource: read cache %s for %s: %w", s.dir, s.URL(), err)
+	}
+	return nil
+}
+
+// lockCache takes the cache lock for a write and catches up with what
+// other processes wrote since this Source last held it: their packs
+// (reindexed) and refs (read from disk again). Callers hold syncMu.
+func (s *Source) lockCache(ctx context.Context) error {
+	if err := s.lock.lock(ctx); err != nil {
+		return fmt.Errorf("gitsource: fetch %s: %w", s.URL(), err)
+	}
+	st, err := readDiskState(s.dir)
+	if err != nil {
+		_ = s.lock.unlock()
+		return fmt.Errorf("gitsource: read cache %s for %s: %w", s.dir, s.URL(), err)
+	}
+	if !st.equal(s.disk) {
+		s.mu.Lock()
+		if st.packs != s.disk.packs {
+			if err := s.reindexLocked(); err != nil {
+				s.mu.Unlock()
+				_ = s.lock.unlock()
+				return err
+			}
+		}
+		s.known = nil
+		s.mu.Unlock()
+		s.disk = st
+	}
+	return nil
+}
+
+// unlockCache records the cache's state as this Source leaves it and
+// releases the lock. Callers hold syncMu.
+func (s *Source) unlockCache() {
+	if st, err := readDiskState(s.dir); err == nil {
+		s.disk = st
+	} else {
+		s.disk = diskState{} // unknown: catch up next time
+	}
+	_ = s.lock.unlock()
+}
+
+// reindexLocked makes go-git read the pack indexes again. Callers hold mu.
+func (s *Source) reindexLocked() error {
+	r, ok := s.repo.Storer.(interface{ Reindex() })
+	if !ok {
+		return fmt.Errorf("gitsource: cache for %s: storage %T cannot reload its pack indexes", s.URL(), s.repo.Storer)
+	}
+	r.Reindex()
+	return nil
 }
 
 // normalizeURL makes local paths absolute so the cache key and the remote
@@ -299,10 +384,14 @@ func (s *Source) Close() error {
 	defer s.syncMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	lerr := s.lock.close()
 	if c, ok := s.repo.Storer.(interface{ Close() error }); ok {
 		if err := c.Close(); err != nil {
 			return fmt.Errorf("gitsource: close cache of %s: %w", s.URL(), err)
 		}
+	}
+	if lerr != nil {
+		return fmt.Errorf("gitsource: close cache lock of %s: %w", s.URL(), lerr)
 	}
 	return nil
 }
@@ -352,6 +441,14 @@ func (s *Source) fetch(ctx context.Context, listed func()) (SyncResult, error) {
 	// never wait for the network.
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
+	// Other processes on the cache wait until this fetch has written its
+	// refs; taken before the advertisement, so the next process's plan
+	// already sees what this one fetched.
+	if err := s.lockCache(ctx); err != nil {
+		listed()
+		return SyncResult{}, err
+	}
+	defer s.unlockCache()
 
 	sess, err := s.uploadPackSession()
 	if err != nil {
@@ -436,6 +533,10 @@ var ErrRefNotFound = errors.New("ref not found on the remote")
 func (s *Source) FetchRef(ctx context.Context, ref string) (string, error) {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
+	if err := s.lockCache(ctx); err != nil {
+		return "", err
+	}
+	defer s.unlockCache()
 	sess, err := s.uploadPackSession()
 	if err != nil {
 		return "", classify(ctx, "connect to", s.url, s.auth, err)
@@ -650,17 +751,14 @@ func (s *Source) storePack(pack *os.File, p syncPlan, shallow packp.ShallowUpdat
 			return err
 		}
 	}
-	installed, err := installPack(s.dir, pack)
-	if err != nil {
+	if _, err := installPack(s.dir, pack); err != nil {
 		return fmt.Errorf("gitsource: store pack from %s: %w", s.URL(), err)
 	}
-	if installed {
-		// go-git reads the pack indexes once; make it read them again.
-		r, ok := s.repo.Storer.(interface{ Reindex() })
-		if !ok {
-			return fmt.Errorf("gitsource: store pack from %s: storage %T cannot reload its pack indexes", s.URL(), s.repo.Storer)
-		}
-		r.Reindex()
+	// go-git reads the pack indexes once; make it read them again, also
+	// when the same pack was there already (installed by another process
+	// this Source's indexes predate).
+	if err := s.reindexLocked(); err != nil {
+		return err
 	}
 	for _, h := range p.wants {
 		if s.repo.Storer.HasEncodedObject(h) != nil {
