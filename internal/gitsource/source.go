@@ -81,6 +81,11 @@ type Options struct {
 	// Depth limits history to that many commits per fetched ref; 0 fetches
 	// full history. See Sync for the trade-off.
 	Depth int
+	// MaxBlobSize is the largest file the trees of this Source read, in
+	// bytes (0: DefaultMaxBlobSize). Larger files can be listed and
+	// stat'ed, but reading them fails with ErrTooLarge; sizes come from
+	// object headers, so a refused file costs no memory.
+	MaxBlobSize int64
 	// CacheSize bounds, in bytes, what the Source keeps in memory between
 	// reads, half each: go-git's cache of raw objects (which also spares
 	// re-inflating delta bases; it counts content bytes, and the buffers
@@ -116,6 +121,8 @@ type Source struct {
 	lock *cacheLock
 	disk diskState
 
+	maxBlob int64 // largest file a TreeFS reads
+
 	flightMu sync.Mutex // guards the fields below
 	running  *flight    // the fetch in progress, nil when none
 	queued   *flight    // the fetch after running, for callers it cannot serve
@@ -132,6 +139,9 @@ type Source struct {
 	// trees are the decoded directories every TreeFS of this Source
 	// shares. Guarded by mu.
 	trees *treeCache
+	// objs reads object headers, to check sizes before go-git reads
+	// content. Guarded by mu.
+	objs *objectHeaders
 }
 
 // Commit describes a commit.
@@ -179,6 +189,13 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	if opts.Depth < 0 {
 		return nil, fmt.Errorf("gitsource: negative depth %d for %s", opts.Depth, SanitizeURL(opts.URL))
 	}
+	maxBlob := opts.MaxBlobSize
+	switch {
+	case maxBlob < 0:
+		return nil, fmt.Errorf("gitsource: negative file size limit %d for %s", maxBlob, SanitizeURL(opts.URL))
+	case maxBlob == 0:
+		maxBlob = DefaultMaxBlobSize
+	}
 	cacheSize := opts.CacheSize
 	switch {
 	case cacheSize < 0:
@@ -202,7 +219,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitsource: lock file of the cache for %s: %w", SanitizeURL(url), err)
 	}
-	s := &Source{url: url, dir: dir, auth: auth, tauth: tauth, depth: opts.Depth, lock: lock, trees: newTreeCache(cacheSize - cacheSize/2)}
+	s := &Source{url: url, dir: dir, auth: auth, tauth: tauth, depth: opts.Depth, lock: lock, maxBlob: maxBlob, trees: newTreeCache(cacheSize - cacheSize/2)}
 	if err := s.openLocked(ctx, opts.CacheDir, cacheSize/2); err != nil {
 		_ = lock.close()
 		return nil, err
@@ -228,6 +245,7 @@ func (s *Source) openLocked(ctx context.Context, cacheDir string, objectCache in
 		return fmt.Errorf("gitsource: read pack indexes of cache %s for %s: %w", s.dir, s.URL(), err)
 	}
 	s.repo = repo
+	s.objs = newObjectHeaders(osfs.New(s.dir), repo.Storer)
 	if s.disk, err = readDiskState(s.dir); err != nil {
 		return fmt.Errorf("gitsource: read cache %s for %s: %w", s.dir, s.URL(), err)
 	}
@@ -280,6 +298,7 @@ func (s *Source) reindexLocked() error {
 		return fmt.Errorf("gitsource: cache for %s: storage %T cannot reload its pack indexes", s.URL(), s.repo.Storer)
 	}
 	r.Reindex()
+	s.objs.reset()
 	return nil
 }
 
@@ -384,6 +403,7 @@ func (s *Source) Close() error {
 	defer s.syncMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.objs.close()
 	lerr := s.lock.close()
 	if c, ok := s.repo.Storer.(interface{ Close() error }); ok {
 		if err := c.Close(); err != nil {
@@ -920,7 +940,7 @@ func (s *Source) snapshot(refs map[string]string) SyncResult {
 			commit, ok = s.peeled[hash]
 		}
 		if !ok {
-			if commit, err = peelToCommit(s.repo, hash); err != nil {
+			if commit, err = peelToCommit(s.repo, s.objs, hash); err != nil {
 				res.BadTags = append(res.BadTags, fmt.Errorf("repository %s: %w %q for model %s version %s: %w",
 					s.URL(), release.ErrInvalidTag, short, tag.Model, tag.Version, err))
 				continue
@@ -937,7 +957,7 @@ func (s *Source) snapshot(refs map[string]string) SyncResult {
 
 // releaseTag interprets one tag ref. ok is false for tags that are not meant
 // as release tags; err describes a malformed release tag.
-func releaseTag(repo *git.Repository, name string, target plumbing.Hash) (release.Tag, bool, error) {
+func releaseTag(repo *git.Repository, objs *objectHeaders, name string, target plumbing.Hash) (release.Tag, bool, error) {
 	if !release.LooksLikeReleaseTag(name) {
 		return release.Tag{}, false, nil
 	}
@@ -945,7 +965,7 @@ func releaseTag(repo *git.Repository, name string, target plumbing.Hash) (releas
 	if err != nil {
 		return release.Tag{}, false, err
 	}
-	commit, err := peelToCommit(repo, target)
+	commit, err := peelToCommit(repo, objs, target)
 	if err != nil {
 		return release.Tag{}, false, fmt.Errorf("%w %q for model %s version %s: %w", release.ErrInvalidTag, name, tag.Model, tag.Version, err)
 	}
@@ -957,26 +977,58 @@ func releaseTag(repo *git.Repository, name string, target plumbing.Hash) (releas
 // peeling loop.
 const maxTagChain = 16
 
-func peelToCommit(repo *git.Repository, h plumbing.Hash) (plumbing.Hash, error) {
+// peelToCommit follows annotated tags from h to a commit. Types and sizes
+// come from object headers: a tag pointing at a large blob is refused
+// without reading the blob, and a tag object is decoded only when small.
+func peelToCommit(repo *git.Repository, objs *objectHeaders, h plumbing.Hash) (plumbing.Hash, error) {
 	for range maxTagChain {
-		obj, err := repo.Storer.EncodedObject(plumbing.AnyObject, h)
+		info, err := objs.info(h)
 		if err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("object %s: %w", h, err)
 		}
-		switch obj.Type() {
+		typ := info.typ
+		if typ == plumbing.AnyObject { // unknown storage: ask go-git
+			obj, err := repo.Storer.EncodedObject(plumbing.AnyObject, h)
+			if err != nil {
+				return plumbing.ZeroHash, fmt.Errorf("object %s: %w", h, err)
+			}
+			typ = obj.Type()
+		}
+		switch typ {
 		case plumbing.CommitObject:
 			return h, nil
 		case plumbing.TagObject:
-			t, err := object.DecodeTag(repo.Storer, obj)
+			if err := info.within(maxMetaSize); err != nil {
+				return plumbing.ZeroHash, fmt.Errorf("tag object %s: %w", h, err)
+			}
+			t, err := repo.TagObject(h)
 			if err != nil {
 				return plumbing.ZeroHash, fmt.Errorf("decode tag object %s: %w", h, err)
 			}
 			h = t.Target
 		default:
-			return plumbing.ZeroHash, fmt.Errorf("points at a %s object %s, not a commit", obj.Type(), h)
+			return plumbing.ZeroHash, fmt.Errorf("points at a %s object %s, not a commit", typ, h)
 		}
 	}
 	return plumbing.ZeroHash, fmt.Errorf("tag chain longer than %d at %s", maxTagChain, h)
+}
+
+// readCommit decodes commit h once its header shows a commit of sane size;
+// a crafted commit with a message of hundreds of megabytes is refused
+// before go-git inflates it.
+func readCommit(repo *git.Repository, objs *objectHeaders, h plumbing.Hash) (*object.Commit, error) {
+	if _, err := objs.check(h, plumbing.CommitObject, maxMetaSize); err != nil {
+		return nil, err
+	}
+	return repo.CommitObject(h)
+}
+
+// readTree decodes directory h once its header shows a tree of sane size.
+func readTree(repo *git.Repository, objs *objectHeaders, h plumbing.Hash) (*object.Tree, error) {
+	if _, err := objs.check(h, plumbing.TreeObject, maxMetaSize); err != nil {
+		return nil, err
+	}
+	return repo.TreeObject(h)
 }
 
 // Branch returns the commit at the tip of branch name in the cache.
@@ -1005,7 +1057,7 @@ func (s *Source) Commit(hash string) (Commit, error) {
 }
 
 func (s *Source) commitLocked(h plumbing.Hash) (Commit, error) {
-	c, err := s.repo.CommitObject(h)
+	c, err := readCommit(s.repo, s.objs, h)
 	if err != nil {
 		if errors.Is(err, plumbing.ErrObjectNotFound) {
 			return Commit{}, fmt.Errorf("%w: commit %s in %s", ErrNotFound, h, s.URL())
@@ -1052,11 +1104,11 @@ func (s *Source) ChangedPaths(fromHash, toHash string) ([]string, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return changedPaths(s.repo, from, to, s.URL())
+	return changedPaths(s.repo, s.objs, from, to, s.URL())
 }
 
-func changedPaths(repo *git.Repository, from, to plumbing.Hash, where string) ([]string, error) {
-	toTree, err := commitTree(repo, to, where)
+func changedPaths(repo *git.Repository, objs *objectHeaders, from, to plumbing.Hash, where string) ([]string, error) {
+	toTree, err := commitTree(repo, objs, to, where)
 	if err != nil {
 		return nil, err
 	}
@@ -1079,7 +1131,7 @@ func changedPaths(repo *git.Repository, from, to plumbing.Hash, where string) ([
 		sort.Strings(out)
 		return out, nil
 	}
-	fromTree, err := commitTree(repo, from, where)
+	fromTree, err := commitTree(repo, objs, from, where)
 	if err != nil {
 		return nil, err
 	}
@@ -1104,15 +1156,15 @@ func changedPaths(repo *git.Repository, from, to plumbing.Hash, where string) ([
 	return out, nil
 }
 
-func commitTree(repo *git.Repository, h plumbing.Hash, where string) (*object.Tree, error) {
-	c, err := repo.CommitObject(h)
+func commitTree(repo *git.Repository, objs *objectHeaders, h plumbing.Hash, where string) (*object.Tree, error) {
+	c, err := readCommit(repo, objs, h)
 	if err != nil {
 		if errors.Is(err, plumbing.ErrObjectNotFound) {
 			return nil, fmt.Errorf("%w: commit %s in %s", ErrNotFound, h, where)
 		}
 		return nil, fmt.Errorf("gitsource: read commit %s of %s: %w", h, where, err)
 	}
-	t, err := c.Tree()
+	t, err := readTree(repo, objs, c.TreeHash)
 	if err != nil {
 		return nil, fmt.Errorf("gitsource: read tree of commit %s in %s: %w", h, where, err)
 	}
