@@ -217,7 +217,7 @@ func (f *Factory) OpenRepo(ctx context.Context, flags cmdutil.RepoFlags) (*repo.
 	if cache == "" {
 		cache = repo.DefaultCacheDir(f.Getenv)
 	}
-	return repo.Open(ctx, repo.Options{URL: flags.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(f.Getenv)})
+	return repo.Open(ctx, repo.Options{URL: flags.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(f.Getenv), MaxBlobSize: flags.MaxBlobSize()})
 }
 
 // Desired opens the repository and computes the desired state, reporting
