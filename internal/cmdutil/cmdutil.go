@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/modelsync/modelsync/internal/gitsource"
 )
 
 // Exit codes, documented in the README.
@@ -66,13 +68,19 @@ type RepoFlags struct {
 	URL      string
 	Branch   string
 	CacheDir string
+	// MaxFileMiB is the largest file read from the repository.
+	MaxFileMiB int64
 }
 
-// AddRepoFlags registers --repo, --branch and --cache-dir.
+// MaxBlobSize is MaxFileMiB in bytes, for repo.Options.MaxBlobSize.
+func (f RepoFlags) MaxBlobSize() int64 { return f.MaxFileMiB << 20 }
+
+// AddRepoFlags registers --repo, --branch, --cache-dir and --max-file-mib.
 func AddRepoFlags(cmd *cobra.Command, f *RepoFlags) {
 	cmd.Flags().StringVar(&f.URL, "repo", ".", "models repository: a local path, or a file://, https://, ssh:// or git:// URL")
 	cmd.Flags().StringVar(&f.Branch, "branch", "main", "branch whose modelsync.yaml and model list are authoritative")
 	cmd.Flags().StringVar(&f.CacheDir, "cache-dir", "", "where clones are kept (default $MODELSYNC_CACHE_DIR or ~/.cache/modelsync/repos)")
+	cmd.Flags().Int64Var(&f.MaxFileMiB, "max-file-mib", gitsource.DefaultMaxBlobSize>>20, "largest file read from the models repository, in MiB; larger ones are an error of their model (sizes are read from Git object headers, so they cost no memory)")
 }
 
 // TargetFlags configure which targets plan and apply talk to.

@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+
+	"github.com/modelsync/modelsync/internal/redact"
 )
 
 // Environment variables read by AuthFromEnv. Error messages name them so an
@@ -38,8 +39,9 @@ const (
 //     SSHKeyPassphrase when encrypted. SSHKnownHosts is a path to a
 //     known_hosts file; without it the user's default known_hosts files
 //     (or $SSH_KNOWN_HOSTS) are used. Host keys are always verified.
-//     SSHUser defaults to the URL's user, then "git". Without a key the
-//     ssh-agent at $SSH_AUTH_SOCK is used.
+//     SSHUser defaults to the URL's user, then "git". Without a key,
+//     Password (from the URL or MODELSYNC_GIT_PASSWORD) is used when set,
+//     and otherwise the ssh-agent at $SSH_AUTH_SOCK.
 //   - git:// and local paths: no credentials.
 //
 // String and LogValue redact every secret, so an Auth can be logged.
@@ -142,6 +144,11 @@ func (a Auth) transportAuth(rawURL string) (transport.AuthMethod, error) {
 			}
 			helper.HostKeyCallback = cb
 		}
+		if a.SSHKeyFile == "" && a.Password != "" {
+			// A password given in the address (ssh://user:pw@host/…) or
+			// the environment: kept in memory for the handshake only.
+			return &gitssh.Password{User: user, Password: a.Password, HostKeyCallbackHelper: helper}, nil
+		}
 		if a.SSHKeyFile == "" {
 			if a.SSHKnownHosts == "" {
 				return nil, nil
@@ -175,57 +182,22 @@ func (a Auth) transportAuth(rawURL string) (transport.AuthMethod, error) {
 }
 
 // SanitizeURL returns rawURL without credentials, query or fragment, fit
-// for logs and error messages. For http(s) the whole userinfo is removed
-// (the "user" part is often a token); for ssh only the user name is kept.
-func SanitizeURL(rawURL string) string {
-	scheme, rest, ok := strings.Cut(rawURL, "://")
-	if !ok {
-		// scp-like "user@host:path" and local paths carry no password.
-		return rawURL
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		// Unparseable: drop everything up to the last '@' of the authority.
-		authority, path, _ := strings.Cut(rest, "/")
-		if i := strings.LastIndexByte(authority, '@'); i >= 0 {
-			authority = authority[i+1:]
-		}
-		path, _, _ = strings.Cut(path, "?")
-		return scheme + "://" + authority + "/" + path
-	}
-	if u.User != nil {
-		if strings.EqualFold(u.Scheme, "ssh") || strings.HasPrefix(strings.ToLower(u.Scheme), "git+ssh") {
-			u.User = url.User(u.User.Username())
-		} else {
-			u.User = nil
-		}
-	}
-	u.RawQuery = ""
-	u.ForceQuery = false
-	u.Fragment = ""
-	u.RawFragment = ""
-	return u.String()
-}
+// for logs and error messages; it is redact.URL, kept here because every
+// message of this package names a repository URL.
+func SanitizeURL(rawURL string) string { return redact.URL(rawURL) }
 
-// splitURLCredentials removes credentials embedded in an http(s) URL and
-// returns them as Auth fields, so they are never written to the cache's Git
-// config nor echoed by transport errors.
+// splitURLCredentials removes credentials embedded in a URL of any scheme
+// (http(s), ssh, git, file, scp-like) and returns them, so they are never
+// written to the cache's Git config nor echoed by transport errors. An SSH
+// address keeps its user name, which is the account to log in as. Only
+// what authenticates is returned: the user name of an SSH address without
+// a password is not.
 func splitURLCredentials(rawURL string) (clean string, user, password string) {
-	if !strings.Contains(rawURL, "://") {
-		return rawURL, "", ""
+	clean, user, password = redact.Split(rawURL)
+	if redact.IsSSH(clean) && password == "" {
+		user = ""
 	}
-	u, err := url.Parse(rawURL)
-	if err != nil || u.User == nil {
-		return rawURL, "", ""
-	}
-	scheme := strings.ToLower(u.Scheme)
-	if scheme != "http" && scheme != "https" {
-		return rawURL, "", ""
-	}
-	user = u.User.Username()
-	password, _ = u.User.Password()
-	u.User = nil
-	return u.String(), user, password
+	return clean, user, password
 }
 
 // MoveURLCredentials returns rawURL without user:password, moving them into

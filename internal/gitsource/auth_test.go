@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,12 +17,15 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/modelsync/modelsync/internal/redact"
 )
 
 func TestAuthFromEnv(t *testing.T) {
@@ -243,5 +247,84 @@ func TestClassify(t *testing.T) {
 	cancel()
 	if err := classify(cctx, "fetch", url, auth, fmt.Errorf("dial: %w", syscall.ECONNRESET)); IsRetryable(err) || !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
+	}
+}
+
+// Credentials in an address of any scheme are moved out of it: the cache's
+// Git config and every error name the address without them, and the SSH
+// password is kept for the handshake.
+func TestURLCredentialsNeverReachTheCache(t *testing.T) {
+	const secret = "pw-S3CRET"
+	for _, tc := range []struct {
+		url, stored string
+	}{
+		{"http://bob:" + secret + "@127.0.0.1:1/models.git", "http://127.0.0.1:1/models.git"},
+		{"ssh://git:" + secret + "@127.0.0.1:1/models.git", "ssh://git@127.0.0.1:1/models.git"},
+		{"git://bob:" + secret + "@127.0.0.1:1/models.git", "git://127.0.0.1:1/models.git"},
+		{"git:" + secret + "@127.0.0.1:models.git", "git@127.0.0.1:models.git"},
+	} {
+		cache := t.TempDir()
+		src, err := Open(t.Context(), Options{URL: tc.url, CacheDir: cache})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.stored, err)
+		}
+		if got := src.URL(); got != tc.stored {
+			t.Errorf("URL() = %q, want %q", got, tc.stored)
+		}
+		if redact.IsSSH(tc.url) {
+			m, err := src.auth.transportAuth(src.url)
+			if pw, ok := m.(*gitssh.Password); err != nil || !ok || pw.Password != secret || pw.User != "git" {
+				t.Errorf("%s: SSH auth %#v, %v; want the address's password for user git", tc.stored, m, err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		_, err = src.Sync(ctx)
+		cancel()
+		if err == nil || strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: sync error %v: want a failure without the password", tc.stored, err)
+		}
+		_ = src.Close()
+		_ = filepath.WalkDir(cache, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if strings.Contains(string(b), secret) {
+				t.Errorf("%s: %s holds the password:\n%s", tc.stored, p, b)
+			}
+			return nil
+		})
+	}
+}
+
+func TestCloneStripsCredentialsOfEveryScheme(t *testing.T) {
+	for _, u := range []string{"ssh://git:pw@127.0.0.1:1/m.git", "git://u:pw@127.0.0.1:1/m.git", "git:pw@127.0.0.1:m.git"} {
+		clean, auth := MoveURLCredentials(u, Auth{})
+		if strings.Contains(clean, "pw") || auth.Password != "pw" {
+			t.Errorf("MoveURLCredentials(%q) = %q, %v", u, clean, auth)
+		}
+	}
+	// Credentials already configured win over the address's.
+	clean, auth := MoveURLCredentials("https://u:pw@git.example/m.git", Auth{Token: "tok"})
+	if clean != "https://git.example/m.git" || auth.Password != "" || auth.Token != "tok" {
+		t.Errorf("MoveURLCredentials with a token = %q, %v", clean, auth)
+	}
+	// An SSH user name alone is the account, not a credential: it stays.
+	if clean, auth := MoveURLCredentials("ssh://deploy@git.example/m.git", Auth{}); clean != "ssh://deploy@git.example/m.git" || !auth.IsZero() {
+		t.Errorf("ssh user = %q, %v", clean, auth)
+	}
+}
+
+// An address that does not parse is refused without quoting any of it.
+func TestUnparsableURLIsNotQuoted(t *testing.T) {
+	_, err := Open(t.Context(), Options{URL: "http://user:pa/ss@127.0.0.1:1/x.git", CacheDir: t.TempDir()})
+	if err == nil {
+		t.Fatal("Open accepted an address that does not parse")
+	}
+	if strings.Contains(err.Error(), `":pa"`) || strings.Contains(err.Error(), "pa/ss") {
+		t.Fatalf("Open quoted the password: %v", err)
 	}
 }

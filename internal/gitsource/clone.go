@@ -67,7 +67,7 @@ var ErrRejected = errors.New("push rejected by the remote")
 // CloneOptions configure Clone.
 type CloneOptions struct {
 	// URL is an http(s)://, ssh://, scp-like, git:// or file:// URL, or a
-	// local path. Credentials embedded in an http(s) URL are used for
+	// local path. Credentials embedded in it, in any scheme, are used for
 	// transfers but never written to the clone's configuration.
 	URL string
 	// Branch is checked out after the clone.
@@ -99,7 +99,7 @@ func Clone(ctx context.Context, opts CloneOptions) (*Workspace, Auth, error) {
 	if err != nil {
 		return nil, Auth{}, classify(ctx, "clone branch "+opts.Branch+" of", opts.URL, auth, err)
 	}
-	return &Workspace{dir: opts.Dir, repo: repo}, auth, nil
+	return newWorkspace(opts.Dir, repo), auth, nil
 }
 
 // Dir is the root of the work tree.
@@ -163,7 +163,7 @@ func (w *Workspace) Commit(hash string) (Commit, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	c, err := w.repo.CommitObject(h)
+	c, err := readCommit(w.repo, w.objs, h)
 	if err != nil {
 		if errors.Is(err, plumbing.ErrObjectNotFound) {
 			return Commit{}, fmt.Errorf("%w: commit %s in %s", ErrNotFound, h, w.dir)
@@ -182,14 +182,14 @@ func (w *Workspace) Tree(hash string) (fs.FS, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	c, err := w.repo.CommitObject(h)
+	c, err := readCommit(w.repo, w.objs, h)
 	if err != nil {
 		if errors.Is(err, plumbing.ErrObjectNotFound) {
 			return nil, fmt.Errorf("%w: commit %s in %s", ErrNotFound, h, w.dir)
 		}
 		return nil, fmt.Errorf("gitsource: read commit %s of %s: %w", h, w.dir, err)
 	}
-	fsys := newTreeFS(&w.mu, w.repo.Storer, c, w.treeCache())
+	fsys := newTreeFS(&w.mu, w.repo.Storer, w.objs, w.maxBlob, c, w.treeCache())
 	if _, err := fsys.treeAt(fsys.root); err != nil {
 		return nil, fmt.Errorf("gitsource: read tree of commit %s in %s: %w", h, w.dir, err)
 	}
@@ -219,7 +219,7 @@ func (w *Workspace) ChangedPaths(fromHash, toHash string) ([]string, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return changedPaths(w.repo, from, to, w.dir)
+	return changedPaths(w.repo, w.objs, from, to, w.dir)
 }
 
 // FirstParent implements Reader.
@@ -230,7 +230,7 @@ func (w *Workspace) FirstParent(hash string) (string, bool, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return firstParent(w.repo, h, w.dir)
+	return firstParent(w.repo, w.objs, h, w.dir)
 }
 
 // PathHash implements Reader.
@@ -241,7 +241,7 @@ func (w *Workspace) PathHash(hash, path string) (string, bool, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return pathHash(w.repo, h, path, w.dir)
+	return pathHash(w.repo, w.objs, h, path, w.dir)
 }
 
 // FirstParent implements Reader.
@@ -252,7 +252,7 @@ func (s *Source) FirstParent(hash string) (string, bool, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return firstParent(s.repo, h, s.URL())
+	return firstParent(s.repo, s.objs, h, s.URL())
 }
 
 // PathHash implements Reader.
@@ -263,11 +263,11 @@ func (s *Source) PathHash(hash, path string) (string, bool, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return pathHash(s.repo, h, path, s.URL())
+	return pathHash(s.repo, s.objs, h, path, s.URL())
 }
 
-func firstParent(repo *git.Repository, h plumbing.Hash, where string) (string, bool, error) {
-	c, err := repo.CommitObject(h)
+func firstParent(repo *git.Repository, objs *objectHeaders, h plumbing.Hash, where string) (string, bool, error) {
+	c, err := readCommit(repo, objs, h)
 	if err != nil {
 		if errors.Is(err, plumbing.ErrObjectNotFound) {
 			return "", false, fmt.Errorf("%w: commit %s in %s", ErrNotFound, h, where)
@@ -285,8 +285,8 @@ func firstParent(repo *git.Repository, h plumbing.Hash, where string) (string, b
 	return p.String(), true, nil
 }
 
-func pathHash(repo *git.Repository, h plumbing.Hash, p, where string) (string, bool, error) {
-	t, err := commitTree(repo, h, where)
+func pathHash(repo *git.Repository, objs *objectHeaders, h plumbing.Hash, p, where string) (string, bool, error) {
+	t, err := commitTree(repo, objs, h, where)
 	if err != nil {
 		return "", false, err
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+
+	"github.com/modelsync/modelsync/internal/redact"
 )
 
 // Sentinel errors. Every error returned by this package that falls into one
@@ -153,11 +155,7 @@ func scrub(err error, rawURL string, auth Auth) error {
 			out = strings.ReplaceAll(out, rawURL, safe)
 		}
 	}
-	for _, s := range []string{auth.Password, auth.Token, auth.SSHKeyPassphrase} {
-		if s != "" {
-			out = strings.ReplaceAll(out, s, "***")
-		}
-	}
+	out = redact.Secrets(out, auth.Password, auth.Token, auth.SSHKeyPassphrase)
 	if strings.Contains(auth.SSHKeyFile, "-----BEGIN") {
 		out = strings.ReplaceAll(out, auth.SSHKeyFile, "***")
 	}
@@ -169,8 +167,14 @@ func scrub(err error, rawURL string, auth Auth) error {
 	return &scrubbedError{msg: out, err: err}
 }
 
-// errNoSecrets scrubs a URL-embedded credential from err.
+// errNoSecrets scrubs a URL-embedded credential from err, an error about
+// parsing rawURL. When the address holds anything redact.URL hides, the
+// parser's own words are dropped too: they quote pieces of the address
+// (`invalid port ":pa" after host` is the start of a password).
 func errNoSecrets(err error, rawURL string) error {
+	if redact.URL(rawURL) != rawURL {
+		return &scrubbedError{msg: "the address does not parse (details withheld: it may hold credentials)", err: err}
+	}
 	_, user, password := splitURLCredentials(rawURL)
 	return scrub(err, rawURL, Auth{Username: user, Password: password})
 }

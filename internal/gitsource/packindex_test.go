@@ -89,9 +89,21 @@ func TestIndexPackMatchesGit(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			pack, gitIdx := packObjects(t, w.Dir, "--all", flags...)
-			idx, sum, err := indexPack(bytes.NewReader(pack))
+			idx, sum, err := indexPack(bytes.NewReader(pack), t.TempDir())
 			if err != nil {
 				t.Fatal(err)
+			}
+			// Spooling every content to files gives the same index.
+			spoolDir := t.TempDir()
+			spooled, _, err := indexPackWithin(bytes.NewReader(pack), spoolDir, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(encodeIdx(t, spooled), encodeIdx(t, idx)) {
+				t.Error("the index built through temporary files differs")
+			}
+			if left, _ := os.ReadDir(spoolDir); len(left) != 0 {
+				t.Errorf("indexing left %d temporary files", len(left))
 			}
 			if want := pack[len(pack)-20:]; !bytes.Equal(sum[:], want) {
 				t.Errorf("checksum %s, want %x", sum, want)
@@ -143,16 +155,16 @@ func TestIndexPackRefusesBrokenPacks(t *testing.T) {
 	if err != nil {
 		t.Fatalf("git pack-objects --thin: %v", err)
 	}
-	if _, _, err := indexPack(bytes.NewReader(thin)); err == nil || !strings.Contains(err.Error(), "is not in the pack") {
+	if _, _, err := indexPack(bytes.NewReader(thin), t.TempDir()); err == nil || !strings.Contains(err.Error(), "is not in the pack") {
 		t.Errorf("thin pack: err = %v", err)
 	}
 	pack, _ := packObjects(t, w.Dir, "--all", "--delta-base-offset")
 	corrupt := bytes.Clone(pack)
 	corrupt[len(corrupt)/2] ^= 0xff
-	if _, _, err := indexPack(bytes.NewReader(corrupt)); err == nil {
+	if _, _, err := indexPack(bytes.NewReader(corrupt), t.TempDir()); err == nil {
 		t.Error("corrupt pack indexed")
 	}
-	if _, _, err := indexPack(bytes.NewReader(pack[:len(pack)-7])); err == nil {
+	if _, _, err := indexPack(bytes.NewReader(pack[:len(pack)-7]), t.TempDir()); err == nil {
 		t.Error("truncated pack indexed")
 	}
 }

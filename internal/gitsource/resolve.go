@@ -2,9 +2,7 @@ package gitsource
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -29,7 +27,7 @@ func (s *Source) Resolve(refs map[string]string, rev string) (string, error) {
 			continue
 		}
 		s.mu.Lock()
-		c, err := peelToCommit(s.repo, plumbing.NewHash(target))
+		c, err := peelToCommit(s.repo, s.objs, plumbing.NewHash(target))
 		s.mu.Unlock()
 		if err != nil {
 			return "", fmt.Errorf("gitsource: resolve %s in %s: %w", name, s.URL(), err)
@@ -57,22 +55,36 @@ func (s *Source) Resolve(refs map[string]string, rev string) (string, error) {
 // abbreviated finds the one commit whose hash starts with prefix. Callers
 // hold mu.
 func abbreviated(s *Source, prefix string) (string, error) {
-	iter, err := s.repo.Storer.IterEncodedObjects(plumbing.CommitObject)
+	// Objects are listed by whole bytes of their hash; an odd last digit
+	// is matched on the text. Types come from object headers, so no
+	// object is read.
+	lister, ok := s.repo.Storer.(interface {
+		HashesWithPrefix([]byte) ([]plumbing.Hash, error)
+	})
+	if !ok {
+		return "", fmt.Errorf("gitsource: list commits of %s: storage %T cannot search by prefix", s.URL(), s.repo.Storer)
+	}
+	whole, err := hex.DecodeString(prefix[:len(prefix)/2*2])
+	if err != nil {
+		return "", fmt.Errorf("%w: %q is no branch, tag or commit of %s", ErrNotFound, prefix, s.URL())
+	}
+	hashes, err := lister.HashesWithPrefix(whole)
 	if err != nil {
 		return "", fmt.Errorf("gitsource: list commits of %s: %w", s.URL(), err)
 	}
-	defer iter.Close()
+	seen := map[plumbing.Hash]bool{}
 	var found []string
-	for {
-		obj, err := iter.Next()
-		if errors.Is(err, io.EOF) {
-			break
+	for _, h := range hashes {
+		if seen[h] || !strings.HasPrefix(h.String(), prefix) {
+			continue
 		}
+		seen[h] = true
+		info, err := s.objs.info(h)
 		if err != nil {
 			return "", fmt.Errorf("gitsource: list commits of %s: %w", s.URL(), err)
 		}
-		if h := obj.Hash().String(); strings.HasPrefix(h, prefix) {
-			found = append(found, h)
+		if info.typ == plumbing.CommitObject {
+			found = append(found, h.String())
 		}
 	}
 	switch len(found) {

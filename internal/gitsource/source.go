@@ -67,19 +67,25 @@ func fetchRefSpecs() []config.RefSpec {
 // Options configures Open.
 type Options struct {
 	// URL of the repository: a local path, file://, http(s)://, ssh://,
-	// scp-like user@host:path, or git://. Credentials embedded in an
-	// http(s) URL are moved into Auth (unless Auth already has some) and
+	// scp-like user@host:path, or git://. Credentials embedded in it, in
+	// any scheme, are moved into Auth (unless Auth already has some) and
 	// never stored in the cache or printed.
 	URL string
-	// CacheDir holds one bare repository per URL. One process should own a
-	// cache directory (go-git takes no cross-process locks), and within it
-	// one Source per repository (see Source).
+	// CacheDir holds one bare repository per URL, and a lock file next to
+	// each (<key>.lock) that keeps processes sharing the directory from
+	// writing one repository at the same time. Within a process, use one
+	// Source per repository (see Source).
 	CacheDir string
 	// Auth supplies credentials for the URL's scheme.
 	Auth Auth
 	// Depth limits history to that many commits per fetched ref; 0 fetches
 	// full history. See Sync for the trade-off.
 	Depth int
+	// MaxBlobSize is the largest file the trees of this Source read, in
+	// bytes (0: DefaultMaxBlobSize). Larger files can be listed and
+	// stat'ed, but reading them fails with ErrTooLarge; sizes come from
+	// object headers, so a refused file costs no memory.
+	MaxBlobSize int64
 	// CacheSize bounds, in bytes, what the Source keeps in memory between
 	// reads, half each: go-git's cache of raw objects (which also spares
 	// re-inflating delta bases; it counts content bytes, and the buffers
@@ -92,9 +98,10 @@ type Options struct {
 
 // Source is a bare on-disk mirror of one remote repository. A process
 // should have one Source per cache directory and hand it to every component
-// that reads the repository: two Sources over one directory each keep their
-// own view of the pack files and refs, and a fetch by one breaks reads and
-// fetches by the other.
+// that reads the repository, so their fetches coalesce. Several processes
+// (or Sources) may share a cache directory: writes take turns under a file
+// lock (see cacheLock), and each owner catches up with the others' packs
+// and refs when it next fetches.
 //
 // go-git's filesystem storage is not safe for concurrent use (its pack index
 // maps are filled lazily without locks), so every storage access, including
@@ -108,6 +115,13 @@ type Source struct {
 	depth int
 
 	syncMu sync.Mutex // serialises writers of the cache: fetches and FetchRef
+	// lock keeps writers in other processes out while syncMu's holder
+	// writes; disk is the cache's state when this Source last held it, to
+	// notice what others wrote since. Both are used under syncMu.
+	lock *cacheLock
+	disk diskState
+
+	maxBlob int64 // largest file a TreeFS reads
 
 	flightMu sync.Mutex // guards the fields below
 	running  *flight    // the fetch in progress, nil when none
@@ -125,6 +139,9 @@ type Source struct {
 	// trees are the decoded directories every TreeFS of this Source
 	// shares. Guarded by mu.
 	trees *treeCache
+	// objs reads object headers, to check sizes before go-git reads
+	// content. Guarded by mu.
+	objs *objectHeaders
 }
 
 // Commit describes a commit.
@@ -172,6 +189,13 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	if opts.Depth < 0 {
 		return nil, fmt.Errorf("gitsource: negative depth %d for %s", opts.Depth, SanitizeURL(opts.URL))
 	}
+	maxBlob := opts.MaxBlobSize
+	switch {
+	case maxBlob < 0:
+		return nil, fmt.Errorf("gitsource: negative file size limit %d for %s", maxBlob, SanitizeURL(opts.URL))
+	case maxBlob == 0:
+		maxBlob = DefaultMaxBlobSize
+	}
 	cacheSize := opts.CacheSize
 	switch {
 	case cacheSize < 0:
@@ -179,11 +203,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	case cacheSize == 0:
 		cacheSize = DefaultCacheSize
 	}
-	url, user, password := splitURLCredentials(opts.URL)
-	auth := opts.Auth
-	if (user != "" || password != "") && auth.Username == "" && auth.Password == "" && auth.Token == "" {
-		auth.Username, auth.Password = user, password
-	}
+	url, auth := MoveURLCredentials(opts.URL, opts.Auth)
 	url, err := normalizeURL(url)
 	if err != nil {
 		return nil, err
@@ -195,11 +215,91 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	sum := sha256.Sum256([]byte(url))
 	key := hex.EncodeToString(sum[:])[:cacheKeyLen]
 	dir := filepath.Join(opts.CacheDir, key)
-	repo, err := openOrInitCache(opts.CacheDir, dir, url, cacheSize/2)
+	lock, err := openCacheLock(dir + ".lock")
 	if err != nil {
+		return nil, fmt.Errorf("gitsource: lock file of the cache for %s: %w", SanitizeURL(url), err)
+	}
+	s := &Source{url: url, dir: dir, auth: auth, tauth: tauth, depth: opts.Depth, lock: lock, maxBlob: maxBlob, trees: newTreeCache(cacheSize - cacheSize/2)}
+	if err := s.openLocked(ctx, opts.CacheDir, cacheSize/2); err != nil {
+		_ = lock.close()
 		return nil, err
 	}
-	return &Source{url: url, dir: dir, auth: auth, tauth: tauth, depth: opts.Depth, repo: repo, trees: newTreeCache(cacheSize - cacheSize/2)}, nil
+	return s, nil
+}
+
+// openLocked creates or opens the cache under the cache lock, so that a
+// process creating it and one opening it cannot meet halfway.
+func (s *Source) openLocked(ctx context.Context, cacheDir string, objectCache int64) error {
+	if err := s.lock.lock(ctx); err != nil {
+		return fmt.Errorf("gitsource: open cache for %s: %w", s.URL(), err)
+	}
+	defer s.lock.unlock()
+	repo, err := openOrInitCache(cacheDir, s.dir, s.url, objectCache)
+	if err != nil {
+		return err
+	}
+	// Load the pack indexes now, under the lock: go-git reads them once,
+	// on the first object access, and a process doing that while another
+	// installs a pack could see the pack without its index.
+	if err := repo.Storer.HasEncodedObject(plumbing.ZeroHash); err != nil && !errors.Is(err, plumbing.ErrObjectNotFound) {
+		return fmt.Errorf("gitsource: read pack indexes of cache %s for %s: %w", s.dir, s.URL(), err)
+	}
+	s.repo = repo
+	s.objs = newObjectHeaders(osfs.New(s.dir), repo.Storer)
+	if s.disk, err = readDiskState(s.dir); err != nil {
+		return fmt.Errorf("gitsource: read cache %s for %s: %w", s.dir, s.URL(), err)
+	}
+	return nil
+}
+
+// lockCache takes the cache lock for a write and catches up with what
+// other processes wrote since this Source last held it: their packs
+// (reindexed) and refs (read from disk again). Callers hold syncMu.
+func (s *Source) lockCache(ctx context.Context) error {
+	if err := s.lock.lock(ctx); err != nil {
+		return fmt.Errorf("gitsource: fetch %s: %w", s.URL(), err)
+	}
+	st, err := readDiskState(s.dir)
+	if err != nil {
+		_ = s.lock.unlock()
+		return fmt.Errorf("gitsource: read cache %s for %s: %w", s.dir, s.URL(), err)
+	}
+	if !st.equal(s.disk) {
+		s.mu.Lock()
+		if st.packs != s.disk.packs {
+			if err := s.reindexLocked(); err != nil {
+				s.mu.Unlock()
+				_ = s.lock.unlock()
+				return err
+			}
+		}
+		s.known = nil
+		s.mu.Unlock()
+		s.disk = st
+	}
+	return nil
+}
+
+// unlockCache records the cache's state as this Source leaves it and
+// releases the lock. Callers hold syncMu.
+func (s *Source) unlockCache() {
+	if st, err := readDiskState(s.dir); err == nil {
+		s.disk = st
+	} else {
+		s.disk = diskState{} // unknown: catch up next time
+	}
+	_ = s.lock.unlock()
+}
+
+// reindexLocked makes go-git read the pack indexes again. Callers hold mu.
+func (s *Source) reindexLocked() error {
+	r, ok := s.repo.Storer.(interface{ Reindex() })
+	if !ok {
+		return fmt.Errorf("gitsource: cache for %s: storage %T cannot reload its pack indexes", s.URL(), s.repo.Storer)
+	}
+	r.Reindex()
+	s.objs.reset()
+	return nil
 }
 
 // normalizeURL makes local paths absolute so the cache key and the remote
@@ -303,10 +403,15 @@ func (s *Source) Close() error {
 	defer s.syncMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.objs.close()
+	lerr := s.lock.close()
 	if c, ok := s.repo.Storer.(interface{ Close() error }); ok {
 		if err := c.Close(); err != nil {
 			return fmt.Errorf("gitsource: close cache of %s: %w", s.URL(), err)
 		}
+	}
+	if lerr != nil {
+		return fmt.Errorf("gitsource: close cache lock of %s: %w", s.URL(), lerr)
 	}
 	return nil
 }
@@ -356,6 +461,14 @@ func (s *Source) fetch(ctx context.Context, listed func()) (SyncResult, error) {
 	// never wait for the network.
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
+	// Other processes on the cache wait until this fetch has written its
+	// refs; taken before the advertisement, so the next process's plan
+	// already sees what this one fetched.
+	if err := s.lockCache(ctx); err != nil {
+		listed()
+		return SyncResult{}, err
+	}
+	defer s.unlockCache()
 
 	sess, err := s.uploadPackSession()
 	if err != nil {
@@ -440,6 +553,10 @@ var ErrRefNotFound = errors.New("ref not found on the remote")
 func (s *Source) FetchRef(ctx context.Context, ref string) (string, error) {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
+	if err := s.lockCache(ctx); err != nil {
+		return "", err
+	}
+	defer s.unlockCache()
 	sess, err := s.uploadPackSession()
 	if err != nil {
 		return "", classify(ctx, "connect to", s.url, s.auth, err)
@@ -654,17 +771,14 @@ func (s *Source) storePack(pack *os.File, p syncPlan, shallow packp.ShallowUpdat
 			return err
 		}
 	}
-	installed, err := installPack(s.dir, pack)
-	if err != nil {
+	if _, err := installPack(s.dir, pack); err != nil {
 		return fmt.Errorf("gitsource: store pack from %s: %w", s.URL(), err)
 	}
-	if installed {
-		// go-git reads the pack indexes once; make it read them again.
-		r, ok := s.repo.Storer.(interface{ Reindex() })
-		if !ok {
-			return fmt.Errorf("gitsource: store pack from %s: storage %T cannot reload its pack indexes", s.URL(), s.repo.Storer)
-		}
-		r.Reindex()
+	// go-git reads the pack indexes once; make it read them again, also
+	// when the same pack was there already (installed by another process
+	// this Source's indexes predate).
+	if err := s.reindexLocked(); err != nil {
+		return err
 	}
 	for _, h := range p.wants {
 		if s.repo.Storer.HasEncodedObject(h) != nil {
@@ -826,7 +940,7 @@ func (s *Source) snapshot(refs map[string]string) SyncResult {
 			commit, ok = s.peeled[hash]
 		}
 		if !ok {
-			if commit, err = peelToCommit(s.repo, hash); err != nil {
+			if commit, err = peelToCommit(s.repo, s.objs, hash); err != nil {
 				res.BadTags = append(res.BadTags, fmt.Errorf("repository %s: %w %q for model %s version %s: %w",
 					s.URL(), release.ErrInvalidTag, short, tag.Model, tag.Version, err))
 				continue
@@ -843,7 +957,7 @@ func (s *Source) snapshot(refs map[string]string) SyncResult {
 
 // releaseTag interprets one tag ref. ok is false for tags that are not meant
 // as release tags; err describes a malformed release tag.
-func releaseTag(repo *git.Repository, name string, target plumbing.Hash) (release.Tag, bool, error) {
+func releaseTag(repo *git.Repository, objs *objectHeaders, name string, target plumbing.Hash) (release.Tag, bool, error) {
 	if !release.LooksLikeReleaseTag(name) {
 		return release.Tag{}, false, nil
 	}
@@ -851,7 +965,7 @@ func releaseTag(repo *git.Repository, name string, target plumbing.Hash) (releas
 	if err != nil {
 		return release.Tag{}, false, err
 	}
-	commit, err := peelToCommit(repo, target)
+	commit, err := peelToCommit(repo, objs, target)
 	if err != nil {
 		return release.Tag{}, false, fmt.Errorf("%w %q for model %s version %s: %w", release.ErrInvalidTag, name, tag.Model, tag.Version, err)
 	}
@@ -863,26 +977,58 @@ func releaseTag(repo *git.Repository, name string, target plumbing.Hash) (releas
 // peeling loop.
 const maxTagChain = 16
 
-func peelToCommit(repo *git.Repository, h plumbing.Hash) (plumbing.Hash, error) {
+// peelToCommit follows annotated tags from h to a commit. Types and sizes
+// come from object headers: a tag pointing at a large blob is refused
+// without reading the blob, and a tag object is decoded only when small.
+func peelToCommit(repo *git.Repository, objs *objectHeaders, h plumbing.Hash) (plumbing.Hash, error) {
 	for range maxTagChain {
-		obj, err := repo.Storer.EncodedObject(plumbing.AnyObject, h)
+		info, err := objs.info(h)
 		if err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("object %s: %w", h, err)
 		}
-		switch obj.Type() {
+		typ := info.typ
+		if typ == plumbing.AnyObject { // unknown storage: ask go-git
+			obj, err := repo.Storer.EncodedObject(plumbing.AnyObject, h)
+			if err != nil {
+				return plumbing.ZeroHash, fmt.Errorf("object %s: %w", h, err)
+			}
+			typ = obj.Type()
+		}
+		switch typ {
 		case plumbing.CommitObject:
 			return h, nil
 		case plumbing.TagObject:
-			t, err := object.DecodeTag(repo.Storer, obj)
+			if err := info.within(maxMetaSize); err != nil {
+				return plumbing.ZeroHash, fmt.Errorf("tag object %s: %w", h, err)
+			}
+			t, err := repo.TagObject(h)
 			if err != nil {
 				return plumbing.ZeroHash, fmt.Errorf("decode tag object %s: %w", h, err)
 			}
 			h = t.Target
 		default:
-			return plumbing.ZeroHash, fmt.Errorf("points at a %s object %s, not a commit", obj.Type(), h)
+			return plumbing.ZeroHash, fmt.Errorf("points at a %s object %s, not a commit", typ, h)
 		}
 	}
 	return plumbing.ZeroHash, fmt.Errorf("tag chain longer than %d at %s", maxTagChain, h)
+}
+
+// readCommit decodes commit h once its header shows a commit of sane size;
+// a crafted commit with a message of hundreds of megabytes is refused
+// before go-git inflates it.
+func readCommit(repo *git.Repository, objs *objectHeaders, h plumbing.Hash) (*object.Commit, error) {
+	if _, err := objs.check(h, plumbing.CommitObject, maxMetaSize); err != nil {
+		return nil, err
+	}
+	return repo.CommitObject(h)
+}
+
+// readTree decodes directory h once its header shows a tree of sane size.
+func readTree(repo *git.Repository, objs *objectHeaders, h plumbing.Hash) (*object.Tree, error) {
+	if _, err := objs.check(h, plumbing.TreeObject, maxMetaSize); err != nil {
+		return nil, err
+	}
+	return repo.TreeObject(h)
 }
 
 // Branch returns the commit at the tip of branch name in the cache.
@@ -911,7 +1057,7 @@ func (s *Source) Commit(hash string) (Commit, error) {
 }
 
 func (s *Source) commitLocked(h plumbing.Hash) (Commit, error) {
-	c, err := s.repo.CommitObject(h)
+	c, err := readCommit(s.repo, s.objs, h)
 	if err != nil {
 		if errors.Is(err, plumbing.ErrObjectNotFound) {
 			return Commit{}, fmt.Errorf("%w: commit %s in %s", ErrNotFound, h, s.URL())
@@ -958,11 +1104,11 @@ func (s *Source) ChangedPaths(fromHash, toHash string) ([]string, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return changedPaths(s.repo, from, to, s.URL())
+	return changedPaths(s.repo, s.objs, from, to, s.URL())
 }
 
-func changedPaths(repo *git.Repository, from, to plumbing.Hash, where string) ([]string, error) {
-	toTree, err := commitTree(repo, to, where)
+func changedPaths(repo *git.Repository, objs *objectHeaders, from, to plumbing.Hash, where string) ([]string, error) {
+	toTree, err := commitTree(repo, objs, to, where)
 	if err != nil {
 		return nil, err
 	}
@@ -985,7 +1131,7 @@ func changedPaths(repo *git.Repository, from, to plumbing.Hash, where string) ([
 		sort.Strings(out)
 		return out, nil
 	}
-	fromTree, err := commitTree(repo, from, where)
+	fromTree, err := commitTree(repo, objs, from, where)
 	if err != nil {
 		return nil, err
 	}
@@ -1010,15 +1156,15 @@ func changedPaths(repo *git.Repository, from, to plumbing.Hash, where string) ([
 	return out, nil
 }
 
-func commitTree(repo *git.Repository, h plumbing.Hash, where string) (*object.Tree, error) {
-	c, err := repo.CommitObject(h)
+func commitTree(repo *git.Repository, objs *objectHeaders, h plumbing.Hash, where string) (*object.Tree, error) {
+	c, err := readCommit(repo, objs, h)
 	if err != nil {
 		if errors.Is(err, plumbing.ErrObjectNotFound) {
 			return nil, fmt.Errorf("%w: commit %s in %s", ErrNotFound, h, where)
 		}
 		return nil, fmt.Errorf("gitsource: read commit %s of %s: %w", h, where, err)
 	}
-	t, err := c.Tree()
+	t, err := readTree(repo, objs, c.TreeHash)
 	if err != nil {
 		return nil, fmt.Errorf("gitsource: read tree of commit %s in %s: %w", h, where, err)
 	}

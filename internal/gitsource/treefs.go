@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"path"
 	"sort"
 	"strings"
@@ -21,7 +22,10 @@ import (
 // ErrSymlinkEscapesRepo is matched (errors.Is) when a path goes through a
 // symbolic link whose target is absolute or climbs above the repository
 // root. Such links are never followed.
-var ErrSymlinkEscapesRepo = errors.New("symbolic link leaves the repository")
+var ErrSymlinkEscapesRepo error = fileRefusal("symbolic link leaves the repository")
+
+// errSymlinkLoop is returned for chains of links longer than maxSymlinkHops.
+var errSymlinkLoop error = fileRefusal("too many levels of symbolic links")
 
 // maxSymlinkHops matches the Linux ELOOP limit.
 const maxSymlinkHops = 40
@@ -41,10 +45,16 @@ const maxSymlinkHops = 40
 // their content is not part of this repository.
 //
 // File contents are read into memory when opened, so open files stay
-// readable while the Source syncs.
+// readable while the Source syncs. Sizes come from object headers without
+// reading the content (Stat reports any size); Open, ReadFile and ReadLink
+// refuse files larger than the owner's limit (Options.MaxBlobSize) with an
+// error matching ErrTooLarge that names the file and its size, and read
+// the others through a reader bounded by the size the header gave.
 type TreeFS struct {
 	lock    sync.Locker // the owning Source's lock; go-git storage is not concurrency-safe
 	store   storer.EncodedObjectStorer
+	objs    *objectHeaders // the owner's; guarded by lock
+	maxBlob int64
 	root    plumbing.Hash // the commit's root tree
 	modTime time.Time
 	commit  string
@@ -64,14 +74,14 @@ func (s *Source) Tree(hash string) (fs.FS, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.repo.CommitObject(h)
+	c, err := readCommit(s.repo, s.objs, h)
 	if err != nil {
 		if errors.Is(err, plumbing.ErrObjectNotFound) {
 			return nil, fmt.Errorf("%w: commit %s in %s", ErrNotFound, h, s.URL())
 		}
 		return nil, fmt.Errorf("gitsource: read commit %s of %s: %w", h, s.URL(), err)
 	}
-	fsys := newTreeFS(&s.mu, s.repo.Storer, c, s.trees)
+	fsys := newTreeFS(&s.mu, s.repo.Storer, s.objs, s.maxBlob, c, s.trees)
 	// Read the root now, so a commit without its tree fails here rather
 	// than on the first Open.
 	if _, err := fsys.treeAt(fsys.root); err != nil {
@@ -80,10 +90,12 @@ func (s *Source) Tree(hash string) (fs.FS, error) {
 	return fsys, nil
 }
 
-func newTreeFS(lock sync.Locker, store storer.EncodedObjectStorer, c *object.Commit, trees *treeCache) *TreeFS {
+func newTreeFS(lock sync.Locker, store storer.EncodedObjectStorer, objs *objectHeaders, maxBlob int64, c *object.Commit, trees *treeCache) *TreeFS {
 	return &TreeFS{
 		lock:    lock,
 		store:   store,
+		objs:    objs,
+		maxBlob: maxBlob,
 		root:    c.TreeHash,
 		modTime: c.Committer.When,
 		commit:  c.Hash.String(),
@@ -129,11 +141,11 @@ func (f *TreeFS) resolve(op, name string, follow bool) (node, error) {
 		if e.Mode == filemode.Symlink && (!last || follow) {
 			hops++
 			if hops > maxSymlinkHops {
-				return node{}, &fs.PathError{Op: op, Path: name, Err: errors.New("too many levels of symbolic links")}
+				return node{}, &fs.PathError{Op: op, Path: name, Err: errSymlinkLoop}
 			}
-			target, err := f.blob(e.Hash)
+			target, err := f.blob(e.Hash, maxLinkTarget)
 			if err != nil {
-				return node{}, &fs.PathError{Op: op, Path: name, Err: err}
+				return node{}, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("target of symbolic link %s: %w", path.Join(append(dir, comp)...), err)}
 			}
 			joined, err := joinLink(strings.Join(dir, "/"), string(target))
 			if err != nil {
@@ -195,6 +207,9 @@ func (f *TreeFS) treeAt(h plumbing.Hash) (*object.Tree, error) {
 	if t, ok := f.trees.get(h); ok {
 		return t, nil
 	}
+	if _, err := f.objs.check(h, plumbing.TreeObject, maxMetaSize); err != nil {
+		return nil, fmt.Errorf("read tree %s: %w", h, err)
+	}
 	t, err := object.GetTree(f.store, h)
 	if err != nil {
 		return nil, fmt.Errorf("read tree %s: %w", h, err)
@@ -203,29 +218,52 @@ func (f *TreeFS) treeAt(h plumbing.Hash) (*object.Tree, error) {
 	return t, nil
 }
 
-func (f *TreeFS) blob(h plumbing.Hash) ([]byte, error) {
-	obj, err := f.store.EncodedObject(plumbing.BlobObject, h)
+// blob reads blob h, refusing it when it (or what it is stored as) is
+// larger than limit. Callers hold f.lock and wrap the error in a
+// PathError naming the file.
+func (f *TreeFS) blob(h plumbing.Hash, limit int64) ([]byte, error) {
+	info, err := f.objs.check(h, plumbing.BlobObject, limit)
 	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("read blob %s: %w", h, err)
+	}
+	return readObject(f.store, h, plumbing.BlobObject, info.size)
+}
+
+// readObject reads the content of object h, which its header said is size
+// bytes, through a reader that stops one byte past that size.
+func readObject(store storer.EncodedObjectStorer, h plumbing.Hash, typ plumbing.ObjectType, size int64) ([]byte, error) {
+	obj, err := store.EncodedObject(typ, h)
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", typ, h, err)
 	}
 	r, err := obj.Reader()
 	if err != nil {
-		return nil, fmt.Errorf("read blob %s: %w", h, err)
+		return nil, fmt.Errorf("read %s %s: %w", typ, h, err)
 	}
 	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read blob %s: %w", h, err)
+	// One byte more than announced, to notice content that runs past it.
+	buf := make([]byte, size+1)
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, fmt.Errorf("read %s %s: %w", typ, h, err)
 	}
-	return b, nil
+	if int64(n) != size {
+		return nil, fmt.Errorf("read %s %s: content is not the %d bytes its header says", typ, h, size)
+	}
+	return buf[:size:size], nil
 }
 
 func (f *TreeFS) blobSize(h plumbing.Hash) (int64, error) {
-	obj, err := f.store.EncodedObject(plumbing.BlobObject, h)
+	info, err := f.objs.check(h, plumbing.BlobObject, math.MaxInt64)
 	if err != nil {
 		return 0, fmt.Errorf("read blob %s: %w", h, err)
 	}
-	return obj.Size(), nil
+	return info.size, nil
 }
 
 func fileMode(m filemode.FileMode) fs.FileMode {
@@ -278,7 +316,7 @@ func (f *TreeFS) Open(name string) (fs.File, error) {
 	case n.mode == filemode.Submodule:
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errSubmodule}
 	}
-	data, err := f.blob(n.hash)
+	data, err := f.blob(n.hash, f.maxBlob)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
@@ -301,7 +339,7 @@ func (f *TreeFS) ReadFile(name string) ([]byte, error) {
 	case n.mode == filemode.Submodule:
 		return nil, &fs.PathError{Op: "readfile", Path: name, Err: errSubmodule}
 	}
-	data, err := f.blob(n.hash)
+	data, err := f.blob(n.hash, f.maxBlob)
 	if err != nil {
 		return nil, &fs.PathError{Op: "readfile", Path: name, Err: err}
 	}
@@ -347,7 +385,7 @@ func (f *TreeFS) ReadLink(name string) (string, error) {
 	if n.mode != filemode.Symlink {
 		return "", &fs.PathError{Op: "readlink", Path: name, Err: fs.ErrInvalid}
 	}
-	target, err := f.blob(n.hash)
+	target, err := f.blob(n.hash, maxLinkTarget)
 	if err != nil {
 		return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
 	}

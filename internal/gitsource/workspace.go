@@ -10,10 +10,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-billy/v5"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/modelsync/modelsync/internal/release"
 )
@@ -33,7 +35,18 @@ type Workspace struct {
 	dir   string
 	mu    sync.Mutex // go-git repositories are not safe for concurrent use
 	repo  *git.Repository
-	trees *treeCache // shared by the trees read through Tree; guarded by mu
+	trees *treeCache     // shared by the trees read through Tree; guarded by mu
+	objs  *objectHeaders // guarded by mu
+	// maxBlob is the largest file a tree of the workspace reads.
+	maxBlob int64
+}
+
+func newWorkspace(dir string, repo *git.Repository) *Workspace {
+	var fsys billy.Filesystem
+	if st, ok := repo.Storer.(*filesystem.Storage); ok {
+		fsys = st.Filesystem()
+	}
+	return &Workspace{dir: dir, repo: repo, objs: newObjectHeaders(fsys, repo.Storer), maxBlob: DefaultMaxBlobSize}
 }
 
 // OpenWorkspace opens the Git work tree containing dir (parent directories
@@ -46,7 +59,7 @@ func OpenWorkspace(dir string) (*Workspace, error) {
 		}
 		return nil, fmt.Errorf("gitsource: open work tree %s: %w", dir, err)
 	}
-	return &Workspace{dir: dir, repo: repo}, nil
+	return newWorkspace(dir, repo), nil
 }
 
 // IsDirty reports uncommitted changes: modified, staged, deleted and
@@ -92,7 +105,7 @@ func (w *Workspace) headLocked() (*object.Commit, error) {
 		}
 		return nil, fmt.Errorf("gitsource: resolve HEAD of %s: %w", w.dir, err)
 	}
-	c, err := w.repo.CommitObject(ref.Hash())
+	c, err := readCommit(w.repo, w.objs, ref.Hash())
 	if err != nil {
 		return nil, fmt.Errorf("gitsource: read HEAD commit %s of %s: %w", ref.Hash(), w.dir, err)
 	}
@@ -112,7 +125,7 @@ func (w *Workspace) ReleaseTags() ([]release.Tag, []error, error) {
 	var tags []release.Tag
 	var bad []error
 	err = iter.ForEach(func(r *plumbing.Reference) error {
-		tag, ok, err := releaseTag(w.repo, r.Name().Short(), r.Hash())
+		tag, ok, err := releaseTag(w.repo, w.objs, r.Name().Short(), r.Hash())
 		switch {
 		case err != nil:
 			bad = append(bad, err)
@@ -147,11 +160,11 @@ func (w *Workspace) ChangedSince(tagCommit, subdir string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	fromTree, err := commitTree(w.repo, from, w.dir)
+	fromTree, err := commitTree(w.repo, w.objs, from, w.dir)
 	if err != nil {
 		return false, err
 	}
-	headTree, err := head.Tree()
+	headTree, err := readTree(w.repo, w.objs, head.TreeHash)
 	if err != nil {
 		return false, fmt.Errorf("gitsource: read HEAD tree of %s: %w", w.dir, err)
 	}

@@ -258,12 +258,16 @@ func checkServingDir(fsys fs.FS, file string, pos Positions, m *Model) ErrorList
 		Message: fmt.Sprintf("expected a kustomization.yaml in %s/", dir)}}
 }
 
-// readManifest reads a manifest file, turning a missing or oversized file
-// into a problem of that file rather than a failure of the whole load.
+// readManifest reads a manifest file, turning a missing, oversized or
+// refused file into a problem of that file rather than a failure of the
+// whole load.
 func readManifest(fsys fs.FS, file, missing string) ([]byte, ErrorList, error) {
 	info, err := fs.Stat(fsys, file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrorList{{File: file, Message: missing}}, nil
+	}
+	if refused, ok := refusedFile(err); ok {
+		return nil, ErrorList{{File: file, Message: refused}}, nil
 	}
 	if err != nil {
 		return nil, nil, err
@@ -272,7 +276,26 @@ func readManifest(fsys fs.FS, file, missing string) ([]byte, ErrorList, error) {
 		return nil, ErrorList{{File: file, Message: fmt.Sprintf("file is %d bytes; at most %d are accepted", info.Size(), MaxFileSize)}}, nil
 	}
 	data, err := fs.ReadFile(fsys, file)
+	if refused, ok := refusedFile(err); ok {
+		return nil, ErrorList{{File: file, Message: refused}}, nil
+	}
 	return data, nil, err
+}
+
+// refusedFile recognises the errors with which a file system declines one
+// file by design, such as the Git tree's refusal of a file too large to
+// read or of a link leaving the repository (they implement RefusedFile),
+// and returns what to report against the file.
+func refusedFile(err error) (string, bool) {
+	var r interface{ RefusedFile() bool }
+	if err == nil || !errors.As(err, &r) || !r.RefusedFile() {
+		return "", false
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return "cannot be read: " + pe.Err.Error(), true
+	}
+	return "cannot be read: " + err.Error(), true
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

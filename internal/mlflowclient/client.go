@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/modelsync/modelsync/internal/redact"
 )
 
 const (
@@ -158,16 +160,9 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// redactURL drops userinfo from a URL for messages; unparsable input is
-// replaced entirely because it might hold a password.
-func redactURL(raw string) string {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		return "<unparsable URL>"
-	}
-	u.User = nil
-	return u.String()
-}
+// redactURL drops credentials, query and fragment from a URL for messages
+// (see redact.URL).
+func redactURL(raw string) string { return redact.URL(strings.TrimSpace(raw)) }
 
 // scrub removes credentials from text that came from the server or the
 // transport before it becomes part of an error string.

@@ -24,6 +24,9 @@ type Options struct {
 	// CacheSize bounds the Git caches kept in memory, in bytes (0:
 	// gitsource.DefaultCacheSize); see gitsource.Options.CacheSize.
 	CacheSize int64
+	// MaxBlobSize is the largest file read from the repository, in bytes
+	// (0: gitsource.DefaultMaxBlobSize); see gitsource.Options.MaxBlobSize.
+	MaxBlobSize int64
 }
 
 // Snapshot is one synced state of the repository. It answers from the refs
@@ -65,7 +68,7 @@ type Repository struct {
 // New opens (or creates) the clone cache for opts.URL without contacting
 // the remote; Sync fetches.
 func New(ctx context.Context, opts Options) (*Repository, error) {
-	src, err := gitsource.Open(ctx, gitsource.Options{URL: opts.URL, CacheDir: opts.CacheDir, Auth: opts.Auth, CacheSize: opts.CacheSize})
+	src, err := gitsource.Open(ctx, gitsource.Options{URL: opts.URL, CacheDir: opts.CacheDir, Auth: opts.Auth, CacheSize: opts.CacheSize, MaxBlobSize: opts.MaxBlobSize})
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,12 @@
 package repo_test
 
 import (
+	"errors"
+	"io/fs"
+	"strings"
 	"testing"
+
+	"github.com/modelsync/modelsync/internal/gitsource"
 
 	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/test/testenv"
@@ -119,5 +124,40 @@ func TestSnapshotIsImmutable(t *testing.T) {
 	}
 	if h, err := after.Resolve(second[:8]); err != nil || h != second {
 		t.Errorf("Resolve(%s) = %.12s, %v", second[:8], h, err)
+	}
+}
+
+// The file size limit is the owner's to set: a file over it is refused
+// (gitsource.ErrTooLarge, naming the file), the default reads it.
+func TestMaxBlobSize(t *testing.T) {
+	w := testenv.NewWorkdir(t, "")
+	w.WriteFile("models/churn/serving/weights.bin", strings.Repeat("w", 4096))
+	head := w.Commit("weights")
+	for _, c := range []struct {
+		limit   int64
+		refused bool
+	}{{0, false}, {4096, false}, {4095, true}} {
+		snap, err := repo.Open(t.Context(), repo.Options{URL: w.Dir, CacheDir: t.TempDir(), MaxBlobSize: c.limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tree, err := snap.Tree(head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fs.ReadFile(tree, "models/churn/serving/weights.bin")
+		if c.refused != errors.Is(err, gitsource.ErrTooLarge) || (!c.refused && err != nil) {
+			t.Errorf("limit %d: %v", c.limit, err)
+		}
+		if c.refused && (!strings.Contains(err.Error(), "models/churn/serving/weights.bin") || !strings.Contains(err.Error(), "4096 bytes")) {
+			t.Errorf("limit %d: error %q does not name the file and its size", c.limit, err)
+		}
+		if fi, err := fs.Stat(tree, "models/churn/serving/weights.bin"); err != nil || fi.Size() != 4096 {
+			t.Errorf("limit %d: Stat = %v, %v; want the size whatever the limit", c.limit, fi, err)
+		}
+		snap.Source().Close()
+	}
+	if _, err := repo.Open(t.Context(), repo.Options{URL: w.Dir, CacheDir: t.TempDir(), MaxBlobSize: -1}); err == nil {
+		t.Error("a negative limit was accepted")
 	}
 }

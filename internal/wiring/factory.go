@@ -21,6 +21,7 @@ import (
 	ghub "github.com/modelsync/modelsync/internal/github"
 	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/internal/mlflowclient"
+	"github.com/modelsync/modelsync/internal/redact"
 	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/internal/target/kserve"
 	"github.com/modelsync/modelsync/internal/target/s3"
@@ -84,6 +85,11 @@ func New(io cmdutil.IOStreams, getenv func(string) string, version string) *Fact
 		return rc, nil
 	})
 	f.S3 = onceCtx(func(ctx context.Context) (*awss3.Client, error) {
+		// The SDK would put userinfo in request URLs, and its errors quote
+		// them; credentials come from the AWS chain only.
+		if redact.HasCredentials(f.Flags.S3Endpoint) {
+			return nil, fmt.Errorf("s3 endpoint %s: remove the credentials from the address and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead", redact.URL(f.Flags.S3Endpoint))
+		}
 		return s3.NewClient(ctx, s3.ClientOptions{Endpoint: f.Flags.S3Endpoint, PathStyle: f.Flags.S3PathStyle})
 	})
 	f.GitHub = sync.OnceValues(f.newGitHub)
@@ -127,6 +133,10 @@ func (f *Factory) newGitHub() (*ghub.Client, error) {
 	opts := ghub.ClientOptions{Token: f.Getenv(cmdutil.EnvGitHubToken), BaseURL: g.APIURL, Transport: g.Transport}
 	if opts.BaseURL == "" {
 		opts.BaseURL = f.Getenv(cmdutil.EnvGitHubAPIURL)
+	}
+	// go-github's errors print the request URL, userinfo included.
+	if redact.HasCredentials(opts.BaseURL) {
+		return nil, fmt.Errorf("github API URL %s: remove the credentials from the address and set %s or a GitHub App instead", redact.URL(opts.BaseURL), cmdutil.EnvGitHubToken)
 	}
 	if g.OnRateLimit != nil {
 		opts.OnRateLimit = func(st ghub.RateLimitState) { g.OnRateLimit(st.Remaining, st.Known) }
@@ -207,7 +217,7 @@ func (f *Factory) OpenRepo(ctx context.Context, flags cmdutil.RepoFlags) (*repo.
 	if cache == "" {
 		cache = repo.DefaultCacheDir(f.Getenv)
 	}
-	return repo.Open(ctx, repo.Options{URL: flags.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(f.Getenv)})
+	return repo.Open(ctx, repo.Options{URL: flags.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(f.Getenv), MaxBlobSize: flags.MaxBlobSize()})
 }
 
 // Desired opens the repository and computes the desired state, reporting

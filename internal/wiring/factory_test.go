@@ -184,3 +184,19 @@ current-context: x
 		t.Fatal(err)
 	}
 }
+
+// Addresses whose clients would print their userinfo in errors refuse
+// credentials, and the refusal does not repeat them.
+func TestEndpointsWithCredentialsAreRefused(t *testing.T) {
+	const secret = "s3cretPW"
+	f, _, _ := newFactory(map[string]string{cmdutil.EnvGitHubToken: "t", cmdutil.EnvGitHubAPIURL: "https://bot:" + secret + "@ghe.example/api/v3"})
+	_, err := f.GitHub()
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "https://ghe.example/api/v3") {
+		t.Fatalf("GitHub() with credentials in the API URL: %v", err)
+	}
+	f.Flags.S3Endpoint = "http://minio:" + secret + "@127.0.0.1:9000"
+	_, err = f.S3(t.Context())
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "http://127.0.0.1:9000") {
+		t.Fatalf("S3() with credentials in the endpoint: %v", err)
+	}
+}

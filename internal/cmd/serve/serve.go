@@ -313,7 +313,7 @@ func Run(ctx context.Context, opts *Options) error {
 		if cache == "" {
 			cache = repo.DefaultCacheDir(f.Getenv)
 		}
-		g, err := repo.New(ctx, repo.Options{URL: opts.Repo.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(f.Getenv), CacheSize: opts.GitCacheMiB << 20})
+		g, err := repo.New(ctx, repo.Options{URL: opts.Repo.URL, CacheDir: cache, Auth: gitsource.AuthFromEnv(f.Getenv), CacheSize: opts.GitCacheMiB << 20, MaxBlobSize: opts.Repo.MaxBlobSize()})
 		if err != nil {
 			return nil, err
 		}
