@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # deps.sh installs the real servers the integration tests start: kube-apiserver
 # and etcd (built from the pinned Kubernetes release), the upstream KServe CRD,
-# MLflow 3.x and 2.x, MinIO, moto, Prometheus and git's own servers.
+# MLflow 3.x and 2.x, MinIO, moto, Prometheus and git's own servers; and
+# govulncheck with a Go vulnerability database built from golang.org/x/vulndb.
 #
 # Everything lands in a cache outside the work tree, keyed by pinned version,
 # so a second run only checks stamps and returns in about a second.
 #
 #   test/deps/deps.sh [step ...]     steps: kube kserve-crd mlflow3 mlflow2 minio moto prometheus git
+#                                           govulncheck vulndb
 #   test/deps/deps.sh --print-cache  prints the cache directory
 set -euo pipefail
 
@@ -18,6 +20,14 @@ CACHE="${MODELSYNC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelsync}"
 mkdir -p "$CACHE"
 
 if [[ "${1:-}" == "--print-cache" ]]; then echo "$CACHE"; exit 0; fi
+
+# MODELSYNC_VULNDB_VERSION=latest (or a pseudo-version) overrides the pinned
+# database; "latest" is resolved to the commit it names so the cache stays
+# keyed by an exact version.
+VULNDB_VERSION="${MODELSYNC_VULNDB_VERSION:-$VULNDB_VERSION}"
+if [[ "$VULNDB_VERSION" == latest ]]; then
+  VULNDB_VERSION="$(cd "$CACHE" && GOFLAGS= go list -m -f '{{.Version}}' golang.org/x/vulndb@latest)"
+fi
 
 log() { printf '[deps %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -117,6 +127,45 @@ step_minio() {
   mark_done "$key"
 }
 
+step_govulncheck() {
+  local key="govulncheck-$GOVULNCHECK_VERSION"
+  if done_stamp "$key" && [[ -x "$CACHE/$key/bin/govulncheck" ]]; then return; fi
+  log "installing govulncheck $GOVULNCHECK_VERSION"
+  mkdir -p "$CACHE/$key/bin"
+  (cd "$CACHE" && GOBIN="$CACHE/$key/bin" GOFLAGS= go install "golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION")
+  mark_done "$key"
+}
+
+# step_vulndb builds the database govulncheck reads with -db file://... .
+# golang.org/x/vulndb's module zip carries every report as OSV JSON
+# (data/osv); its own cmd/indexdb writes them out in the v1 layout govulncheck
+# expects (index/db.json, index/modules.json, index/vulns.json, ID/GO-*.json,
+# each with a .gz twin). The zip has no Git history, from which the hosted
+# database takes each entry's modified/published dates, so those stay zero:
+# govulncheck matches on module, package, symbol and version ranges, not dates,
+# and SOURCE records the commit (and its time) the data comes from instead.
+step_vulndb() {
+  local key="vulndb-$VULNDB_VERSION"
+  local out="$CACHE/$key"
+  if done_stamp "$key" && [[ -s "$out/db/index/modules.json" && -s "$out/db/SOURCE" ]]; then return; fi
+  log "building the Go vulnerability database from golang.org/x/vulndb@$VULNDB_VERSION (first time: a few minutes)"
+  local mod dir when
+  mod="$(cd "$CACHE" && GOFLAGS= go mod download -json "golang.org/x/vulndb@$VULNDB_VERSION")"
+  dir="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["Dir"])' "$mod")"
+  when="$(python3 -c 'import json,sys; print(json.load(open(json.loads(sys.argv[1])["Info"]))["Time"])' "$mod")"
+  mkdir -p "$out/bin"
+  (cd "$CACHE" && GOBIN="$out/bin" GOFLAGS= go install "golang.org/x/vulndb/cmd/indexdb@$VULNDB_VERSION")
+  rm -rf "$out/db" "$out/db.tmp"
+  "$out/bin/indexdb" -vulns "$dir/data/osv" -out "$out/db.tmp"
+  local n; n="$(find "$out/db.tmp/ID" -name 'GO-*.json' | wc -l)"
+  [[ "$n" -gt 0 ]] || { log "no reports in $dir/data/osv"; return 1; }
+  # govulncheck reads only index/ and ID/; a file beside them is ignored.
+  printf 'golang.org/x/vulndb@%s (commit %s), %s reports, v1 layout by its cmd/indexdb\n' \
+    "$VULNDB_VERSION" "$when" "$n" > "$out/db.tmp/SOURCE"
+  mv "$out/db.tmp" "$out/db"
+  mark_done "$key"
+}
+
 apt_install() {
   local missing=()
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -141,7 +190,7 @@ step_git() {
 }
 
 steps=("$@")
-[[ ${#steps[@]} -eq 0 ]] && steps=(git prometheus kserve-crd minio moto mlflow3 mlflow2 kube)
+[[ ${#steps[@]} -eq 0 ]] && steps=(git prometheus kserve-crd minio moto mlflow3 mlflow2 kube govulncheck vulndb)
 for s in "${steps[@]}"; do "step_${s//-/_}"; done
 # env for the tests: where everything is.
 cat > "$CACHE/env" <<ENV
@@ -151,5 +200,7 @@ MODELSYNC_MLFLOW3=$CACHE/mlflow-$MLFLOW3_VERSION/bin/mlflow
 MODELSYNC_MLFLOW2=$CACHE/mlflow-$MLFLOW2_VERSION/bin/mlflow
 MODELSYNC_MINIO=$CACHE/minio-$MINIO_VERSION/bin/minio
 MODELSYNC_MOTO=$CACHE/moto-$MOTO_VERSION/bin/moto_server
+MODELSYNC_GOVULNCHECK=$CACHE/govulncheck-$GOVULNCHECK_VERSION/bin/govulncheck
+MODELSYNC_VULNDB=$CACHE/vulndb-$VULNDB_VERSION/db
 ENV
 log "ready: $CACHE"
