@@ -328,6 +328,13 @@ func TestCheckDeniesBrokenManifests(t *testing.T) {
 	branchWith(t, dir, "broken-config", func() {
 		edit(t, dir, "modelsync.yaml", "prune: false", "prune: sometimes")
 	})
+	// The line of prune: in the example configuration, read rather than
+	// written down so the test follows edits to the example.
+	cfg, err := os.ReadFile(filepath.Join(dir, "modelsync.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pruneLine := strings.Count(string(cfg[:strings.Index(string(cfg), "\nprune: ")+1]), "\n") + 1
 	for _, tc := range []struct {
 		branch string
 		denies int
@@ -336,7 +343,7 @@ func TestCheckDeniesBrokenManifests(t *testing.T) {
 		{"twenty-new", 20, []string{"[gate.manifest_invalid] models/bad-00/model.yaml:4: invalid YAML", "(models/bad-19/model.yaml:4)"}},
 		{"huge", 1, []string{"[gate.manifest_invalid] models/huge/model.yaml:1: file is 5242883 bytes; at most 1048576 are accepted (models/huge/model.yaml:1)"}},
 		{"broken-existing", 1, []string{`[gate.manifest_invalid] models/customer-churn-predictor/model.yaml:15: spec.environments.prod.version: expected an integer, got "three" (models/customer-churn-predictor/model.yaml:15)`}},
-		{"broken-config", 1, []string{`[gate.manifest_invalid] modelsync.yaml:31: prune: expected true or false, got "sometimes" (modelsync.yaml:31)`}},
+		{"broken-config", 1, []string{fmt.Sprintf(`[gate.manifest_invalid] modelsync.yaml:%[1]d: prune: expected true or false, got "sometimes" (modelsync.yaml:%[1]d)`, pruneLine)}},
 	} {
 		t.Run(tc.branch, func(t *testing.T) {
 			code, out, stderr := runCheck(t, "--repo", dir, "--base", "main", "--head", tc.branch)
