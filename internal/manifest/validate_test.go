@@ -118,6 +118,12 @@ func TestModelValidationErrors(t *testing.T) {
 			[]string{`models/churn/model.yaml:9:7: spec.environments.dev: merge keys (<<) are not supported; repeat the fields or use an alias for the whole value`}},
 		{"tab indentation", [2]string{"  owners: [alice]", "  owners: [alice]\n\tteam: x"}, "",
 			[]string{`models/churn/model.yaml:7:1: invalid YAML: found character that cannot start any token`}},
+		// The parser names the line before a tab that breaks indentation;
+		// the report names the tab's own line and column.
+		{"tab in nested indentation", [2]string{"    prod:\n      version: 1\n", "    prod:\n      version: 1\n  \t  team: x\n"}, "",
+			[]string{`models/churn/model.yaml:12:3: invalid YAML: found a tab character that violates indentation`}},
+		{"tab in a list", [2]string{"  owners: [alice]", "  owners:\n    - alice\n\t- bob"}, "",
+			[]string{`models/churn/model.yaml:8:1: invalid YAML: found a tab character that violates indentation`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
