@@ -81,6 +81,9 @@ func decodeStrict(file string, data []byte, out any) (Positions, ErrorList) {
 				if r != errTooLarge { //nolint:errorlint // sentinel identity
 					panic(r)
 				}
+				// Half a document is not worth validating: report no
+				// positions, so nobody checks the fields it did reach.
+				d.pos = Positions{}
 			}
 		}()
 		d.value(root, reflect.ValueOf(out).Elem(), "", 0)

@@ -432,6 +432,13 @@ func validateCanary(v *validator, f string, stable int, c *Canary) {
 	}
 }
 
+// ServingPathValid reports whether p is a relative path that stays inside
+// the model folder, the only serving paths a render may follow.
+func ServingPathValid(p string) bool {
+	return p != "" && !strings.HasPrefix(p, "/") && !strings.Contains(p, `\`) &&
+		path.Clean(p) != ".." && !strings.HasPrefix(path.Clean(p), "../")
+}
+
 func validateServing(v *validator, s Serving) {
 	switch p := s.Path; {
 	case p == "":

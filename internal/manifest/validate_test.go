@@ -265,7 +265,9 @@ func TestYAMLBombsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := repo.AllErrors(); len(got) != 9 || !strings.Contains(got[0].Error(), "metadata.labels.a1: expected a string, got a list") {
+	// Besides the nine refused labels, the file lacks what every model
+	// needs (name, owners, serving), reported in the same run.
+	if got := repo.AllErrors(); len(got) != 13 || !strings.Contains(got[4].Error(), "metadata.labels.a1: expected a string, got a list") {
 		t.Fatalf("alias bomb not refused as expected:\n%v", got)
 	}
 
@@ -363,5 +365,33 @@ func TestExtraStorageClasses(t *testing.T) {
 	}
 	if errs := repo.AllErrors(); len(errs) != 1 || errs[0].Field != "spec.lifecycle.archivedClass" {
 		t.Fatalf("an unlisted class: problems %v, want one at spec.lifecycle.archivedClass", errs)
+	}
+}
+
+// Every problem in one run: the missing kustomization is reported beside
+// the others, not only once they are fixed (issue 14).
+func TestServingPathReportedWithOtherProblems(t *testing.T) {
+	body := strings.Replace(goodModel, "  owners: [alice]\n", "  ownr: bob\n", 1)
+	body = strings.Replace(body, "      version: 1\n", "      version: 0\n", 1)
+	body = strings.Replace(body, "path: serving", "path: srv", 1)
+	repo, err := Load(repoFS(testConfig, map[string]string{"churn": body}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`models/churn/model.yaml:5:1: spec.owners: expected at least one owner (a GitHub login)`,
+		`models/churn/model.yaml:6:3: spec.ownr: unknown field "ownr"; expected one of: compliance, dependencies, environments, lifecycle, modelCard, owners, registry, serving, suspend, team`,
+		`models/churn/model.yaml:11:16: spec.environments.prod.version: expected a positive integer MLflow model version, got 0`,
+		`models/churn/model.yaml:16:11: spec.serving.path: expected a kustomization.yaml in models/churn/srv/`,
+	}
+	var got []string
+	for _, e := range repo.AllErrors() {
+		got = append(got, e.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if repo.Broken["churn"] == nil || repo.Broken["churn"].Spec.Serving.Path != "srv" {
+		t.Fatalf("the broken model's decoded part is not kept for further checks: %+v", repo.Broken["churn"])
 	}
 }
