@@ -112,6 +112,10 @@ type Repo struct {
 	// ConfigErrors are problems in modelsync.yaml. When present, Config is
 	// nil and no model can be planned.
 	ConfigErrors ErrorList
+	// BrokenConfig is what could be decoded of a modelsync.yaml with
+	// problems (nil when nothing could), for checks that report every
+	// problem at once; nothing may deploy from it.
+	BrokenConfig *RepoConfig
 	// ConfigLines are the positions of modelsync.yaml's fields, keyed like
 	// environments[2].source; empty when the file does not decode.
 	ConfigLines Positions
@@ -153,6 +157,9 @@ func Load(fsys fs.FS) (*Repo, error) {
 		return nil, err
 	}
 	r.Config, r.ConfigLines, r.ConfigErrors = cfg, pos, errs
+	if len(errs) > 0 {
+		r.Config, r.BrokenConfig = nil, cfg
+	}
 	names, err := ModelFolders(fsys)
 	if err != nil {
 		return nil, err
@@ -191,6 +198,9 @@ func Load(fsys fs.FS) (*Repo, error) {
 // LoadConfig reads and validates modelsync.yaml.
 func LoadConfig(fsys fs.FS) (*RepoConfig, ErrorList, error) {
 	cfg, _, errs, err := loadConfig(fsys)
+	if len(errs) > 0 {
+		cfg = nil
+	}
 	return cfg, errs, err
 }
 
@@ -202,12 +212,15 @@ func loadConfig(fsys fs.FS) (*RepoConfig, Positions, ErrorList, error) {
 	var cfg RepoConfig
 	var pos Positions
 	pos, errs = decodeStrict(ConfigFile, data, &cfg)
-	if len(errs) == 0 {
-		errs = validateConfig(ConfigFile, pos, &cfg)
+	if len(pos) > 0 {
+		errs = append(errs, beyond(errs, validateConfig(ConfigFile, pos, &cfg))...)
 	}
 	if len(errs) > 0 {
 		errs.Sort()
-		return nil, pos, errs, nil
+		if len(pos) == 0 {
+			return nil, pos, errs, nil
+		}
+		return &cfg, pos, errs, nil // callers keep it apart from Config
 	}
 	return &cfg, pos, nil, nil
 }

@@ -61,6 +61,10 @@ const (
 type renderLimits struct {
 	bytes int64
 	files int
+	// offline: fetch nothing. A build that would clone or download a
+	// reference the policy permits stops before kustomize runs, with
+	// ErrNeedsFetch.
+	offline bool
 }
 
 // legacyPredictors are the framework-specific predictor fields KServe's
@@ -157,8 +161,8 @@ func render(ctx context.Context, m *reconciler.DesiredModel, env *reconciler.Des
 			continue
 		}
 		if !kindAllowed(policy.ExtraKinds, gvk.Group, gvk.Kind) {
-			return fail(fmt.Errorf("%w: the render of %s yields %s %q; list it in serving.extraKinds of modelsync.yaml to allow it",
-				ErrKindNotAllowed, buildDir, qualifiedKind(gvk.Group, gvk.Kind), o.GetName()))
+			return fail(&ObjectError{Cause: ErrKindNotAllowed, APIVersion: o.GetAPIVersion(), Kind: gvk.Kind, Name: o.GetName(),
+				Message: fmt.Sprintf("the render of %s yields %s %q; list it in serving.extraKinds of modelsync.yaml to allow it", buildDir, qualifiedKind(gvk.Group, gvk.Kind), o.GetName())})
 		}
 		r.Extras = append(r.Extras, o)
 	}
@@ -342,11 +346,15 @@ func (l renderLimits) build(files fs.FS, modelRoot, servingDir, env string, poli
 	if err != nil {
 		return nil, buildDir, err
 	}
+	if l.offline && len(v.fetches) > 0 {
+		slices.Sort(v.fetches)
+		return nil, buildDir, fmt.Errorf("%w: %s", ErrNeedsFetch, strings.Join(slices.Compact(v.fetches), "; "))
+	}
 	if err := nameInferenceServices(mem, resourceFiles, path.Base(modelRoot)); err != nil {
 		return nil, buildDir, err
 	}
 	g := &guardFS{mem: mem, root: "/" + modelRoot, vet: v, limits: l}
-	if v.remote.allow {
+	if v.remote.allow && !l.offline {
 		// Remote git bases are cloned by kustomize into a temporary
 		// directory on disk; only those directories are reachable there.
 		tmp, err := filepath.EvalSymlinks(os.TempDir())
