@@ -75,3 +75,17 @@ func (Lifecycle) JSONSchemaExtend(s *jsonschema.Schema) {
 		}
 	}
 }
+
+// JSONSchemaExtend writes the form of an extra kind the loader accepts.
+func (ServingPolicy) JSONSchemaExtend(s *jsonschema.Schema) {
+	if kinds, ok := s.Properties.Get("extraKinds"); ok && kinds.Items != nil {
+		kinds.Items.Pattern = extraKind.String()
+	}
+}
+
+// JSONSchemaExtend lists the store's own storage classes' form.
+func (RepoConfig) JSONSchemaExtend(s *jsonschema.Schema) {
+	if classes, ok := s.Properties.Get("extraStorageClasses"); ok && classes.Items != nil {
+		classes.Items.Pattern = storageClassName.String()
+	}
+}

@@ -166,8 +166,13 @@ func validateConfig(file string, pos Positions, c *RepoConfig) ErrorList {
 		}
 	}
 	for i, k := range c.Serving.ExtraKinds {
-		if k == "" || k == "InferenceService" {
+		switch kind, _, _ := strings.Cut(k, "."); {
+		case k == "" || kind == "InferenceService":
 			v.fail(fmt.Sprintf("serving.extraKinds[%d]", i), "expected a Kubernetes kind other than InferenceService, got %q", k)
+		case !extraKind.MatchString(k):
+			// A kind is compared as written: "configmap" would never
+			// match a ConfigMap, and the render would refuse it later.
+			v.fail(fmt.Sprintf("serving.extraKinds[%d]", i), "expected a Kubernetes kind such as ConfigMap, optionally with its API group (ServiceMonitor.monitoring.coreos.com), got %q", k)
 		}
 	}
 	return v.errs
@@ -252,6 +257,10 @@ func (r *Repo) SourceErrors(configBranch string) ErrorList {
 	}
 	return v.errs
 }
+
+// extraKind is a Kubernetes kind (UpperCamelCase), optionally followed by
+// a dot and its API group.
+var extraKind = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$`)
 
 // storageClassName is how S3 and S3-compatible stores write class names.
 var storageClassName = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)

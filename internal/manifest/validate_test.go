@@ -201,6 +201,7 @@ func TestConfigValidationErrors(t *testing.T) {
 		// source: release is a branch name, so it is refused only as one
 		// that is not allowed; the hint names the likely intent.
 		{"source typo with allowedSources", "    source: releases\n", "    source: release\nallowedSources: [main]\n", `modelsync.yaml:9:13: environments[1].source: expected "releases" or a branch listed in allowedSources (main), got "release" (did you mean "releases"?)`},
+		{"extra kind in lowercase", "kind: Repository\n", "kind: Repository\nserving:\n  extraKinds: [ServiceMonitor.monitoring.coreos.com, configmap]\n", `modelsync.yaml:4:54: serving.extraKinds[1]: expected a Kubernetes kind such as ConfigMap, optionally with its API group (ServiceMonitor.monitoring.coreos.com), got "configmap"`},
 		{"delete without allow", "kind: Repository\n", "kind: Repository\ndefaults:\n  lifecycle:\n    deleteAfter: 400d\n", `modelsync.yaml:5:18: defaults.lifecycle.deleteAfter: set allowDelete: true as well; artifacts are never deleted without it`},
 	}
 	for _, tc := range cases {
