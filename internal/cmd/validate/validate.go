@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -153,9 +155,13 @@ func checkServing(ctx context.Context, files fs.FS, repo *manifest.Repo) manifes
 			return nil
 		}
 	}
-	var warnings manifest.ErrorList
 	names := slices.Concat(repo.ModelNames(), slices.Sorted(maps.Keys(repo.Broken)))
-	for _, name := range names {
+	type result struct{ problems, warnings manifest.ErrorList }
+	results := make([]result, len(names))
+	// Renders are independent and CPU-bound: one per processor at a time.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, name := range names {
 		m, pos := repo.Models[name], repo.Lines[name]
 		if m == nil {
 			m, pos = repo.Broken[name], repo.BrokenLines[name]
@@ -165,14 +171,25 @@ func checkServing(ctx context.Context, files fs.FS, repo *manifest.Repo) manifes
 		}) {
 			continue // no directory to render; the problem says why
 		}
-		problems, warns := kserve.ValidateServing(ctx, files, cfg, name, m, pos)
-		warnings = append(warnings, warns...)
-		if len(problems) == 0 {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			p, w := kserve.ValidateServing(ctx, files, cfg, name, m, pos)
+			results[i] = result{p, w}
+		}()
+	}
+	wg.Wait()
+	var warnings manifest.ErrorList
+	for i, name := range names {
+		r := results[i]
+		warnings = append(warnings, r.warnings...)
+		if len(r.problems) == 0 {
 			continue
 		}
-		repo.Problems[name] = append(repo.Problems[name], problems...)
-		if _, ok := repo.Models[name]; ok {
-			repo.Broken[name], repo.BrokenLines[name] = m, pos
+		repo.Problems[name] = append(repo.Problems[name], r.problems...)
+		if m, ok := repo.Models[name]; ok {
+			repo.Broken[name], repo.BrokenLines[name] = m, repo.Lines[name]
 			delete(repo.Models, name)
 			delete(repo.Lines, name)
 		}

@@ -328,16 +328,7 @@ func (l renderLimits) build(files fs.FS, modelRoot, servingDir, env string, poli
 	if c.files == 0 {
 		return nil, "", fmt.Errorf("model folder %s/ is empty or missing", modelRoot)
 	}
-	buildDir := servingDir
-	for _, cand := range []string{
-		path.Join(servingDir, "overlays", env),
-		path.Join(path.Dir(servingDir), "overlays", env),
-	} {
-		if within(cand, modelRoot) && hasKustomization(mem, "/"+cand) {
-			buildDir = cand
-			break
-		}
-	}
+	buildDir := buildDirFor(func(dir string) bool { return hasKustomization(mem, "/"+dir) }, modelRoot, servingDir, env)
 	if !hasKustomization(mem, "/"+buildDir) {
 		return nil, buildDir, fmt.Errorf("no kustomization.yaml in %s/", buildDir)
 	}
@@ -393,6 +384,21 @@ func (l renderLimits) build(files fs.FS, modelRoot, servingDir, env string, poli
 		out = append(out, u)
 	}
 	return out, buildDir, nil
+}
+
+// buildDirFor is the directory kustomize builds for env: the overlay
+// overlays/<env> below or beside the serving directory when it holds a
+// kustomization (hasKust says), else the serving directory itself.
+func buildDirFor(hasKust func(dir string) bool, modelRoot, servingDir, env string) string {
+	for _, cand := range []string{
+		path.Join(servingDir, "overlays", env),
+		path.Join(path.Dir(servingDir), "overlays", env),
+	} {
+		if within(cand, modelRoot) && hasKust(cand) {
+			return cand
+		}
+	}
+	return servingDir
 }
 
 func hasKustomization(fsys filesys.FileSystem, dir string) bool {

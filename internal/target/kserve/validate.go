@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/reconciler"
@@ -61,6 +62,7 @@ func ValidateServing(ctx context.Context, files fs.FS, cfg *manifest.RepoConfig,
 	dir := path.Join(modelRoot, path.Clean(m.Spec.Serving.Path))
 	limits := Config{}.renderLimits()
 	limits.offline = true
+	build := memoBuild(files, limits.build)
 
 	// One message per distinct problem, naming every environment it
 	// concerns: a broken base fails every environment the same way.
@@ -102,7 +104,7 @@ func ValidateServing(ctx context.Context, files fs.FS, cfg *manifest.RepoConfig,
 				de.Canary = &reconciler.DesiredCanary{Version: c.Version, Weight: w}
 			}
 		}
-		r, err := render(ctx, dm, de, cfg.Serving, offlineLocator{}, limits.build)
+		r, err := render(ctx, dm, de, cfg.Serving, offlineLocator{}, build)
 		if err != nil {
 			var me *ModelError
 			if errors.As(err, &me) {
@@ -136,6 +138,39 @@ func ValidateServing(ctx context.Context, files fs.FS, cfg *manifest.RepoConfig,
 	problems.Sort()
 	warnings.Sort()
 	return problems, warnings
+}
+
+// memoBuild builds each directory of a model once: environments without
+// an overlay of their own share the serving directory's build, which is
+// most of validate's time. Each caller gets its own copies of the
+// objects, since a render writes into them.
+func memoBuild(files fs.FS, build buildFunc) buildFunc {
+	type result struct {
+		objs []*unstructured.Unstructured
+		dir  string
+		err  error
+	}
+	done := map[string]result{}
+	return func(fsys fs.FS, modelRoot, servingDir, env string, policy manifest.ServingPolicy) ([]*unstructured.Unstructured, string, error) {
+		key := buildDirFor(func(dir string) bool {
+			for _, n := range kustomizationNames {
+				if info, err := fs.Stat(files, path.Join(dir, n)); err == nil && !info.IsDir() {
+					return true
+				}
+			}
+			return false
+		}, modelRoot, servingDir, env)
+		r, ok := done[key]
+		if !ok {
+			r.objs, r.dir, r.err = build(fsys, modelRoot, servingDir, env, policy)
+			done[key] = r
+		}
+		objs := make([]*unstructured.Unstructured, len(r.objs))
+		for i, o := range r.objs {
+			objs[i] = o.DeepCopy()
+		}
+		return objs, r.dir, r.err
+	}
 }
 
 // offlineLocator stands in for the registry: validate checks what the
