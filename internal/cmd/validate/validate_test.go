@@ -99,3 +99,17 @@ func TestValidateExampleRendersCleanly(t *testing.T) {
 		t.Fatalf("err %v out %q", err, out)
 	}
 }
+
+// A slip of "releases" reads as a branch name; validate refuses it where
+// modelsync.yaml says so and names the likely intent, instead of desired
+// later dropping the environment for want of a branch (issue 14).
+func TestValidateSourceTypo(t *testing.T) {
+	dir := copyExample(t)
+	edit(t, dir, "modelsync.yaml", "    source: releases\n", "    source: release\n")
+	edit(t, dir, "modelsync.yaml", "allowedSources: [main]\n", "")
+	out, err := run(t, dir)
+	want := `modelsync.yaml:15:13: environments[2].source: expected "releases" or "main" (the branch modelsync.yaml is read from), got "release" (did you mean "releases"?); list other branches in allowedSources`
+	if !errors.Is(err, cmdutil.ErrSilent) || !strings.Contains(out, want) {
+		t.Fatalf("err %v, output:\n%s\nwant a line %s", err, out, want)
+	}
+}
