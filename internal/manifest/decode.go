@@ -62,14 +62,14 @@ func decodeStrict(file string, data []byte, out any) (Positions, ErrorList) {
 			d.fail(Pos{}, "", "file is empty; expected a YAML mapping")
 			return d.pos, d.errs
 		}
-		d.syntaxError(err)
+		d.syntaxError(err, data)
 		return d.pos, d.errs
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		d.fail(Pos{extra.Line, extra.Column}, "", "expected exactly one YAML document; found a second one (remove the extra ---)")
 	} else if !errors.Is(err, io.EOF) {
-		d.syntaxError(err)
+		d.syntaxError(err, data)
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
@@ -81,6 +81,9 @@ func decodeStrict(file string, data []byte, out any) (Positions, ErrorList) {
 				if r != errTooLarge { //nolint:errorlint // sentinel identity
 					panic(r)
 				}
+				// Half a document is not worth validating: report no
+				// positions, so nobody checks the fields it did reach.
+				d.pos = Positions{}
 			}
 		}()
 		d.value(root, reflect.ValueOf(out).Elem(), "", 0)
@@ -90,9 +93,18 @@ func decodeStrict(file string, data []byte, out any) (Positions, ErrorList) {
 }
 
 // syntaxError turns the parser's "yaml: line N: msg" into a FieldError.
-func (d *decoder) syntaxError(err error) {
+func (d *decoder) syntaxError(err error, data []byte) {
+	d.errs = append(d.errs, SyntaxError(d.file, err, data))
+}
+
+// SyntaxError turns a YAML parser error ("yaml: line N: msg") about data,
+// the content of file, into a FieldError. The parser reports a tab in
+// indentation at the line before the tab (the line it was reading when it
+// looked ahead), or at no line at all on the first line; the tab itself is
+// what the author must find, so such errors point at it.
+func SyntaxError(file string, err error, data []byte) *FieldError {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 0
+	line, col := 0, 1
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if i := strings.Index(rest, ":"); i > 0 {
 			if n, convErr := strconv.Atoi(rest[:i]); convErr == nil {
@@ -101,7 +113,27 @@ func (d *decoder) syntaxError(err error) {
 			}
 		}
 	}
-	d.errs = append(d.errs, &FieldError{File: d.file, Line: line, Column: 1, Message: "invalid YAML: " + msg})
+	if strings.Contains(msg, "tab character") || strings.Contains(msg, "cannot start any token") {
+		if l, c := indentTab(data, max(line, 1)); l > 0 {
+			line, col = l, c
+		}
+	}
+	return &FieldError{File: file, Line: line, Column: col, Message: "invalid YAML: " + msg}
+}
+
+// indentTab finds the first tab in a line's indentation at or after line
+// from (1-based), within the two lines the parser's report can be off by,
+// and returns its line and column; 0, 0 when there is none.
+func indentTab(data []byte, from int) (int, int) {
+	lines := strings.Split(string(data), "\n")
+	for n := from; n <= from+1 && n <= len(lines); n++ {
+		l := lines[n-1]
+		indent := l[:len(l)-len(strings.TrimLeft(l, " \t"))]
+		if i := strings.IndexByte(indent, '\t'); i >= 0 {
+			return n, i + 1
+		}
+	}
+	return 0, 0
 }
 
 func (d *decoder) fail(p Pos, field, msg string) {

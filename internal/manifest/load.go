@@ -112,6 +112,10 @@ type Repo struct {
 	// ConfigErrors are problems in modelsync.yaml. When present, Config is
 	// nil and no model can be planned.
 	ConfigErrors ErrorList
+	// BrokenConfig is what could be decoded of a modelsync.yaml with
+	// problems (nil when nothing could), for checks that report every
+	// problem at once; nothing may deploy from it.
+	BrokenConfig *RepoConfig
 	// ConfigLines are the positions of modelsync.yaml's fields, keyed like
 	// environments[2].source; empty when the file does not decode.
 	ConfigLines Positions
@@ -121,6 +125,12 @@ type Repo struct {
 	// Lines maps a model name to the positions of its fields, for
 	// annotations that point at a line.
 	Lines map[string]Positions
+	// Broken holds what could be decoded of each model in Problems, and
+	// BrokenLines its positions, so `validate` can go on to check such a
+	// model's serving directory and report every problem at once. Nothing
+	// may deploy from them.
+	Broken      map[string]*Model
+	BrokenLines map[string]Positions
 }
 
 // ModelNames returns the valid models' names, sorted.
@@ -140,19 +150,23 @@ func (r *Repo) AllErrors() ErrorList {
 // It fails only when the filesystem itself cannot be read; manifest
 // problems are returned inside the Repo.
 func Load(fsys fs.FS) (*Repo, error) {
-	r := &Repo{Models: map[string]*Model{}, Problems: map[string]ErrorList{}, Lines: map[string]Positions{}}
+	r := &Repo{Models: map[string]*Model{}, Problems: map[string]ErrorList{}, Lines: map[string]Positions{},
+		Broken: map[string]*Model{}, BrokenLines: map[string]Positions{}}
 	cfg, pos, errs, err := loadConfig(fsys)
 	if err != nil {
 		return nil, err
 	}
 	r.Config, r.ConfigLines, r.ConfigErrors = cfg, pos, errs
+	if len(errs) > 0 {
+		r.Config, r.BrokenConfig = nil, cfg
+	}
 	names, err := ModelFolders(fsys)
 	if err != nil {
 		return nil, err
 	}
 	byRegistry := map[string]string{}
 	for _, name := range names {
-		m, pos, errs, err := LoadModel(fsys, name, r.Config)
+		m, pos, errs, err := loadModel(fsys, name, r.Config)
 		if err != nil {
 			return nil, err
 		}
@@ -170,6 +184,9 @@ func Load(fsys fs.FS) (*Repo, error) {
 		}
 		if len(errs) > 0 {
 			r.Problems[name] = errs
+			if m != nil {
+				r.Broken[name], r.BrokenLines[name] = m, pos
+			}
 			continue
 		}
 		r.Models[name] = m
@@ -181,6 +198,9 @@ func Load(fsys fs.FS) (*Repo, error) {
 // LoadConfig reads and validates modelsync.yaml.
 func LoadConfig(fsys fs.FS) (*RepoConfig, ErrorList, error) {
 	cfg, _, errs, err := loadConfig(fsys)
+	if len(errs) > 0 {
+		cfg = nil
+	}
 	return cfg, errs, err
 }
 
@@ -192,12 +212,15 @@ func loadConfig(fsys fs.FS) (*RepoConfig, Positions, ErrorList, error) {
 	var cfg RepoConfig
 	var pos Positions
 	pos, errs = decodeStrict(ConfigFile, data, &cfg)
-	if len(errs) == 0 {
-		errs = validateConfig(ConfigFile, pos, &cfg)
+	if len(pos) > 0 {
+		errs = append(errs, beyond(errs, validateConfig(ConfigFile, pos, &cfg))...)
 	}
 	if len(errs) > 0 {
 		errs.Sort()
-		return nil, pos, errs, nil
+		if len(pos) == 0 {
+			return nil, pos, errs, nil
+		}
+		return &cfg, pos, errs, nil // callers keep it apart from Config
 	}
 	return &cfg, pos, nil, nil
 }
@@ -225,6 +248,16 @@ func ModelFolders(fsys fs.FS) ([]string, error) {
 // LoadModel reads and validates models/<name>/model.yaml. cfg may be nil
 // when modelsync.yaml is broken; environment names are then not checked.
 func LoadModel(fsys fs.FS, name string, cfg *RepoConfig) (*Model, Positions, ErrorList, error) {
+	m, pos, errs, err := loadModel(fsys, name, cfg)
+	if len(errs) > 0 {
+		m = nil
+	}
+	return m, pos, errs, err
+}
+
+// loadModel is LoadModel, returning with problems also what could be
+// decoded of the model (nil when the file could not be read or parsed).
+func loadModel(fsys fs.FS, name string, cfg *RepoConfig) (*Model, Positions, ErrorList, error) {
 	file := ModelPath(name)
 	data, errs, err := readManifest(fsys, file, "not found: every folder under models/ needs a model.yaml")
 	if err != nil || errs != nil {
@@ -233,21 +266,59 @@ func LoadModel(fsys fs.FS, name string, cfg *RepoConfig) (*Model, Positions, Err
 	var m Model
 	var pos Positions
 	pos, errs = decodeStrict(file, data, &m)
-	if len(errs) == 0 {
-		errs = validateModel(file, name, pos, &m, cfg)
+	if len(pos) > 0 {
+		errs = append(errs, beyond(errs, validateModel(file, name, pos, &m, cfg))...)
 	}
-	if len(errs) == 0 {
-		errs = checkServingDir(fsys, file, pos, &m)
-	}
+	// The serving directory is checked whatever else is wrong, so one run
+	// reports it with the rest rather than after they are fixed.
+	errs = append(errs, checkServingDir(fsys, file, name, pos, &m, errs)...)
 	if len(errs) > 0 {
 		errs.Sort()
-		return nil, pos, errs, nil
+		if len(pos) == 0 {
+			return nil, pos, errs, nil // nothing decoded
+		}
+		return &m, pos, errs, nil
 	}
 	return &m, pos, nil, nil
 }
 
-func checkServingDir(fsys fs.FS, file string, pos Positions, m *Model) ErrorList {
-	dir := m.ServingDir()
+// checkServingDir reports a serving path without a kustomization, unless
+// found (the model's other problems) already covers that field. folder is
+// the model's folder, which a mismatched metadata.name must not change.
+// beyond returns the problems of more that concern no field decoding
+// already refused (nor a field inside one): a value that did not decode
+// is left zero, and "required" or "expected a positive integer" about it
+// would only repeat the decoding error less precisely.
+func beyond(decoding, more ErrorList) ErrorList {
+	if len(decoding) == 0 {
+		return more
+	}
+	var out ErrorList
+	for _, e := range more {
+		covered := false
+		for _, d := range decoding {
+			if d.Field == "" || e.Field == d.Field || strings.HasPrefix(e.Field, d.Field+".") || strings.HasPrefix(e.Field, d.Field+"[") {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func checkServingDir(fsys fs.FS, file, folder string, pos Positions, m *Model, found ErrorList) ErrorList {
+	for _, e := range found {
+		if e.Field == "spec.serving" || e.Field == "spec.serving.path" {
+			return nil
+		}
+	}
+	if _, ok := pos["spec.serving.path"]; !ok || !ServingPathValid(m.Spec.Serving.Path) {
+		return nil
+	}
+	dir := path.Join(ModelsDir, folder, path.Clean(m.Spec.Serving.Path))
 	for _, k := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
 		if _, err := fs.Stat(fsys, path.Join(dir, k)); err == nil {
 			return nil

@@ -5,6 +5,7 @@ import (
 	"reflect"
 
 	"github.com/invopop/jsonschema"
+	"github.com/modelsync/modelsync/internal/storageclass"
 )
 
 // Schema files are generated from the Go types, checked in for editors
@@ -43,4 +44,48 @@ func JSONSchema(kind string) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// JSONSchemaExtend gives each canary step the bounds weight has: 1 to 99,
+// since 100% of traffic on the candidate is a promotion.
+func (Canary) JSONSchemaExtend(s *jsonschema.Schema) {
+	if steps, ok := s.Properties.Get("steps"); ok && steps.Items != nil {
+		steps.Items.Minimum, steps.Items.Maximum = "1", "99"
+	}
+}
+
+// JSONSchemaExtend offers the S3 storage classes for the class fields. A
+// store's own classes (extraStorageClasses in modelsync.yaml, which the
+// model file's schema cannot see) pass as capitalised names, so the
+// schema flags lowercase slips while the loader, which knows the
+// repository's list, refuses the rest with a suggestion.
+func (Lifecycle) JSONSchemaExtend(s *jsonschema.Schema) {
+	known := make([]any, 0, len(storageclass.Known()))
+	for _, c := range storageclass.Known() {
+		known = append(known, c)
+	}
+	for _, name := range []string{"activeClass", "archivedClass", "deepArchiveClass"} {
+		p, ok := s.Properties.Get(name)
+		if !ok {
+			continue
+		}
+		p.AnyOf = []*jsonschema.Schema{
+			{Enum: known, Description: "an S3 storage class"},
+			{Pattern: storageClassName.String(), Description: "a class listed in extraStorageClasses of modelsync.yaml"},
+		}
+	}
+}
+
+// JSONSchemaExtend writes the form of an extra kind the loader accepts.
+func (ServingPolicy) JSONSchemaExtend(s *jsonschema.Schema) {
+	if kinds, ok := s.Properties.Get("extraKinds"); ok && kinds.Items != nil {
+		kinds.Items.Pattern = extraKind.String()
+	}
+}
+
+// JSONSchemaExtend lists the store's own storage classes' form.
+func (RepoConfig) JSONSchemaExtend(s *jsonschema.Schema) {
+	if classes, ok := s.Properties.Get("extraStorageClasses"); ok && classes.Items != nil {
+		classes.Items.Pattern = storageClassName.String()
+	}
 }

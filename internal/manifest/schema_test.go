@@ -72,6 +72,17 @@ func TestSchemaAcceptsExample(t *testing.T) {
 			t.Errorf("model schema rejects %s: %v", m, err)
 		}
 	}
+	for _, body := range []string{
+		// A canary step of 100 is refused like weight: 100.
+		`{"apiVersion":"modelsync.dev/v1alpha1","kind":"Model","metadata":{"name":"x"},"spec":{"owners":["a"],"serving":{"path":"s","modelFormat":"f"},"environments":{"prod":{"version":1,"canary":{"version":2,"steps":[10,100]}}}}}`,
+		// A storage class that is no S3 class nor a capitalised store class.
+		`{"apiVersion":"modelsync.dev/v1alpha1","kind":"Model","metadata":{"name":"x"},"spec":{"owners":["a"],"serving":{"path":"s","modelFormat":"f"},"lifecycle":{"archivedClass":"glacier ir"}}}`,
+	} {
+		doc, _ := jsonschema.UnmarshalJSON(strings.NewReader(body))
+		if err := modelSchema.Validate(doc); err == nil {
+			t.Errorf("model schema accepts %s", body)
+		}
+	}
 	bad := strings.NewReader(`{"apiVersion":"modelsync.dev/v1alpha1","kind":"Model","metadata":{"name":"x"},"spec":{"owners":["a"],"serving":{"path":"s","modelFormat":"f"},"ownr":1}}`)
 	doc, _ := jsonschema.UnmarshalJSON(bad)
 	if err := modelSchema.Validate(doc); err == nil {

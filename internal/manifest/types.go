@@ -38,6 +38,10 @@ type RepoConfig struct {
 	// be a source, so no environment follows a branch nobody reviews.
 	AllowedSources []string `yaml:"allowedSources,omitempty" json:"allowedSources,omitempty"`
 	Defaults       Defaults `yaml:"defaults,omitempty" json:"defaults,omitempty"`
+	// ExtraStorageClasses are storage class names an S3-compatible store
+	// accepts besides the S3 API's own (STANDARD, GLACIER_IR, ...), so a
+	// lifecycle may name them; a class in neither is refused as a typo.
+	ExtraStorageClasses []string `yaml:"extraStorageClasses,omitempty" json:"extraStorageClasses,omitempty" jsonschema:"uniqueItems=true"`
 	// Prune lets the reconciler delete serving objects it created for models or
 	// environments that left the repository.
 	Prune bool `yaml:"prune,omitempty" json:"prune,omitempty"`
@@ -107,7 +111,8 @@ type ServingPolicy struct {
 }
 
 // Lifecycle says where a model's artifacts live over time. Class names are
-// free strings so S3-compatible stores with their own classes work.
+// the S3 API's storage classes, or names modelsync.yaml lists in
+// extraStorageClasses for S3-compatible stores with classes of their own.
 type Lifecycle struct {
 	ActiveClass      string   `yaml:"activeClass,omitempty" json:"activeClass,omitempty"`
 	ArchivedClass    string   `yaml:"archivedClass,omitempty" json:"archivedClass,omitempty"`

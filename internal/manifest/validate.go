@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/modelsync/modelsync/internal/cron"
+	"github.com/modelsync/modelsync/internal/storageclass"
 )
 
 var (
@@ -126,9 +128,9 @@ func validateConfig(file string, pos Positions, c *RepoConfig) ErrorList {
 		case e.Source == "":
 			v.fail(f+".source", "required: a branch name such as \"main\", or %q for the newest release tag", SourceReleases)
 		case e.Source != SourceReleases && !validBranch(e.Source):
-			v.fail(f+".source", "expected a branch name or %q, got %q", SourceReleases, e.Source)
+			v.fail(f+".source", "expected a branch name or %q, got %q%s", SourceReleases, e.Source, releasesHint(e.Source))
 		case e.Source != SourceReleases && allowed != nil && !allowed[e.Source]:
-			v.fail(f+".source", "expected %q or a branch listed in allowedSources (%s), got %q", SourceReleases, strings.Join(c.AllowedSources, ", "), e.Source)
+			v.fail(f+".source", "expected %q or a branch listed in allowedSources (%s), got %q%s", SourceReleases, strings.Join(c.AllowedSources, ", "), e.Source, releasesHint(e.Source))
 		case e.Prerelease && e.Source != SourceReleases:
 			v.fail(f+".prerelease", "only applies to source %q; this environment follows branch %q", SourceReleases, e.Source)
 		}
@@ -138,7 +140,9 @@ func validateConfig(file string, pos Positions, c *RepoConfig) ErrorList {
 	default:
 		v.fail("defaults.registry.mode", "expected one of aliases, stages, both; got %q", c.Defaults.Registry.Mode)
 	}
+	extraClasses := validateExtraStorageClasses(v, c.ExtraStorageClasses)
 	validateLifecycle(v, "defaults.lifecycle", c.Defaults.Lifecycle)
+	validateClasses(v, "defaults.lifecycle", c.Defaults.Lifecycle, extraClasses)
 	for i, w := range c.SyncWindows {
 		f := fmt.Sprintf("syncWindows[%d]", i)
 		if w.Kind != "allow" && w.Kind != "deny" {
@@ -162,8 +166,13 @@ func validateConfig(file string, pos Positions, c *RepoConfig) ErrorList {
 		}
 	}
 	for i, k := range c.Serving.ExtraKinds {
-		if k == "" || k == "InferenceService" {
+		switch kind, _, _ := strings.Cut(k, "."); {
+		case k == "" || kind == "InferenceService":
 			v.fail(fmt.Sprintf("serving.extraKinds[%d]", i), "expected a Kubernetes kind other than InferenceService, got %q", k)
+		case !extraKind.MatchString(k):
+			// A kind is compared as written: "configmap" would never
+			// match a ConfigMap, and the render would refuse it later.
+			v.fail(fmt.Sprintf("serving.extraKinds[%d]", i), "expected a Kubernetes kind such as ConfigMap, optionally with its API group (ServiceMonitor.monitoring.coreos.com), got %q", k)
 		}
 	}
 	return v.errs
@@ -191,6 +200,37 @@ func validateAllowedSources(v *validator, list []string) map[string]bool {
 	return set
 }
 
+// releasesHint suggests "releases" for a source that is a slip of it
+// ("release", "Releases", "relases"): taken for a branch, such a source
+// only shows up later, when the branch is not found.
+func releasesHint(source string) string {
+	if editDistance(strings.ToLower(source), SourceReleases) <= 2 {
+		return fmt.Sprintf(" (did you mean %q?)", SourceReleases)
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance of two short strings.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
 func validBranch(b string) bool {
 	return branchName.MatchString(b) && !strings.Contains(b, "..") && !strings.HasSuffix(b, "/") && !strings.HasPrefix(b, "-")
 }
@@ -211,11 +251,65 @@ func (r *Repo) SourceErrors(configBranch string) ErrorList {
 	v := &validator{file: ConfigFile, pos: r.ConfigLines}
 	for i, e := range r.Config.Environments {
 		if e.Source != SourceReleases && e.Source != configBranch {
-			v.fail(fmt.Sprintf("environments[%d].source", i), "expected %q or %q (the branch modelsync.yaml is read from), got %q; list other branches in allowedSources",
-				SourceReleases, configBranch, e.Source)
+			v.fail(fmt.Sprintf("environments[%d].source", i), "expected %q or %q (the branch modelsync.yaml is read from), got %q%s; list other branches in allowedSources",
+				SourceReleases, configBranch, e.Source, releasesHint(e.Source))
 		}
 	}
 	return v.errs
+}
+
+// extraKind is a Kubernetes kind (UpperCamelCase), optionally followed by
+// a dot and its API group.
+var extraKind = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$`)
+
+// storageClassName is how S3 and S3-compatible stores write class names.
+var storageClassName = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
+
+// validateExtraStorageClasses checks extraStorageClasses and returns the
+// set of their normalized names.
+func validateExtraStorageClasses(v *validator, list []string) map[string]bool {
+	set := make(map[string]bool, len(list))
+	for i, c := range list {
+		f := fmt.Sprintf("extraStorageClasses[%d]", i)
+		switch {
+		case !storageClassName.MatchString(c):
+			v.fail(f, "expected a storage class name of capital letters, digits and '_' such as COLD, got %q", c)
+		case storageclass.IsKnown(c):
+			v.fail(f, "%q is an S3 storage class already; list only the classes of your store that S3 does not define", c)
+		case set[c]:
+			v.fail(f, "duplicate storage class %q", c)
+		}
+		set[storageclass.Normalize(c)] = true
+	}
+	return set
+}
+
+// storageClassSet is the set of extra class names of a valid configuration.
+func (c *RepoConfig) storageClassSet() map[string]bool {
+	set := make(map[string]bool, len(c.ExtraStorageClasses))
+	for _, s := range c.ExtraStorageClasses {
+		set[storageclass.Normalize(s)] = true
+	}
+	return set
+}
+
+// validateClasses refuses a lifecycle class that is neither an S3 storage
+// class nor listed in extraStorageClasses: the S3 target would only find
+// out when the copy into it fails, weeks after the change was merged.
+func validateClasses(v *validator, field string, l Lifecycle, extra map[string]bool) {
+	for _, fc := range []struct{ name, class string }{
+		{"activeClass", l.ActiveClass}, {"archivedClass", l.ArchivedClass}, {"deepArchiveClass", l.DeepArchiveClass},
+	} {
+		if fc.class == "" || storageclass.IsKnown(fc.class) || extra[storageclass.Normalize(fc.class)] {
+			continue
+		}
+		hint := ""
+		if s := storageclass.Suggest(fc.class); s != "" {
+			hint = fmt.Sprintf(" (did you mean %s?)", s)
+		}
+		v.fail(field+"."+fc.name, "expected an S3 storage class (%s) or one listed in extraStorageClasses of modelsync.yaml, got %q%s",
+			strings.Join(storageclass.Known(), ", "), fc.class, hint)
+	}
 }
 
 func validateLifecycle(v *validator, field string, l Lifecycle) {
@@ -282,6 +376,11 @@ func validateModel(file, folder string, pos Positions, m *Model, cfg *RepoConfig
 	}
 	validateServing(v, m.Spec.Serving)
 	validateLifecycle(v, "spec.lifecycle", m.Spec.Lifecycle)
+	if cfg != nil {
+		// Without modelsync.yaml the extra classes are unknown, and a
+		// class could be refused that the repository allows.
+		validateClasses(v, "spec.lifecycle", m.Spec.Lifecycle, cfg.storageClassSet())
+	}
 	seenTags := map[string]bool{}
 	for i, t := range m.Spec.Compliance {
 		f := fmt.Sprintf("spec.compliance[%d]", i)
@@ -320,8 +419,8 @@ func validateCanary(v *validator, f string, stable int, c *Canary) {
 	for i, s := range c.Steps {
 		sf := fmt.Sprintf("%s.steps[%d]", f, i)
 		switch {
-		case s <= 0 || s > 100:
-			v.fail(sf, "expected a traffic percentage in (0, 100], got %d", s)
+		case s <= 0 || s >= 100:
+			v.fail(sf, "expected a traffic percentage from 1 to 99 (100 is a promotion: set version instead), got %d", s)
 		case s <= prev:
 			v.fail(sf, "steps must be strictly ascending; %d follows %d", s, prev)
 		}
@@ -332,9 +431,21 @@ func validateCanary(v *validator, f string, stable int, c *Canary) {
 	if c.Weight != 0 && (c.Weight < 0 || c.Weight >= 100) {
 		v.fail(f+".weight", "expected a traffic percentage from 1 to 99 (100 is a promotion: set version instead), got %d", c.Weight)
 	}
+	if c.Weight > 0 && c.Weight < 100 && len(c.Steps) > 0 && !slices.Contains(c.Steps, c.Weight) {
+		// The weight is where the rollout stands; a weight off the steps
+		// sends traffic no reviewed step (and no policy on the first step) allows.
+		v.fail(f+".weight", "expected one of the steps %v (the rollout's current step), got %d", c.Steps, c.Weight)
+	}
 	if c.Weight == 0 && len(c.Steps) == 0 {
 		v.fail(f, "expected steps (e.g. [10, 25, 50]) or a weight")
 	}
+}
+
+// ServingPathValid reports whether p is a relative path that stays inside
+// the model folder, the only serving paths a render may follow.
+func ServingPathValid(p string) bool {
+	return p != "" && !strings.HasPrefix(p, "/") && !strings.Contains(p, `\`) &&
+		path.Clean(p) != ".." && !strings.HasPrefix(path.Clean(p), "../")
 }
 
 func validateServing(v *validator, s Serving) {

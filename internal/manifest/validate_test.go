@@ -91,9 +91,23 @@ func TestModelValidationErrors(t *testing.T) {
 		{"steps not ascending", [2]string{"steps: [10, 25, 50]", "steps: [10, 50, 25]"}, "",
 			[]string{`models/churn/model.yaml:14:25: spec.environments.prod.canary.steps[2]: steps must be strictly ascending; 25 follows 50`}},
 		{"step above 100", [2]string{"steps: [10, 25, 50]", "steps: [10, 25, 150]"}, "",
-			[]string{`models/churn/model.yaml:14:25: spec.environments.prod.canary.steps[2]: expected a traffic percentage in (0, 100], got 150`}},
+			[]string{`models/churn/model.yaml:14:25: spec.environments.prod.canary.steps[2]: expected a traffic percentage from 1 to 99 (100 is a promotion: set version instead), got 150`}},
+		// A last step of 100 is what weight: 100 is, a promotion written as a
+		// canary; both are refused alike (issue 14).
+		{"step of 100", [2]string{"steps: [10, 25, 50]", "steps: [10, 50, 100]"}, "",
+			[]string{`models/churn/model.yaml:14:25: spec.environments.prod.canary.steps[2]: expected a traffic percentage from 1 to 99 (100 is a promotion: set version instead), got 100`}},
+		{"weight of 100", [2]string{"steps: [10, 25, 50]", "weight: 100"}, "",
+			[]string{`models/churn/model.yaml:14:17: spec.environments.prod.canary.weight: expected a traffic percentage from 1 to 99 (100 is a promotion: set version instead), got 100`}},
+		{"weight off the steps", [2]string{"steps: [10, 25, 50]", "steps: [10, 25, 50]\n        weight: 90"}, "",
+			[]string{`models/churn/model.yaml:15:17: spec.environments.prod.canary.weight: expected one of the steps [10 25 50] (the rollout's current step), got 90`}},
+		{"weight on a step", [2]string{"steps: [10, 25, 50]", "steps: [10, 25, 50]\n        weight: 25\n  team: x\n  team: y"}, "",
+			[]string{`models/churn/model.yaml:17:3: spec.team: duplicate key "team" (first defined at line 16)`}},
 		{"step zero", [2]string{"steps: [10, 25, 50]", "steps: [0, 25]"}, "",
-			[]string{`models/churn/model.yaml:14:17: spec.environments.prod.canary.steps[0]: expected a traffic percentage in (0, 100], got 0`}},
+			[]string{`models/churn/model.yaml:14:17: spec.environments.prod.canary.steps[0]: expected a traffic percentage from 1 to 99 (100 is a promotion: set version instead), got 0`}},
+		{"archived class typo", [2]string{"    modelFormat: sklearn\n", "    modelFormat: sklearn\n  lifecycle:\n    archivedClass: GLACIERIR\n"}, "",
+			[]string{`models/churn/model.yaml:19:20: spec.lifecycle.archivedClass: expected an S3 storage class (STANDARD, REDUCED_REDUNDANCY, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE, OUTPOSTS, SNOW, EXPRESS_ONEZONE, FSX_OPENZFS, FSX_ONTAP) or one listed in extraStorageClasses of modelsync.yaml, got "GLACIERIR" (did you mean GLACIER_IR?)`}},
+		{"unknown deep archive class", [2]string{"    modelFormat: sklearn\n", "    modelFormat: sklearn\n  lifecycle:\n    deepArchiveClass: COLD\n"}, "",
+			[]string{`models/churn/model.yaml:19:23: spec.lifecycle.deepArchiveClass: expected an S3 storage class (STANDARD, REDUCED_REDUNDANCY, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE, OUTPOSTS, SNOW, EXPRESS_ONEZONE, FSX_OPENZFS, FSX_ONTAP) or one listed in extraStorageClasses of modelsync.yaml, got "COLD"`}},
 		{"serving path escapes", [2]string{"path: serving", "path: ../other/serving"}, "",
 			[]string{`models/churn/model.yaml:16:11: spec.serving.path: leaves the model folder: "../other/serving"`}},
 		{"serving path absolute", [2]string{"path: serving", "path: /etc"}, "",
@@ -118,6 +132,12 @@ func TestModelValidationErrors(t *testing.T) {
 			[]string{`models/churn/model.yaml:9:7: spec.environments.dev: merge keys (<<) are not supported; repeat the fields or use an alias for the whole value`}},
 		{"tab indentation", [2]string{"  owners: [alice]", "  owners: [alice]\n\tteam: x"}, "",
 			[]string{`models/churn/model.yaml:7:1: invalid YAML: found character that cannot start any token`}},
+		// The parser names the line before a tab that breaks indentation;
+		// the report names the tab's own line and column.
+		{"tab in nested indentation", [2]string{"    prod:\n      version: 1\n", "    prod:\n      version: 1\n  \t  team: x\n"}, "",
+			[]string{`models/churn/model.yaml:12:3: invalid YAML: found a tab character that violates indentation`}},
+		{"tab in a list", [2]string{"  owners: [alice]", "  owners:\n    - alice\n\t- bob"}, "",
+			[]string{`models/churn/model.yaml:8:1: invalid YAML: found a tab character that violates indentation`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,6 +196,12 @@ func TestConfigValidationErrors(t *testing.T) {
 		{"source outside allowedSources", "    source: releases\n", "    source: hotfix\nallowedSources: [main, develop]\n", `modelsync.yaml:9:13: environments[1].source: expected "releases" or a branch listed in allowedSources (main, develop), got "hotfix"`},
 		{"releases in allowedSources", "kind: Repository\n", "kind: Repository\nallowedSources: [main, releases]\n", `modelsync.yaml:3:24: allowedSources[1]: "releases" is always allowed and is not a branch; list branch names only`},
 		{"bad branch in allowedSources", "kind: Repository\n", "kind: Repository\nallowedSources: [main, -x]\n", `modelsync.yaml:3:24: allowedSources[1]: expected a branch name such as "main", got "-x"`},
+		{"archived class typo", "kind: Repository\n", "kind: Repository\ndefaults:\n  lifecycle:\n    archivedClass: GLACIERIR\n", `modelsync.yaml:5:20: defaults.lifecycle.archivedClass: expected an S3 storage class (STANDARD, REDUCED_REDUNDANCY, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE, OUTPOSTS, SNOW, EXPRESS_ONEZONE, FSX_OPENZFS, FSX_ONTAP) or one listed in extraStorageClasses of modelsync.yaml, got "GLACIERIR" (did you mean GLACIER_IR?)`},
+		{"extra class that S3 defines", "kind: Repository\n", "kind: Repository\nextraStorageClasses: [COLD, GLACIER]\n", `modelsync.yaml:3:29: extraStorageClasses[1]: "GLACIER" is an S3 storage class already; list only the classes of your store that S3 does not define`},
+		// source: release is a branch name, so it is refused only as one
+		// that is not allowed; the hint names the likely intent.
+		{"source typo with allowedSources", "    source: releases\n", "    source: release\nallowedSources: [main]\n", `modelsync.yaml:9:13: environments[1].source: expected "releases" or a branch listed in allowedSources (main), got "release" (did you mean "releases"?)`},
+		{"extra kind in lowercase", "kind: Repository\n", "kind: Repository\nserving:\n  extraKinds: [ServiceMonitor.monitoring.coreos.com, configmap]\n", `modelsync.yaml:4:54: serving.extraKinds[1]: expected a Kubernetes kind such as ConfigMap, optionally with its API group (ServiceMonitor.monitoring.coreos.com), got "configmap"`},
 		{"delete without allow", "kind: Repository\n", "kind: Repository\ndefaults:\n  lifecycle:\n    deleteAfter: 400d\n", `modelsync.yaml:5:18: defaults.lifecycle.deleteAfter: set allowDelete: true as well; artifacts are never deleted without it`},
 	}
 	for _, tc := range cases {
@@ -240,7 +266,9 @@ func TestYAMLBombsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := repo.AllErrors(); len(got) != 9 || !strings.Contains(got[0].Error(), "metadata.labels.a1: expected a string, got a list") {
+	// Besides the nine refused labels, the file lacks what every model
+	// needs (name, owners, serving), reported in the same run.
+	if got := repo.AllErrors(); len(got) != 13 || !strings.Contains(got[4].Error(), "metadata.labels.a1: expected a string, got a list") {
 		t.Fatalf("alias bomb not refused as expected:\n%v", got)
 	}
 
@@ -318,5 +346,53 @@ func TestSourcesDefaultToConfigBranch(t *testing.T) {
 	}
 	if errs := repo.SourceErrors("main"); len(errs) > 0 {
 		t.Fatalf("main and releases refused: %v", errs)
+	}
+}
+
+// A store's own storage class is accepted once modelsync.yaml lists it,
+// and only then.
+func TestExtraStorageClasses(t *testing.T) {
+	model := strings.Replace(goodModel, "    modelFormat: sklearn\n", "    modelFormat: sklearn\n  lifecycle:\n    archivedClass: cold\n", 1)
+	repo, err := Load(repoFS(testConfig+"extraStorageClasses: [COLD]\n", map[string]string{"churn": model}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := repo.AllErrors(); len(errs) > 0 {
+		t.Fatalf("a listed class is refused:\n%v", errs)
+	}
+	repo, err = Load(repoFS(testConfig, map[string]string{"churn": model}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := repo.AllErrors(); len(errs) != 1 || errs[0].Field != "spec.lifecycle.archivedClass" {
+		t.Fatalf("an unlisted class: problems %v, want one at spec.lifecycle.archivedClass", errs)
+	}
+}
+
+// Every problem in one run: the missing kustomization is reported beside
+// the others, not only once they are fixed (issue 14).
+func TestServingPathReportedWithOtherProblems(t *testing.T) {
+	body := strings.Replace(goodModel, "  owners: [alice]\n", "  ownr: bob\n", 1)
+	body = strings.Replace(body, "      version: 1\n", "      version: 0\n", 1)
+	body = strings.Replace(body, "path: serving", "path: srv", 1)
+	repo, err := Load(repoFS(testConfig, map[string]string{"churn": body}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`models/churn/model.yaml:5:1: spec.owners: expected at least one owner (a GitHub login)`,
+		`models/churn/model.yaml:6:3: spec.ownr: unknown field "ownr"; expected one of: compliance, dependencies, environments, lifecycle, modelCard, owners, registry, serving, suspend, team`,
+		`models/churn/model.yaml:11:16: spec.environments.prod.version: expected a positive integer MLflow model version, got 0`,
+		`models/churn/model.yaml:16:11: spec.serving.path: expected a kustomization.yaml in models/churn/srv/`,
+	}
+	var got []string
+	for _, e := range repo.AllErrors() {
+		got = append(got, e.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if repo.Broken["churn"] == nil || repo.Broken["churn"].Spec.Serving.Path != "srv" {
+		t.Fatalf("the broken model's decoded part is not kept for further checks: %+v", repo.Broken["churn"])
 	}
 }

@@ -33,6 +33,9 @@ var (
 	ErrNamespaceMissing = errors.New("namespace does not exist")
 	// ErrInvalidSpec: the API server or modelsync rejected the object's content.
 	ErrInvalidSpec = errors.New("invalid serving spec")
+	// ErrNeedsFetch: an offline render (validate) met a remote reference
+	// the repository permits; it cannot be built without fetching it.
+	ErrNeedsFetch = errors.New("render needs remote references, which an offline render does not fetch")
 	// ErrPruneEmpty: pruning would delete every managed object because the
 	// desired state holds no models.
 	ErrPruneEmpty = errors.New("desired state holds no models; refusing to prune everything (set AllowEmpty)")
@@ -154,3 +157,16 @@ func quoteJoin(s []string) string {
 	}
 	return strings.Join(q, ", ")
 }
+
+// ObjectError is a rendered object the KServe target refuses, naming it so
+// that `validate` can point at the file that defines it.
+type ObjectError struct {
+	// Cause is the sentinel it matches with errors.Is, e.g. ErrKindNotAllowed.
+	Cause                  error
+	APIVersion, Kind, Name string
+	Message                string
+}
+
+func (e *ObjectError) Error() string { return fmt.Sprintf("%v: %s", e.Cause, e.Message) }
+
+func (e *ObjectError) Unwrap() error { return e.Cause }

@@ -85,21 +85,59 @@ func (r refusal) String() string {
 // refusalError joins refusals into one error whose cause is ErrRemoteBase
 // when any reference is remote, else ErrOutsideModel.
 func refusalError(rs []refusal) error {
-	cause := ErrOutsideModel
-	msgs := make([]string, 0, len(rs))
-	seen := map[string]bool{}
-	for _, r := range rs {
-		if r.remote {
-			cause = ErrRemoteBase
+	return &RefusalError{refusals: slices.Clone(rs)}
+}
+
+// RefusalError is a render refused for references in kustomizations or
+// plugin configurations; References lists them one by one, so `validate`
+// can point at each. Its cause (errors.Is) is ErrRemoteBase when any
+// reference is remote, else ErrOutsideModel.
+type RefusalError struct {
+	refusals []refusal
+}
+
+// Reference is one refused reference: the file holding it (a repository
+// path), the field (e.g. resources) and value, and why it is refused.
+type Reference struct {
+	File, Field, Value, Reason string
+}
+
+// References returns the refused references, without repeats.
+func (e *RefusalError) References() []Reference {
+	seen := map[refusal]bool{}
+	var out []Reference
+	for _, r := range e.refusals {
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, Reference{File: r.file, Field: r.field, Value: r.value, Reason: r.reason})
 		}
+	}
+	return out
+}
+
+func (e *RefusalError) cause() error {
+	for _, r := range e.refusals {
+		if r.remote {
+			return ErrRemoteBase
+		}
+	}
+	return ErrOutsideModel
+}
+
+func (e *RefusalError) Error() string {
+	msgs := make([]string, 0, len(e.refusals))
+	seen := map[string]bool{}
+	for _, r := range e.refusals {
 		if s := r.String(); !seen[s] {
 			seen[s] = true
 			msgs = append(msgs, s)
 		}
 	}
 	sort.Strings(msgs)
-	return fmt.Errorf("%w: %s", cause, strings.Join(msgs, "; "))
+	return fmt.Sprintf("%v: %s", e.cause(), strings.Join(msgs, "; "))
 }
+
+func (e *RefusalError) Unwrap() error { return e.cause() }
 
 // vetter checks kustomizations and builtin plugin configurations. It
 // parses with kustomize's own resource factory so that what it takes for
@@ -108,6 +146,9 @@ type vetter struct {
 	remote remotePolicy
 	rf     *resource.Factory
 	rmf    *resmap.Factory
+	// fetches are the remote references the policy permits, which a
+	// build would clone or download; an offline build stops at them.
+	fetches []string
 }
 
 func newVetter(rp remotePolicy) *vetter {
@@ -144,6 +185,7 @@ func (v *vetter) kustomization(fsys filesys.FileSystem, file, shown, root string
 			continue
 		}
 		if remote {
+			v.fetches = append(v.fetches, shown+": "+ref.field+" "+ref.value)
 			continue
 		}
 		target := joinRef(dir, ref.value)
@@ -457,8 +499,12 @@ func (v *vetter) pluginConfigs(shown string, res []*resource.Resource) []refusal
 						continue // an inline patch
 					}
 				}
-				if reason, remote := v.checkPluginPath(val); reason != "" {
+				reason, remote := v.checkPluginPath(val)
+				switch {
+				case reason != "":
 					out = append(out, refusal{file: shown, field: field, value: val, reason: reason, remote: remote})
+				case remote:
+					v.fetches = append(v.fetches, shown+": "+field+" "+val)
 				}
 			}
 		}

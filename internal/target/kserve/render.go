@@ -61,6 +61,10 @@ const (
 type renderLimits struct {
 	bytes int64
 	files int
+	// offline: fetch nothing. A build that would clone or download a
+	// reference the policy permits stops before kustomize runs, with
+	// ErrNeedsFetch.
+	offline bool
 }
 
 // legacyPredictors are the framework-specific predictor fields KServe's
@@ -157,8 +161,8 @@ func render(ctx context.Context, m *reconciler.DesiredModel, env *reconciler.Des
 			continue
 		}
 		if !kindAllowed(policy.ExtraKinds, gvk.Group, gvk.Kind) {
-			return fail(fmt.Errorf("%w: the render of %s yields %s %q; list it in serving.extraKinds of modelsync.yaml to allow it",
-				ErrKindNotAllowed, buildDir, qualifiedKind(gvk.Group, gvk.Kind), o.GetName()))
+			return fail(&ObjectError{Cause: ErrKindNotAllowed, APIVersion: o.GetAPIVersion(), Kind: gvk.Kind, Name: o.GetName(),
+				Message: fmt.Sprintf("the render of %s yields %s %q; list it in serving.extraKinds of modelsync.yaml to allow it", buildDir, qualifiedKind(gvk.Group, gvk.Kind), o.GetName())})
 		}
 		r.Extras = append(r.Extras, o)
 	}
@@ -324,16 +328,7 @@ func (l renderLimits) build(files fs.FS, modelRoot, servingDir, env string, poli
 	if c.files == 0 {
 		return nil, "", fmt.Errorf("model folder %s/ is empty or missing", modelRoot)
 	}
-	buildDir := servingDir
-	for _, cand := range []string{
-		path.Join(servingDir, "overlays", env),
-		path.Join(path.Dir(servingDir), "overlays", env),
-	} {
-		if within(cand, modelRoot) && hasKustomization(mem, "/"+cand) {
-			buildDir = cand
-			break
-		}
-	}
+	buildDir := buildDirFor(func(dir string) bool { return hasKustomization(mem, "/"+dir) }, modelRoot, servingDir, env)
 	if !hasKustomization(mem, "/"+buildDir) {
 		return nil, buildDir, fmt.Errorf("no kustomization.yaml in %s/", buildDir)
 	}
@@ -342,11 +337,15 @@ func (l renderLimits) build(files fs.FS, modelRoot, servingDir, env string, poli
 	if err != nil {
 		return nil, buildDir, err
 	}
+	if l.offline && len(v.fetches) > 0 {
+		slices.Sort(v.fetches)
+		return nil, buildDir, fmt.Errorf("%w: %s", ErrNeedsFetch, strings.Join(slices.Compact(v.fetches), "; "))
+	}
 	if err := nameInferenceServices(mem, resourceFiles, path.Base(modelRoot)); err != nil {
 		return nil, buildDir, err
 	}
 	g := &guardFS{mem: mem, root: "/" + modelRoot, vet: v, limits: l}
-	if v.remote.allow {
+	if v.remote.allow && !l.offline {
 		// Remote git bases are cloned by kustomize into a temporary
 		// directory on disk; only those directories are reachable there.
 		tmp, err := filepath.EvalSymlinks(os.TempDir())
@@ -385,6 +384,21 @@ func (l renderLimits) build(files fs.FS, modelRoot, servingDir, env string, poli
 		out = append(out, u)
 	}
 	return out, buildDir, nil
+}
+
+// buildDirFor is the directory kustomize builds for env: the overlay
+// overlays/<env> below or beside the serving directory when it holds a
+// kustomization (hasKust says), else the serving directory itself.
+func buildDirFor(hasKust func(dir string) bool, modelRoot, servingDir, env string) string {
+	for _, cand := range []string{
+		path.Join(servingDir, "overlays", env),
+		path.Join(path.Dir(servingDir), "overlays", env),
+	} {
+		if within(cand, modelRoot) && hasKust(cand) {
+			return cand
+		}
+	}
+	return servingDir
 }
 
 func hasKustomization(fsys filesys.FileSystem, dir string) bool {
