@@ -150,10 +150,11 @@ func Run(ctx context.Context, opts *Options) error {
 	return nil
 }
 
-// ResolveRefs turns the base and head refs into commits. A ref may be a
-// branch, a tag (annotated tags are peeled), a full or abbreviated commit
-// hash. The base branch is the base ref when it names a branch, otherwise
-// defaultBranch.
+// ResolveRefs turns the base and head refs into commits. A ref may be
+// anything git rev-parse takes that names a commit: a branch, origin/<b>,
+// a tag (annotated tags are peeled), HEAD or @, a full ref name, a full or
+// abbreviated commit hash, each with ~N or ^N. The base branch is the
+// branch the base ref names (origin/main: main), otherwise defaultBranch.
 func ResolveRefs(snap *repo.Snapshot, base, head, defaultBranch string) (prcheck.Refs, error) {
 	refs := prcheck.Refs{BaseRef: base, HeadRef: head, BaseBranch: defaultBranch}
 	var err error
@@ -163,14 +164,15 @@ func ResolveRefs(snap *repo.Snapshot, base, head, defaultBranch string) (prcheck
 	if refs.HeadSHA, err = resolve(snap, head); err != nil {
 		return refs, err
 	}
-	if _, err := snap.BranchHead(base); err == nil {
-		refs.BaseBranch = base
+	if b, ok := snap.BranchOf(base); ok {
+		refs.BaseBranch = b
 	}
 	return refs, nil
 }
 
-// resolve prefers a branch, as a pull request names its base, then asks
-// the snapshot for a tag or commit.
+// resolve prefers a branch, as a pull request names its base (in a CI
+// checkout "main" is origin's main), then resolves the ref as git
+// rev-parse does: HEAD, origin/main, main~2, a tag, a commit.
 func resolve(snap *repo.Snapshot, ref string) (string, error) {
 	if c, err := snap.BranchHead(ref); err == nil {
 		return c.Hash, nil

@@ -239,3 +239,36 @@ func TestValidateRefusesRewiredEnvironments(t *testing.T) {
 		t.Errorf("--branch hotfix: exit %d:\n%s", code, out)
 	}
 }
+
+// issue 14, point 1: in a CI-shaped checkout (a clone detached on a merge
+// commit no ref points at, branches only under refs/remotes/origin/) the
+// command's own help example works, and so does desired.
+func TestCheckAndDesiredInCICheckout(t *testing.T) {
+	origin := exampleRepo(t)
+	git(t, origin, "checkout", "-q", "-b", "dev-v4")
+	churn := filepath.Join(origin, "models/customer-churn-predictor/model.yaml")
+	b, _ := os.ReadFile(churn)
+	os.WriteFile(churn, bytes.Replace(b, []byte("    dev:\n      version: 5\n"), []byte("    dev:\n      version: 4\n"), 1), 0o644)
+	git(t, origin, "commit", "-qam", "dev back to v4")
+	git(t, origin, "checkout", "-q", "main")
+	ci, merge := fixture.CIClone(t, origin, "dev-v4", false)
+	env := map[string]string{"MODELSYNC_CACHE_DIR": t.TempDir()}
+
+	for _, base := range []string{"origin/main", "refs/remotes/origin/main", "main", "HEAD~1", "@^1", merge[:8] + "^"} {
+		code, out, errOut := run(t, env, "check", "--repo", ci, "--base", base, "--head", "HEAD")
+		if code != 0 || !strings.Contains(out, "customer-churn-predictor  dev  v5    v4") || !strings.Contains(out, "Result: passed") {
+			t.Errorf("check --base %s --head HEAD: exit %d\n%s%s", base, code, out, errOut)
+		}
+	}
+	code, out, errOut := run(t, env, "check", "--repo", ci, "--base", "origin/main", "--head", "@", "-o", "json")
+	var rep struct {
+		Refs struct{ BaseBranch, HeadSHA string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || rep.Refs.BaseBranch != "main" || rep.Refs.HeadSHA != merge {
+		t.Errorf("check -o json: exit %d, refs %+v (%v), want base branch main, head %s\n%s", code, rep.Refs, err, merge, errOut)
+	}
+	code, out, errOut = run(t, env, "desired", "--repo", ci, "-o", "json")
+	if code != 0 || !strings.Contains(out, "customer-churn-predictor") || !strings.Contains(out, "customer-churn-predictor/v1.1.0") {
+		t.Errorf("desired in the CI checkout: exit %d\n%s%s", code, out, errOut)
+	}
+}
