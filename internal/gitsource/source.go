@@ -151,6 +151,8 @@ type Commit struct {
 	AuthorEmail string
 	When        time.Time
 	Message     string
+	// Parents are the hashes of the parent commits, in order.
+	Parents []string
 }
 
 // SyncResult reports the state of the cache after Sync.
@@ -1107,12 +1109,17 @@ func (s *Source) commitLocked(h plumbing.Hash) (Commit, error) {
 }
 
 func toCommit(c *object.Commit) Commit {
+	parents := make([]string, len(c.ParentHashes))
+	for i, h := range c.ParentHashes {
+		parents[i] = h.String()
+	}
 	return Commit{
 		Hash:        c.Hash.String(),
 		AuthorName:  c.Author.Name,
 		AuthorEmail: c.Author.Email,
 		When:        c.Author.When,
 		Message:     c.Message,
+		Parents:     parents,
 	}
 }
 

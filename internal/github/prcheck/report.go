@@ -46,6 +46,12 @@ type Request struct {
 	// is the fail-closed reading of "no facts".
 	Registry map[string]policy.RegistryModel
 	Now      time.Time
+	// ReviewedSHA is the commit the reviews were made on when it is not
+	// the head judged: a CI job judges the merge of the pull request into
+	// the base, and reviewers approved the pull request's head. It becomes
+	// input.pr.head.sha, against which approvals are checked for being
+	// current. Empty means the head.
+	ReviewedSHA string
 }
 
 // Input builds the policy input document for the comparison.
@@ -53,6 +59,9 @@ func (c *Comparison) Input(req Request) *policy.Input {
 	pr := req.PR
 	pr.Base = policy.GitRef{Ref: c.Refs.BaseBranch, SHA: c.Refs.BaseSHA}
 	pr.Head = policy.GitRef{Ref: c.Refs.HeadRef, SHA: c.Refs.HeadSHA}
+	if req.ReviewedSHA != "" {
+		pr.Head.SHA = req.ReviewedSHA
+	}
 	if pr.ChangedFiles == nil {
 		pr.ChangedFiles = c.ChangedFiles
 	}
