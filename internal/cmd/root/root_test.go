@@ -272,3 +272,42 @@ func TestCheckAndDesiredInCICheckout(t *testing.T) {
 		t.Errorf("desired in the CI checkout: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// issue 14, point 6: a CI checkout fetched without tags cannot say what
+// prod runs; desired and check say so instead of leaving prod out.
+func TestTaglessCloneWarnsOfReleaseEnvironments(t *testing.T) {
+	origin := exampleRepo(t)
+	git(t, origin, "checkout", "-q", "-b", "dev-v4")
+	churn := filepath.Join(origin, "models/customer-churn-predictor/model.yaml")
+	b, _ := os.ReadFile(churn)
+	os.WriteFile(churn, bytes.Replace(b, []byte("    dev:\n      version: 5\n"), []byte("    dev:\n      version: 4\n"), 1), 0o644)
+	git(t, origin, "commit", "-qam", "dev back to v4")
+	git(t, origin, "checkout", "-q", "main")
+	ci, _ := fixture.CIClone(t, origin, "dev-v4", true)
+	env := map[string]string{"MODELSYNC_CACHE_DIR": t.TempDir()}
+
+	code, out, errOut := run(t, env, "desired", "--repo", ci)
+	if code != 0 || !strings.Contains(out, "! customer-churn-predictor/prod: left out: prod follows releases, expected a release tag customer-churn-predictor/vX.Y.Z, and the repository has no release tags at all") {
+		t.Errorf("desired text: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run(t, env, "desired", "--repo", ci, "-o", "json")
+	var d struct {
+		Warnings []struct{ Model, Environment, Message string }
+	}
+	if err := json.Unmarshal([]byte(out), &d); code != 0 || err != nil || len(d.Warnings) != 2 {
+		t.Errorf("desired JSON: exit %d, %v, warnings %+v (want churn and llama prod)\n%s", code, err, d.Warnings, out)
+	}
+	// The change to churn would cut its first release as far as this clone
+	// knows, so prod is gated (denied); llama's prod is named as unknown.
+	code, out, errOut = run(t, env, "check", "--repo", ci, "--base", "origin/main", "--head", "HEAD")
+	if code != 1 || !strings.Contains(out, "Left out of the check") || strings.Count(out, "! llama2-7b-alpaca/prod: left out") != 1 {
+		t.Errorf("check text: exit %d\n%s%s", code, out, errOut)
+	}
+	_, out, _ = run(t, env, "check", "--repo", ci, "--base", "origin/main", "--head", "HEAD", "-o", "json")
+	var rep struct {
+		DesiredWarnings []struct{ Model, Environment string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.DesiredWarnings) != 2 || rep.DesiredWarnings[0].Environment != "prod" {
+		t.Errorf("check JSON: %v %+v\n%s", err, rep.DesiredWarnings, out)
+	}
+}
