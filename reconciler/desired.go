@@ -42,6 +42,11 @@ type DesiredState struct {
 	Models   []DesiredModel       `json:"models"`
 	// Errors are models that could not be resolved; each blocks only itself.
 	Errors []ModelError `json:"errors,omitempty"`
+	// Warnings are environments a model declares but that the state leaves
+	// out, such as a release environment of a model with no release tag
+	// (never released, or read from a clone without tags). The model's
+	// other environments are resolved as usual.
+	Warnings []ModelError `json:"warnings,omitempty"`
 	// Scope says which models this state speaks for. A model outside it
 	// may exist in Git all the same, so no target may delete, archive or
 	// retire anything of it. The zero Scope covers exactly the models in
@@ -117,6 +122,11 @@ func (d *DesiredState) Subset(names ...string) *DesiredState {
 	for _, n := range sub.Scope.names {
 		if m, ok := d.Model(n); ok {
 			sub.Models = append(sub.Models, *m)
+		}
+	}
+	for _, e := range d.Warnings {
+		if e.Model != "" && sub.Covers(e.Model) {
+			sub.Warnings = append(sub.Warnings, e)
 		}
 	}
 	for _, e := range d.Errors {
@@ -278,6 +288,8 @@ func ComputeDesired(snap Snapshot, configBranch string) (*DesiredState, error) {
 			}
 			if ok {
 				dm.Environments = append(dm.Environments, de)
+			} else if w := missingRelease(snap, m, env); w != "" {
+				d.Warnings = append(d.Warnings, ModelError{Model: name, Environment: env.Name, Message: w})
 			}
 		}
 		if failed {
@@ -292,6 +304,32 @@ func ComputeDesired(snap Snapshot, configBranch string) (*DesiredState, error) {
 	}
 	sortModelErrors(d.Errors)
 	return d, nil
+}
+
+// missingRelease explains why a release environment m declares is left
+// out of the desired state, or returns "" when it is not (m does not
+// declare env, or env follows a branch, or a release exists). Leaving it
+// out silently would read as "this model does not run there" when the
+// likely cause is a clone that fetched no tags.
+func missingRelease(snap Snapshot, m *manifest.Model, env manifest.Environment) string {
+	if !env.FollowsReleases() {
+		return ""
+	}
+	if _, declared := m.Spec.Environments[env.Name]; !declared {
+		return ""
+	}
+	all := snap.ReleaseTags()
+	if _, ok := release.Latest(all, m.Metadata.Name, env.Prerelease); ok {
+		return ""
+	}
+	want := fmt.Sprintf("a release tag %s/vX.Y.Z", m.Metadata.Name)
+	if _, ok := release.Latest(all, m.Metadata.Name, true); ok {
+		return fmt.Sprintf("left out: %s follows releases and takes no pre-release (prerelease: false), and the model has only pre-release tags; expected %s", env.Name, want)
+	}
+	if len(all) == 0 {
+		return fmt.Sprintf("left out: %s follows releases, expected %s, and the repository has no release tags at all: nothing was released yet (modelsync release %s), or this is a clone without tags (git clone --depth, a CI checkout) that cannot say what %s runs (git fetch --tags)", env.Name, want, m.Metadata.Name, env.Name)
+	}
+	return fmt.Sprintf("left out: %s follows releases and the model has no release yet; expected %s (modelsync release %s)", env.Name, want, m.Metadata.Name)
 }
 
 func sortedProblemNames(r *manifest.Repo) []string {

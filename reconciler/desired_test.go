@@ -1,6 +1,8 @@
 package reconciler
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -227,5 +229,73 @@ func TestComputeDesiredRefusesUnlistedSourceBranch(t *testing.T) {
 	c["modelsync.yaml"] = &fstest.MapFile{Data: []byte(strings.Replace(cfgYAML, "source: releases}", "source: hotfix}", 1) + "allowedSources: [main, hotfix]\n")}
 	if _, err := ComputeDesired(s, "main"); err != nil {
 		t.Fatalf("listed branch: %v", err)
+	}
+}
+
+// issue 14, point 6: a release environment a model declares but cannot
+// get (no release tag, only pre-releases, or no tags at all as in a clone
+// without tags) is a warning naming model, environment and what was
+// expected, in the desired state, the plan, and their text.
+func TestComputeDesiredWarnsOfMissingReleases(t *testing.T) {
+	c := tree(map[string]string{
+		"churn":    modelYAML("churn", "    dev: {version: 2}\n    prod: {version: 1}"),
+		"fraud":    modelYAML("fraud", "    dev: {version: 1}\n    prod: {version: 1}"),
+		"llama":    modelYAML("llama", "    dev: {version: 3}\n    prod: {version: 2}"),
+		"dev-only": modelYAML("dev-only", "    dev: {version: 1}"),
+	})
+	s := &memSnapshot{commits: map[string]fstest.MapFS{"c1": c}, branches: map[string]string{"main": "c1"}}
+
+	// No tags at all: every model declaring prod is named, with the hint.
+	d, err := ComputeDesired(s, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Warnings) != 3 || len(d.Errors) != 0 {
+		t.Fatalf("warnings %v errors %v, want churn, fraud and llama prod", d.Warnings, d.Errors)
+	}
+	for _, w := range d.Warnings {
+		if w.Environment != "prod" || !strings.Contains(w.Message, "expected a release tag "+w.Model+"/vX.Y.Z") || !strings.Contains(w.Message, "no release tags at all") || !strings.Contains(w.Message, "git fetch --tags") {
+			t.Errorf("warning %v", w)
+		}
+	}
+	if m, _ := d.Model("churn"); len(m.Environments) != 1 {
+		t.Errorf("churn's other environments: %+v", m.Environments)
+	}
+
+	// With tags: only the unreleased model and the one with only
+	// pre-releases are named; a model that does not declare prod is not.
+	s.tag(t, "churn/v1.0.0", "c1")
+	s.tag(t, "llama/v1.0.0-rc.1", "c1")
+	d, err = ComputeDesired(s, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(d.Warnings)
+	if len(d.Warnings) != 2 || !strings.Contains(got, "fraud/prod: left out: prod follows releases and the model has no release yet; expected a release tag fraud/vX.Y.Z") ||
+		!strings.Contains(got, "llama/prod: left out: prod follows releases and takes no pre-release") {
+		t.Fatalf("warnings %s", got)
+	}
+	if sub := d.Subset("fraud"); len(sub.Warnings) != 1 || sub.Warnings[0].Model != "fraud" {
+		t.Errorf("subset warnings %v", sub.Warnings)
+	}
+
+	var text strings.Builder
+	if err := WriteDesiredText(&text, d); err != nil || !strings.Contains(text.String(), "Warnings (environments left out") || !strings.Contains(text.String(), "! fraud/prod: left out") {
+		t.Errorf("desired text:\n%s", text.String())
+	}
+	p, err := BuildPlan(context.Background(), d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text.Reset()
+	if err := WritePlanText(&text, p); err != nil || !strings.Contains(text.String(), "! llama/prod: left out") {
+		t.Errorf("plan text:\n%s", text.String())
+	}
+	b, err := json.Marshal(p)
+	if err != nil || !strings.Contains(string(b), `"warnings":[{"model":"fraud","environment":"prod","message":"left out:`) {
+		t.Errorf("plan JSON: %s", b)
+	}
+	if b, _ := json.Marshal(d); !strings.Contains(string(b), `"warnings":[{"model":"fraud","environment":"prod"`) {
+		t.Errorf("desired JSON: %s", b)
 	}
 }

@@ -90,6 +90,7 @@ type Plan struct {
 	targets  []string
 	actions  []Action
 	errors   []ModelError
+	warnings []ModelError // the desired state's, see Warnings
 	waits    []Wait
 	// held are actions a wait keeps back; they are not applied and the
 	// next plan after the wait ends plans them again.
@@ -108,6 +109,10 @@ func (p *Plan) Actions() []Action { return slices.Clone(p.actions) }
 // Errors returns the models that could not be planned.
 func (p *Plan) Errors() []ModelError { return slices.Clone(p.errors) }
 
+// Warnings returns the desired state's warnings: environments left out of
+// it, which the plan therefore does not cover (see DesiredState.Warnings).
+func (p *Plan) Warnings() []ModelError { return slices.Clone(p.warnings) }
+
 // Waits returns the changes held back until a precondition is met.
 func (p *Plan) Waits() []Wait { return slices.Clone(p.waits) }
 
@@ -120,7 +125,7 @@ func (p *Plan) Held() []Action { return slices.Clone(p.held) }
 // actions: a caller that applies part of a plan (the controller applies one
 // work item's share) still applies a plan, not a list it assembled.
 func (p *Plan) Select(keep func(Action) bool) *Plan {
-	q := &Plan{revision: p.revision, targets: p.targets, errors: p.errors, waits: p.waits, held: p.held}
+	q := &Plan{revision: p.revision, targets: p.targets, errors: p.errors, warnings: p.warnings, waits: p.waits, held: p.held}
 	for _, a := range p.actions {
 		if keep(a) {
 			q.actions = append(q.actions, a)
@@ -169,6 +174,7 @@ type planJSON struct {
 	Summary  Summary      `json:"summary"`
 	Actions  []Action     `json:"actions"`
 	Errors   []ModelError `json:"errors"`
+	Warnings []ModelError `json:"warnings"`
 	Waits    []Wait       `json:"waits"`
 	Held     []Action     `json:"held"`
 }
@@ -181,6 +187,7 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 		Summary:  p.Summary(),
 		Actions:  nonNil(p.actions),
 		Errors:   nonNil(p.errors),
+		Warnings: nonNil(p.warnings),
 		Waits:    nonNil(p.waits),
 		Held:     nonNil(p.held),
 	})
@@ -199,7 +206,7 @@ func nonNil[T any](s []T) []T {
 // within a model, target by target in the order given, each target's own
 // order kept.
 func BuildPlan(ctx context.Context, desired *DesiredState, targets []Target) (*Plan, error) {
-	p := &Plan{revision: desired.Revision, errors: slices.Clone(desired.Errors)}
+	p := &Plan{revision: desired.Revision, errors: slices.Clone(desired.Errors), warnings: slices.Clone(desired.Warnings)}
 	var all []Action
 	targetRank := map[string]int{}
 	for i, t := range targets {

@@ -57,6 +57,7 @@ func WritePlanText(w io.Writer, p *Plan) error {
 			fmt.Fprintf(ew, "  ! %s\n", indentRest(e.Error(), "    "))
 		}
 	}
+	writeWarnings(ew, p.warnings)
 	s := p.Summary()
 	fmt.Fprintf(ew, "\nPlan: %d to create, %d to change, %d to delete", s.Create, s.Update, s.Delete)
 	if s.Drift > 0 {
@@ -100,7 +101,20 @@ func WriteDesiredText(w io.Writer, d *DesiredState) error {
 			fmt.Fprintf(ew, "  ! %s\n", indentRest(e.Error(), "    "))
 		}
 	}
+	writeWarnings(ew, d.Warnings)
 	return ew.Err
+}
+
+// writeWarnings lists a desired state's warnings: environments it leaves
+// out, about which nothing is planned.
+func writeWarnings(w io.Writer, ws []ModelError) {
+	if len(ws) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nWarnings (environments left out of the desired state; nothing is planned for them):")
+	for _, e := range ws {
+		fmt.Fprintf(w, "  ! %s\n", indentRest(e.Error(), "    "))
+	}
 }
 
 // shortRevision abbreviates the hash of a revision to 12 characters.

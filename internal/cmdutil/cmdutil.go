@@ -23,6 +23,12 @@ const (
 	ExitOK      = 0
 	ExitFailure = 1
 	ExitChanges = 2 // plan: the plan has changes (terraform plan -detailed-exitcode)
+	// ExitDenied (check): the policy was evaluated and denied the change.
+	ExitDenied = 1
+	// ExitNoVerdict (check): the change could not be judged (bad flags, an
+	// unreadable repository or ref, a policy that does not load, a failed
+	// evaluation), so CI can tell "fix the change" from "fix the job".
+	ExitNoVerdict = 2
 )
 
 // IOStreams are where a command reads and writes.

@@ -2,8 +2,10 @@ package github
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -112,14 +114,61 @@ func (c *Client) ListReviews(ctx context.Context, r RepoRef, number int) ([]poli
 			return nil, fmt.Errorf("github: reviews of %s#%d: %w", r, number, classify(err))
 		}
 		for _, rv := range rs {
-			out = append(out, policy.Review{User: rv.GetUser().GetLogin(), State: rv.GetState(),
-				SubmittedAt: rv.GetSubmittedAt().Time, CommitID: rv.GetCommitID()})
+			out = append(out, reviewOf(rv))
 		}
 		if resp.NextPage == 0 {
 			return out, nil
 		}
 		opts.Page = resp.NextPage
 	}
+}
+
+// reviewOf is the policy's view of one review. Every review is kept, in
+// GitHub's order: which of a reviewer's reviews counts (the latest
+// decisive one) is the policy's business, so the webhook gate and
+// `check --reviews` cannot disagree about it.
+func reviewOf(rv *gh.PullRequestReview) policy.Review {
+	return policy.Review{User: rv.GetUser().GetLogin(), State: rv.GetState(),
+		SubmittedAt: rv.GetSubmittedAt().Time, CommitID: rv.GetCommitID()}
+}
+
+// MaxReviewsJSON bounds a reviews document DecodeReviews reads. GitHub
+// lists a review in about 2 KiB; this is room for thousands.
+const MaxReviewsJSON = 16 << 20
+
+// DecodeReviews reads a pull request's reviews in the JSON GitHub's "list
+// reviews for a pull request" endpoint returns (an array of objects with
+// user.login, state, submitted_at and commit_id; other fields are
+// ignored), e.g. saved by `gh api repos/OWNER/REPO/pulls/N/reviews
+// --paginate --slurp` or written by a CI job. The result is what
+// ListReviews returns for the same reviews.
+func DecodeReviews(r io.Reader) ([]policy.Review, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxReviewsJSON+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxReviewsJSON {
+		return nil, fmt.Errorf("reviews JSON is larger than %d bytes", MaxReviewsJSON)
+	}
+	// gh api --paginate --slurp wraps each page in an outer array.
+	var pages [][]*gh.PullRequestReview
+	if err := json.Unmarshal(b, &pages); err != nil {
+		var flat []*gh.PullRequestReview
+		if err := json.Unmarshal(b, &flat); err != nil {
+			return nil, fmt.Errorf("reviews JSON: want an array of reviews as GitHub lists them: %w", err)
+		}
+		pages = [][]*gh.PullRequestReview{flat}
+	}
+	out := []policy.Review{}
+	for _, page := range pages {
+		for _, rv := range page {
+			if rv == nil || rv.GetUser().GetLogin() == "" || rv.GetState() == "" {
+				return nil, fmt.Errorf("reviews JSON: review %d lacks user.login or state", len(out)+1)
+			}
+			out = append(out, reviewOf(rv))
+		}
+	}
+	return out, nil
 }
 
 // ListFiles lists the paths a pull request changes (renames give both

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -176,5 +177,44 @@ func TestSplitComment(t *testing.T) {
 	}
 	if joined.String() != body {
 		t.Fatal("parts do not reassemble the body")
+	}
+}
+
+// A reviews document saved from the list-reviews API decodes to exactly
+// what ListReviews reads from the API, so `check --reviews` and the gate
+// feed the policy the same input.
+func TestDecodeReviewsMatchesListReviews(t *testing.T) {
+	srv := githubtest.New(t, "acme", "models", "tok")
+	srv.PutPR(githubtest.PR{Number: 3, State: "open", Author: "carol", BaseRef: "main", HeadRef: "x", HeadSHA: strings.Repeat("a", 40)})
+	at := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	for i, st := range []string{"APPROVED", "COMMENTED", "CHANGES_REQUESTED", "DISMISSED"} {
+		srv.AddReview(3, githubtest.Review{ID: int64(i + 1), User: "u" + strconv.Itoa(i%2), State: st, CommitID: strings.Repeat("a", 40), SubmittedAt: at.Add(time.Duration(i) * time.Minute)})
+	}
+	c, err := ghub.NewClient(ghub.ClientOptions{Token: "tok", BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, err := c.ListReviews(context.Background(), acme, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v3/repos/acme/models/pulls/3/reviews", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	decoded, err := ghub.DecodeReviews(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 4 || fmt.Sprint(decoded) != fmt.Sprint(listed) {
+		t.Fatalf("decoded %v\nlisted  %v", decoded, listed)
+	}
+	for _, bad := range []string{`{"user": {"login": "x"}}`, `[{"state": "APPROVED"}]`, `[{"user": {"login": "x"}}]`, strings.Repeat(" ", ghub.MaxReviewsJSON+1)} {
+		if _, err := ghub.DecodeReviews(strings.NewReader(bad)); err == nil {
+			t.Errorf("accepted %.40q", bad)
+		}
 	}
 }

@@ -151,6 +151,8 @@ type Commit struct {
 	AuthorEmail string
 	When        time.Time
 	Message     string
+	// Parents are the hashes of the parent commits, in order.
+	Parents []string
 }
 
 // SyncResult reports the state of the cache after Sync.
@@ -158,12 +160,15 @@ type SyncResult struct {
 	// Changed is true when any branch or tag differed from the cache before
 	// Sync (and objects were fetched or refs pruned).
 	Changed bool
-	// Heads maps branch names ("main") to commit hashes.
+	// Heads maps branch names ("main") to commit hashes. A branch the
+	// remote has only as refs/remotes/origin/<name> (a CI checkout) is
+	// listed under <name> unless refs/heads/<name> exists too.
 	Heads map[string]string
-	// Refs maps every mirrored branch and tag, by full ref name
-	// ("refs/tags/churn/v1.0.0"), to the object it names (an annotated tag
-	// is not peeled). It resolves names against this result rather than
-	// against the cache, whose refs a later Sync rewrites.
+	// Refs maps every mirrored ref, by full ref name
+	// ("refs/tags/churn/v1.0.0", "refs/remotes/origin/main"), to the object
+	// it names (an annotated tag is not peeled), and "HEAD" to the commit
+	// the remote's HEAD names. Resolve reads names from this result rather
+	// than from the cache, whose refs a later Sync rewrites.
 	Refs map[string]string
 	// Tags are the valid release tags, sorted by model then version, with
 	// Commit peeled through annotated tag objects.
@@ -574,15 +579,12 @@ func (s *Source) FetchRef(ctx context.Context, ref string) (string, error) {
 	if err != nil {
 		return "", classify(ctx, "list refs of", s.url, s.auth, err)
 	}
-	refs, err := ar.AllReferences()
-	if err != nil {
-		return "", classify(ctx, "list refs of", s.url, s.auth, err)
-	}
-	r, ok := refs[plumbing.ReferenceName(ref)]
-	if !ok || r.Type() != plumbing.HashReference {
+	// The advertised list itself, not AllReferences (see advertisedRefs).
+	h, ok := ar.References[ref]
+	if !ok {
 		return "", fmt.Errorf("gitsource: %s at %s: %w", ref, s.URL(), ErrRefNotFound)
 	}
-	hex := r.Hash().String()
+	hex := h.String()
 	s.mu.Lock()
 	// Planned against the local refs plus this one: the download asks only
 	// for what the cache lacks and offers every local tip as common ground.
@@ -684,17 +686,24 @@ func (s *Source) uploadPackSession() (transport.UploadPackSession, error) {
 	return cl.NewUploadPackSession(ep, s.tauth)
 }
 
-// advertisedRefs returns the branches and tags of an advertisement.
+// advertisedRefs returns the refs of an advertisement the cache mirrors
+// (see mirrored), and the remote's HEAD under headRef.
+//
+// It reads the advertisement's lists itself rather than through go-git's
+// AllReferences, which, when the server sends no symref (a detached HEAD,
+// as in a CI checkout of a merge commit), guesses the branch HEAD is on and
+// fails with "reference not found" when no ref points at that commit.
 func advertisedRefs(ar *packp.AdvRefs) (map[string]string, error) {
-	refs, err := ar.AllReferences()
-	if err != nil {
-		return nil, err
+	out := make(map[string]string, len(ar.References)+1)
+	for name, h := range ar.References {
+		if mirrored(plumbing.ReferenceName(name)) {
+			out[name] = h.String()
+		}
 	}
-	list := make([]*plumbing.Reference, 0, len(refs))
-	for _, r := range refs {
-		list = append(list, r)
+	if ar.Head != nil {
+		out[headRef] = ar.Head.String()
 	}
-	return mirroredRefs(list), nil
+	return out, nil
 }
 
 // download requests p.wants on sess and spools the pack to a temporary
@@ -872,21 +881,33 @@ func removeLooseRefs(root string) error {
 	return nil
 }
 
-// mirroredRefs keeps the branch and tag refs of an advertisement, keyed by
-// full ref name. Peeled "^{}" entries and symbolic refs such as HEAD are
-// dropped because the cache stores neither.
+// headRef is where the cache keeps the commit the remote's HEAD names (the
+// checkout of a local work tree, detached or not; a server's default
+// branch). The cache's own HEAD cannot hold it: a bare repository's HEAD
+// is its own, and git expects it to name a branch.
+const headRef = "refs/modelsync/HEAD"
+
+// RemotePrefix is where a work tree keeps its origin's branches. A CI
+// checkout often has its branches only there.
+const RemotePrefix = "refs/remotes/" + remoteName + "/"
+
+// mirrored reports whether the cache keeps ref: branches and tags, a work
+// tree's remote-tracking branches (a CI checkout has its branches only
+// there), and headRef. Peeled "^{}" entries never are.
+func mirrored(ref plumbing.ReferenceName) bool {
+	if strings.HasSuffix(ref.String(), "^{}") {
+		return false
+	}
+	return ref.IsBranch() || ref.IsTag() || ref.IsRemote() || ref == headRef
+}
+
+// mirroredRefs keeps the mirrored hash refs of refs, keyed by full ref
+// name. Symbolic refs such as the cache's HEAD are dropped.
 func mirroredRefs(refs []*plumbing.Reference) map[string]string {
 	out := make(map[string]string, len(refs))
 	for _, r := range refs {
-		if r.Type() != plumbing.HashReference {
-			continue
-		}
-		name := r.Name().String()
-		if strings.HasSuffix(name, "^{}") {
-			continue
-		}
-		if r.Name().IsBranch() || r.Name().IsTag() {
-			out[name] = r.Hash().String()
+		if r.Type() == plumbing.HashReference && mirrored(r.Name()) {
+			out[r.Name().String()] = r.Hash().String()
 		}
 	}
 	return out
@@ -913,6 +934,10 @@ func (s *Source) localRefs() (map[string]string, error) {
 // current tags, so it cannot grow without bound. Callers hold mu.
 func (s *Source) snapshot(refs map[string]string) SyncResult {
 	res := SyncResult{Heads: map[string]string{}, Refs: maps.Clone(refs)}
+	if h, ok := res.Refs[headRef]; ok {
+		delete(res.Refs, headRef)
+		res.Refs["HEAD"] = h
+	}
 	names := make([]string, 0, len(refs))
 	for name := range refs {
 		names = append(names, name)
@@ -924,6 +949,9 @@ func (s *Source) snapshot(refs map[string]string) SyncResult {
 		hash := plumbing.NewHash(refs[name])
 		if ref.IsBranch() {
 			res.Heads[ref.Short()] = hash.String()
+			continue
+		}
+		if !ref.IsTag() {
 			continue
 		}
 		short := ref.Short()
@@ -952,6 +980,19 @@ func (s *Source) snapshot(refs map[string]string) SyncResult {
 	}
 	s.peeled = peeled
 	release.Sort(res.Tags)
+	// A branch the repository has only as origin's remote-tracking branch
+	// counts as that branch: a CI checkout (detached, refs only under
+	// refs/remotes/origin/) is read as the repository it was cloned from.
+	// A local branch of the same name wins, as the one the user works on.
+	for _, name := range names {
+		b, ok := strings.CutPrefix(name, RemotePrefix)
+		if !ok || b == "HEAD" {
+			continue
+		}
+		if _, local := res.Heads[b]; !local {
+			res.Heads[b] = refs[name]
+		}
+	}
 	return res
 }
 
@@ -1068,12 +1109,17 @@ func (s *Source) commitLocked(h plumbing.Hash) (Commit, error) {
 }
 
 func toCommit(c *object.Commit) Commit {
+	parents := make([]string, len(c.ParentHashes))
+	for i, h := range c.ParentHashes {
+		parents[i] = h.String()
+	}
 	return Commit{
 		Hash:        c.Hash.String(),
 		AuthorName:  c.Author.Name,
 		AuthorEmail: c.Author.Email,
 		When:        c.Author.When,
 		Message:     c.Message,
+		Parents:     parents,
 	}
 }
 

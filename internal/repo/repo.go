@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/internal/release"
@@ -122,6 +123,21 @@ func (s *Snapshot) ChangedPaths(fromHash, toHash string) ([]string, error) {
 // snapshot; see gitsource.Source.Resolve.
 func (s *Snapshot) Resolve(rev string) (string, error) {
 	return s.src.Resolve(s.sync.Refs, rev)
+}
+
+// BranchOf returns the branch ref stands for, when it names one: the
+// branch itself ("main", "refs/heads/main") or origin's remote-tracking
+// branch ("origin/main", "refs/remotes/origin/main"), which is what a CI
+// checkout names a pull request's base by.
+func (s *Snapshot) BranchOf(ref string) (string, bool) {
+	for _, prefix := range []string{"", "refs/heads/", gitsource.RemotePrefix, "origin/"} {
+		if b, ok := strings.CutPrefix(ref, prefix); ok && b != "" {
+			if _, ok := s.sync.Heads[b]; ok {
+				return b, true
+			}
+		}
+	}
+	return "", false
 }
 
 // SameRefs reports whether o resolves every branch and release tag to the

@@ -6,6 +6,7 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,6 +29,13 @@ type Options struct {
 	Base    string
 	Head    string
 	Output  string
+	// ReviewsFile holds the pull request's reviews as GitHub lists them;
+	// empty means none, or the GitHub API when the CI environment names a
+	// pull request (see githubPullRequest).
+	ReviewsFile string
+	// Author is the pull request author's login; empty means the one
+	// GitHub names, else the head commit's author.
+	Author string
 	// LoadPolicy compiles the bundle; nil means prcheck.LoadPolicy.
 	LoadPolicy func(context.Context, policy.Source) (prcheck.Evaluator, error)
 	// Registry supplies registry facts; nil means MLflow at --mlflow-uri (or
@@ -38,31 +46,59 @@ type Options struct {
 	Now time.Time
 }
 
+// noVerdict marks err as "could not judge" (exit 2), as opposed to a deny.
+func noVerdict(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *cmdutil.ExitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &cmdutil.ExitError{Code: cmdutil.ExitNoVerdict, Err: err}
+}
+
 // NewCmdCheck builds the command; runF replaces the work in tests of flags.
 func NewCmdCheck(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "check --base <ref> --head <ref>",
 		Short: "Judge the change between two refs with the policy gate",
-		Long: `Check computes the desired state at --base and at --head (a branch, tag or
-commit), lists what would change per model and environment, and evaluates
-the policy. The rules come from the policy/ directory of the BASE ref when
-it has one, otherwise from the rules built into modelsync; the head's
-policy/ is never used, so a change cannot weaken its own gate.
+		Long: `Check computes the desired state at --base and at --head, lists what would
+change per model and environment, and evaluates the policy. A ref is what
+git rev-parse takes: a branch, origin/main, a tag, HEAD or @, a commit,
+with ~N or ^N. In a CI checkout whose branches exist only under
+refs/remotes/origin/, "main" means origin's main. The rules come from the
+policy/ directory of the BASE ref when it has one, otherwise from the rules
+built into modelsync; the head's policy/ is never used, so a change cannot
+weaken its own gate.
 
 Environments that follow release tags show what the next release cut from
 the head would run.
 
-Exit codes: 0 allowed, 1 denied or error.`,
+Reviews count for the approval rules: --reviews FILE takes them in the JSON
+of GitHub's "list reviews for a pull request" API. Without it, in a GitHub
+Actions pull_request workflow with $GITHUB_TOKEN set, check reads the pull
+request's reviews and author from the GitHub API itself. When the head is
+the CI's merge of the pull request into the base, reviews are matched
+against the pull request's head, the commit reviewers saw.
+
+Exit codes: 0 passed, 1 denied by the policy, 2 could not be judged (bad
+flags, a repository or ref that cannot be read, a policy that does not
+load, a failed evaluation or GitHub request).`,
 		Example: `  modelsync check --repo . --base main --head my-branch
-  modelsync check --repo . --base origin/main --head HEAD -o github`,
-		Args: cobra.NoArgs,
+  modelsync check --repo . --base origin/main --head HEAD -o github
+  gh api repos/acme/models/pulls/42/reviews --paginate --slurp > reviews.json
+  modelsync check --repo . --base origin/main --head HEAD --reviews reviews.json --author carol`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			return noVerdict(cobra.NoArgs(cmd, args))
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := cmdutil.CheckFormat(opts.Output, cmdutil.FormatText, cmdutil.FormatJSON, FormatGitHub); err != nil {
-				return err
+				return noVerdict(err)
 			}
 			if opts.Base == "" || opts.Head == "" {
-				return fmt.Errorf("both --base and --head are required")
+				return noVerdict(fmt.Errorf("both --base and --head are required"))
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -70,69 +106,27 @@ Exit codes: 0 allowed, 1 denied or error.`,
 			return Run(cmd.Context(), opts)
 		},
 	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return noVerdict(err) })
 	cmdutil.AddRepoFlags(cmd, &opts.Repo)
 	cmd.Flags().Lookup("branch").Usage = "branch the base stands for when --base is a tag or commit"
-	cmd.Flags().StringVar(&opts.Base, "base", "", "ref the change would merge into (branch, tag or commit)")
-	cmd.Flags().StringVar(&opts.Head, "head", "", "ref holding the change (branch, tag or commit)")
+	cmd.Flags().StringVar(&opts.Base, "base", "", "ref the change would merge into (anything git rev-parse takes: main, origin/main, a tag, a commit)")
+	cmd.Flags().StringVar(&opts.Head, "head", "", "ref holding the change (e.g. HEAD, my-branch, a commit)")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text, json or github")
+	cmd.Flags().StringVar(&opts.ReviewsFile, "reviews", "", "file with the pull request's reviews, as GitHub's list-reviews API returns them (default: from the GitHub API in a GitHub Actions pull_request workflow with $GITHUB_TOKEN; otherwise none)")
+	cmd.Flags().StringVar(&opts.Author, "author", "", "login of the pull request's author, whose own approval does not count (default: from GitHub, else the head commit's author)")
 	cmd.Flags().StringVar(&f.Flags.MLflowURI, "mlflow-uri", "", "MLflow tracking URI for registry facts (default $MLFLOW_TRACKING_URI; none: rules needing them deny)")
 	return cmd
 }
 
-// Run performs the check and prints the report.
+// Run performs the check and prints the report. It returns nil when the
+// change passed, cmdutil.ErrSilent (exit 1) when the policy denied it, and
+// an ExitNoVerdict error (exit 2) when it could not be judged.
 func Run(ctx context.Context, opts *Options) error {
-	f := opts.Factory
-	snap, err := f.OpenRepo(ctx, opts.Repo)
+	rep, err := judge(ctx, opts)
 	if err != nil {
-		return err
+		return noVerdict(err)
 	}
-	for _, bad := range snap.BadTags() {
-		fmt.Fprintf(f.IO.ErrOut, "warning: ignoring tag: %v\n", bad)
-	}
-	refs, err := ResolveRefs(snap, opts.Base, opts.Head, opts.Repo.Branch)
-	if err != nil {
-		return err
-	}
-	r := prcheck.FromSnapshot(snap)
-	cmp, err := prcheck.Compare(ctx, r, refs)
-	if err != nil {
-		return err
-	}
-	src, err := prcheck.PolicySource(r, refs)
-	if err != nil {
-		return err
-	}
-	load := opts.LoadPolicy
-	if load == nil {
-		load = prcheck.LoadPolicy
-	}
-	ev, err := load(ctx, src)
-	if err != nil {
-		return fmt.Errorf("policy from %s at %s: %w", src, refs.BaseRef, err)
-	}
-	head, err := snap.Commit(refs.HeadSHA)
-	if err != nil {
-		return err
-	}
-	req := prcheck.Request{
-		PR:  policy.PullRequest{Author: firstNonEmpty(head.AuthorEmail, head.AuthorName, "unknown")},
-		Now: opts.Now,
-	}
-	facts := opts.Registry
-	if facts == nil {
-		if facts, err = registryFacts(f); err != nil {
-			return err
-		}
-	}
-	if facts != nil {
-		if req.Registry, err = facts.Facts(ctx, cmp, opts.Now); err != nil {
-			return fmt.Errorf("registry facts for %s: %w", refs.HeadRef, err)
-		}
-	}
-	// A failed evaluation is in the report and makes Passed false; the
-	// report is printed either way.
-	rep, _ := prcheck.Evaluate(ctx, cmp, ev, req)
-	out := f.IO.Out
+	out := opts.Factory.IO.Out
 	switch opts.Output {
 	case cmdutil.FormatJSON:
 		err = cmdutil.WriteJSON(out, rep)
@@ -141,19 +135,97 @@ func Run(ctx context.Context, opts *Options) error {
 	default:
 		err = prcheck.WriteText(out, rep)
 	}
-	if err != nil {
-		return err
-	}
-	if !rep.Passed() {
+	switch {
+	case err != nil:
+		return noVerdict(err)
+	case rep.Error != "":
+		// The evaluation failed closed; the report says why.
+		return &cmdutil.ExitError{Code: cmdutil.ExitNoVerdict}
+	case !rep.Passed():
 		return cmdutil.ErrSilent
 	}
 	return nil
 }
 
-// ResolveRefs turns the base and head refs into commits. A ref may be a
-// branch, a tag (annotated tags are peeled), a full or abbreviated commit
-// hash. The base branch is the base ref when it names a branch, otherwise
-// defaultBranch.
+// judge reads both refs, the reviews and the policy and evaluates it. A
+// failed evaluation is in the report (Error set), not in the error.
+func judge(ctx context.Context, opts *Options) (*prcheck.Report, error) {
+	f := opts.Factory
+	snap, err := f.OpenRepo(ctx, opts.Repo)
+	if err != nil {
+		return nil, err
+	}
+	for _, bad := range snap.BadTags() {
+		fmt.Fprintf(f.IO.ErrOut, "warning: ignoring tag: %v\n", bad)
+	}
+	refs, err := ResolveRefs(snap, opts.Base, opts.Head, opts.Repo.Branch)
+	if err != nil {
+		return nil, err
+	}
+	r := prcheck.FromSnapshot(snap)
+	cmp, err := prcheck.Compare(ctx, r, refs)
+	if err != nil {
+		return nil, err
+	}
+	src, err := prcheck.PolicySource(r, refs)
+	if err != nil {
+		return nil, err
+	}
+	load := opts.LoadPolicy
+	if load == nil {
+		load = prcheck.LoadPolicy
+	}
+	ev, err := load(ctx, src)
+	if err != nil {
+		return nil, fmt.Errorf("policy from %s at %s: %w", src, refs.BaseRef, err)
+	}
+	head, err := snap.Source().Commit(refs.HeadSHA)
+	if err != nil {
+		return nil, err
+	}
+	req := prcheck.Request{
+		PR:  policy.PullRequest{Author: firstNonEmpty(head.AuthorEmail, head.AuthorName, "unknown")},
+		Now: opts.Now,
+	}
+	prHead, err := addReviews(ctx, opts, &req)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Author != "" {
+		req.PR.Author = opts.Author
+	}
+	// CI often judges its merge of the pull request into the base, while
+	// reviewers saw the pull request's head. Only GitHub's word names
+	// that head: a merge's parents alone could be a crafted merge that
+	// passes off approvals of an older head as current.
+	switch {
+	case prHead == "" || prHead == refs.HeadSHA:
+	case len(head.Parents) == 2 && head.Parents[1] == prHead:
+		req.ReviewedSHA = prHead
+	default:
+		fmt.Fprintf(f.IO.ErrOut, "warning: head %s is neither the pull request's head %s nor a merge of it: reviews of that head do not count as current\n", refs.HeadSHA, prHead)
+	}
+	facts := opts.Registry
+	if facts == nil {
+		if facts, err = registryFacts(f); err != nil {
+			return nil, err
+		}
+	}
+	if facts != nil {
+		if req.Registry, err = facts.Facts(ctx, cmp, opts.Now); err != nil {
+			return nil, fmt.Errorf("registry facts for %s: %w", refs.HeadRef, err)
+		}
+	}
+	// A failed evaluation is in the report and makes Passed false.
+	rep, _ := prcheck.Evaluate(ctx, cmp, ev, req)
+	return rep, nil
+}
+
+// ResolveRefs turns the base and head refs into commits. A ref may be
+// anything git rev-parse takes that names a commit: a branch, origin/<b>,
+// a tag (annotated tags are peeled), HEAD or @, a full ref name, a full or
+// abbreviated commit hash, each with ~N or ^N. The base branch is the
+// branch the base ref names (origin/main: main), otherwise defaultBranch.
 func ResolveRefs(snap *repo.Snapshot, base, head, defaultBranch string) (prcheck.Refs, error) {
 	refs := prcheck.Refs{BaseRef: base, HeadRef: head, BaseBranch: defaultBranch}
 	var err error
@@ -163,14 +235,15 @@ func ResolveRefs(snap *repo.Snapshot, base, head, defaultBranch string) (prcheck
 	if refs.HeadSHA, err = resolve(snap, head); err != nil {
 		return refs, err
 	}
-	if _, err := snap.BranchHead(base); err == nil {
-		refs.BaseBranch = base
+	if b, ok := snap.BranchOf(base); ok {
+		refs.BaseBranch = b
 	}
 	return refs, nil
 }
 
-// resolve prefers a branch, as a pull request names its base, then asks
-// the snapshot for a tag or commit.
+// resolve prefers a branch, as a pull request names its base (in a CI
+// checkout "main" is origin's main), then resolves the ref as git
+// rev-parse does: HEAD, origin/main, main~2, a tag, a commit.
 func resolve(snap *repo.Snapshot, ref string) (string, error) {
 	if c, err := snap.BranchHead(ref); err == nil {
 		return c.Hash, nil

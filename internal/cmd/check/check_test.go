@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/github/prcheck"
 	"github.com/modelsync/modelsync/internal/wiring"
+	"github.com/modelsync/modelsync/policy"
 )
 
 const churnFile = "models/customer-churn-predictor/model.yaml"
@@ -89,10 +92,11 @@ func runCheck(t *testing.T, args ...string) (int, string, string) {
 	cmd.SetErr(&errOut)
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	err := cmd.ExecuteContext(context.Background())
-	if err != nil && cmdutil.ExitCode(err) != cmdutil.ExitFailure {
-		t.Fatalf("unexpected exit: %v", err)
+	var ee *cmdutil.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("error without an exit code: %v", err)
 	}
-	if err != nil && err != cmdutil.ErrSilent {
+	if err != nil && ee.Err != nil {
 		errOut.WriteString(err.Error())
 	}
 	return cmdutil.ExitCode(err), out.String(), errOut.String()
@@ -165,7 +169,7 @@ func TestCheckResolvesTagsAndAbbreviatedCommits(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
 	}
 	code, _, stderr = runCheck(t, "--repo", dir, "--base", "main", "--head", "no-such-ref")
-	if code != 1 || !strings.Contains(stderr, `ref "no-such-ref" is not a branch, tag or commit`) {
+	if code != 2 || !strings.Contains(stderr, `ref "no-such-ref" is not a branch, tag or commit`) {
 		t.Fatalf("unknown ref: exit %d, stderr %q", code, stderr)
 	}
 }
@@ -390,5 +394,75 @@ func TestCheckPlanIsTruthful(t *testing.T) {
 	}
 	if strings.Contains(out, "the registry has no") {
 		t.Errorf("blames the registry although none is configured:\n%s", out)
+	}
+}
+
+// failingEvaluator stands for a policy whose evaluation fails (a rule
+// erroring at run time).
+type failingEvaluator struct{}
+
+func (failingEvaluator) Evaluate(context.Context, *policy.Input) (policy.Result, error) {
+	return policy.Result{}, errors.New("rego: eval_conflict_error: functions must not produce multiple outputs")
+}
+
+// issue 14, point 3: 0 passed, 1 denied, 2 could not be judged; CI tells
+// "fix the change" from "fix the job".
+func TestCheckExitCodes(t *testing.T) {
+	dir := exampleRepo(t)
+	promoteBranch(t, dir, "promote")
+	branchWith(t, dir, "broken-policy", func() {
+		if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "policy", "bad.rego"), []byte("package modelsync.rules.bad\n\ndeny contains msg if {\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+		says string
+	}{
+		{"passed", []string{"--base", "main", "--head", "main"}, 0, ""},
+		{"denied", []string{"--base", "main", "--head", "promote"}, 1, ""},
+		{"unknown flag", []string{"--base", "main", "--head", "promote", "--no-such-flag"}, 2, "unknown flag"},
+		{"missing --head", []string{"--base", "main"}, 2, "both --base and --head"},
+		{"bad output format", []string{"--base", "main", "--head", "main", "-o", "yaml"}, 2, "unknown output format"},
+		{"positional argument", []string{"--base", "main", "--head", "main", "extra"}, 2, "unknown command"},
+		{"unknown ref", []string{"--base", "main", "--head", "nope"}, 2, `ref "nope"`},
+		{"missing repository", []string{"--base", "main", "--head", "main", "--repo", filepath.Join(dir, "nope")}, 2, "nope"},
+		{"policy does not load", []string{"--base", "broken-policy", "--head", "promote"}, 2, "policy from"},
+		{"unreadable reviews", []string{"--base", "main", "--head", "promote", "--reviews", filepath.Join(dir, "nope.json")}, 2, "--reviews"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if !slices.Contains(args, "--repo") {
+				args = append([]string{"--repo", dir}, args...)
+			}
+			code, out, stderr := runCheck(t, args...)
+			if code != tc.want || !strings.Contains(stderr, tc.says) {
+				t.Fatalf("exit %d, want %d with %q\n%s\n%s", code, tc.want, tc.says, out, stderr)
+			}
+		})
+	}
+
+	// A failed evaluation prints the report, fails closed, and exits 2.
+	var out, errOut bytes.Buffer
+	f := wiring.New(cmdutil.IOStreams{Out: &out, ErrOut: &errOut}, func(k string) string {
+		if k == "MODELSYNC_CACHE_DIR" {
+			return t.TempDir()
+		}
+		return ""
+	}, "")
+	cmd := check.NewCmdCheck(f, func(ctx context.Context, o *check.Options) error {
+		o.LoadPolicy = func(context.Context, policy.Source) (prcheck.Evaluator, error) { return failingEvaluator{}, nil }
+		return check.Run(ctx, o)
+	})
+	cmd.SetArgs([]string{"--repo", dir, "--base", "main", "--head", "promote"})
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.ExecuteContext(context.Background())
+	if code := cmdutil.ExitCode(err); code != 2 || !strings.Contains(out.String(), "eval_conflict_error") {
+		t.Fatalf("failed evaluation: exit %d (%v), want 2 with the report\n%s", code, err, out.String())
 	}
 }

@@ -239,3 +239,75 @@ func TestValidateRefusesRewiredEnvironments(t *testing.T) {
 		t.Errorf("--branch hotfix: exit %d:\n%s", code, out)
 	}
 }
+
+// issue 14, point 1: in a CI-shaped checkout (a clone detached on a merge
+// commit no ref points at, branches only under refs/remotes/origin/) the
+// command's own help example works, and so does desired.
+func TestCheckAndDesiredInCICheckout(t *testing.T) {
+	origin := exampleRepo(t)
+	git(t, origin, "checkout", "-q", "-b", "dev-v4")
+	churn := filepath.Join(origin, "models/customer-churn-predictor/model.yaml")
+	b, _ := os.ReadFile(churn)
+	os.WriteFile(churn, bytes.Replace(b, []byte("    dev:\n      version: 5\n"), []byte("    dev:\n      version: 4\n"), 1), 0o644)
+	git(t, origin, "commit", "-qam", "dev back to v4")
+	git(t, origin, "checkout", "-q", "main")
+	ci, merge := fixture.CIClone(t, origin, "dev-v4", false)
+	env := map[string]string{"MODELSYNC_CACHE_DIR": t.TempDir()}
+
+	for _, base := range []string{"origin/main", "refs/remotes/origin/main", "main", "HEAD~1", "@^1", merge[:8] + "^"} {
+		code, out, errOut := run(t, env, "check", "--repo", ci, "--base", base, "--head", "HEAD")
+		if code != 0 || !strings.Contains(out, "customer-churn-predictor  dev  v5    v4") || !strings.Contains(out, "Result: passed") {
+			t.Errorf("check --base %s --head HEAD: exit %d\n%s%s", base, code, out, errOut)
+		}
+	}
+	code, out, errOut := run(t, env, "check", "--repo", ci, "--base", "origin/main", "--head", "@", "-o", "json")
+	var rep struct {
+		Refs struct{ BaseBranch, HeadSHA string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || rep.Refs.BaseBranch != "main" || rep.Refs.HeadSHA != merge {
+		t.Errorf("check -o json: exit %d, refs %+v (%v), want base branch main, head %s\n%s", code, rep.Refs, err, merge, errOut)
+	}
+	code, out, errOut = run(t, env, "desired", "--repo", ci, "-o", "json")
+	if code != 0 || !strings.Contains(out, "customer-churn-predictor") || !strings.Contains(out, "customer-churn-predictor/v1.1.0") {
+		t.Errorf("desired in the CI checkout: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// issue 14, point 6: a CI checkout fetched without tags cannot say what
+// prod runs; desired and check say so instead of leaving prod out.
+func TestTaglessCloneWarnsOfReleaseEnvironments(t *testing.T) {
+	origin := exampleRepo(t)
+	git(t, origin, "checkout", "-q", "-b", "dev-v4")
+	churn := filepath.Join(origin, "models/customer-churn-predictor/model.yaml")
+	b, _ := os.ReadFile(churn)
+	os.WriteFile(churn, bytes.Replace(b, []byte("    dev:\n      version: 5\n"), []byte("    dev:\n      version: 4\n"), 1), 0o644)
+	git(t, origin, "commit", "-qam", "dev back to v4")
+	git(t, origin, "checkout", "-q", "main")
+	ci, _ := fixture.CIClone(t, origin, "dev-v4", true)
+	env := map[string]string{"MODELSYNC_CACHE_DIR": t.TempDir()}
+
+	code, out, errOut := run(t, env, "desired", "--repo", ci)
+	if code != 0 || !strings.Contains(out, "! customer-churn-predictor/prod: left out: prod follows releases, expected a release tag customer-churn-predictor/vX.Y.Z, and the repository has no release tags at all") {
+		t.Errorf("desired text: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run(t, env, "desired", "--repo", ci, "-o", "json")
+	var d struct {
+		Warnings []struct{ Model, Environment, Message string }
+	}
+	if err := json.Unmarshal([]byte(out), &d); code != 0 || err != nil || len(d.Warnings) != 2 {
+		t.Errorf("desired JSON: exit %d, %v, warnings %+v (want churn and llama prod)\n%s", code, err, d.Warnings, out)
+	}
+	// The change to churn would cut its first release as far as this clone
+	// knows, so prod is gated (denied); llama's prod is named as unknown.
+	code, out, errOut = run(t, env, "check", "--repo", ci, "--base", "origin/main", "--head", "HEAD")
+	if code != 1 || !strings.Contains(out, "Left out of the check") || strings.Count(out, "! llama2-7b-alpaca/prod: left out") != 1 {
+		t.Errorf("check text: exit %d\n%s%s", code, out, errOut)
+	}
+	_, out, _ = run(t, env, "check", "--repo", ci, "--base", "origin/main", "--head", "HEAD", "-o", "json")
+	var rep struct {
+		DesiredWarnings []struct{ Model, Environment string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.DesiredWarnings) != 2 || rep.DesiredWarnings[0].Environment != "prod" {
+		t.Errorf("check JSON: %v %+v\n%s", err, rep.DesiredWarnings, out)
+	}
+}

@@ -44,6 +44,12 @@ func WriteText(w io.Writer, r *Report) error {
 			fmt.Fprintf(ew, "  ! %s\n", strings.ReplaceAll(e.Error(), "\n", "\n    "))
 		}
 	}
+	if len(r.DesiredWarnings) > 0 {
+		fmt.Fprintln(ew, "\nLeft out of the check (nothing is judged for these):")
+		for _, e := range r.DesiredWarnings {
+			fmt.Fprintf(ew, "  ! %s\n", strings.ReplaceAll(e.Error(), "\n", "\n    "))
+		}
+	}
 	if r.PolicyChanged {
 		fmt.Fprintf(ew, "\nThe head edits %s/: it was judged by the base's rules; policy owners must review the change.\n", PolicyDir)
 	}
@@ -102,6 +108,9 @@ func WriteGitHub(w io.Writer, r *Report) error {
 	}
 	for _, v := range r.Result.Warnings {
 		writeCommand(ew, "warning", v)
+	}
+	for _, e := range r.DesiredWarnings {
+		fmt.Fprintf(ew, "::warning title=%s::%s\n", escapeProperty("Left out of the check"), escapeData(e.Error()))
 	}
 	if r.PolicyChanged {
 		fmt.Fprintf(ew, "::notice title=%s::%s\n", escapeProperty("Policy changed"),

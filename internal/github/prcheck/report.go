@@ -46,6 +46,12 @@ type Request struct {
 	// is the fail-closed reading of "no facts".
 	Registry map[string]policy.RegistryModel
 	Now      time.Time
+	// ReviewedSHA is the commit the reviews were made on when it is not
+	// the head judged: a CI job judges the merge of the pull request into
+	// the base, and reviewers approved the pull request's head. It becomes
+	// input.pr.head.sha, against which approvals are checked for being
+	// current. Empty means the head.
+	ReviewedSHA string
 }
 
 // Input builds the policy input document for the comparison.
@@ -53,6 +59,9 @@ func (c *Comparison) Input(req Request) *policy.Input {
 	pr := req.PR
 	pr.Base = policy.GitRef{Ref: c.Refs.BaseBranch, SHA: c.Refs.BaseSHA}
 	pr.Head = policy.GitRef{Ref: c.Refs.HeadRef, SHA: c.Refs.HeadSHA}
+	if req.ReviewedSHA != "" {
+		pr.Head.SHA = req.ReviewedSHA
+	}
 	if pr.ChangedFiles == nil {
 		pr.ChangedFiles = c.ChangedFiles
 	}
@@ -81,8 +90,12 @@ type Report struct {
 	// change can be planned until it is fixed.
 	ConfigInvalid bool                    `json:"configInvalid,omitempty"`
 	PlanErrors    []reconciler.ModelError `json:"planErrors"`
-	PolicyChanged bool                    `json:"policyChanged"`
-	Result        policy.Result           `json:"result"`
+	// DesiredWarnings are environments left out of the base's or the
+	// head's desired state, such as a release environment without a
+	// release tag in a clone without tags: the check cannot speak for them.
+	DesiredWarnings []reconciler.ModelError `json:"desiredWarnings"`
+	PolicyChanged   bool                    `json:"policyChanged"`
+	Result          policy.Result           `json:"result"`
 	// Error is set when the evaluation failed closed.
 	Error string `json:"error,omitempty"`
 }
@@ -155,6 +168,22 @@ func (c *Comparison) report() *Report {
 		ConfigChanges: append([]policy.ConfigChange{}, c.ConfigChanges...), ConfigInvalid: c.HeadConfigInvalid}
 	if c.Plan != nil {
 		rep.PlanErrors = append(rep.PlanErrors, c.Plan.Errors()...)
+	}
+	rep.DesiredWarnings = []reconciler.ModelError{}
+	// One per model and environment, the base's first: the head's view
+	// adds the release a change would cut, which words the same gap
+	// differently.
+	seen := map[[2]string]bool{}
+	for _, d := range []*reconciler.DesiredState{c.Base, c.Head} {
+		if d == nil {
+			continue
+		}
+		for _, w := range d.Warnings {
+			if k := [2]string{w.Model, w.Environment}; !seen[k] {
+				seen[k] = true
+				rep.DesiredWarnings = append(rep.DesiredWarnings, w)
+			}
+		}
 	}
 	for _, ch := range c.Changes {
 		row := ChangeRow{Model: ch.Model, Environment: ch.Environment, Change: ch,
