@@ -288,8 +288,8 @@ func ComputeDesired(snap Snapshot, configBranch string) (*DesiredState, error) {
 			}
 			if ok {
 				dm.Environments = append(dm.Environments, de)
-			} else if w := missingRelease(snap, m, env); w != "" {
-				d.Warnings = append(d.Warnings, ModelError{Model: name, Environment: env.Name, Message: w})
+			} else if w, unknown := missingRelease(snap, m, env); w != "" {
+				d.Warnings = append(d.Warnings, ModelError{Model: name, Environment: env.Name, Message: w, Unknown: unknown})
 			}
 		}
 		if failed {
@@ -310,26 +310,28 @@ func ComputeDesired(snap Snapshot, configBranch string) (*DesiredState, error) {
 // out of the desired state, or returns "" when it is not (m does not
 // declare env, or env follows a branch, or a release exists). Leaving it
 // out silently would read as "this model does not run there" when the
-// likely cause is a clone that fetched no tags.
-func missingRelease(snap Snapshot, m *manifest.Model, env manifest.Environment) string {
+// likely cause is a clone that fetched no tags. unknown is set when the
+// repository has no release tags at all: then this view cannot say what
+// env runs, and the plan keeps what is live there.
+func missingRelease(snap Snapshot, m *manifest.Model, env manifest.Environment) (msg string, unknown bool) {
 	if !env.FollowsReleases() {
-		return ""
+		return "", false
 	}
 	if _, declared := m.Spec.Environments[env.Name]; !declared {
-		return ""
+		return "", false
 	}
 	all := snap.ReleaseTags()
 	if _, ok := release.Latest(all, m.Metadata.Name, env.Prerelease); ok {
-		return ""
+		return "", false
 	}
 	want := fmt.Sprintf("a release tag %s/vX.Y.Z", m.Metadata.Name)
 	if _, ok := release.Latest(all, m.Metadata.Name, true); ok {
-		return fmt.Sprintf("left out: %s follows releases and takes no pre-release (prerelease: false), and the model has only pre-release tags; expected %s", env.Name, want)
+		return fmt.Sprintf("left out: %s follows releases and takes no pre-release (prerelease: false), and the model has only pre-release tags; expected %s", env.Name, want), false
 	}
 	if len(all) == 0 {
-		return fmt.Sprintf("left out: %s follows releases, expected %s, and the repository has no release tags at all: nothing was released yet (modelsync release %s), or this is a clone without tags (git clone --depth, a CI checkout) that cannot say what %s runs (git fetch --tags)", env.Name, want, m.Metadata.Name, env.Name)
+		return fmt.Sprintf("left out: %s follows releases, expected %s, and the repository has no release tags at all: nothing was released yet (modelsync release %s), or this is a clone without tags (git clone --depth, a CI checkout) that cannot say what %s runs (git fetch --tags); what runs in %s is kept", env.Name, want, m.Metadata.Name, env.Name, env.Name), true
 	}
-	return fmt.Sprintf("left out: %s follows releases and the model has no release yet; expected %s (modelsync release %s)", env.Name, want, m.Metadata.Name)
+	return fmt.Sprintf("left out: %s follows releases and the model has no release yet; expected %s (modelsync release %s)", env.Name, want, m.Metadata.Name), false
 }
 
 func sortedProblemNames(r *manifest.Repo) []string {

@@ -58,6 +58,10 @@ type ModelError struct {
 	Environment string `json:"environment,omitempty"`
 	Target      string `json:"target,omitempty"`
 	Message     string `json:"message"`
+	// Unknown marks a warning about an environment whose desired state this
+	// view of the repository cannot know (a clone without any release
+	// tags): what runs there must be kept, not read as "nothing".
+	Unknown bool `json:"unknown,omitempty"`
 }
 
 func (e ModelError) Error() string {
@@ -243,7 +247,7 @@ func BuildPlan(ctx context.Context, desired *DesiredState, targets []Target) (*P
 	// A model with an error at any target is held back everywhere: applying
 	// half of it (say, the alias but not the serving object) is the state a
 	// failure must not leave behind.
-	hold := holdsOf(p.waits)
+	hold, unknown := holdsOf(p.waits), unknownOf(desired.Warnings)
 	seen := map[string]bool{}
 	for _, a := range all {
 		if a.Model != "" && !desired.Covers(a.Model) {
@@ -258,7 +262,7 @@ func BuildPlan(ctx context.Context, desired *DesiredState, targets []Target) (*P
 			return nil, fmt.Errorf("plan has two actions for %s", a.ID())
 		}
 		seen[a.ID()] = true
-		if hold(a) {
+		if hold(a) || unknown(a) {
 			p.held = append(p.held, a)
 			continue
 		}
@@ -313,6 +317,28 @@ func holdsOf(waits []Wait) func(Action) bool {
 			}
 		}
 		return false
+	}
+}
+
+// unknownOf returns whether an action touches an environment the desired
+// state cannot know (see ModelError.Unknown): a partial view never deletes.
+// It holds that environment's actions and the model's model-level actions
+// (archiving the version the environment runs, moving its artifacts to a
+// cold class) at every target, until a view with the tags plans them.
+func unknownOf(warnings []ModelError) func(Action) bool {
+	unknown := map[string]map[string]bool{} // model -> environment
+	for _, w := range warnings {
+		if !w.Unknown || w.Model == "" {
+			continue
+		}
+		if unknown[w.Model] == nil {
+			unknown[w.Model] = map[string]bool{}
+		}
+		unknown[w.Model][w.Environment] = true
+	}
+	return func(a Action) bool {
+		envs := unknown[a.Model]
+		return envs != nil && (a.Environment == "" || envs[a.Environment])
 	}
 }
 

@@ -45,7 +45,7 @@ func WritePlanText(w io.Writer, p *Plan) error {
 			fmt.Fprintf(ew, "  ~ %s\n", joinNonEmpty("/", wt.Target, wt.Model, wt.Environment)+": "+wt.Reason)
 		}
 		if len(p.held) > 0 {
-			fmt.Fprintln(ew, "\nHeld until the wait ends (not applied by this plan):")
+			fmt.Fprintln(ew, "\nHeld until the wait ends, or until a view with release tags can say what the environment runs (not applied by this plan):")
 			for _, a := range p.held {
 				fmt.Fprintf(ew, "  ~ %s %s %s %s\n", joinNonEmpty("/", a.Model, a.Environment), a.Target, a.Kind, a.Resource)
 			}

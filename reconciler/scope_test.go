@@ -165,3 +165,37 @@ func TestWaitHoldsEnvironmentAndModelLevelActions(t *testing.T) {
 		t.Errorf("after the wait: actions %v held %v", got, ids(p.Held()))
 	}
 }
+
+// A clone without release tags cannot say what prod runs: the plan from it
+// keeps prod's live state (its delete and the model-level record are held)
+// and plans the environments it can see (issue 14).
+func TestUnknownReleaseEnvironmentKeepsItsLiveState(t *testing.T) {
+	registry := reconcilertest.New("registry")
+	registry.SetLive("churn", "dev", 1)
+	registry.SetLive("churn", "prod", 3)
+	registry.SetLive("fraud", "prod", 1)
+	d := reconcilertest.Whole(nil,
+		reconcilertest.Model("churn", reconcilertest.Env("dev", 2)),
+		reconcilertest.Model("fraud", reconcilertest.Env("prod", 2)))
+	d.Warnings = []reconciler.ModelError{{Model: "churn", Environment: "prod", Message: "left out: no release tags", Unknown: true}}
+	p := build(t, d, registry)
+	if got, want := ids(p.Actions()), []string{"registry/set-version/churn/alias dev",
+		"registry/set-version/fraud/alias prod", "registry/record-environments/fraud/record"}; !slices.Equal(got, want) {
+		t.Errorf("actions:\n got %v\nwant %v", got, want)
+	}
+	if got, want := ids(p.Held()), []string{"registry/delete/churn/alias prod", "registry/record-environments/churn/record"}; !slices.Equal(got, want) {
+		t.Errorf("held:\n got %v\nwant %v", got, want)
+	}
+	if _, err := reconciler.Apply(context.Background(), p, []reconciler.Target{registry}, reconciler.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if registry.Live("churn", "prod") != 3 {
+		t.Errorf("prod of churn changed to v%d from a view without tags", registry.Live("churn", "prod"))
+	}
+	// A model that merely has no release yet (other tags exist) is not
+	// unknown: Git says prod runs nothing, and the plan says so.
+	d.Warnings[0].Unknown = false
+	if got := ids(build(t, d, registry).Held()); len(got) != 0 {
+		t.Errorf("held without an unknown environment: %v", got)
+	}
+}
