@@ -55,6 +55,7 @@ type MLflow struct {
 
 	proc    *proc
 	dataDir string
+	bin     string // the mlflow executable; its venv has the Python client
 }
 
 // StartMLflow starts `mlflow server` and waits for /health (and, with
@@ -109,6 +110,7 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 			URL:                  "http://127.0.0.1:" + strconv.Itoa(port),
 			Major:                opts.Major,
 			Name:                 name,
+			bin:                  bin,
 			ArtifactsDestination: dest,
 			dataDir:              dataDir,
 		}
@@ -127,6 +129,12 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 			"--artifacts-destination", m.ArtifactsDestination,
 			"--serve-artifacts",
 			"--workers", strconv.Itoa(max(1, opts.Workers)),
+		}
+		if opts.Major == 2 {
+			// 2.x serves through gunicorn, which kills a worker that has not
+			// booted within 30 s; importing MLflow on a loaded test machine
+			// can take longer, and the server then never becomes ready.
+			args = append(args, "--gunicorn-opts", "--timeout 120")
 		}
 		env := append([]string{
 			"HOME=" + dataDir,
