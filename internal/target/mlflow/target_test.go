@@ -416,6 +416,48 @@ func TestStageModeDriftAndArchiveRecords(t *testing.T) {
 	})
 }
 
+// TestCapabilitiesProbedOncePerClient counts requests: a client learns once
+// (GET /version) whether version searches may cover several models, and no
+// plan, from any target sharing the client, sends a search the server
+// answers 400.
+func TestCapabilitiesProbedOncePerClient(t *testing.T) {
+	eachServer(t, func(t *testing.T, s *testenv.MLflow) {
+		admin := client(t, s, s.URL, nil)
+		a, b := register(t, admin, 1), register(t, admin, 1)
+		var mu sync.Mutex
+		calls := map[string]int{}
+		cfg := mlflowclient.Config{TrackingURI: s.URL, Timeout: 30 * time.Second,
+			Observe: func(method, endpoint string, status int, _ time.Duration) {
+				mu.Lock()
+				defer mu.Unlock()
+				calls[fmt.Sprintf("%s %s %d", method, endpoint, status)]++
+			}}
+		c, err := mlflowclient.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := desired(testConfig, map[string][]env{a: {{"dev", 1, 0}}, b: {{"dev", 1, 0}}})
+		for range 2 {
+			plan(t, mlflow.New(c), d) // a new target each time, as every CLI command builds one
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if n := calls["GET /version 200"]; n != 1 {
+			t.Errorf("GET /version sent %d times, want once per client: %v", n, calls)
+		}
+		for k, n := range calls {
+			if strings.HasSuffix(k, " 400") {
+				t.Errorf("%d requests answered 400 (%s): capabilities not known before asking: %v", n, k, calls)
+			}
+		}
+		caps, err := c.Capabilities(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %+v, requests %v", s.Name, caps, calls)
+	})
+}
+
 func TestMissingVersionBlocksOnlyItsModel(t *testing.T) {
 	eachServer(t, func(t *testing.T, s *testenv.MLflow) {
 		admin := client(t, s, s.URL, nil)
