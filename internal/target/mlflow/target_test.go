@@ -450,11 +450,7 @@ func TestCapabilitiesProbedOncePerClient(t *testing.T) {
 				t.Errorf("%d requests answered 400 (%s): capabilities not known before asking: %v", n, k, calls)
 			}
 		}
-		caps, err := c.Capabilities(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s: %+v, requests %v", s.Name, caps, calls)
+		t.Logf("%s: requests %v", s.Name, calls)
 	})
 }
 
