@@ -158,7 +158,9 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 			env = append(env, "MLFLOW_AUTH_CONFIG_PATH="+ini)
 		}
 		p, err := launch(ctx, procSpec{name: name, path: bin, args: args, env: env, dir: dataDir, logDir: logDir},
-			dataDir, 120*time.Second, m.ready)
+			// Importing MLflow takes seconds on an idle machine but minutes
+			// when several servers start at once on a shared 2-core one.
+			dataDir, 4*time.Minute, m.ready)
 		if err != nil {
 			return nil, err
 		}
