@@ -99,6 +99,9 @@ type Plan struct {
 	// held are actions a wait keeps back; they are not applied and the
 	// next plan after the wait ends plans them again.
 	held []Action
+	// unobserved are the targets whose live state could not be read: what
+	// they would change is unknown, so the plan must not say "no changes".
+	unobserved []string
 }
 
 // Revision is the Git revision the plan was computed from.
@@ -117,6 +120,11 @@ func (p *Plan) Errors() []ModelError { return slices.Clone(p.errors) }
 // it, which the plan therefore does not cover (see DesiredState.Warnings).
 func (p *Plan) Warnings() []ModelError { return slices.Clone(p.warnings) }
 
+// Unobserved lists the targets whose live state could not be read (their
+// errors say why). A plan with any is incomplete: no changes planned at
+// such a target means nothing.
+func (p *Plan) Unobserved() []string { return slices.Clone(p.unobserved) }
+
 // Waits returns the changes held back until a precondition is met.
 func (p *Plan) Waits() []Wait { return slices.Clone(p.waits) }
 
@@ -129,7 +137,7 @@ func (p *Plan) Held() []Action { return slices.Clone(p.held) }
 // actions: a caller that applies part of a plan (the controller applies one
 // work item's share) still applies a plan, not a list it assembled.
 func (p *Plan) Select(keep func(Action) bool) *Plan {
-	q := &Plan{revision: p.revision, targets: p.targets, errors: p.errors, warnings: p.warnings, waits: p.waits, held: p.held}
+	q := &Plan{revision: p.revision, targets: p.targets, errors: p.errors, warnings: p.warnings, waits: p.waits, held: p.held, unobserved: p.unobserved}
 	for _, a := range p.actions {
 		if keep(a) {
 			q.actions = append(q.actions, a)
@@ -181,19 +189,22 @@ type planJSON struct {
 	Warnings []ModelError `json:"warnings"`
 	Waits    []Wait       `json:"waits"`
 	Held     []Action     `json:"held"`
+	// Unobserved are targets whose live state could not be read.
+	Unobserved []string `json:"unobservedTargets"`
 }
 
 // MarshalJSON writes the plan with a summary; empty lists are [] not null.
 func (p *Plan) MarshalJSON() ([]byte, error) {
 	return json.Marshal(planJSON{
-		Revision: p.revision,
-		Targets:  nonNil(p.targets),
-		Summary:  p.Summary(),
-		Actions:  nonNil(p.actions),
-		Errors:   nonNil(p.errors),
-		Warnings: nonNil(p.warnings),
-		Waits:    nonNil(p.waits),
-		Held:     nonNil(p.held),
+		Revision:   p.revision,
+		Targets:    nonNil(p.targets),
+		Summary:    p.Summary(),
+		Actions:    nonNil(p.actions),
+		Errors:     nonNil(p.errors),
+		Warnings:   nonNil(p.warnings),
+		Waits:      nonNil(p.waits),
+		Held:       nonNil(p.held),
+		Unobserved: nonNil(p.unobserved),
 	})
 }
 
@@ -226,6 +237,7 @@ func BuildPlan(ctx context.Context, desired *DesiredState, targets []Target) (*P
 				return nil, ctx.Err()
 			}
 			p.errors = append(p.errors, ModelError{Target: name, Message: "observing live state: " + err.Error()})
+			p.unobserved = append(p.unobserved, name)
 			continue
 		}
 		tp := t.Plan(desired, obs)

@@ -234,6 +234,44 @@ func TestObserveFailureIsReported(t *testing.T) {
 	}
 }
 
+// TestUnobservedTargetIsNeverNoChanges: a target whose live state could not
+// be read makes the plan incomplete in text and JSON; the plan says which
+// target and never "No changes. Live state matches Git."
+func TestUnobservedTargetIsNeverNoChanges(t *testing.T) {
+	d := twoModels(t)
+	live := map[string]int{"churn/dev": 2, "churn/stage": 1, "fraud/dev": 5}
+	p, err := BuildPlan(context.Background(), d, typedTargets(
+		&aliasTarget{name: "registry", observeE: errors.New("connection refused")},
+		&aliasTarget{name: "serving", live: live},
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := WritePlanText(&text, p); err != nil {
+		t.Fatal(err)
+	}
+	out := text.String()
+	for _, want := range []string{"Target registry could not be observed", "No changes at serving.", "INCOMPLETE: registry not observed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan text lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Live state matches Git") {
+		t.Errorf("plan with an unobserved target says it is in sync:\n%s", out)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		Unobserved []string `json:"unobservedTargets"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil || fmt.Sprint(j.Unobserved) != "[registry]" {
+		t.Fatalf("JSON unobservedTargets = %v (%v): %s", j.Unobserved, err, b)
+	}
+}
+
 func TestConcurrentApplyKeepsPerModelOrderAndResultOrder(t *testing.T) {
 	d := twoModels(t)
 	tgt := &lockedTarget{aliasTarget: aliasTarget{name: "registry", live: map[string]int{}, failOn: "alias stage"}}

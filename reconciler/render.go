@@ -3,6 +3,7 @@ package reconciler
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -15,9 +16,23 @@ import (
 func WritePlanText(w io.Writer, p *Plan) error {
 	ew := &textio.ErrWriter{W: w}
 	fmt.Fprintf(ew, "Plan for %s (targets: %s)\n\n", p.revision, strings.Join(p.targets, ", "))
-	if len(p.actions) == 0 {
+	var observed []string
+	for _, t := range p.targets {
+		if !slices.Contains(p.unobserved, t) {
+			observed = append(observed, t)
+		}
+	}
+	if len(p.unobserved) > 0 {
+		// Never "no changes" for a target nobody could look at.
+		fmt.Fprintf(ew, "Target %s could not be observed: what it would change is unknown (see Errors below).\n", strings.Join(p.unobserved, ", "))
+	}
+	switch {
+	case len(p.actions) == 0 && len(p.unobserved) == 0:
 		fmt.Fprintln(ew, "No changes. Live state matches Git.")
-	} else {
+	case len(p.actions) == 0 && len(observed) > 0:
+		fmt.Fprintf(ew, "No changes at %s.\n", strings.Join(observed, ", "))
+	case len(p.actions) == 0:
+	default:
 		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  MODEL\tENV\tTARGET\tACTION\tRESOURCE\tCHANGE")
 		for _, a := range p.actions {
@@ -71,6 +86,9 @@ func WritePlanText(w io.Writer, p *Plan) error {
 	}
 	if s.Errors > 0 {
 		fmt.Fprintf(ew, ", %d errors", s.Errors)
+	}
+	if len(p.unobserved) > 0 {
+		fmt.Fprintf(ew, "; INCOMPLETE: %s not observed", strings.Join(p.unobserved, ", "))
 	}
 	fmt.Fprintln(ew, ".")
 	return ew.Err

@@ -115,7 +115,14 @@ type TargetFlags struct {
 	// ArtifactsDestination maps mlflow-artifacts:/ URIs to storage, e.g.
 	// s3://mlflow/artifacts (the server's --artifacts-destination).
 	ArtifactsDestination string
+	// ConnectTimeout bounds reaching each endpoint (MLflow, the Kubernetes
+	// API server, S3): an unreachable one fails within it, naming itself
+	// and the cause. 0 means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
 }
+
+// DefaultConnectTimeout is --connect-timeout's default.
+const DefaultConnectTimeout = 10 * time.Second
 
 // AddTargetFlags registers the target selection flags.
 func AddTargetFlags(cmd *cobra.Command, f *TargetFlags) {
@@ -128,6 +135,7 @@ func AddTargetFlags(cmd *cobra.Command, f *TargetFlags) {
 	cmd.Flags().BoolVar(&f.S3, "s3", false, "reconcile storage classes of model artifacts in S3 (AWS credential chain: env, shared config, web identity)")
 	cmd.Flags().StringVar(&f.S3Endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://127.0.0.1:9000 (default: AWS)")
 	cmd.Flags().BoolVar(&f.S3PathStyle, "s3-path-style", false, "address buckets by path, as most S3-compatible stores need")
+	cmd.Flags().DurationVar(&f.ConnectTimeout, "connect-timeout", DefaultConnectTimeout, "how long to try reaching MLflow, the Kubernetes API server or S3 before failing with the endpoint and the cause")
 	cmd.Flags().StringVar(&f.ArtifactsDestination, "artifacts-destination", "", "storage URI behind mlflow-artifacts:/ (the MLflow server's --artifacts-destination), e.g. s3://mlflow/artifacts")
 }
 

@@ -42,10 +42,12 @@ type Client struct {
 	secrets     []string
 	hc          *http.Client
 	timeout     time.Duration
+	connect     time.Duration
 	maxRetries  int
 	backoffBase time.Duration
 	backoffMax  time.Duration
 	observe     func(method, endpoint string, status int, dur time.Duration)
+	caps        capsCache
 
 	reads, writes, retries, failures atomic.Int64
 }
@@ -107,6 +109,7 @@ func New(cfg Config) (*Client, error) {
 		base:        u,
 		safeURI:     u.String(),
 		timeout:     cfg.Timeout,
+		connect:     cfg.ConnectTimeout,
 		maxRetries:  cfg.MaxRetries,
 		backoffBase: cfg.BackoffBase,
 		backoffMax:  cfg.BackoffMax,
@@ -126,6 +129,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
+	}
+	if c.connect < 0 {
+		return nil, fmt.Errorf("%w: negative connect timeout %s", ErrInvalidArgument, c.connect)
+	}
+	if c.connect == 0 {
+		c.connect = DefaultConnectTimeout
 	}
 	switch {
 	case c.maxRetries == 0:
@@ -152,6 +161,10 @@ func New(cfg Config) (*Client, error) {
 	} else {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 16
+		// The default transport waits 30 s for a TCP connection; a server
+		// that cannot be reached should say so within the connect timeout.
+		tr.DialContext = (&net.Dialer{Timeout: c.connect, KeepAlive: 30 * time.Second}).DialContext
+		tr.TLSHandshakeTimeout = c.connect
 		if cfg.InsecureTLS {
 			tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // explicit opt-in, as MLFLOW_TRACKING_INSECURE_TLS
 		}
@@ -247,6 +260,16 @@ func (p params) body() ([]byte, error) {
 
 // call performs one logical API call with retries. out may be nil.
 func (c *Client) call(ctx context.Context, method, endpoint string, p params, out any) error {
+	return c.callWithin(ctx, method, endpoint, p, out, c.timeout)
+}
+
+// callWithin is call with its own per-attempt timeout. Requests that never
+// reach the server (refused, unresolvable, dial or handshake timeout) are
+// resent only while the connect timeout since the first attempt allows:
+// backing off for a minute on a server that is not there only delays the
+// error a person or a controller needs to see.
+func (c *Client) callWithin(ctx context.Context, method, endpoint string, p params, out any, attemptTimeout time.Duration) error {
+	first := time.Now()
 	// GET and DELETE are idempotent in effect (MLflow's deletes succeed or
 	// 404 when repeated); POST and PATCH are not treated as such.
 	idempotent := method == http.MethodGet || method == http.MethodDelete
@@ -262,10 +285,12 @@ func (c *Client) call(ctx context.Context, method, endpoint string, p params, ou
 		if attempt > 0 {
 			c.retries.Add(1)
 		}
-		err := c.once(ctx, method, endpoint, p, body, out)
+		err := c.once(ctx, method, endpoint, p, body, out, attemptTimeout)
 		if err == nil {
 			return nil
 		}
+		var te *transportError
+		unreached := errors.As(err, &te) && te.unreached()
 		if ctx.Err() != nil {
 			return err
 		}
@@ -279,6 +304,11 @@ func (c *Client) call(ctx context.Context, method, endpoint string, p params, ou
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 			// Sleeping would only end in the deadline; report the real failure.
+			return err
+		}
+		if unreached && time.Since(first)+wait > c.connect {
+			te.text += fmt.Sprintf(" (gave up after %d attempts in %s; connect timeout %s)",
+				attempt+1, time.Since(first).Round(100*time.Millisecond), c.connect)
 			return err
 		}
 		t := time.NewTimer(wait)
@@ -302,8 +332,8 @@ func (c *Client) backoff(attempt int) time.Duration {
 	return rand.N(ceil) + time.Millisecond
 }
 
-func (c *Client) once(ctx context.Context, method, endpoint string, p params, body []byte, out any) error {
-	actx, cancel := context.WithTimeout(ctx, c.timeout)
+func (c *Client) once(ctx context.Context, method, endpoint string, p params, body []byte, out any, attemptTimeout time.Duration) error {
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 
 	u := *c.base

@@ -13,6 +13,12 @@ import (
 const (
 	// DefaultTimeout bounds one HTTP attempt (MLFLOW_HTTP_REQUEST_TIMEOUT's default).
 	DefaultTimeout = 120 * time.Second
+	// DefaultConnectTimeout bounds how long the client keeps trying to reach
+	// a server it has no connection to: dialing, the TLS handshake, resends
+	// of requests that never reached it, and the first exchange (the
+	// capability probe). An unreachable endpoint fails within it instead of
+	// after every retry's backoff.
+	DefaultConnectTimeout = 10 * time.Second
 	// DefaultMaxRetries is MLFLOW_HTTP_REQUEST_MAX_RETRIES' default.
 	DefaultMaxRetries = 7
 	// MaxRetriesCap is MLflow's hard cap on retries.
@@ -43,6 +49,10 @@ type Config struct {
 	InsecureTLS bool
 	// Timeout bounds each HTTP attempt; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// ConnectTimeout bounds reaching the server (see DefaultConnectTimeout);
+	// 0 means DefaultConnectTimeout. Dial and TLS handshake limits apply to
+	// the transport New builds only.
+	ConnectTimeout time.Duration
 	// MaxRetries is the number of resends after the first attempt; 0 means
 	// DefaultMaxRetries, a negative value disables retries, values above
 	// MaxRetriesCap are capped.
@@ -66,8 +76,8 @@ type Config struct {
 
 // String redacts credentials so a Config can be logged.
 func (c Config) String() string {
-	return fmt.Sprintf("mlflow.Config{TrackingURI: %s, Username: %q, Password: %s, Token: %s, InsecureTLS: %t, Timeout: %s, MaxRetries: %d}",
-		redactURL(c.TrackingURI), c.Username, mask(c.Password), mask(c.Token), c.InsecureTLS, c.Timeout, c.MaxRetries)
+	return fmt.Sprintf("mlflow.Config{TrackingURI: %s, Username: %q, Password: %s, Token: %s, InsecureTLS: %t, Timeout: %s, ConnectTimeout: %s, MaxRetries: %d}",
+		redactURL(c.TrackingURI), c.Username, mask(c.Password), mask(c.Token), c.InsecureTLS, c.Timeout, c.ConnectTimeout, c.MaxRetries)
 }
 
 // GoString keeps %#v from printing secrets.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -81,6 +82,14 @@ func (e *transportError) Error() string {
 }
 
 func (e *transportError) Unwrap() error { return e.err }
+
+// unreached reports a failure to reach the server at all: the connection
+// could not be opened, or the TLS handshake did not complete. A resend can
+// help only once the server is back, so such resends are bounded by the
+// connect timeout rather than the retry budget.
+func (e *transportError) unreached() bool {
+	return e.notSent || strings.Contains(e.text, "TLS handshake timeout")
+}
 
 func apiCode(err error) (int, string, bool) {
 	var ae *APIError

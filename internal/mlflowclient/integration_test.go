@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	for _, s := range live.servers {
 		if err := s.Close(); err != nil {
-			fmt.Fprintf(os.Stderr, "mlflow%d close: %v\n", s.Major, err)
+			fmt.Fprintf(os.Stderr, "%s close: %v\n", s.Name, err)
 		}
 	}
 	os.Exit(code)
@@ -49,14 +49,17 @@ func liveServers(t testing.TB) []*testenv.MLflow {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		logDir := os.Getenv("MODELSYNC_TEST_LOGDIR")
-		servers := make([]*testenv.MLflow, 2)
-		errs := make([]error, 2)
+		// The newest 3.x and 2.x, and the oldest supported release.
+		kinds := []testenv.MLflowOptions{{Major: 3}, {Major: 2}, {Major: 2, Floor: true}}
+		servers := make([]*testenv.MLflow, len(kinds))
+		errs := make([]error, len(kinds))
 		var wg sync.WaitGroup
-		for i, major := range []int{3, 2} {
+		for i, opts := range kinds {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				servers[i], errs[i] = testenv.StartMLflow(ctx, testenv.MLflowOptions{Major: major, BasicAuth: true, LogDir: logDir})
+				opts.BasicAuth, opts.LogDir = true, logDir
+				servers[i], errs[i] = testenv.StartMLflow(ctx, opts)
 			}()
 		}
 		wg.Wait()
@@ -73,11 +76,11 @@ func liveServers(t testing.TB) []*testenv.MLflow {
 	return live.servers
 }
 
-// eachServer runs fn against the 3.x and the 2.x server in parallel subtests.
+// eachServer runs fn against each server in parallel subtests.
 func eachServer(t *testing.T, fn func(t *testing.T, s *testenv.MLflow)) {
 	t.Helper()
 	for _, s := range liveServers(t) {
-		t.Run(fmt.Sprintf("mlflow%d", s.Major), func(t *testing.T) {
+		t.Run(s.Name, func(t *testing.T) {
 			t.Parallel()
 			fn(t, s)
 		})
@@ -904,7 +907,7 @@ func TestLiveEnsureModelVersionOnce(t *testing.T) {
 // (reported as reads/op and writes/op) and their latency on loopback.
 func BenchmarkLiveEnsureAlias(b *testing.B) {
 	for _, s := range liveServers(b) {
-		b.Run(fmt.Sprintf("mlflow%d", s.Major), func(b *testing.B) {
+		b.Run(s.Name, func(b *testing.B) {
 			ctx := b.Context()
 			c := liveClient(b, s, nil)
 			f := newFixture(b, c, 2)

@@ -172,13 +172,36 @@ type RunInfo struct {
 	LifecycleStage string
 }
 
-// Run is a tracking run with its latest metrics, params and tags.
+// Run is a tracking run with its latest metrics, params and tags, and the
+// datasets it logged as inputs.
 type Run struct {
 	Info    RunInfo
 	Metrics []Metric
 	Params  map[string]string
 	Tags    map[string]string
+	// Inputs are the datasets logged with mlflow.log_input (MLflow 2.4+),
+	// in the server's order.
+	Inputs []DatasetInput
 }
+
+// DatasetInput is one dataset a run used (runs/get inputs.dataset_inputs).
+// The dataset's schema and profile are not kept: they can be large and
+// say nothing about where the data came from.
+type DatasetInput struct {
+	Name   string
+	Digest string
+	// SourceType is e.g. "local", "s3", "http", "code", "delta_table".
+	SourceType string
+	// Source is the source's own JSON description, e.g. {"uri": "s3://..."}.
+	Source string
+	// Context is the mlflow.data.context input tag: "training", "eval"...
+	Context string
+	// Tags are the input's tags, mlflow.data.context included.
+	Tags map[string]string
+}
+
+// TagDatasetContext is the input tag MLflow's log_input(context=...) writes.
+const TagDatasetContext = "mlflow.data.context"
 
 // MetricMap returns the latest value per metric key.
 func (r *Run) MetricMap() map[string]float64 {
@@ -336,12 +359,32 @@ type wireRun struct {
 		Params  []wireTag    `json:"params"`
 		Tags    []wireTag    `json:"tags"`
 	} `json:"data"`
+	Inputs struct {
+		DatasetInputs []wireDatasetInput `json:"dataset_inputs"`
+	} `json:"inputs"`
+}
+
+type wireDatasetInput struct {
+	Tags    []wireTag `json:"tags"`
+	Dataset struct {
+		Name       string `json:"name"`
+		Digest     string `json:"digest"`
+		SourceType string `json:"source_type"`
+		Source     string `json:"source"`
+	} `json:"dataset"`
 }
 
 func (w *wireRun) toModel() Run {
 	r := Run{Info: w.Info.toModel(), Params: tagsToMap(w.Data.Params), Tags: tagsToMap(w.Data.Tags)}
 	for _, m := range w.Data.Metrics {
 		r.Metrics = append(r.Metrics, Metric{Key: m.Key, Value: m.Value, Timestamp: int64(m.Timestamp), Step: int64(m.Step)})
+	}
+	for _, in := range w.Inputs.DatasetInputs {
+		tags := tagsToMap(in.Tags)
+		r.Inputs = append(r.Inputs, DatasetInput{
+			Name: in.Dataset.Name, Digest: in.Dataset.Digest, SourceType: in.Dataset.SourceType,
+			Source: in.Dataset.Source, Context: tags[TagDatasetContext], Tags: tags,
+		})
 	}
 	return r
 }

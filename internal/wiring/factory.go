@@ -90,7 +90,7 @@ func New(io cmdutil.IOStreams, getenv func(string) string, version string) *Fact
 		if redact.HasCredentials(f.Flags.S3Endpoint) {
 			return nil, fmt.Errorf("s3 endpoint %s: remove the credentials from the address and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead", redact.URL(f.Flags.S3Endpoint))
 		}
-		return s3.NewClient(ctx, s3.ClientOptions{Endpoint: f.Flags.S3Endpoint, PathStyle: f.Flags.S3PathStyle})
+		return s3.NewClient(ctx, s3.ClientOptions{Endpoint: f.Flags.S3Endpoint, PathStyle: f.Flags.S3PathStyle, ConnectTimeout: f.Flags.ConnectTimeout})
 	})
 	f.GitHub = sync.OnceValues(f.newGitHub)
 	f.Targets = f.configuredTargets
@@ -115,6 +115,7 @@ func (f *Factory) newMLflow() (*mlflowclient.Client, error) {
 	if f.Flags.MLflowObserve != nil {
 		cfg.Observe = f.Flags.MLflowObserve
 	}
+	cfg.ConnectTimeout = f.Flags.ConnectTimeout
 	if cfg.TrackingURI == "" {
 		return nil, ErrNoMLflow
 	}

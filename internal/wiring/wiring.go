@@ -55,7 +55,7 @@ func (f *Factory) configuredTargets(ctx context.Context) ([]reconciler.Target, e
 		if err != nil {
 			return nil, err
 		}
-		t, err := kserve.New(kserve.Config{AllowEmpty: flags.AllowEmpty}, loc, rc)
+		t, err := kserve.New(kserve.Config{AllowEmpty: flags.AllowEmpty, ConnectTimeout: flags.ConnectTimeout}, loc, rc)
 		if err != nil {
 			CloseTargets(targets)
 			return nil, err

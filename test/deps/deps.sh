@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # deps.sh installs the real servers the integration tests start: kube-apiserver
 # and etcd (built from the pinned Kubernetes release), the upstream KServe CRD,
-# MLflow 3.x and 2.x, MinIO, moto, Prometheus and git's own servers; and
+# MLflow 3.x, 2.x and the oldest supported 2.x, MinIO, moto, Prometheus and git's own servers; and
 # govulncheck with a Go vulnerability database built from golang.org/x/vulndb.
 #
 # Everything lands in a cache outside the work tree, keyed by pinned version,
 # so a second run only checks stamps and returns in about a second.
 #
-#   test/deps/deps.sh [step ...]     steps: kube kserve-crd mlflow3 mlflow2 minio moto prometheus git
+#   test/deps/deps.sh [step ...]     steps: kube kserve-crd mlflow3 mlflow2 mlflow2-floor minio moto prometheus git
 #                                           govulncheck vulndb
 #   test/deps/deps.sh --print-cache  prints the cache directory
 set -euo pipefail
@@ -116,6 +116,14 @@ step_mlflow2() {
   venv "mlflow-$MLFLOW2_VERSION" "mlflow[auth]==$MLFLOW2_VERSION" "boto3" "sqlalchemy<2.1"
   mlflow_template "mlflow-$MLFLOW2_VERSION"
 }
+# The oldest supported release. It has no [auth] extra (its basic-auth app
+# needs nothing more), and like 2.22 it needs SQLAlchemy capped below 2.1; its
+# own caps (numpy<2, pyarrow<15, packaging<24, pytz<2024, gunicorn<22) keep
+# the rest on releases that import with it.
+step_mlflow2_floor() {
+  venv "mlflow-$MLFLOW2_FLOOR_VERSION" "mlflow==$MLFLOW2_FLOOR_VERSION" "boto3" "sqlalchemy<2.1"
+  mlflow_template "mlflow-$MLFLOW2_FLOOR_VERSION"
+}
 step_moto() { venv "moto-$MOTO_VERSION" "moto[server]==$MOTO_VERSION"; }
 
 step_minio() {
@@ -190,7 +198,7 @@ step_git() {
 }
 
 steps=("$@")
-[[ ${#steps[@]} -eq 0 ]] && steps=(git prometheus kserve-crd minio moto mlflow3 mlflow2 kube govulncheck vulndb)
+[[ ${#steps[@]} -eq 0 ]] && steps=(git prometheus kserve-crd minio moto mlflow3 mlflow2 mlflow2-floor kube govulncheck vulndb)
 for s in "${steps[@]}"; do "step_${s//-/_}"; done
 # env for the tests: where everything is.
 cat > "$CACHE/env" <<ENV
@@ -198,6 +206,7 @@ MODELSYNC_KUBE_BIN=$CACHE/kube-$KUBERNETES_VERSION-etcd-$ETCD_VERSION/bin
 MODELSYNC_KSERVE_CRD=$CACHE/kserve-$KSERVE_VERSION/serving.kserve.io_inferenceservices.yaml
 MODELSYNC_MLFLOW3=$CACHE/mlflow-$MLFLOW3_VERSION/bin/mlflow
 MODELSYNC_MLFLOW2=$CACHE/mlflow-$MLFLOW2_VERSION/bin/mlflow
+MODELSYNC_MLFLOW2_FLOOR=$CACHE/mlflow-$MLFLOW2_FLOOR_VERSION/bin/mlflow
 MODELSYNC_MINIO=$CACHE/minio-$MINIO_VERSION/bin/minio
 MODELSYNC_MOTO=$CACHE/moto-$MOTO_VERSION/bin/moto_server
 MODELSYNC_GOVULNCHECK=$CACHE/govulncheck-$GOVULNCHECK_VERSION/bin/govulncheck

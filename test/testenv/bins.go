@@ -127,6 +127,12 @@ func MLflowBin(major int) (string, error) {
 	}
 }
 
+// MLflowFloorBin returns the mlflow executable of the oldest supported
+// release (MLFLOW2_FLOOR_VERSION in test/deps/versions.env).
+func MLflowFloorBin() (string, error) {
+	return depsVar("MODELSYNC_MLFLOW2_FLOOR", "MLflow 2 (oldest supported)", "mlflow2-floor")
+}
+
 // MinIOBin returns the minio server executable.
 func MinIOBin() (string, error) { return depsVar("MODELSYNC_MINIO", "MinIO", "minio") }
 

@@ -19,7 +19,10 @@ import (
 
 // MLflowOptions configures a tracking/registry server.
 type MLflowOptions struct {
-	Major     int  // 3 or 2
+	Major int // 3 or 2
+	// Floor starts the oldest supported release (2.9.2, the first with
+	// registered-model aliases) instead of the newest 2.x; Major must be 2.
+	Floor     bool
 	BasicAuth bool // --app-name basic-auth with a generated admin password
 	// S3, when set, holds the artifacts (in Bucket, created if missing;
 	// a unique bucket when Bucket is empty). Otherwise artifacts go to a
@@ -42,6 +45,9 @@ type MLflow struct {
 	Username string
 	Password string
 	Major    int
+	// Name tells servers apart in subtest names and logs: "mlflow3",
+	// "mlflow2", or "mlflow2-floor".
+	Name string
 	// ArtifactsDestination is where --serve-artifacts stores files: a local
 	// directory or s3://<bucket>/mlflow-artifacts.
 	ArtifactsDestination string
@@ -49,12 +55,21 @@ type MLflow struct {
 
 	proc    *proc
 	dataDir string
+	bin     string // the mlflow executable; its venv has the Python client
 }
 
 // StartMLflow starts `mlflow server` and waits for /health (and, with
 // basic auth, for the admin account to work).
 func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 	bin, err := MLflowBin(opts.Major)
+	name := fmt.Sprintf("mlflow%d", opts.Major)
+	if opts.Floor {
+		if opts.Major != 2 {
+			return nil, fmt.Errorf("testenv: the oldest supported MLflow is a 2.x release; Major is %d", opts.Major)
+		}
+		bin, err = MLflowFloorBin()
+		name += "-floor"
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +109,8 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 		m := &MLflow{
 			URL:                  "http://127.0.0.1:" + strconv.Itoa(port),
 			Major:                opts.Major,
+			Name:                 name,
+			bin:                  bin,
 			ArtifactsDestination: dest,
 			dataDir:              dataDir,
 		}
@@ -112,6 +129,12 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 			"--artifacts-destination", m.ArtifactsDestination,
 			"--serve-artifacts",
 			"--workers", strconv.Itoa(max(1, opts.Workers)),
+		}
+		if opts.Major == 2 {
+			// 2.x serves through gunicorn, which kills a worker that has not
+			// booted within 30 s; importing MLflow on a loaded test machine
+			// can take longer, and the server then never becomes ready.
+			args = append(args, "--gunicorn-opts", "--timeout 120")
 		}
 		env := append([]string{
 			"HOME=" + dataDir,
@@ -134,8 +157,10 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 			args = append(args, "--app-name", "basic-auth")
 			env = append(env, "MLFLOW_AUTH_CONFIG_PATH="+ini)
 		}
-		p, err := launch(ctx, procSpec{name: fmt.Sprintf("mlflow%d", opts.Major), path: bin, args: args, env: env, dir: dataDir, logDir: logDir},
-			dataDir, 120*time.Second, m.ready)
+		p, err := launch(ctx, procSpec{name: name, path: bin, args: args, env: env, dir: dataDir, logDir: logDir},
+			// Importing MLflow takes seconds on an idle machine but minutes
+			// when several servers start at once on a shared 2-core one.
+			dataDir, 4*time.Minute, m.ready)
 		if err != nil {
 			return nil, err
 		}

@@ -110,6 +110,32 @@ func TestMLflow2Registry(t *testing.T) {
 	exerciseRegistry(t, m)
 }
 
+// TestMLflowFloorRegistry runs the oldest supported release, whose
+// dependencies deps.sh caps.
+func TestMLflowFloorRegistry(t *testing.T) {
+	m := NewMLflow(t, MLflowOptions{Major: 2, Floor: true})
+	t.Logf("mlflow 2 floor ready in %s", m.ReadyIn)
+	code, out := mlflowGetText(t, m.URL+"/version")
+	if code != http.StatusOK || out != "2.9.2" {
+		t.Fatalf("GET /version = %d %q, want 200 2.9.2", code, out)
+	}
+	exerciseRegistry(t, m)
+}
+
+func mlflowGetText(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
 func TestMLflowBasicAuthWithS3Artifacts(t *testing.T) {
 	for _, major := range []int{3, 2} {
 		t.Run(fmt.Sprintf("mlflow%d", major), func(t *testing.T) {

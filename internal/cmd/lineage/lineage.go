@@ -5,6 +5,7 @@ package lineage
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/mlflowclient"
+	"github.com/modelsync/modelsync/internal/redact"
 	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/reconciler"
 )
@@ -44,10 +46,25 @@ type Lineage struct {
 	RunID       string             `json:"runId,omitempty"`
 	Params      map[string]string  `json:"params,omitempty"`
 	Metrics     map[string]float64 `json:"metrics,omitempty"`
-	Datasets    map[string]string  `json:"datasets,omitempty"`
-	Deployment  Deployment         `json:"deployment"`
-	VersionTags map[string]string  `json:"versionTags,omitempty"`
-	TrackingURI string             `json:"trackingUri"`
+	// DatasetInputs are the datasets the run logged with mlflow.log_input.
+	DatasetInputs []DatasetInput `json:"datasetInputs"`
+	// Datasets are tags whose key mentions a dataset, on the version or its
+	// run ("run:" prefix): how datasets were recorded before log_input.
+	Datasets    map[string]string `json:"datasets,omitempty"`
+	Deployment  Deployment        `json:"deployment"`
+	VersionTags map[string]string `json:"versionTags,omitempty"`
+	TrackingURI string            `json:"trackingUri"`
+}
+
+// DatasetInput is one dataset the version's run used.
+type DatasetInput struct {
+	Name       string `json:"name"`
+	Digest     string `json:"digest,omitempty"`
+	Context    string `json:"context,omitempty"`
+	SourceType string `json:"sourceType,omitempty"`
+	// Source is MLflow's JSON description of the source, e.g. {"uri": "s3://..."}.
+	Source string            `json:"source,omitempty"`
+	Tags   map[string]string `json:"tags,omitempty"`
 }
 
 // Deployment is what modelsync recorded on the version.
@@ -128,6 +145,7 @@ func Read(ctx context.Context, c *mlflowclient.Client, loc reconciler.ArtifactLo
 	if l.Aliases == nil {
 		l.Aliases = []string{}
 	}
+	l.DatasetInputs = []DatasetInput{}
 	for k, v := range mv.Tags {
 		if !strings.HasPrefix(k, mlflowclient.TagPrefix) {
 			l.VersionTags[k] = v
@@ -152,6 +170,11 @@ func Read(ctx context.Context, c *mlflowclient.Client, loc reconciler.ArtifactLo
 			if strings.Contains(strings.ToLower(k), "dataset") {
 				l.Datasets["run:"+k] = v
 			}
+		}
+		for _, in := range run.Inputs {
+			l.DatasetInputs = append(l.DatasetInputs, DatasetInput{
+				Name: in.Name, Digest: in.Digest, Context: in.Context, SourceType: in.SourceType, Source: safeSource(in.Source), Tags: in.Tags,
+			})
 		}
 	}
 	return l, nil
@@ -193,7 +216,54 @@ func writeText(w io.Writer, l *Lineage) error {
 	}
 	section("Metrics", metrics)
 	section("Parameters", l.Params)
-	section("Datasets", l.Datasets)
+	if len(l.DatasetInputs) > 0 {
+		fmt.Fprintf(w, "\nDataset inputs:\n")
+		itw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(itw, "  CONTEXT\tNAME\tDIGEST\tSOURCE")
+		for _, in := range l.DatasetInputs {
+			src := in.Source
+			if in.SourceType != "" {
+				src = in.SourceType + " " + src
+			}
+			fmt.Fprintf(itw, "  %s\t%s\t%s\t%s\n", orDash(in.Context), orDash(in.Name), orDash(in.Digest), orDash(src))
+		}
+		itw.Flush()
+	}
+	section("Dataset tags", l.Datasets)
 	section("Version tags", l.VersionTags)
 	return nil
+}
+
+// safeSource passes every URL in a dataset source description through
+// redact.URL: a source logged as a presigned or userinfo URL would
+// otherwise print its credentials. A description that is not a JSON
+// object is redacted as one URL.
+func safeSource(src string) string {
+	var fields map[string]any
+	if json.Unmarshal([]byte(src), &fields) != nil {
+		return redact.URL(src)
+	}
+	changed := false
+	for k, v := range fields {
+		if s, ok := v.(string); ok && strings.Contains(s, "://") {
+			if r := redact.URL(s); r != s {
+				fields[k], changed = r, true
+			}
+		}
+	}
+	if !changed {
+		return src
+	}
+	b, err := json.Marshal(fields)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -4,6 +4,8 @@ package plan
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -30,8 +32,13 @@ func NewCmdPlan(f *wiring.Factory, runF func(context.Context, *Options) error) *
 prints the actions that would make the targets match, including drift (live
 changes made outside Git). It writes nothing.
 
-Exit codes: 0 no changes, 1 error, 2 the plan has changes (as terraform plan
--detailed-exitcode; turn off with --detailed-exitcode=false).`,
+Exit codes: 0 no changes, 1 error (including a target that could not be
+observed: the plan says which, and never "no changes" for it), 2 the plan has
+changes (as terraform plan -detailed-exitcode; turn off with
+--detailed-exitcode=false).
+
+An endpoint that cannot be reached fails within --connect-timeout (default
+10s), naming the endpoint and the cause.`,
 		Example: `  MLFLOW_TRACKING_URI=http://127.0.0.1:5000 modelsync plan --repo ./models
   modelsync plan --repo https://github.com/acme/models.git --kserve --context prod -o json`,
 		Args: cobra.NoArgs,
@@ -69,6 +76,10 @@ func Run(ctx context.Context, opts *Options) error {
 		return err
 	}
 	switch {
+	case len(p.Unobserved()) > 0:
+		// Exit 1, and say on stderr which target, so a CI log that shows
+		// only the last line still tells "unreachable" from "no changes".
+		return &cmdutil.ExitError{Code: cmdutil.ExitFailure, Err: fmt.Errorf("plan incomplete: target %s could not be observed", strings.Join(p.Unobserved(), ", "))}
 	case len(p.Errors()) > 0:
 		return cmdutil.ErrSilent
 	case p.HasChanges() && opts.DetailedExitCode:

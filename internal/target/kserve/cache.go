@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -64,6 +65,11 @@ type caches struct {
 	dyn  dynamic.Interface
 	meta metadata.Interface
 	done <-chan struct{}
+	// reach checks that the API server answers; ensure calls it until it
+	// succeeds once, before starting informers that would otherwise retry
+	// an unreachable server silently until the sync timeout.
+	reach   func(context.Context) error
+	reached atomic.Bool
 
 	mu      sync.Mutex
 	watches map[schema.GroupVersionResource]map[string]*nsWatch
@@ -76,9 +82,9 @@ type caches struct {
 	deleted map[objKey]types.UID
 }
 
-func newCaches(dyn dynamic.Interface, meta metadata.Interface, done <-chan struct{}) *caches {
+func newCaches(dyn dynamic.Interface, meta metadata.Interface, done <-chan struct{}, reach func(context.Context) error) *caches {
 	return &caches{
-		dyn: dyn, meta: meta, done: done,
+		dyn: dyn, meta: meta, done: done, reach: reach,
 		watches: map[schema.GroupVersionResource]map[string]*nsWatch{},
 		changed: make(chan struct{}),
 		written: map[objKey]string{},
@@ -104,6 +110,12 @@ var managedSelector = LabelManagedBy + "=" + ManagedByValue
 // ensure starts the informers for gvr in each namespace that has none yet
 // and waits until all of them have listed.
 func (c *caches) ensure(ctx context.Context, gvr schema.GroupVersionResource, namespaces []string, timeout time.Duration) error {
+	if c.reach != nil && !c.reached.Load() {
+		if err := c.reach(ctx); err != nil {
+			return err
+		}
+		c.reached.Store(true)
+	}
 	var pending []*nsWatch
 	c.mu.Lock()
 	byNS := c.watches[gvr]
@@ -153,7 +165,11 @@ func (c *caches) ensure(ctx context.Context, gvr schema.GroupVersionResource, na
 		case <-time.After(50 * time.Millisecond):
 		case <-deadline.C:
 			err := pending[0].failure()
-			return fmt.Errorf("listing %s in %v: caches did not sync within %s (last error: %v)", gvr.GroupResource(), namespaces, timeout, err)
+			if err == nil {
+				// The informer got no answer at all (no error either).
+				return fmt.Errorf("listing %s in %v: caches did not sync within %s: no answer from the API server", gvr.GroupResource(), namespaces, timeout)
+			}
+			return fmt.Errorf("listing %s in %v: caches did not sync within %s: %w", gvr.GroupResource(), namespaces, timeout, err)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

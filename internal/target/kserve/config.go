@@ -35,6 +35,11 @@ type Config struct {
 	// minutes. The wait for the caches to show modelsync's own last write
 	// is bounded by the smaller of this and 10 seconds.
 	CacheSyncTimeout time.Duration
+	// ConnectTimeout bounds reaching the API server: dialing, and the probe
+	// (GET /version) made before the first informer starts. An unreachable
+	// server fails within it, the error naming the server and the cause
+	// (UnreachableError). 0 means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
 	// MaxModelBytes bounds what one render copies out of a model folder;
 	// default 32 MiB. A file is refused from the size its file system
 	// reports before any of it is read, and reads stop at the limit even

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -95,6 +97,18 @@ func New(cfg Config, locator reconciler.ArtifactLocator, restConfig *rest.Config
 	if rc.UserAgent == "" {
 		rc.UserAgent = "modelsync"
 	}
+	connect := cfg.ConnectTimeout
+	if connect <= 0 {
+		connect = DefaultConnectTimeout
+	}
+	if rc.Dial == nil {
+		// client-go would wait 30 s for a TCP connection.
+		rc.Dial = (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext
+	}
+	probe, err := newProber(rc, connect)
+	if err != nil {
+		return nil, err
+	}
 	dyn, err := dynamic.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kserve: dynamic client: %w", err)
@@ -113,7 +127,7 @@ func New(cfg Config, locator reconciler.ArtifactLocator, restConfig *rest.Config
 		locator:    locator,
 		dyn:        dyn,
 		disc:       memory.NewMemCacheClient(disc),
-		caches:     newCaches(dyn, md, ctx.Done()),
+		caches:     newCaches(dyn, md, ctx.Done(), probe.probe),
 		cancel:     cancel,
 		dryRuns:    map[string]dryRunOutcome{},
 		builds:     map[string]cachedBuild{},

@@ -41,6 +41,13 @@ func (t *Target) Observe(ctx context.Context, d *reconciler.DesiredState) (*obse
 	if len(names) == 0 {
 		return obs, nil
 	}
+	// The first request: it fails fast, naming the server and the cause,
+	// when the registry cannot be reached, and tells (once per client)
+	// whether version searches may cover several models.
+	caps, err := t.client.Capabilities(ctx)
+	if err != nil {
+		return nil, err
+	}
 	sort.Strings(names)
 	if len(names) <= 3 {
 		// A handful of models: direct reads beat listing a shared registry.
@@ -70,16 +77,18 @@ func (t *Target) Observe(ctx context.Context, d *reconciler.DesiredState) (*obse
 	}
 	for len(existing) > 0 {
 		batch := existing
-		if t.perModelSearch.Load() {
+		if !caps.MultiModelVersionSearch {
 			batch = existing[:1]
 		} else if len(batch) > versionsPerSearch {
 			batch = batch[:versionsPerSearch]
 		}
 		err := t.searchVersions(ctx, obs, batch)
 		if err != nil && len(batch) > 1 && mlflowclient.IsInvalidParameter(err) {
-			// MLflow 2.x accepts IN only for run_id; search model by model
-			// from now on.
-			t.perModelSearch.Store(true)
+			// A server of unknown version that accepts IN only for run_id
+			// (as MLflow 2.x): search model by model from now on, at every
+			// user of this client.
+			t.client.NoteNoMultiModelVersionSearch()
+			caps.MultiModelVersionSearch = false
 			continue
 		}
 		if err != nil {

@@ -117,7 +117,7 @@ func planModel(d *reconciler.DesiredState, m *reconciler.DesiredModel, live *liv
 		acts = append(acts, planAliases(d, m, live)...)
 	}
 	if mode == manifest.ModeStages || mode == manifest.ModeBoth {
-		acts = append(acts, planStages(d, m, live)...)
+		acts = append(acts, planStages(d, m, live, places)...)
 	}
 	for i := range acts {
 		acts[i].Target, acts[i].Model = Name, m.Name
@@ -166,7 +166,13 @@ func planModel(d *reconciler.DesiredState, m *reconciler.DesiredModel, live *liv
 		// environment has used yet is left alone.
 		deployedBefore := mv.Tags[mlflowclient.TagRevision] != "" || mv.Tags[mlflowclient.TagEnvironments] != ""
 		retired := len(m.Environments) == 0
-		if mv.Tags[mlflowclient.TagLifecycle] == mlflowclient.LifecycleArchived || !(deployedBefore || retired) {
+		// In stage mode planStages moves an unreferenced version out of
+		// Staging or Production whoever put it there (by hand, or before
+		// modelsync was adopted); it is archived here too, so both modes
+		// record an archived version the same way (lifecycle and
+		// archived_at, which the artifact lifecycle reads).
+		staged := (mode == manifest.ModeStages || mode == manifest.ModeBoth) && heldStage(mv.CurrentStage)
+		if mv.Tags[mlflowclient.TagLifecycle] == mlflowclient.LifecycleArchived || !(deployedBefore || retired || staged) {
 			if mv.Tags[mlflowclient.TagLifecycle] == mlflowclient.LifecycleArchived && mv.Tags[mlflowclient.TagEnvironments] != "" {
 				// An earlier pass archived it but stopped before clearing the
 				// environments it left; finish that.
@@ -333,7 +339,12 @@ func stageFor(d *reconciler.DesiredState, env string) string {
 // moved one by one (never archive_existing_versions), which has the same
 // end state as MLflow's flag without archiving a version another
 // environment still needs.
-func planStages(d *reconciler.DesiredState, m *reconciler.DesiredModel, live *liveModel) []reconciler.Action {
+//
+// A move is drift, as for aliases, when Git did not change: the version's
+// audit tag already records every environment that runs it (its stage was
+// changed by hand), or an unreferenced version holds a stage although
+// modelsync never placed it anywhere.
+func planStages(d *reconciler.DesiredState, m *reconciler.DesiredModel, live *liveModel, places map[int][]placement) []reconciler.Action {
 	want := map[int]string{}
 	for _, e := range m.Environments {
 		s := stageFor(d, e.Environment)
@@ -345,21 +356,38 @@ func planStages(d *reconciler.DesiredState, m *reconciler.DesiredModel, live *li
 	for _, v := range sortedKeys(live.versions) {
 		cur := orStage(live.versions[v].CurrentStage)
 		desired, used := want[v]
+		recorded := live.versions[v].Tags[mlflowclient.TagEnvironments]
+		drift := false
 		if !used {
 			// Leave untouched versions alone; archive only those that held
 			// a stage modelsync manages.
-			if cur != mlflowclient.StageStaging && cur != mlflowclient.StageProduction {
+			if !heldStage(cur) {
 				continue
 			}
 			desired = mlflowclient.StageArchived
+			drift = recorded == ""
+		} else {
+			drift = true
+			for _, p := range places[v] {
+				drift = drift && hasPlacement(recorded, p.String())
+			}
 		}
 		if cur == desired {
 			continue
 		}
-		acts = append(acts, reconciler.Action{Kind: KindStage, Resource: versionResource(v), Op: reconciler.OpUpdate,
-			From: cur, To: desired, Payload: payload{Model: m.RegisteredModel, Version: v, Stage: desired}.raw()})
+		a := reconciler.Action{Kind: KindStage, Resource: versionResource(v), Op: reconciler.OpUpdate,
+			From: cur, To: desired, Drift: drift, Payload: payload{Model: m.RegisteredModel, Version: v, Stage: desired}.raw()}
+		if drift {
+			a.Reason = "stage changed outside Git"
+		}
+		acts = append(acts, a)
 	}
 	return acts
+}
+
+// heldStage reports the stages modelsync manages (and archives from).
+func heldStage(s string) bool {
+	return s == mlflowclient.StageStaging || s == mlflowclient.StageProduction
 }
 
 func stageRank(s string) int {

@@ -5,7 +5,6 @@
 package mlflow
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/modelsync/modelsync/internal/mlflowclient"
@@ -30,11 +29,9 @@ const (
 type Target struct {
 	client *mlflowclient.Client
 	now    func() time.Time
-	// pageSize bounds search pages; version searches batch many models.
+	// pageSize bounds search pages; version searches batch many models
+	// where the server allows it (mlflowclient.Capabilities).
 	pageSize int
-	// perModelSearch is set once the server refused a multi-model version
-	// search (MLflow 2.x), so later observations do not ask again.
-	perModelSearch atomic.Bool
 }
 
 // Option configures a Target.

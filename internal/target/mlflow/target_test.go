@@ -1,7 +1,7 @@
 package mlflow_test
 
-// Integration tests of the MLflow target against real MLflow servers (one
-// 3.x and one 2.x, started once for the package). Each test registers its
+// Integration tests of the MLflow target against real MLflow servers (the
+// newest 3.x and 2.x and the oldest supported 2.9.2, started once for the package). Each test registers its
 // own uniquely named models. The servers run without the basic-auth app,
 // whose per-request password hashing makes every call slow; authentication
 // errors are covered by internal/mlflowclient's tests against basic-auth servers.
@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	for _, s := range live.servers {
 		if err := s.Close(); err != nil {
-			fmt.Fprintf(os.Stderr, "mlflow%d close: %v\n", s.Major, err)
+			fmt.Fprintf(os.Stderr, "%s close: %v\n", s.Name, err)
 		}
 	}
 	os.Exit(code)
@@ -48,13 +48,16 @@ func servers(t *testing.T) []*testenv.MLflow {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		var wg sync.WaitGroup
-		res := make([]*testenv.MLflow, 2)
-		errs := make([]error, 2)
-		for i, major := range []int{3, 2} {
+		// The newest 3.x and 2.x, and the oldest supported release.
+		kinds := []testenv.MLflowOptions{{Major: 3}, {Major: 2}, {Major: 2, Floor: true}}
+		res := make([]*testenv.MLflow, len(kinds))
+		errs := make([]error, len(kinds))
+		for i, opts := range kinds {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res[i], errs[i] = testenv.StartMLflow(ctx, testenv.MLflowOptions{Major: major, LogDir: os.Getenv("MODELSYNC_TEST_LOGDIR")})
+				opts.LogDir = os.Getenv("MODELSYNC_TEST_LOGDIR")
+				res[i], errs[i] = testenv.StartMLflow(ctx, opts)
 			}()
 		}
 		wg.Wait()
@@ -73,7 +76,7 @@ func servers(t *testing.T) []*testenv.MLflow {
 
 func eachServer(t *testing.T, fn func(t *testing.T, s *testenv.MLflow)) {
 	for _, s := range servers(t) {
-		t.Run(fmt.Sprintf("mlflow%d", s.Major), func(t *testing.T) {
+		t.Run(s.Name, func(t *testing.T) {
 			t.Parallel()
 			fn(t, s)
 		})
@@ -371,6 +374,83 @@ func TestStageMode(t *testing.T) {
 		if a := aliases(t, admin, m); len(a) != 0 {
 			t.Fatalf("stage mode wrote aliases: %v", a)
 		}
+	})
+}
+
+// TestStageModeDriftAndArchiveRecords: in stage mode a stage changed by hand
+// is reported as drift, as a hand-moved alias is, and a version moved to
+// Archived gets the same lifecycle record alias mode writes, whoever had
+// staged it.
+func TestStageModeDriftAndArchiveRecords(t *testing.T) {
+	eachServer(t, func(t *testing.T, s *testenv.MLflow) {
+		ctx := context.Background()
+		admin := client(t, s, s.URL, nil)
+		m := register(t, admin, 4)
+		cfg := *testConfig
+		cfg.Defaults.Registry.Mode = manifest.ModeStages
+		now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+		tg := mlflow.New(client(t, s, s.URL, nil), mlflow.WithClock(func() time.Time { return now }))
+		d := desired(&cfg, map[string][]env{m: {{"staging", 2, 0}, {"prod", 1, 0}}})
+		apply(t, tg, plan(t, tg, d))
+		expectConverged(t, tg, d, "first sync")
+
+		// By hand: prod's version archived, an unreferenced version (as if
+		// staged before modelsync was adopted) put in Production.
+		for v, stage := range map[int]string{1: "Archived", 4: "Production"} {
+			if _, err := admin.TransitionModelVersionStage(ctx, m, v, stage, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := plan(t, tg, d)
+		expectPlan(t, p, "transition-stage version 1 Archived->Production drift", "transition-stage version 4 Production->Archived drift",
+			"archive-version version 4 active->archived")
+		apply(t, tg, p)
+		expectConverged(t, tg, d, "correcting the drift")
+		tv := tags(t, admin, m, 4)
+		if tv[mlflowclient.TagLifecycle] != mlflowclient.LifecycleArchived || tv[mlflowclient.TagArchivedAt] != now.Format(time.RFC3339) {
+			t.Fatalf("version 4 archived in stage mode without the lifecycle record: %v", tv)
+		}
+		if mv, err := admin.GetModelVersion(ctx, m, 1); err != nil || mv.CurrentStage != "Production" {
+			t.Fatalf("version 1 not back in Production: %+v %v", mv, err)
+		}
+	})
+}
+
+// TestCapabilitiesProbedOncePerClient counts requests: a client learns once
+// (GET /version) whether version searches may cover several models, and no
+// plan, from any target sharing the client, sends a search the server
+// answers 400.
+func TestCapabilitiesProbedOncePerClient(t *testing.T) {
+	eachServer(t, func(t *testing.T, s *testenv.MLflow) {
+		admin := client(t, s, s.URL, nil)
+		a, b := register(t, admin, 1), register(t, admin, 1)
+		var mu sync.Mutex
+		calls := map[string]int{}
+		cfg := mlflowclient.Config{TrackingURI: s.URL, Timeout: 30 * time.Second,
+			Observe: func(method, endpoint string, status int, _ time.Duration) {
+				mu.Lock()
+				defer mu.Unlock()
+				calls[fmt.Sprintf("%s %s %d", method, endpoint, status)]++
+			}}
+		c, err := mlflowclient.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := desired(testConfig, map[string][]env{a: {{"dev", 1, 0}}, b: {{"dev", 1, 0}}})
+		for range 2 {
+			plan(t, mlflow.New(c), d) // a new target each time, as every CLI command builds one
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if n := calls["GET /version 200"]; n != 1 {
+			t.Errorf("GET /version sent %d times, want once per client: %v", n, calls)
+		}
+		for k, n := range calls {
+			if strings.HasSuffix(k, " 400") {
+				t.Errorf("%d requests answered 400 (%s): capabilities not known before asking: %v", n, k, calls)
+			}
+		}
+		t.Logf("%s: requests %v", s.Name, calls)
 	})
 }
 

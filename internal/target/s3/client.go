@@ -3,6 +3,11 @@ package s3
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -22,6 +27,9 @@ type ClientOptions struct {
 	// PathStyle addresses buckets as endpoint/bucket rather than as a host
 	// name, which most S3-compatible stores need.
 	PathStyle bool
+	// ConnectTimeout bounds opening a connection (dial and TLS handshake);
+	// 0 means 10 seconds, where the SDK would wait 30 for the dial alone.
+	ConnectTimeout time.Duration
 }
 
 // NewClient builds an S3 client from the standard AWS configuration chain.
@@ -33,6 +41,13 @@ func NewClient(ctx context.Context, o ClientOptions) (*s3.Client, error) {
 	if o.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
 	}
+	connect := o.ConnectTimeout
+	if connect <= 0 {
+		connect = 10 * time.Second
+	}
+	opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = connect }).
+		WithTransportOptions(func(t *http.Transport) { t.TLSHandshakeTimeout = connect })))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3: loading AWS configuration: %w", err)
