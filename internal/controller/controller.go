@@ -76,8 +76,11 @@ type Controller struct {
 	pins    *pinStore
 	audit   *auditLog
 	closers []io.Closer
-	targets []reconciler.Target
-	byName  map[string]reconciler.Target
+	// attribution remembers which commit changed each model, so each
+	// desired state walks only the commits since the previous one.
+	attribution *reconciler.Attribution
+	targets     []reconciler.Target
+	byName      map[string]reconciler.Target
 	// servingHealth is the first target that reports serving health.
 	servingHealth reconciler.HealthReporter
 	queue         workqueue.TypedRateLimitingInterface[Key]
@@ -116,18 +119,19 @@ func New(opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	c := &Controller{
-		opts:       opts,
-		log:        opts.Logger,
-		metrics:    opts.Metrics,
-		windows:    ws,
-		pins:       pins,
-		audit:      &auditLog{},
-		trigger:    make(chan string, 1),
-		items:      map[Key]*itemStatus{},
-		applied:    map[Key]reconciler.DesiredEnv{},
-		modelLocks: map[string]*sync.Mutex{},
-		byName:     map[string]reconciler.Target{},
-		heads:      map[string]string{},
+		opts:        opts,
+		log:         opts.Logger,
+		metrics:     opts.Metrics,
+		windows:     ws,
+		pins:        pins,
+		audit:       &auditLog{},
+		attribution: reconciler.NewAttribution(),
+		trigger:     make(chan string, 1),
+		items:       map[Key]*itemStatus{},
+		applied:     map[Key]reconciler.DesiredEnv{},
+		modelLocks:  map[string]*sync.Mutex{},
+		byName:      map[string]reconciler.Target{},
+		heads:       map[string]string{},
 	}
 	if opts.Audit != nil {
 		c.audit.writers = append(c.audit.writers, opts.Audit)

@@ -118,6 +118,11 @@ func (s *Snapshot) ChangedPaths(fromHash, toHash string) ([]string, error) {
 	return s.src.ChangedPaths(fromHash, toHash)
 }
 
+// FirstParent returns the first parent of a commit; false at a root or a
+// shallow clone's boundary. With ChangedPaths it is the
+// reconciler.History the desired state credits changes with.
+func (s *Snapshot) FirstParent(hash string) (string, bool, error) { return s.src.FirstParent(hash) }
+
 // Resolve returns the commit a ref or an (abbreviated) hash names in this
 // snapshot; see gitsource.Source.Resolve.
 func (s *Snapshot) Resolve(rev string) (string, error) {
