@@ -2,7 +2,6 @@ package reconciler
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/modelsync/modelsync/internal/manifest"
@@ -10,11 +9,12 @@ import (
 
 // History is what a Snapshot offers beyond Snapshot to find which commit
 // changed a model: the first parent of a commit (false at a root, or at
-// the boundary of a shallow clone) and the files that differ between two
-// commits. Snapshots without it credit the branch head, as before.
+// the boundary of a shallow clone) and the hash of each entry of a
+// directory at a commit. Snapshots without it credit the branch head, as
+// before.
 type History interface {
 	FirstParent(hash string) (string, bool, error)
-	ChangedPaths(fromHash, toHash string) ([]string, error)
+	DirEntries(hash, dir string) (map[string]string, error)
 }
 
 // Attribution remembers, per branch and model, which commit last changed
@@ -26,7 +26,10 @@ type History interface {
 // added another model changed nothing this model runs.
 //
 // Finding it walks the branch's first-parent chain back from the head,
-// diffing one commit with its parent per step. The answer is kept with the
+// comparing per step the hashes of modelsync.yaml and of each pending
+// model's folder (one root and one models/ directory object decoded per
+// commit; a full tree diff decoded every model folder and cost ~30 ms a
+// step on a 1,000-model repository). The answer is kept with the
 // head it was found at, so the next pass walks only the commits since that
 // head; a model untouched by them keeps its previous answer. The first pass
 // walks back to the oldest model's last change (once per process). Entries
@@ -65,6 +68,7 @@ func (a *Attribution) resolveBranch(h History, branch, tip string, models []stri
 	}
 	steps := 0
 	c := tip
+	var cRoot, cModels map[string]string
 	for len(pending) > 0 {
 		p, ok, err := h.FirstParent(c)
 		if err != nil {
@@ -78,27 +82,28 @@ func (a *Attribution) resolveBranch(h History, branch, tip string, models []stri
 			}
 			break
 		}
-		paths, err := h.ChangedPaths(p, c)
+		if cRoot == nil {
+			if cRoot, cModels, err = dirState(h, c, nil, nil); err != nil {
+				return nil, steps, fmt.Errorf("history of branch %q: %w", branch, err)
+			}
+		}
+		pRoot, pModels, err := dirState(h, p, cRoot, cModels)
 		steps++
 		if err != nil {
-			return nil, steps, fmt.Errorf("history of branch %q: diff %s..%s: %w", branch, p, c, err)
+			return nil, steps, fmt.Errorf("history of branch %q: %w", branch, err)
 		}
-		for _, path := range paths {
-			if path == manifest.ConfigFile {
-				for m := range pending {
+		if pRoot[manifest.ConfigFile] != cRoot[manifest.ConfigFile] {
+			for m := range pending {
+				out[m] = c
+			}
+			break
+		}
+		if pRoot[manifest.ModelsDir] != cRoot[manifest.ModelsDir] {
+			for m := range pending {
+				if pModels[m] != cModels[m] {
 					out[m] = c
+					delete(pending, m)
 				}
-				clear(pending)
-				break
-			}
-			rest, ok := strings.CutPrefix(path, manifest.ModelsDir+"/")
-			if !ok {
-				continue
-			}
-			name, _, _ := strings.Cut(rest, "/")
-			if _, ok := pending[name]; ok {
-				out[name] = c
-				delete(pending, name)
 			}
 		}
 		// A model unchanged since a head it was resolved at keeps that
@@ -109,12 +114,27 @@ func (a *Attribution) resolveBranch(h History, branch, tip string, models []stri
 				delete(pending, m)
 			}
 		}
-		c = p
+		c, cRoot, cModels = p, pRoot, pModels
 	}
 	for _, m := range models {
 		a.entries[attrKey{branch, m}] = attrEntry{tip: tip, change: out[m]}
 	}
 	return out, steps, nil
+}
+
+// dirState reads the root and models/ entries of a commit; the models/
+// entries of the commit after it are reused when the folder is the same.
+func dirState(h History, commit string, nextRoot, nextModels map[string]string) (root, models map[string]string, err error) {
+	if root, err = h.DirEntries(commit, ""); err != nil {
+		return nil, nil, err
+	}
+	if nextRoot != nil && root[manifest.ModelsDir] == nextRoot[manifest.ModelsDir] {
+		return root, nextModels, nil
+	}
+	if models, err = h.DirEntries(commit, manifest.ModelsDir); err != nil {
+		return nil, nil, err
+	}
+	return root, models, nil
 }
 
 // keep drops every entry not in used.

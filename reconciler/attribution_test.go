@@ -13,15 +13,15 @@ import (
 	"github.com/modelsync/modelsync/reconciler"
 )
 
-// countingSnapshot counts the diffs the attribution walk asks for.
+// countingSnapshot counts the commits the attribution walk steps over.
 type countingSnapshot struct {
 	*repo.Snapshot
 	diffs *atomic.Int64
 }
 
-func (s countingSnapshot) ChangedPaths(from, to string) ([]string, error) {
+func (s countingSnapshot) FirstParent(hash string) (string, bool, error) {
 	s.diffs.Add(1)
-	return s.Snapshot.ChangedPaths(from, to)
+	return s.Snapshot.FirstParent(hash)
 }
 
 func gitIn(t *testing.T, dir, author string, args ...string) string {
@@ -127,7 +127,7 @@ func TestDesiredCreditsTheCommitThatChangedTheModel(t *testing.T) {
 		t.Errorf("llama staging credited to %s, want Erin's %s", e.Commit.Hash, erin)
 	}
 	if n := diffs.Load(); n != 1 {
-		t.Errorf("the pass after one commit diffed %d commits, want 1 (incremental from the previous head)", n)
+		t.Errorf("the pass after one commit stepped over %d commits, want 1 (incremental from the previous head)", n)
 	}
 
 	cfg := filepath.Join(src, "modelsync.yaml")
@@ -151,4 +151,3 @@ func TestDesiredCreditsTheCommitThatChangedTheModel(t *testing.T) {
 		t.Errorf("prod = %s at %s", e.Release, e.Commit.Hash)
 	}
 }
-
