@@ -36,6 +36,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/internal/syncwindow"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -72,7 +73,7 @@ type Controller struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *Metrics
-	windows windowSet
+	windows syncwindow.Set
 	pins    *pinStore
 	audit   *auditLog
 	closers []io.Closer
@@ -110,7 +111,7 @@ func New(opts Options) (*Controller, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	ws, err := compileWindows(opts.Windows)
+	ws, err := syncwindow.Compile(opts.Windows)
 	if err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
