@@ -4,10 +4,13 @@ package plan
 
 import (
 	"context"
+	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/syncwindow"
 	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/reconciler"
 )
@@ -18,6 +21,8 @@ type Options struct {
 	Repo             cmdutil.RepoFlags
 	Output           string
 	DetailedExitCode bool
+	// Now is the clock sync windows are evaluated at (default time.Now).
+	Now func() time.Time
 }
 
 // NewCmdPlan builds the command; runF replaces the work in tests of flags.
@@ -31,7 +36,11 @@ prints the actions that would make the targets match, including drift (live
 changes made outside Git). It writes nothing.
 
 Exit codes: 0 no changes, 1 error, 2 the plan has changes (as terraform plan
--detailed-exitcode; turn off with --detailed-exitcode=false).`,
+-detailed-exitcode; turn off with --detailed-exitcode=false).
+
+Changes of an environment a sync window of modelsync.yaml closes now are
+listed as held: apply will not make them until the window opens (or with
+--override-window).`,
 		Example: `  MLFLOW_TRACKING_URI=http://127.0.0.1:5000 modelsync plan --repo ./models
   modelsync plan --repo https://github.com/acme/models.git --kserve --context prod -o json`,
 		Args: cobra.NoArgs,
@@ -54,7 +63,7 @@ Exit codes: 0 no changes, 1 error, 2 the plan has changes (as terraform plan
 
 // Run computes and prints the plan.
 func Run(ctx context.Context, opts *Options) error {
-	p, targets, err := opts.Factory.Plan(ctx, opts.Repo)
+	d, p, targets, err := opts.Factory.PlanDesired(ctx, opts.Repo)
 	if err != nil {
 		return err
 	}
@@ -64,6 +73,9 @@ func Run(ctx context.Context, opts *Options) error {
 		err = cmdutil.WriteJSON(out, p)
 	} else {
 		err = reconciler.WritePlanText(out, p)
+		if err == nil {
+			err = writeHeld(out, d, p, opts.Now)
+		}
 	}
 	if err != nil {
 		return err
@@ -75,4 +87,17 @@ func Run(ctx context.Context, opts *Options) error {
 		return &cmdutil.ExitError{Code: cmdutil.ExitChanges}
 	}
 	return nil
+}
+
+// writeHeld lists the changes the sync windows in force hold, as apply
+// would hold them.
+func writeHeld(out io.Writer, d *reconciler.DesiredState, p *reconciler.Plan, now func() time.Time) error {
+	ws, err := syncwindow.ForConfig(d.Config)
+	if err != nil {
+		return err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return ws.Split(p, now()).WriteText(out)
 }
