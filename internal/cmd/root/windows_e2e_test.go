@@ -44,7 +44,10 @@ func TestSyncWindowsBindPlanAndApply(t *testing.T) {
 		t.Fatalf("plan exit %d\n%s%s", code, out, errOut)
 	}
 	flat := strings.Join(strings.Fields(out), " ")
-	for _, want := range []string{"Held by sync windows", "prod: " + window, "mlflow/customer-churn-predictor prod set-alias"} {
+	// llama's version tags say where versions run across environments:
+	// they wait with its held prod canary, as in the controller.
+	for _, want := range []string{"Held by sync windows", "prod: " + window, "mlflow/customer-churn-predictor prod set-alias",
+		"mlflow/llama2-7b-alpaca (model-wide) tag-version"} {
 		if !strings.Contains(flat, strings.Join(strings.Fields(want), " ")) {
 			t.Errorf("plan does not show %q:\n%s", want, out)
 		}
