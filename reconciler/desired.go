@@ -248,6 +248,20 @@ func Revision(ref, hash string) string {
 // each model from its own source (a branch head, or the model's newest
 // release tag). A model that is broken at its source is reported in Errors.
 func ComputeDesired(snap Snapshot, configBranch string) (*DesiredState, error) {
+	return ComputeDesiredWith(snap, configBranch, DesiredOptions{})
+}
+
+// DesiredOptions tune ComputeDesiredWith.
+type DesiredOptions struct {
+	// Attribution remembers which commit changed each model between
+	// passes; nil finds them afresh (see Attribution).
+	Attribution *Attribution
+}
+
+// ComputeDesiredWith is ComputeDesired with options. Each branch
+// environment's Commit and Revision name the commit that last changed what
+// it runs for the model (see Attribution), when snap offers History.
+func ComputeDesiredWith(snap Snapshot, configBranch string, opts DesiredOptions) (*DesiredState, error) {
 	head, err := snap.BranchHead(configBranch)
 	if err != nil {
 		return nil, fmt.Errorf("resolving config branch %q: %w", configBranch, err)
@@ -303,6 +317,15 @@ func ComputeDesired(snap Snapshot, configBranch string) (*DesiredState, error) {
 		d.Errors = append(d.Errors, ModelError{Model: name, Message: base.Problems[name].Error()})
 	}
 	sortModelErrors(d.Errors)
+	if h, ok := snap.(History); ok {
+		a := opts.Attribution
+		if a == nil {
+			a = NewAttribution()
+		}
+		if err := r.attribute(d, h, a); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", rev, err)
+		}
+	}
 	return d, nil
 }
 
@@ -332,6 +355,85 @@ func missingRelease(snap Snapshot, m *manifest.Model, env manifest.Environment) 
 		return fmt.Sprintf("left out: %s follows releases, expected %s, and the repository has no release tags at all: nothing was released yet (modelsync release %s), or this is a clone without tags (git clone --depth, a CI checkout) that cannot say what %s runs (git fetch --tags); what runs in %s is kept", env.Name, want, m.Metadata.Name, env.Name, env.Name), true
 	}
 	return fmt.Sprintf("left out: %s follows releases and the model has no release yet; expected %s (modelsync release %s)", env.Name, want, m.Metadata.Name), false
+}
+
+// attribute credits each branch environment to the commit that last
+// changed its model on that branch: Commit, Revision and Files move there.
+// The files under models/<model>/ and modelsync.yaml are the same at that
+// commit as at the head, so what renders is unchanged.
+func (r *resolver) attribute(d *DesiredState, h History, a *Attribution) error {
+	source := map[string]string{}
+	for _, e := range d.Config.Environments {
+		if !e.FollowsReleases() {
+			source[e.Name] = e.Source
+		}
+	}
+	type branchModels struct {
+		tip    string
+		models []string
+	}
+	branches := map[string]*branchModels{}
+	var order []string
+	for _, m := range d.Models {
+		for _, e := range m.Environments {
+			b, ok := source[e.Environment]
+			if !ok || e.Release != "" {
+				continue
+			}
+			bm := branches[b]
+			if bm == nil {
+				bm = &branchModels{tip: e.Commit.Hash}
+				branches[b] = bm
+				order = append(order, b)
+			}
+			if n := len(bm.models); n == 0 || bm.models[n-1] != m.Name {
+				bm.models = append(bm.models, m.Name)
+			}
+		}
+	}
+	used := map[attrKey]bool{}
+	changes := map[string]map[string]string{}
+	for _, b := range order {
+		bm := branches[b]
+		ch, _, err := a.resolveBranch(h, b, bm.tip, bm.models)
+		if err != nil {
+			return err
+		}
+		changes[b] = ch
+		for _, m := range bm.models {
+			used[attrKey{b, m}] = true
+		}
+	}
+	a.keep(used)
+	commits := map[string]Commit{}
+	for i := range d.Models {
+		m := &d.Models[i]
+		for j := range m.Environments {
+			e := &m.Environments[j]
+			b, ok := source[e.Environment]
+			if !ok || e.Release != "" {
+				continue
+			}
+			hash := changes[b][m.Name]
+			if hash == "" || hash == e.Commit.Hash {
+				continue
+			}
+			c, ok := commits[hash]
+			if !ok {
+				var err error
+				if c, err = r.snap.Commit(hash); err != nil {
+					return fmt.Errorf("commit %s that last changed model %s on branch %q: %w", hash, m.Name, b, err)
+				}
+				commits[hash] = c
+			}
+			files, err := r.tree(hash)
+			if err != nil {
+				return fmt.Errorf("commit %s that last changed model %s on branch %q: %w", hash, m.Name, b, err)
+			}
+			e.Commit, e.Revision, e.Files = c, Revision(b, hash), files
+		}
+	}
+	return nil
 }
 
 func sortedProblemNames(r *manifest.Repo) []string {

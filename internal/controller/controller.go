@@ -36,6 +36,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/internal/syncwindow"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -72,12 +73,15 @@ type Controller struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *Metrics
-	windows windowSet
+	windows syncwindow.Set
 	pins    *pinStore
 	audit   *auditLog
 	closers []io.Closer
-	targets []reconciler.Target
-	byName  map[string]reconciler.Target
+	// attribution remembers which commit changed each model, so each
+	// desired state walks only the commits since the previous one.
+	attribution *reconciler.Attribution
+	targets     []reconciler.Target
+	byName      map[string]reconciler.Target
 	// servingHealth is the first target that reports serving health.
 	servingHealth reconciler.HealthReporter
 	queue         workqueue.TypedRateLimitingInterface[Key]
@@ -107,7 +111,7 @@ func New(opts Options) (*Controller, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	ws, err := compileWindows(opts.Windows)
+	ws, err := syncwindow.Compile(opts.Windows)
 	if err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
@@ -116,18 +120,19 @@ func New(opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	c := &Controller{
-		opts:       opts,
-		log:        opts.Logger,
-		metrics:    opts.Metrics,
-		windows:    ws,
-		pins:       pins,
-		audit:      &auditLog{},
-		trigger:    make(chan string, 1),
-		items:      map[Key]*itemStatus{},
-		applied:    map[Key]reconciler.DesiredEnv{},
-		modelLocks: map[string]*sync.Mutex{},
-		byName:     map[string]reconciler.Target{},
-		heads:      map[string]string{},
+		opts:        opts,
+		log:         opts.Logger,
+		metrics:     opts.Metrics,
+		windows:     ws,
+		pins:        pins,
+		audit:       &auditLog{},
+		attribution: reconciler.NewAttribution(),
+		trigger:     make(chan string, 1),
+		items:       map[Key]*itemStatus{},
+		applied:     map[Key]reconciler.DesiredEnv{},
+		modelLocks:  map[string]*sync.Mutex{},
+		byName:      map[string]reconciler.Target{},
+		heads:       map[string]string{},
 	}
 	if opts.Audit != nil {
 		c.audit.writers = append(c.audit.writers, opts.Audit)

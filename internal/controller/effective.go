@@ -52,7 +52,7 @@ func (c *Controller) effective(m *reconciler.DesiredModel, now time.Time) (eff r
 				continue
 			}
 		}
-		st := ws.status(e.Environment, now)
+		st := ws.Status(e.Environment, now)
 		if st.Open {
 			continue
 		}

@@ -37,24 +37,7 @@ func (c *Controller) runLeaderElection(ctx context.Context) {
 		LockConfig: resourcelock.ResourceLockConfig{Identity: c.identity},
 	}
 	for ctx.Err() == nil {
-		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock:            lock,
-			LeaseDuration:   le.LeaseDuration,
-			RenewDeadline:   le.RenewDeadline,
-			RetryPeriod:     le.RetryPeriod,
-			ReleaseOnCancel: true,
-			Name:            le.Name,
-			Callbacks: leaderelection.LeaderCallbacks{
-				OnStartedLeading: func(lctx context.Context) {
-					c.log.Info("became leader", "identity", c.identity, "lease", le.Namespace+"/"+le.Name)
-					c.setLeader(lctx)
-				},
-				OnStoppedLeading: func() {
-					c.log.Info("stopped leading", "identity", c.identity)
-					c.setLeader(nil)
-				},
-			},
-		})
+		elector, err := leaderelection.NewLeaderElector(c.electorConfig(lock))
 		if err != nil {
 			c.log.Error("leader election misconfigured", "error", err)
 			return
@@ -64,5 +47,29 @@ func (c *Controller) runLeaderElection(ctx context.Context) {
 		case <-ctx.Done():
 		case <-time.After(le.RetryPeriod):
 		}
+	}
+}
+
+// electorConfig is what the elector runs with: the Lease timings of the
+// options and callbacks that switch writing on and off.
+func (c *Controller) electorConfig(lock resourcelock.Interface) leaderelection.LeaderElectionConfig {
+	le := c.opts.LeaderElection
+	return leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   le.LeaseDuration,
+		RenewDeadline:   le.RenewDeadline,
+		RetryPeriod:     le.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            le.Name,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(lctx context.Context) {
+				c.log.Info("became leader", "identity", c.identity, "lease", le.Namespace+"/"+le.Name)
+				c.setLeader(lctx)
+			},
+			OnStoppedLeading: func() {
+				c.log.Info("stopped leading", "identity", c.identity)
+				c.setLeader(nil)
+			},
+		},
 	}
 }

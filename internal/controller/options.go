@@ -94,11 +94,43 @@ type LeaderElection struct {
 	// Identity names this replica (default: hostname and a random suffix).
 	Identity string
 	// LeaseDuration, RenewDeadline and RetryPeriod default to 15s, 10s, 2s
-	// (client-go's recommended values); a standby takes over at most
-	// LeaseDuration after the leader stops renewing.
+	// (client-go's recommended values). A standby counts the lease from
+	// when it last saw the Lease change and polls every RetryPeriod plus up
+	// to 120% jitter, so after a leader dies without releasing the Lease it
+	// takes over at most LeaseDuration + 2 × 2.2 × RetryPeriod later (see
+	// TakeoverBound); a leader that stops cleanly releases it at once.
 	LeaseDuration time.Duration
 	RenewDeadline time.Duration
 	RetryPeriod   time.Duration
+}
+
+// leaderJitter is client-go's leaderelection.JitterFactor: each poll of
+// the Lease waits RetryPeriod plus up to this many RetryPeriods more.
+const leaderJitter = 1.2
+
+// ValidateLeaderElection checks the Lease timings the way client-go's elector
+// needs them, so a bad combination stops the process at start instead of
+// leaving a replica that never campaigns: the renew deadline must be shorter
+// than the lease, and longer than a jittered retry period.
+func ValidateLeaderElection(lease, renew, retry time.Duration) error {
+	switch {
+	case lease <= 0 || renew <= 0 || retry <= 0:
+		return fmt.Errorf("leader election: lease duration %s, renew deadline %s and retry period %s must all be positive", lease, renew, retry)
+	case renew >= lease:
+		return fmt.Errorf("leader election: renew deadline %s must be shorter than the lease duration %s", renew, lease)
+	case float64(renew) <= leaderJitter*float64(retry):
+		return fmt.Errorf("leader election: renew deadline %s must be longer than %.1f × the retry period %s (client-go adds up to %.0f%% jitter to each retry)",
+			renew, leaderJitter, retry, leaderJitter*100)
+	}
+	return nil
+}
+
+// TakeoverBound is the longest a standby may take to lead after the leader
+// dies without releasing the Lease: it last saw the Lease change up to one
+// jittered poll after the final renewal, and notices the expiry up to one
+// jittered poll after the lease ran out.
+func TakeoverBound(lease, retry time.Duration) time.Duration {
+	return lease + 2*time.Duration((1+leaderJitter)*float64(retry))
 }
 
 // Health is a serving health in Argo CD's vocabulary (Healthy, Progressing,
@@ -163,6 +195,9 @@ func (o *Options) defaults() error {
 		}
 		if le.RetryPeriod == 0 {
 			le.RetryPeriod = 2 * time.Second
+		}
+		if err := ValidateLeaderElection(le.LeaseDuration, le.RenewDeadline, le.RetryPeriod); err != nil {
+			return fmt.Errorf("controller: %w", err)
 		}
 	}
 	seen := map[string]bool{}

@@ -235,7 +235,7 @@ func (c *Controller) windowStep(_ context.Context, r *itemRun) (stepResult, erro
 	if r.gone {
 		ws := c.windowSet()
 		r.share.mine = slices.DeleteFunc(r.share.mine, func(a reconciler.Action) bool {
-			st := ws.status(a.Environment, r.now)
+			st := ws.Status(a.Environment, r.now)
 			if !st.Open && (r.window == nil || nextOpen(st).Before(nextOpen(r.window.window))) {
 				r.window = &heldEnv{window: st}
 			}

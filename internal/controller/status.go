@@ -65,7 +65,7 @@ func (c *Controller) Status() Status {
 			row.Desired = "(in no environment)"
 		} else if e, ok := m.Env(k.Environment); ok {
 			row.Desired, row.DesiredRevision = envLabel(e), e.Revision
-			row.Window = c.windows.status(k.Environment, now)
+			row.Window = c.windows.Status(k.Environment, now)
 		}
 		if m.Suspended {
 			row.State = StateSuspended

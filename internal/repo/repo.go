@@ -119,6 +119,17 @@ func (s *Snapshot) ChangedPaths(fromHash, toHash string) ([]string, error) {
 	return s.src.ChangedPaths(fromHash, toHash)
 }
 
+// FirstParent returns the first parent of a commit; false at a root or a
+// shallow clone's boundary. With DirEntries it is the reconciler.History
+// the desired state credits changes with.
+func (s *Snapshot) FirstParent(hash string) (string, bool, error) { return s.src.FirstParent(hash) }
+
+// DirEntries returns the hash of each entry of a directory at a commit;
+// see gitsource.Source.DirEntries.
+func (s *Snapshot) DirEntries(hash, dir string) (map[string]string, error) {
+	return s.src.DirEntries(hash, dir)
+}
+
 // Resolve returns the commit a ref or an (abbreviated) hash names in this
 // snapshot; see gitsource.Source.Resolve.
 func (s *Snapshot) Resolve(rev string) (string, error) {

@@ -27,6 +27,10 @@ type CloneOptions struct {
 	// Dir is an empty or missing directory the clone is made in; Close
 	// removes it.
 	Dir string
+	// Into is the repository at URL when URL is a local non-bare
+	// repository: a push to the branch it has checked out updates its
+	// work tree too, or is refused when the work tree has changes.
+	Into *gitsource.Workspace
 }
 
 // Checkout is a temporary working clone of the models repository. The
@@ -39,6 +43,7 @@ type Checkout struct {
 	branch string // currently checked out
 	auth   gitsource.Auth
 	ws     *gitsource.Workspace
+	into   *gitsource.Workspace // see CloneOptions.Into
 }
 
 // Clone makes a full working clone of opts.URL with every branch and tag,
@@ -52,7 +57,7 @@ func Clone(ctx context.Context, opts CloneOptions) (*Checkout, error) {
 		return nil, fmt.Errorf("rollback: %w", err)
 	}
 	clean, _ := gitsource.MoveURLCredentials(opts.URL, opts.Auth)
-	return &Checkout{dir: opts.Dir, url: clean, branch: opts.Branch, auth: auth, ws: ws}, nil
+	return &Checkout{dir: opts.Dir, url: clean, branch: opts.Branch, auth: auth, ws: ws, into: opts.Into}, nil
 }
 
 // Close deletes the clone.
@@ -128,6 +133,14 @@ func (c *Checkout) CommitFiles(branch string, paths []string, message string, au
 // (gitsource.ErrRejected when it cannot: clone again, or open a pull request
 // instead).
 func (c *Checkout) PushBranch(ctx context.Context, mustBeNew bool) error {
+	if c.into != nil && !mustBeNew && c.into.CheckedOutBranch() == c.branch {
+		// git refuses a push to a checked-out branch; move branch and
+		// work tree together instead, as a person would with a pull.
+		if err := c.ws.UpdateCheckedOutBranch(c.into, c.branch); err != nil {
+			return fmt.Errorf("rollback: %w", err)
+		}
+		return nil
+	}
 	err := c.ws.PushBranch(ctx, "origin", c.branch, mustBeNew, c.auth)
 	switch {
 	case err == nil:

@@ -241,20 +241,27 @@ func (f *Factory) Desired(ctx context.Context, flags cmdutil.RepoFlags) (*reconc
 // Plan is the shared path of plan and apply: desired state, targets, plan.
 // The caller closes the targets (CloseTargets).
 func (f *Factory) Plan(ctx context.Context, repoFlags cmdutil.RepoFlags) (*reconciler.Plan, []reconciler.Target, error) {
+	_, p, targets, err := f.PlanDesired(ctx, repoFlags)
+	return p, targets, err
+}
+
+// PlanDesired is Plan that also returns the desired state planned from
+// (its configuration carries the sync windows plan and apply honour).
+func (f *Factory) PlanDesired(ctx context.Context, repoFlags cmdutil.RepoFlags) (*reconciler.DesiredState, *reconciler.Plan, []reconciler.Target, error) {
 	d, _, err := f.Desired(ctx, repoFlags)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	targets, err := f.Targets(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	p, err := reconciler.BuildPlan(ctx, d, targets)
 	if err != nil {
 		CloseTargets(targets)
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return p, targets, nil
+	return d, p, targets, nil
 }
 
 func nonEmpty(s, def string) string {

@@ -5,11 +5,14 @@ package plan
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/syncwindow"
 	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/reconciler"
 )
@@ -20,6 +23,8 @@ type Options struct {
 	Repo             cmdutil.RepoFlags
 	Output           string
 	DetailedExitCode bool
+	// Now is the clock sync windows are evaluated at (default time.Now).
+	Now func() time.Time
 }
 
 // NewCmdPlan builds the command; runF replaces the work in tests of flags.
@@ -38,7 +43,11 @@ changes (as terraform plan -detailed-exitcode; turn off with
 --detailed-exitcode=false).
 
 An endpoint that cannot be reached fails within --connect-timeout (default
-10s), naming the endpoint and the cause.`,
+10s), naming the endpoint and the cause.
+
+Changes of an environment a sync window of modelsync.yaml closes now are
+listed as held: apply will not make them until the window opens (or with
+--override-window).`,
 		Example: `  MLFLOW_TRACKING_URI=http://127.0.0.1:5000 modelsync plan --repo ./models
   modelsync plan --repo https://github.com/acme/models.git --kserve --context prod -o json`,
 		Args: cobra.NoArgs,
@@ -61,7 +70,7 @@ An endpoint that cannot be reached fails within --connect-timeout (default
 
 // Run computes and prints the plan.
 func Run(ctx context.Context, opts *Options) error {
-	p, targets, err := opts.Factory.Plan(ctx, opts.Repo)
+	d, p, targets, err := opts.Factory.PlanDesired(ctx, opts.Repo)
 	if err != nil {
 		return err
 	}
@@ -71,6 +80,9 @@ func Run(ctx context.Context, opts *Options) error {
 		err = cmdutil.WriteJSON(out, p)
 	} else {
 		err = reconciler.WritePlanText(out, p)
+		if err == nil {
+			err = writeHeld(out, d, p, opts.Now)
+		}
 	}
 	if err != nil {
 		return err
@@ -86,4 +98,17 @@ func Run(ctx context.Context, opts *Options) error {
 		return &cmdutil.ExitError{Code: cmdutil.ExitChanges}
 	}
 	return nil
+}
+
+// writeHeld lists the changes the sync windows in force hold, as apply
+// would hold them.
+func writeHeld(out io.Writer, d *reconciler.DesiredState, p *reconciler.Plan, now func() time.Time) error {
+	ws, err := syncwindow.ForConfig(d.Config)
+	if err != nil {
+		return err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return ws.Split(p, now()).WriteText(out)
 }

@@ -128,13 +128,13 @@ func Run(ctx context.Context, opts *Options) error {
 	if msg == "" {
 		msg = fmt.Sprintf("Release %s v%s", opts.Model, next)
 	}
-	tagger := gitsource.Signature{Name: head.AuthorName, Email: head.AuthorEmail, When: opts.Now()}
-	if n := opts.Factory.Getenv("GIT_COMMITTER_NAME"); n != "" {
-		tagger.Name = n
+	// The tagger is the person releasing, found as git finds a committer;
+	// HEAD's author may be someone else entirely.
+	tagger, err := ws.Identity(opts.Factory.Getenv)
+	if err != nil {
+		return fmt.Errorf("cannot tag %s: %w", name, err)
 	}
-	if e := opts.Factory.Getenv("GIT_COMMITTER_EMAIL"); e != "" {
-		tagger.Email = e
-	}
+	tagger.When = opts.Now()
 	if err := ws.CreateAnnotatedTag(name, msg, tagger); err != nil {
 		return err
 	}

@@ -38,10 +38,13 @@ type Options struct {
 	// Direct commits to the branch instead of opening a pull request.
 	Direct bool
 	// Server is the controller's API, for pinning with Now.
-	Server     string
-	Repo       cmdutil.RepoFlags
-	GitHubURL  string
-	GitHubRepo string
+	Server string
+	Repo   cmdutil.RepoFlags
+	// RepoExplicit is true when --repo was given: that repository is the
+	// one written to. Otherwise (--repo ".") the checkout's origin is.
+	RepoExplicit bool
+	GitHubURL    string
+	GitHubRepo   string
 	// HTTPClient talks to the controller and GitHub (default: 30s timeout).
 	HTTPClient *http.Client
 	// Clock stamps commits and tags (default time.Now).
@@ -69,7 +72,11 @@ request is opened on GitHub (token from $GITHUB_TOKEN; --github-url for GitHub
 Enterprise Server). --direct commits to the branch itself instead; branch
 protection normally forbids that, so use it only where direct pushes are the
 agreed emergency path. Git credentials come from MODELSYNC_GIT_* as for every
-command; --repo defaults to the origin of the checkout you are in.
+command. An explicit --repo is the repository written to; a local work tree
+with the branch checked out has branch and files moved together when it is
+clean, and is refused when it has uncommitted changes. Without --repo the
+rollback goes to the origin of the checkout you are in (or to that checkout
+when it has no origin).
 
 A "releases" environment (usually prod) runs release tags, not the branch: with
 --direct the next patch release tag is created on the new commit and pushed;
@@ -98,6 +105,7 @@ until the pull request is merged.`,
 			if opts.To < 0 {
 				return fmt.Errorf("--to %d: versions start at 1", opts.To)
 			}
+			opts.RepoExplicit = cmd.Flags().Changed("repo")
 			if opts.Server != "" && !opts.Now {
 				return errors.New("--server pins an applied rollback; it needs --now")
 			}
@@ -112,7 +120,7 @@ until the pull request is merged.`,
 	cmd.Flags().StringVar(&opts.Reason, "reason", "", "why, recorded in the commit and the pull request")
 	cmd.Flags().BoolVar(&opts.Now, "now", false, "also apply the rollback to the targets at once")
 	cmd.Flags().BoolVar(&opts.Direct, "direct", false, "commit to the branch itself instead of opening a pull request (branch protection normally forbids it)")
-	cmd.Flags().StringVar(&opts.Server, "server", "", "controller API URL to pin the applied rollback at, e.g. http://modelsync:8080 (with --now)")
+	cmd.Flags().StringVar(&opts.Server, "server", "", "controller API URL to pin the applied rollback at, e.g. http://modelsync:8080 (with --now; default $"+apiclient.EnvServer+")")
 	cmd.Flags().StringVar(&opts.GitHubURL, "github-url", "", "GitHub Enterprise Server API URL, e.g. https://ghe.example.com/api/v3 (default: github.com)")
 	cmd.Flags().StringVar(&opts.GitHubRepo, "github-repo", "", "GitHub repository OWNER/NAME (default: from the remote URL)")
 	cmdutil.AddRepoFlags(cmd, &opts.Repo)
@@ -131,7 +139,10 @@ func Run(ctx context.Context, opts *Options) error {
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
-	remote := remoteURL(opts.Repo.URL)
+	remote, into, err := writeTarget(opts.Repo.URL, opts.RepoExplicit)
+	if err != nil {
+		return err
+	}
 	author, err := authorFrom(f.Getenv)
 	if err != nil {
 		return err
@@ -154,7 +165,7 @@ func Run(ctx context.Context, opts *Options) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	co, err := rollback.Clone(ctx, rollback.CloneOptions{URL: remote, Branch: opts.Repo.Branch, Auth: gitsource.AuthFromEnv(f.Getenv), Dir: filepath.Join(tmp, "repo")})
+	co, err := rollback.Clone(ctx, rollback.CloneOptions{URL: remote, Branch: opts.Repo.Branch, Auth: gitsource.AuthFromEnv(f.Getenv), Dir: filepath.Join(tmp, "repo"), Into: into})
 	if err != nil {
 		return err
 	}
@@ -232,13 +243,13 @@ func Run(ctx context.Context, opts *Options) error {
 	if !opts.Now {
 		return nil
 	}
-	return applyNow(ctx, opts, ch, w, revision, author, prRef, hc)
+	return applyNow(ctx, opts, remote, ch, w, revision, author, prRef, hc)
 }
 
-func applyNow(ctx context.Context, opts *Options, ch *rollback.Change, w *rollback.Written, revision string, author rollback.Signature, prRef string, hc *http.Client) error {
+func applyNow(ctx context.Context, opts *Options, remote string, ch *rollback.Change, w *rollback.Written, revision string, author rollback.Signature, prRef string, hc *http.Client) error {
 	f := opts.Factory
 	repoFlags := opts.Repo
-	repoFlags.URL = remoteURL(opts.Repo.URL)
+	repoFlags.URL = remote
 	d, _, err := f.Desired(ctx, repoFlags)
 	if err != nil {
 		return fmt.Errorf("rollback of model %s in %s is in Git, but applying it now failed: %w", ch.Model, ch.Environment, err)
@@ -261,12 +272,19 @@ func applyNow(ctx context.Context, opts *Options, ch *rollback.Change, w *rollba
 		return err
 	}
 	fmt.Fprintf(f.IO.Out, "Applied %d action(s) now\n", len(res.Applied))
-	if opts.Server == "" {
+	server := opts.Server
+	if server == "" {
+		// As status and reconcile: the flag, else $MODELSYNC_SERVER. With
+		// neither, no controller is assumed (the default address would
+		// make a rollback without one fail after applying).
+		server = strings.TrimRight(strings.TrimSpace(f.Getenv(apiclient.EnvServer)), "/")
+	}
+	if server == "" {
 		until := "Git catches up"
 		if prRef != "" {
 			until = prRef + " is merged"
 		}
-		fmt.Fprintf(f.IO.ErrOut, "warning: no --server given, the rollback is not pinned: a running reconcile loop may undo it until %s\n", until)
+		fmt.Fprintf(f.IO.ErrOut, "warning: no --server or $"+apiclient.EnvServer+" given, the rollback is not pinned: a running reconcile loop may undo it until %s\n", until)
 		return nil
 	}
 	pinRev := ch.ToRevision
@@ -274,33 +292,44 @@ func applyNow(ctx context.Context, opts *Options, ch *rollback.Change, w *rollba
 		pinRev = revision
 	}
 	req := controller.PinRequest{Model: ch.Model, Environment: ch.Environment, Version: ch.To, Revision: pinRev}
-	if err := apiclient.New(opts.Server, f.Getenv, hc).Pin(ctx, req); err != nil {
+	if err := apiclient.New(server, f.Getenv, hc).Pin(ctx, req); err != nil {
 		return fmt.Errorf("rollback of model %s in %s to version %d is applied but not pinned, so the loop may undo it: %w", ch.Model, ch.Environment, ch.To, err)
 	}
-	fmt.Fprintf(f.IO.Out, "Pinned %s in %s at v%d on %s\n", ch.Model, ch.Environment, ch.To, gitsource.SanitizeURL(opts.Server))
+	fmt.Fprintf(f.IO.Out, "Pinned %s in %s at v%d on %s\n", ch.Model, ch.Environment, ch.To, gitsource.SanitizeURL(server))
 	return nil
 }
 
-// remoteURL turns a local work tree (the default ".") into its origin's
-// URL: the rollback must reach the shared repository, not the user's copy.
-// Bare repositories and URLs are used as they are.
-func remoteURL(repo string) string {
+// writeTarget decides which repository the rollback is written to. An
+// explicit --repo is that repository, whatever it is; a local non-bare one
+// is also returned opened, so a push to its checked-out branch can update
+// its work tree (git refuses a plain push there). The default "." means
+// the shared repository of the checkout you are in: its origin. Bare
+// repositories and URLs are used as they are.
+func writeTarget(repo string, explicit bool) (string, *gitsource.Workspace, error) {
 	if strings.Contains(repo, "://") {
-		return repo
+		return repo, nil, nil
 	}
 	st, err := os.Stat(repo)
 	if err != nil || !st.IsDir() {
-		return repo
+		return repo, nil, nil
 	}
 	ws, err := gitsource.OpenWorkspace(repo)
 	if err != nil || ws.IsBare() {
-		return repo
+		return repo, nil, nil
+	}
+	if explicit {
+		return repo, ws, nil
 	}
 	u, err := ws.RemoteURL("origin")
-	if err != nil {
-		return repo
+	if errors.Is(err, gitsource.ErrNotFound) {
+		// A repository without origin (say, `make example-repo`) is the
+		// shared repository itself.
+		return repo, ws, nil
 	}
-	return u
+	if err != nil {
+		return "", nil, fmt.Errorf("--repo defaults to the origin of the checkout in %s: %w; pass --repo with the repository to write to", repo, err)
+	}
+	return u, nil, nil
 }
 
 func githubRepo(flag, remote string) (string, string, error) {

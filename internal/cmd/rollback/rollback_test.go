@@ -414,8 +414,10 @@ func TestRollbackDirectReleaseNowPinsOnController(t *testing.T) {
 	env := fx.env
 	env["MLFLOW_TRACKING_URI"] = srv.URL
 	env["MODELSYNC_TOKEN"] = "oncall-token-0123456789"
+	// The server comes from $MODELSYNC_SERVER, as for status and reconcile.
+	env["MODELSYNC_SERVER"] = api.URL
 	code, out, errOut := run(t, env, "customer-churn-predictor", "--env", "prod", "--repo", fx.url, "--direct", "--now",
-		"--server", api.URL, "--reason", "incident 4711")
+		"--reason", "incident 4711")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
@@ -447,9 +449,11 @@ func TestRollbackDirectReleaseNowPinsOnController(t *testing.T) {
 		t.Errorf("pins = %+v", pins)
 	}
 
-	// Without --server the rollback is applied, not pinned, and says so.
+	// Without --server or $MODELSYNC_SERVER the rollback is applied, not
+	// pinned, and says so.
+	delete(env, "MODELSYNC_SERVER")
 	code, out, errOut = run(t, env, "customer-churn-predictor", "--env", "staging", "--repo", fx.url, "--direct", "--now")
-	if code != 0 || !strings.Contains(errOut, "warning: no --server given, the rollback is not pinned") {
+	if code != 0 || !strings.Contains(errOut, "warning: no --server or $MODELSYNC_SERVER given, the rollback is not pinned") {
 		t.Fatalf("staging: exit %d\n%s%s", code, out, errOut)
 	}
 	if a, err := admin.ReadAliases(ctx, "customer-churn-predictor"); err != nil || a["staging"] != 4 || a["prod"] != 2 {

@@ -95,6 +95,11 @@ type Options struct {
 	LeaderElect             bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
+	// LeaseDuration, RenewDeadline and RetryPeriod are the Lease timings
+	// (Flux's flags); controller.ValidateLeaderElection checks them.
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
 	// GitCacheMiB bounds the Git objects and decoded directories the
 	// controller keeps in memory between fetches (0: the default).
 	GitCacheMiB int64
@@ -164,6 +169,10 @@ Environment:
 					return fmt.Errorf("unknown component %q for --only; expected one of %v", c, components)
 				}
 			}
+			if err := controller.ValidateLeaderElection(opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod); err != nil {
+				return fmt.Errorf("--leader-election-lease-duration %s, --leader-election-renew-deadline %s, --leader-election-retry-period %s: %w",
+					opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod, err)
+			}
 			if opts.GitCacheMiB < 1 {
 				return fmt.Errorf("--git-cache-mib %d: want at least 1", opts.GitCacheMiB)
 			}
@@ -196,6 +205,12 @@ Environment:
 	cmd.Flags().BoolVar(&opts.LeaderElect, "leader-elect", false, "elect a leader with a coordination.k8s.io Lease; only the leader writes")
 	cmd.Flags().StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "modelsync-system", "namespace of the leader election Lease")
 	cmd.Flags().StringVar(&opts.LeaderElectionID, "leader-election-id", "modelsync-controller", "name of the leader election Lease")
+	cmd.Flags().DurationVar(&opts.LeaseDuration, "leader-election-lease-duration", 15*time.Second,
+		"how long a standby waits, from when it last saw the Lease renewed, before it takes the Lease over")
+	cmd.Flags().DurationVar(&opts.RenewDeadline, "leader-election-renew-deadline", 10*time.Second,
+		"how long the leader keeps trying to renew the Lease before it stops writing; shorter than the lease duration")
+	cmd.Flags().DurationVar(&opts.RetryPeriod, "leader-election-retry-period", 2*time.Second,
+		"how often replicas try to acquire or renew the Lease (plus up to 120% jitter); renew deadline > 1.2 × retry period")
 	cmd.Flags().Int64Var(&opts.GitCacheMiB, "git-cache-mib", gitsource.DefaultCacheSize>>20,
 		"MiB of Git objects and decoded directories the controller keeps in memory between fetches; raise it for repositories of many thousands of models")
 	return cmd
@@ -477,7 +492,7 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 			copts.Events = kc
 		}
 		if opts.LeaderElect {
-			copts.LeaderElection = &controller.LeaderElection{Client: kc, Namespace: opts.LeaderElectionNamespace, Name: opts.LeaderElectionID, Identity: identity}
+			copts.LeaderElection = leaderElection(opts, kc, identity)
 		}
 		if opts.KubeAPIAuth {
 			ns := firstNonEmpty(opts.APIAuthzNamespace, f.Getenv(EnvPodNamespace), "modelsync-system")
@@ -495,6 +510,12 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 		return nil, err
 	}
 	return c, nil
+}
+
+// leaderElection is the Lease configuration the flags give.
+func leaderElection(opts *Options, kc kubernetes.Interface, identity string) *controller.LeaderElection {
+	return &controller.LeaderElection{Client: kc, Namespace: opts.LeaderElectionNamespace, Name: opts.LeaderElectionID, Identity: identity,
+		LeaseDuration: opts.LeaseDuration, RenewDeadline: opts.RenewDeadline, RetryPeriod: opts.RetryPeriod}
 }
 
 func buildWebhooks(ctx context.Context, opts *Options, openGit func(context.Context) (*repo.Repository, error), log *slog.Logger, ctrl *controller.Controller) (*ghub.Gate, http.Handler, error) {

@@ -1,8 +1,12 @@
 // Command desired measures load + validate + desired state of a generated
 // models repository (default 1,000 models × 3 environments) read from a real
-// Git repository, and prints wall time per run and peak RSS.
+// Git repository, and prints wall time per run and peak RSS. With -commits N
+// the repository gets N more commits, each changing one model, and the run
+// also reports what crediting each environment to the commit that changed
+// its model costs: without it (the branch head, as before), with a cold
+// cache, and on the next pass after one more commit.
 //
-//	go run ./test/bench/desired [-models 1000] [-runs 5]
+//	go run ./test/bench/desired [-models 1000] [-runs 5] [-commits 200]
 package main
 
 import (
@@ -24,6 +28,7 @@ import (
 func main() {
 	models := flag.Int("models", 1000, "number of models to generate")
 	runs := flag.Int("runs", 5, "timed runs")
+	commits := flag.Int("commits", 200, "commits of history, each changing one model")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed runs")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -37,14 +42,18 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*models, *runs); err != nil {
+	if err := run(*models, *runs, *commits); err != nil {
 		fmt.Fprintln(os.Stderr, "desired bench:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func run(models, runs int) error {
+// headOnly hides the snapshot's History, so the desired state credits the
+// branch head as it did before attribution.
+type headOnly struct{ reconciler.Snapshot }
+
+func run(models, runs, commits int) error {
 	dir, err := os.MkdirTemp("", "modelsync-bench-desired-")
 	if err != nil {
 		return err
@@ -54,30 +63,89 @@ func run(models, runs int) error {
 	if err := Generate(src, models); err != nil {
 		return err
 	}
+	if err := addHistory(src, models, commits); err != nil {
+		return err
+	}
 	ctx := context.Background()
-	snap, err := repo.Open(ctx, repo.Options{URL: src, CacheDir: filepath.Join(dir, "cache")})
+	r, err := repo.New(ctx, repo.Options{URL: src, CacheDir: filepath.Join(dir, "cache")})
 	if err != nil {
 		return err
 	}
-	var times []time.Duration
-	for range runs {
-		start := time.Now()
-		d, err := reconciler.ComputeDesired(snap, "main")
+	defer r.Close()
+	snap, err := r.Sync(ctx)
+	if err != nil {
+		return err
+	}
+	check := func(d *reconciler.DesiredState, err error) error {
 		if err != nil {
 			return err
 		}
-		times = append(times, time.Since(start))
 		if n := len(d.Models); n != models || len(d.Errors) > 0 {
 			return fmt.Errorf("desired has %d models and %d errors, want %d and 0", n, len(d.Errors), models)
 		}
+		return nil
 	}
-	slices.Sort(times)
+	var head, cold, next []time.Duration
+	for range runs {
+		start := time.Now()
+		if err := check(reconciler.ComputeDesired(headOnly{snap}, "main")); err != nil {
+			return err
+		}
+		head = append(head, time.Since(start))
+		a := reconciler.NewAttribution()
+		start = time.Now()
+		if err := check(reconciler.ComputeDesiredWith(snap, "main", reconciler.DesiredOptions{Attribution: a})); err != nil {
+			return err
+		}
+		cold = append(cold, time.Since(start))
+		// The controller's next pass: one more commit, the cache kept.
+		if err := addHistory(src, models, 1); err != nil {
+			return err
+		}
+		s2, err := r.Sync(ctx)
+		if err != nil {
+			return err
+		}
+		start = time.Now()
+		if err := check(reconciler.ComputeDesiredWith(s2, "main", reconciler.DesiredOptions{Attribution: a})); err != nil {
+			return err
+		}
+		next = append(next, time.Since(start))
+	}
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	fmt.Printf("load+validate+desired, %d models x 3 environments (from a git repo via go-git):\n", models)
-	fmt.Printf("  runs %d  min %v  median %v  max %v\n", runs, times[0].Round(time.Millisecond), times[len(times)/2].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond))
+	fmt.Printf("load+validate+desired, %d models x 3 environments, %d commits of history (from a git repo via go-git):\n", models, commits+1)
+	for _, row := range []struct {
+		name  string
+		times []time.Duration
+	}{
+		{"branch head credited (before)", head},
+		{"change commit credited, cold cache", cold},
+		{"change commit credited, next pass", next},
+	} {
+		slices.Sort(row.times)
+		t := row.times
+		fmt.Printf("  %-36s runs %d  min %v  median %v  max %v\n", row.name, runs, t[0].Round(time.Millisecond), t[len(t)/2].Round(time.Millisecond), t[len(t)-1].Round(time.Millisecond))
+	}
 	fmt.Printf("  peak RSS of the process (clone included) %.1f MB\n", float64(ru.Maxrss)/1024)
 	return nil
+}
+
+// addHistory adds n commits, each changing one model's manifest comment.
+func addHistory(dir string, models, n int) error {
+	if n == 0 {
+		return nil
+	}
+	script := fmt.Sprintf(`set -e
+for i in $(seq 1 %d); do
+  m=$(printf 'model-%%04d' $(( (RANDOM * 32768 + RANDOM) %% %d )))
+  echo "# change $i $RANDOM" >> "models/$m/model.yaml"
+  git -c user.name=bench -c user.email=bench@example.com commit -q -am "change $m"
+done`, n, models)
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	return cmd.Run()
 }
 
 // Generate writes a models repository with n models and commits it with

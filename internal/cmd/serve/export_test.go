@@ -1,0 +1,4 @@
+package serve
+
+// LeaderElection exposes the flags-to-Lease mapping to the external tests.
+var LeaderElection = leaderElection
