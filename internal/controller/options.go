@@ -106,6 +106,8 @@ type LeaderElection struct {
 type Health struct {
 	Status     string `json:"status"`
 	CanaryStep string `json:"canaryStep,omitempty"`
+	// Traffic is the live traffic split the serving target reported.
+	Traffic []reconciler.TrafficSplit `json:"traffic,omitempty"`
 }
 
 func (o *Options) defaults() error {
