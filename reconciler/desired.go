@@ -41,7 +41,7 @@ type DesiredState struct {
 	Config   *manifest.RepoConfig `json:"-"`
 	Models   []DesiredModel       `json:"models"`
 	// Errors are models that could not be resolved; each blocks only itself.
-	Errors []ModelError `json:"errors,omitempty"`
+	Errors []ModelError `json:"errors"`
 	// Scope says which models this state speaks for. A model outside it
 	// may exist in Git all the same, so no target may delete, archive or
 	// retire anything of it. The zero Scope covers exactly the models in
@@ -131,8 +131,8 @@ func (d *DesiredState) Subset(names ...string) *DesiredState {
 type DesiredModel struct {
 	Name            string             `json:"name"`
 	RegisteredModel string             `json:"registeredModel"`
-	Owners          []string           `json:"owners,omitempty"`
-	Suspended       bool               `json:"suspended,omitempty"`
+	Owners          []string           `json:"owners"`
+	Suspended       bool               `json:"suspended"`
 	Lifecycle       manifest.Lifecycle `json:"lifecycle"`
 	// Environments are in the order modelsync.yaml lists them; an
 	// environment the model does not run in is absent.
@@ -163,7 +163,7 @@ type DesiredCanary struct {
 	Version int    `json:"version"`
 	Alias   string `json:"alias"`
 	Weight  int    `json:"weight"`
-	Steps   []int  `json:"steps,omitempty"`
+	Steps   []int  `json:"steps"`
 }
 
 // DesiredServing locates and describes the model's serving manifests.
