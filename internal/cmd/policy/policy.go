@@ -128,13 +128,20 @@ func RunTest(ctx context.Context, opts *TestOptions) error {
 // testJSON is the -o json shape: the report, with coverage only when asked
 // for and lists never null.
 type testJSON struct {
-	Passed   int                            `json:"passed"`
-	Failed   int                            `json:"failed"`
-	Errored  int                            `json:"errored"`
-	Skipped  int                            `json:"skipped"`
-	Results  []testResultJSON               `json:"results"`
-	Coverage *float64                       `json:"coverage,omitempty"`
-	Files    map[string]policy.FileCoverage `json:"files,omitempty"`
+	Passed   int                         `json:"passed"`
+	Failed   int                         `json:"failed"`
+	Errored  int                         `json:"errored"`
+	Skipped  int                         `json:"skipped"`
+	Results  []testResultJSON            `json:"results"`
+	Coverage *float64                    `json:"coverage,omitempty"`
+	Files    map[string]fileCoverageJSON `json:"files,omitempty"`
+}
+
+// fileCoverageJSON is policy.FileCoverage with camelCase keys, like every
+// modelsync output.
+type fileCoverageJSON struct {
+	Coverage   float64 `json:"coverage"`
+	NotCovered []int   `json:"notCovered"`
 }
 
 type testResultJSON struct {
@@ -155,7 +162,14 @@ func jsonReport(rep policy.TestReport, coverage bool) testJSON {
 	}
 	if coverage {
 		c := rep.Coverage
-		out.Coverage, out.Files = &c, rep.Files
+		out.Coverage, out.Files = &c, map[string]fileCoverageJSON{}
+		for f, fc := range rep.Files {
+			nc := fc.NotCovered
+			if nc == nil {
+				nc = []int{}
+			}
+			out.Files[f] = fileCoverageJSON{Coverage: fc.Coverage, NotCovered: nc}
+		}
 	}
 	return out
 }
