@@ -80,7 +80,16 @@ func RunTests(ctx context.Context, src Source) (TestReport, error) {
 	}
 	defer store.Abort(ctx, txn)
 	cov := cover.New()
+	// Tests run on bundles read from models repositories too (policy test
+	// DIR): the network and runtime built-ins the gate refuses are refused
+	// here as well, at compile time.
+	blocked := make(map[string]struct{}, len(unsafeBuiltins))
+	for _, name := range unsafeBuiltins {
+		blocked[name] = struct{}{}
+	}
+	compiler := ast.NewCompiler().WithUnsafeBuiltins(blocked).WithEnablePrintStatements(true)
 	runner := tester.NewRunner().
+		SetCompiler(compiler).
 		SetStore(store).
 		SetBundles(map[string]*bundle.Bundle{"modelsync": b}).
 		SetDefaultRegoVersion(ast.RegoV1).

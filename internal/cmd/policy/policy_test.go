@@ -135,6 +135,12 @@ func TestPolicyTestCouldNotRunExits2(t *testing.T) {
 		"syntax error": {"policy", "test", syntax},
 		"no tests":     {"policy", "test", noTests},
 		"missing dir":  {"policy", "test", filepath.Join(t.TempDir(), "nope")},
+		// A bundle from a models repository may not reach the network.
+		"network built-in": {"policy", "test", writeBundle(t, map[string]string{"x.rego": rule, "x_test.rego": passingTest + `
+test_calls_out if {
+	http.send({"method": "GET", "url": "http://127.0.0.1:1/"}).status_code == 200
+}
+`})},
 	} {
 		code, out, errOut := run(t, args...)
 		if code != 2 {
