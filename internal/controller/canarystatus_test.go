@@ -34,3 +34,11 @@ func TestCanaryStatusCompact(t *testing.T) {
 		}
 	}
 }
+
+func TestLabelVersion(t *testing.T) {
+	for label, want := range map[string]int{"v3": 3, "v3 (canary v4 at 20%)": 3, "none": 0, "out of sync": 0, "unknown": 0, "-": 0, "v": 0} {
+		if got := labelVersion(label); got != want {
+			t.Errorf("labelVersion(%q) = %d, want %d", label, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/modelsync/modelsync/internal/manifest"
@@ -33,12 +34,14 @@ type StatusRow struct {
 	DesiredVersion  int    `json:"desiredVersion,omitempty"`
 	DesiredRevision string `json:"desiredRevision,omitempty"`
 	// Live is what runs, from the last plan or apply ("unknown" before).
-	Live       string `json:"live"`
-	State      string `json:"state"`
-	Message    string `json:"message,omitempty"`
-	Drift      bool   `json:"drift"`
-	Health     string `json:"health"`
-	CanaryStep string `json:"canaryStep,omitempty"`
+	Live string `json:"live"`
+	// LiveVersion is Live's version for programs (0: none or unknown).
+	LiveVersion int    `json:"liveVersion,omitempty"`
+	State       string `json:"state"`
+	Message     string `json:"message,omitempty"`
+	Drift       bool   `json:"drift"`
+	Health      string `json:"health"`
+	CanaryStep  string `json:"canaryStep,omitempty"`
 	// Canary is the canary Git asks for, with the live traffic split when
 	// the serving target reports one; CanaryStep is its prose.
 	Canary       *CanaryStatus `json:"canary,omitempty"`
@@ -78,6 +81,17 @@ func (c CanaryStatus) Compact() string {
 		s += " (" + strconv.Itoa(c.Step) + "/" + strconv.Itoa(len(c.Steps)) + ")"
 	}
 	return s
+}
+
+// labelVersion reads the version of a label envLabel made ("v3" or
+// "v3 (canary v4 at 20%)"); other labels ("none", "out of sync") give 0.
+func labelVersion(label string) int {
+	head, _, _ := strings.Cut(label, " ")
+	n, err := strconv.Atoi(strings.TrimPrefix(head, "v"))
+	if err != nil || !strings.HasPrefix(head, "v") || n < 0 {
+		return 0
+	}
+	return n
 }
 
 func canaryStatus(c *reconciler.DesiredCanary, traffic []reconciler.TrafficSplit) *CanaryStatus {
@@ -139,6 +153,7 @@ func (c *Controller) Status() Status {
 			row.Live, row.State, row.Message, row.Drift, row.Health = s.Live, s.State, s.Message, s.Drift, s.Health
 			row.CanaryStep, row.LastRevision, row.LastError, row.LastAttempt, row.LastApplied = s.CanaryStep, s.LastRevision, s.LastError, s.LastAttempt, s.LastApplied
 			traffic = s.Traffic
+			row.LiveVersion = labelVersion(s.Live)
 		}
 		if e, ok := m.Env(k.Environment); ok && k.Environment != "" {
 			row.Canary = canaryStatus(e.Canary, traffic)

@@ -262,7 +262,7 @@ func TestStatusOutputMatchesSchema(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 	validate(t, "status.schema.json", out)
-	if !bytes.Contains(out, []byte(`"desiredVersion": 3`)) || !bytes.Contains(out, []byte(`"steps": [`)) {
+	if !bytes.Contains(out, []byte(`"desiredVersion": 3`)) || !bytes.Contains(out, []byte(`"liveVersion": 3`)) || !bytes.Contains(out, []byte(`"steps": [`)) {
 		t.Errorf("status lacks the machine fields:\n%s", out)
 	}
 }
