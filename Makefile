@@ -49,8 +49,8 @@ test-unit: ## the fast part alone (no servers)
 fuzz: ## run the manifest parser fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz FuzzLoadModel -fuzztime $(FUZZTIME) ./internal/manifest
 
-schema: ## regenerate the manifest JSON Schema files from the Go types
-	$(GO) generate ./internal/manifest
+schema: ## regenerate the manifest and -o json output JSON Schema files from the Go types
+	$(GO) generate ./internal/manifest ./internal/outputschema
 
 example-repo: ## turn manifests-example/ into a Git repo with release tags at $(DEST)
 	test/scripts/example-repo.sh $${DEST:-/tmp/modelsync-example}

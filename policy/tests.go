@@ -80,7 +80,16 @@ func RunTests(ctx context.Context, src Source) (TestReport, error) {
 	}
 	defer store.Abort(ctx, txn)
 	cov := cover.New()
+	// Tests run on bundles read from models repositories too (policy test
+	// DIR): the network and runtime built-ins the gate refuses are refused
+	// here as well, at compile time.
+	blocked := make(map[string]struct{}, len(unsafeBuiltins))
+	for _, name := range unsafeBuiltins {
+		blocked[name] = struct{}{}
+	}
+	compiler := ast.NewCompiler().WithUnsafeBuiltins(blocked).WithEnablePrintStatements(true)
 	runner := tester.NewRunner().
+		SetCompiler(compiler).
 		SetStore(store).
 		SetBundles(map[string]*bundle.Bundle{"modelsync": b}).
 		SetDefaultRegoVersion(ast.RegoV1).
@@ -127,9 +136,15 @@ func RunTests(ctx context.Context, src Source) (TestReport, error) {
 		return cmp.Or(strings.Compare(a.Package, b.Package), strings.Compare(a.Name, b.Name))
 	})
 	cr := cov.Report(policyModules(b))
-	rep.Coverage = cr.Coverage
 	rep.Files = map[string]FileCoverage{}
+	var covered, notCovered int
 	for file, fr := range cr.Files {
+		// The tracer also reports the test modules it ran; they are not
+		// policy and would only inflate the figures, the total included.
+		if isTestFile(file) {
+			continue
+		}
+		covered, notCovered = covered+fr.CoveredLines, notCovered+fr.NotCoveredLines
 		fc := FileCoverage{Coverage: fr.Coverage}
 		for _, rg := range fr.NotCovered {
 			for row := rg.Start.Row; row <= rg.End.Row; row++ {
@@ -139,6 +154,9 @@ func RunTests(ctx context.Context, src Source) (TestReport, error) {
 		slices.Sort(fc.NotCovered)
 		fc.NotCovered = slices.Compact(fc.NotCovered)
 		rep.Files[file] = fc
+	}
+	if covered+notCovered > 0 {
+		rep.Coverage = 100 * float64(covered) / float64(covered+notCovered)
 	}
 	if len(rep.Results) == 0 || rep.Passed+rep.Failed+rep.Errored == 0 {
 		return rep, fmt.Errorf("policy tests %s: %w", src, ErrNoTests)

@@ -41,12 +41,12 @@ type DesiredState struct {
 	Config   *manifest.RepoConfig `json:"-"`
 	Models   []DesiredModel       `json:"models"`
 	// Errors are models that could not be resolved; each blocks only itself.
-	Errors []ModelError `json:"errors,omitempty"`
+	Errors []ModelError `json:"errors"`
 	// Warnings are environments a model declares but that the state leaves
 	// out, such as a release environment of a model with no release tag
 	// (never released, or read from a clone without tags). The model's
 	// other environments are resolved as usual.
-	Warnings []ModelError `json:"warnings,omitempty"`
+	Warnings []ModelError `json:"warnings"`
 	// Scope says which models this state speaks for. A model outside it
 	// may exist in Git all the same, so no target may delete, archive or
 	// retire anything of it. The zero Scope covers exactly the models in
@@ -141,8 +141,8 @@ func (d *DesiredState) Subset(names ...string) *DesiredState {
 type DesiredModel struct {
 	Name            string             `json:"name"`
 	RegisteredModel string             `json:"registeredModel"`
-	Owners          []string           `json:"owners,omitempty"`
-	Suspended       bool               `json:"suspended,omitempty"`
+	Owners          []string           `json:"owners"`
+	Suspended       bool               `json:"suspended"`
 	Lifecycle       manifest.Lifecycle `json:"lifecycle"`
 	// Environments are in the order modelsync.yaml lists them; an
 	// environment the model does not run in is absent.
@@ -173,7 +173,7 @@ type DesiredCanary struct {
 	Version int    `json:"version"`
 	Alias   string `json:"alias"`
 	Weight  int    `json:"weight"`
-	Steps   []int  `json:"steps,omitempty"`
+	Steps   []int  `json:"steps"`
 }
 
 // DesiredServing locates and describes the model's serving manifests.

@@ -180,30 +180,97 @@ func (p *Plan) Summary() Summary {
 	return s
 }
 
-type planJSON struct {
+// PlanJSON is the JSON form of a plan (`plan -o json`, schema
+// plan.schema.json): lists are never null.
+type PlanJSON struct {
 	Revision string       `json:"revision"`
 	Targets  []string     `json:"targets"`
 	Summary  Summary      `json:"summary"`
-	Actions  []Action     `json:"actions"`
+	Actions  []ActionJSON `json:"actions"`
 	Errors   []ModelError `json:"errors"`
 	Warnings []ModelError `json:"warnings"`
 	Waits    []Wait       `json:"waits"`
-	Held     []Action     `json:"held"`
+	Held     []ActionJSON `json:"held"`
 	// Unobserved are targets whose live state could not be read.
 	Unobserved []string `json:"unobservedTargets"`
 }
 
-// MarshalJSON writes the plan with a summary; empty lists are [] not null.
+// ActionJSON is an action as programs read it: From and To stay the
+// target's values (a version label, a storage class, an environment list),
+// and when they name versions FromVersion and ToVersion carry the numbers,
+// so no program parses "v6". Display is the action as the text plan shows
+// it.
+type ActionJSON struct {
+	Action
+	FromVersion int    `json:"fromVersion,omitempty"`
+	ToVersion   int    `json:"toVersion,omitempty"`
+	Display     string `json:"display"`
+}
+
+// NewActionJSON adds the machine and display fields to a.
+func NewActionJSON(a Action) ActionJSON {
+	return ActionJSON{Action: a, FromVersion: versionOf(a.From), ToVersion: versionOf(a.To), Display: a.Display()}
+}
+
+// Display renders the action on one line, e.g.
+// "update mlflow alias prod of churn (prod): v3 -> v4 (drift)".
+func (a Action) Display() string {
+	where := a.Model
+	if a.Environment != "" {
+		where += " (" + a.Environment + ")"
+	}
+	change := a.To
+	if a.From != "" || a.Op == OpUpdate {
+		change = orDash(a.From) + " -> " + orDash(a.To)
+	}
+	if a.Op == OpDelete {
+		change = orDash(a.From) + " -> (deleted)"
+	}
+	s := string(a.Op) + " " + a.Target + " " + a.Resource + " of " + where
+	if change != "" {
+		s += ": " + change
+	}
+	if a.Drift {
+		s += " (drift)"
+	}
+	return s
+}
+
+// versionOf returns N for a version label "vN", else 0.
+func versionOf(label string) int {
+	rest, ok := strings.CutPrefix(label, "v")
+	if !ok || rest == "" || len(rest) > 9 {
+		return 0
+	}
+	n := 0
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+func actionsJSON(as []Action) []ActionJSON {
+	out := make([]ActionJSON, 0, len(as))
+	for _, a := range as {
+		out = append(out, NewActionJSON(a))
+	}
+	return out
+}
+
+// MarshalJSON writes the plan as PlanJSON.
 func (p *Plan) MarshalJSON() ([]byte, error) {
-	return json.Marshal(planJSON{
+	return json.Marshal(PlanJSON{
 		Revision:   p.revision,
 		Targets:    nonNil(p.targets),
 		Summary:    p.Summary(),
-		Actions:    nonNil(p.actions),
+		Actions:    actionsJSON(p.actions),
 		Errors:     nonNil(p.errors),
 		Warnings:   nonNil(p.warnings),
 		Waits:      nonNil(p.waits),
-		Held:       nonNil(p.held),
+		Held:       actionsJSON(p.held),
 		Unobserved: nonNil(p.unobserved),
 	})
 }

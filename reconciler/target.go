@@ -213,4 +213,17 @@ type ServingHealth struct {
 	Reason     string `json:"reason,omitempty"`
 	Message    string `json:"message,omitempty"`
 	CanaryStep string `json:"canaryStep,omitempty"`
+	// Traffic is the live traffic split, when the target knows it, so a
+	// status can show a canary's live share without parsing CanaryStep.
+	Traffic []TrafficSplit `json:"traffic,omitempty"`
+}
+
+// TrafficSplit is the share of traffic one serving revision receives.
+type TrafficSplit struct {
+	Revision string `json:"revision"`
+	// Tag is the target's name for the revision's role, e.g. "prev".
+	Tag     string `json:"tag,omitempty"`
+	Percent int    `json:"percent"`
+	// Latest marks the newest revision, which carries a canary.
+	Latest bool `json:"latest,omitempty"`
 }

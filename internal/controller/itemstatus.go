@@ -17,6 +17,7 @@ type itemStatus struct {
 	Drift        bool
 	Health       string
 	CanaryStep   string
+	Traffic      []reconciler.TrafficSplit
 	LastRevision string
 	LastError    string
 	LastAttempt  time.Time
@@ -78,7 +79,7 @@ func deriveOutcome(r *itemRun, prev itemStatus, tm timing) outcome {
 	for _, a := range r.share.mine {
 		s.Drift = s.Drift || a.Drift
 	}
-	s.Health, s.CanaryStep = nonEmpty(r.health.Status, HealthUnknown), r.health.CanaryStep
+	s.Health, s.CanaryStep, s.Traffic = nonEmpty(r.health.Status, HealthUnknown), r.health.CanaryStep, r.health.Traffic
 	switch r.state() {
 	case StateHeld:
 		s.State, s.Message = StateHeld, "sync window: "+r.window.window.Reason
@@ -263,6 +264,7 @@ func (c *Controller) health(ctx context.Context, k Key, e *reconciler.DesiredEnv
 	if got.CanaryStep != "" {
 		h.CanaryStep = got.CanaryStep
 	}
+	h.Traffic = got.Traffic
 	return h
 }
 

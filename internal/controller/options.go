@@ -138,6 +138,8 @@ func TakeoverBound(lease, retry time.Duration) time.Duration {
 type Health struct {
 	Status     string `json:"status"`
 	CanaryStep string `json:"canaryStep,omitempty"`
+	// Traffic is the live traffic split the serving target reported.
+	Traffic []reconciler.TrafficSplit `json:"traffic,omitempty"`
 }
 
 func (o *Options) defaults() error {

@@ -1,7 +1,10 @@
 package controller
 
 import (
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/modelsync/modelsync/internal/manifest"
@@ -26,21 +29,96 @@ type StatusRow struct {
 	Model       string `json:"model"`
 	Environment string `json:"environment"`
 	// Desired is what Git asks for, e.g. "v3 (canary v4 at 20%)".
-	Desired         string `json:"desired"`
+	Desired string `json:"desired"`
+	// DesiredVersion is Desired's version for programs (0: none).
+	DesiredVersion  int    `json:"desiredVersion,omitempty"`
 	DesiredRevision string `json:"desiredRevision,omitempty"`
 	// Live is what runs, from the last plan or apply ("unknown" before).
-	Live         string       `json:"live"`
-	State        string       `json:"state"`
-	Message      string       `json:"message,omitempty"`
-	Drift        bool         `json:"drift"`
-	Health       string       `json:"health"`
-	CanaryStep   string       `json:"canaryStep,omitempty"`
-	LastRevision string       `json:"lastRevision,omitempty"`
-	LastError    string       `json:"lastError,omitempty"`
-	Window       WindowStatus `json:"window"`
-	Pin          *Pin         `json:"pin,omitempty"`
-	LastAttempt  time.Time    `json:"lastAttempt,omitzero"`
-	LastApplied  time.Time    `json:"lastApplied,omitzero"`
+	Live string `json:"live"`
+	// LiveVersion is Live's version for programs (0: none or unknown).
+	LiveVersion int    `json:"liveVersion,omitempty"`
+	State       string `json:"state"`
+	Message     string `json:"message,omitempty"`
+	Drift       bool   `json:"drift"`
+	Health      string `json:"health"`
+	CanaryStep  string `json:"canaryStep,omitempty"`
+	// Canary is the canary Git asks for, with the live traffic split when
+	// the serving target reports one; CanaryStep is its prose.
+	Canary       *CanaryStatus `json:"canary,omitempty"`
+	LastRevision string        `json:"lastRevision,omitempty"`
+	LastError    string        `json:"lastError,omitempty"`
+	Window       WindowStatus  `json:"window"`
+	Pin          *Pin          `json:"pin,omitempty"`
+	LastAttempt  time.Time     `json:"lastAttempt,omitzero"`
+	LastApplied  time.Time     `json:"lastApplied,omitzero"`
+}
+
+// CanaryStatus is a canary's desired and live traffic, for programs and
+// for compact tables.
+type CanaryStatus struct {
+	Version int `json:"version"`
+	// Weight is the share of traffic Git asks for.
+	Weight int `json:"weight"`
+	// LiveWeight is the share the canary's revision serves, when the
+	// serving target reports a split between two revisions.
+	LiveWeight *int `json:"liveWeight,omitempty"`
+	// Step is Weight's 1-based position in Steps (0: not a step).
+	Step  int   `json:"step,omitempty"`
+	Steps []int `json:"steps"`
+	// Traffic is the live split as the serving target reports it.
+	Traffic []reconciler.TrafficSplit `json:"traffic"`
+}
+
+// Compact renders the canary for a narrow column, e.g. "v4 20%→50% (2/4)":
+// version, live share → desired share when they differ, step of steps.
+func (c CanaryStatus) Compact() string {
+	s := "v" + strconv.Itoa(c.Version) + " "
+	if c.LiveWeight != nil && *c.LiveWeight != c.Weight {
+		s += strconv.Itoa(*c.LiveWeight) + "%→"
+	}
+	s += strconv.Itoa(c.Weight) + "%"
+	if c.Step > 0 {
+		s += " (" + strconv.Itoa(c.Step) + "/" + strconv.Itoa(len(c.Steps)) + ")"
+	}
+	return s
+}
+
+// labelVersion reads the version of a label envLabel made ("v3" or
+// "v3 (canary v4 at 20%)"); other labels ("none", "out of sync") give 0.
+func labelVersion(label string) int {
+	head, _, _ := strings.Cut(label, " ")
+	n, err := strconv.Atoi(strings.TrimPrefix(head, "v"))
+	if err != nil || !strings.HasPrefix(head, "v") || n < 0 {
+		return 0
+	}
+	return n
+}
+
+func canaryStatus(c *reconciler.DesiredCanary, traffic []reconciler.TrafficSplit) *CanaryStatus {
+	if c == nil {
+		return nil
+	}
+	cs := &CanaryStatus{Version: c.Version, Weight: c.Weight, Steps: slices.Clone(c.Steps), Traffic: slices.Clone(traffic)}
+	if cs.Steps == nil {
+		cs.Steps = []int{}
+	}
+	if cs.Traffic == nil {
+		cs.Traffic = []reconciler.TrafficSplit{}
+	}
+	if i := slices.Index(c.Steps, c.Weight); i >= 0 {
+		cs.Step = i + 1
+	}
+	// A single revision at 100% says the canary's revision is not rolled
+	// out yet, not that it takes all traffic: only a split is a live share.
+	if len(traffic) > 1 {
+		for _, t := range traffic {
+			if t.Latest {
+				w := t.Percent
+				cs.LiveWeight = &w
+			}
+		}
+	}
+	return cs
 }
 
 // Status reports every model and environment of the current desired
@@ -64,15 +142,21 @@ func (c *Controller) Status() Status {
 			row.Environment = "-"
 			row.Desired = "(in no environment)"
 		} else if e, ok := m.Env(k.Environment); ok {
-			row.Desired, row.DesiredRevision = envLabel(e), e.Revision
+			row.Desired, row.DesiredVersion, row.DesiredRevision = envLabel(e), e.Version, e.Revision
 			row.Window = c.windows.Status(k.Environment, now)
 		}
 		if m.Suspended {
 			row.State = StateSuspended
 		}
+		var traffic []reconciler.TrafficSplit
 		if s, ok := c.items[k]; ok {
 			row.Live, row.State, row.Message, row.Drift, row.Health = s.Live, s.State, s.Message, s.Drift, s.Health
 			row.CanaryStep, row.LastRevision, row.LastError, row.LastAttempt, row.LastApplied = s.CanaryStep, s.LastRevision, s.LastError, s.LastAttempt, s.LastApplied
+			traffic = s.Traffic
+			row.LiveVersion = labelVersion(s.Live)
+		}
+		if e, ok := m.Env(k.Environment); ok && k.Environment != "" {
+			row.Canary = canaryStatus(e.Canary, traffic)
 		}
 		if row.Window.Open || k.Environment == "" {
 			row.Window = WindowStatus{Open: true}

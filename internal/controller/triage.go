@@ -109,7 +109,7 @@ func (c *Controller) markSynced(ctx context.Context, k Key, e *reconciler.Desire
 	c.update(k, func(s *itemStatus) {
 		s.State, s.Message, s.LastError, s.Drift, s.WaitingSince = StateSynced, "", "", false, time.Time{}
 		s.Live, s.LastRevision, s.LastAttempt = envLabel(e), rev, now
-		s.Health, s.CanaryStep = health.Status, health.CanaryStep
+		s.Health, s.CanaryStep, s.Traffic = health.Status, health.CanaryStep, health.Traffic
 	})
 	c.countResult(plan, "noop")
 	c.event(ctx, k, e, false)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -120,7 +121,7 @@ type Report struct {
 	// OneTime sums requests, retrieval and early-deletion charges.
 	OneTime float64 `json:"oneTime"`
 	// Unpriced lists classes the table has no price for; they count as 0.
-	Unpriced []string `json:"unpriced,omitempty"`
+	Unpriced []string `json:"unpriced"`
 }
 
 // Row is one model's versions in one class.
@@ -276,11 +277,53 @@ func (p PriceTable) earlyDeletion(class string, o reconciler.StoredObject, at ti
 	return m * remaining / daysPerMonth
 }
 
-// WriteJSON writes the report as indented JSON.
+// WriteJSON writes the report as indented JSON (schema cost.schema.json):
+// money rounded to cents, as a bill is, and lists [] when empty.
 func (r Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return enc.Encode(r.forJSON())
+}
+
+// Cents rounds an amount of money to cents.
+func Cents(x float64) float64 { return math.Round(x*100) / 100 }
+
+// forJSON is a copy with money in cents and no nil lists; the sums were
+// made at full precision, so a total may differ by a cent from the sum of
+// its rounded parts, as on a bill.
+func (r Report) forJSON() Report {
+	out := r
+	out.Rows = make([]Row, 0, len(r.Rows))
+	for _, row := range r.Rows {
+		row.Versions = nonNil(row.Versions)
+		row.Monthly, row.AllStandard = Cents(row.Monthly), Cents(row.AllStandard)
+		out.Rows = append(out.Rows, row)
+	}
+	total := func(t Total) Total {
+		t.Monthly, t.AllStandard, t.Saving, t.Planned = Cents(t.Monthly), Cents(t.AllStandard), Cents(t.Saving), Cents(t.Planned)
+		return t
+	}
+	out.Models = make([]Total, 0, len(r.Models))
+	for _, m := range r.Models {
+		out.Models = append(out.Models, total(m))
+	}
+	out.Total = total(r.Total)
+	out.Changes = make([]PlannedChange, 0, len(r.Changes))
+	for _, c := range r.Changes {
+		c.Versions = nonNil(c.Versions)
+		c.EarlyDeletion, c.Requests, c.Retrieval = Cents(c.EarlyDeletion), Cents(c.Requests), Cents(c.Retrieval)
+		out.Changes = append(out.Changes, c)
+	}
+	out.EarlyDeletion, out.OneTime = Cents(r.EarlyDeletion), Cents(r.OneTime)
+	out.Unpriced = nonNil(r.Unpriced)
+	return out
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // WriteText writes the report as aligned tables.

@@ -129,7 +129,7 @@ func Run(ctx context.Context, opts *Options) error {
 	out := opts.Factory.IO.Out
 	switch opts.Output {
 	case cmdutil.FormatJSON:
-		err = cmdutil.WriteJSON(out, rep)
+		err = cmdutil.WriteJSON(out, NewJSONReport(rep))
 	case FormatGitHub:
 		err = prcheck.WriteGitHub(out, rep)
 	default:

@@ -142,11 +142,11 @@ func TestCheckPromotionWithDefaultPolicy(t *testing.T) {
 	}
 
 	code, out, _ = runCheck(t, "--repo", dir, "--base", "main", "--head", "promote", "-o", "json")
-	var rep prcheck.Report
+	var rep check.JSONReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("json output: %v\n%s", err, out)
 	}
-	if code != 1 || len(rep.Changes) != 1 || rep.Changes[0].Change.FromVersion != 3 || rep.Changes[0].Change.ToVersion != 4 || rep.Passed() {
+	if code != 1 || len(rep.Changes) != 1 || rep.Changes[0].From != 3 || rep.Changes[0].To != 4 || rep.Changes[0].Display != "v3 → v4" || rep.Passed {
 		t.Fatalf("json report = %+v", rep)
 	}
 }
@@ -295,11 +295,11 @@ func TestCheckDeniesConfigRewiring(t *testing.T) {
 
 	// The JSON report carries the configuration changes for other tools.
 	_, out, _ := runCheck(t, "--repo", dir, "--base", "main", "--head", "rewire-0", "-o", "json")
-	var rep prcheck.Report
+	var rep check.JSONReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.ConfigChanges) != 1 || rep.ConfigChanges[0].Field != "source" || rep.ConfigChanges[0].To != "main" || rep.Passed() {
+	if len(rep.ConfigChanges) != 1 || rep.ConfigChanges[0].Field != "source" || rep.ConfigChanges[0].To != "main" || rep.Passed {
 		t.Fatalf("json report = %+v", rep)
 	}
 }

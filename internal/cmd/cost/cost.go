@@ -92,13 +92,7 @@ func Run(ctx context.Context, opts *Options) error {
 		}
 		rows := Estimate(prices, n, size, opts.Now())
 		if opts.Output == cmdutil.FormatJSON {
-			return cmdutil.WriteJSON(opts.Factory.IO.Out, struct {
-				PricesAsOf string        `json:"pricesAsOf"`
-				Region     string        `json:"region"`
-				Versions   int           `json:"versions"`
-				Bytes      int64         `json:"bytesPerVersion"`
-				Rows       []EstimateRow `json:"rows"`
-			}{prices.AsOf, prices.Region, n, size, rows})
+			return cmdutil.WriteJSON(opts.Factory.IO.Out, NewEstimateJSON(prices, n, size, rows))
 		}
 		return writeEstimate(opts.Factory.IO.Out, prices, n, size, rows)
 	}
@@ -162,6 +156,27 @@ func ParseEstimate(s string) (int, int64, error) {
 		return 0, 0, fmt.Errorf("--estimate: versions and size must be positive, got %q", s)
 	}
 	return n, int64(f * unit), nil
+}
+
+// EstimateJSON is `cost --estimate -o json` (schema
+// cost-estimate.schema.json), money rounded to cents.
+type EstimateJSON struct {
+	PricesAsOf string        `json:"pricesAsOf"`
+	Region     string        `json:"region"`
+	Currency   string        `json:"currency"`
+	Versions   int           `json:"versions"`
+	Bytes      int64         `json:"bytesPerVersion"`
+	Rows       []EstimateRow `json:"rows"`
+}
+
+// NewEstimateJSON builds the JSON form of an estimate.
+func NewEstimateJSON(prices storagecost.PriceTable, n int, size int64, rows []EstimateRow) EstimateJSON {
+	out := EstimateJSON{PricesAsOf: prices.AsOf, Region: prices.Region, Currency: prices.Currency, Versions: n, Bytes: size, Rows: make([]EstimateRow, 0, len(rows))}
+	for _, r := range rows {
+		r.Monthly, r.AllStandard, r.Saving = storagecost.Cents(r.Monthly), storagecost.Cents(r.AllStandard), storagecost.Cents(r.Saving)
+		out.Rows = append(out.Rows, r)
+	}
+	return out
 }
 
 // EstimateRow is the monthly cost of the estimated versions in one class.

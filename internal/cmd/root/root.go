@@ -14,6 +14,7 @@ import (
 	"github.com/modelsync/modelsync/internal/cmd/desired"
 	"github.com/modelsync/modelsync/internal/cmd/lineage"
 	"github.com/modelsync/modelsync/internal/cmd/plan"
+	policycmd "github.com/modelsync/modelsync/internal/cmd/policy"
 	"github.com/modelsync/modelsync/internal/cmd/reconcile"
 	"github.com/modelsync/modelsync/internal/cmd/release"
 	"github.com/modelsync/modelsync/internal/cmd/rollback"
@@ -51,6 +52,7 @@ requests to that repository with policies over the plan.`,
 		lineage.NewCmdLineage(f, nil),
 		cost.NewCmdCost(f, nil),
 		check.NewCmdCheck(f, nil),
+		policycmd.NewCmdPolicy(f, nil),
 		rollback.NewCmdRollback(f, nil),
 		serve.NewCmdServe(f, nil),
 		status.NewCmdStatus(f, nil),

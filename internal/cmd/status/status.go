@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"text/tabwriter"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +25,8 @@ type Options struct {
 	Server  string
 	Output  string
 	Timeout time.Duration
+	// Now is the clock for relative times in the table (tests).
+	Now func() time.Time
 }
 
 // NewCmdStatus builds the command; runF replaces the work in tests of flags.
@@ -35,15 +39,21 @@ func NewCmdStatus(f *wiring.Factory, runF func(context.Context, *Options) error)
 environment: the version Git wants, the version that runs, drift, serving
 health, canary step, sync-window state, pins and the last error.
 
+The default table fits 120 columns: long names are shortened with "…" and
+a canary reads "v4 20%→50% (2/4)" (version, live share → desired share,
+step of steps). -o wide prints every field in full (revision names,
+traffic lists, exact times); -o json prints everything, for programs.
+
 The server is --server, else $MODELSYNC_SERVER, else ` + apiclient.DefaultServer + `.
 $MODELSYNC_TOKEN (else $MODELSYNC_API_TOKEN), when set, is sent as a bearer token:
 a static API token of the controller, or a Kubernetes token when the
 controller runs with --kube-api-auth.`,
 		Example: `  modelsync status
+  modelsync status -o wide
   modelsync status --server http://modelsync.ml-system:8080 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cmdutil.CheckFormat(opts.Output, cmdutil.FormatText, cmdutil.FormatJSON); err != nil {
+			if err := cmdutil.CheckFormat(opts.Output, cmdutil.FormatText, FormatWide, cmdutil.FormatJSON); err != nil {
 				return err
 			}
 			opts.Server = apiclient.ServerURL(opts.Server, f.Getenv)
@@ -54,7 +64,7 @@ controller runs with --kube-api-auth.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.Server, "server", "", "controller URL (default $MODELSYNC_SERVER or "+apiclient.DefaultServer+")")
-	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text or json")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text (fits 120 columns), wide (every detail) or json")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 30*time.Second, "how long to wait for the controller")
 	return cmd
 }
@@ -74,11 +84,24 @@ func Run(ctx context.Context, opts *Options) error {
 	if opts.Output == cmdutil.FormatJSON {
 		return cmdutil.WriteJSON(out, st)
 	}
-	return WriteText(out, st)
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	return WriteText(out, st, opts.Output == FormatWide, now())
 }
 
-// WriteText prints the status as a table followed by errors.
-func WriteText(w io.Writer, st controller.Status) error {
+// Output formats of status beyond cmdutil's: wide is the full table, as
+// kubectl get -o wide.
+const FormatWide = "wide"
+
+// MaxWidth is the width the default table keeps within, so it reads in a
+// terminal and in CI logs; -o wide and -o json carry the full detail.
+const MaxWidth = 120
+
+// WriteText prints the status as a table followed by errors: compact
+// columns within MaxWidth unless wide, which prints every field in full.
+func WriteText(w io.Writer, st controller.Status, wide bool, now time.Time) error {
 	role := "standby"
 	if st.Leader {
 		role = "leader"
@@ -95,24 +118,21 @@ func WriteText(w io.Writer, st controller.Status) error {
 		return nil
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODEL\tENV\tDESIRED\tLIVE\tSTATE\tDRIFT\tHEALTH\tCANARY\tWINDOW\tPIN")
-	var notes []string
+	rows := [][]string{{"MODEL", "ENV", "DESIRED", "LIVE", "STATE", "DRIFT", "HEALTH", "CANARY", "WINDOW", "PIN"}}
+	var notes, windows []string
+	seenWindow := map[string]bool{}
 	for _, r := range st.Rows {
-		drift := "-"
-		if r.Drift {
-			drift = "yes"
+		if wide {
+			rows = append(rows, wideRow(r))
+		} else {
+			rows = append(rows, compactRow(r))
+			// Windows belong to environments: say once per environment
+			// when each reopens, rather than widen every row.
+			if !r.Window.Open && !seenWindow[r.Environment] {
+				seenWindow[r.Environment] = true
+				windows = append(windows, windowNote(r, now))
+			}
 		}
-		window := r.Window.State()
-		if !r.Window.Open && r.Window.NextOpen != nil {
-			window += " until " + r.Window.NextOpen.UTC().Format(time.RFC3339)
-		}
-		pin := "-"
-		if r.Pin != nil {
-			pin = fmt.Sprintf("v%d", r.Pin.Version)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Model, r.Environment, r.Desired, r.Live, r.State, drift,
-			r.Health, orDash(r.CanaryStep), window, pin)
 		where := r.Model
 		if r.Environment != "-" {
 			where += "/" + r.Environment
@@ -123,8 +143,15 @@ func WriteText(w io.Writer, st controller.Status) error {
 			notes = append(notes, where+": "+r.Message)
 		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	if !wide {
+		fitColumns(rows, MaxWidth)
+	}
+	writeTable(w, rows)
+	if len(windows) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range windows {
+			fmt.Fprintln(w, n)
+		}
 	}
 	if len(notes) > 0 {
 		fmt.Fprintln(w)
@@ -133,6 +160,122 @@ func WriteText(w io.Writer, st controller.Status) error {
 		}
 	}
 	return nil
+}
+
+// wideRow is every field in full: revision names, traffic lists, exact
+// window times.
+func wideRow(r controller.StatusRow) []string {
+	window := r.Window.State()
+	if !r.Window.Open && r.Window.NextOpen != nil {
+		window += " until " + r.Window.NextOpen.UTC().Format(time.RFC3339)
+	}
+	return []string{r.Model, r.Environment, r.Desired, r.Live, r.State, drift(r), r.Health, orDash(r.CanaryStep), window, pin(r)}
+}
+
+// windowNote says when an environment's closed window reopens, in UTC and
+// relative to now, and why it is closed.
+func windowNote(r controller.StatusRow, now time.Time) string {
+	s := "Sync window of " + r.Environment + " is closed"
+	if next := r.Window.NextOpen; next != nil {
+		s += " until " + next.UTC().Format(time.RFC3339)
+		if d := next.Sub(now); d > 0 {
+			s += " (in " + strings.TrimSuffix(d.Round(time.Minute).String(), "0s") + ")"
+		}
+	}
+	if r.Window.Reason != "" {
+		s += ": " + r.Window.Reason
+	}
+	return s
+}
+
+// compactRow keeps each cell short: versions without their canary (which
+// has its own column) and the canary as "v4 20%→50% (2/4)".
+func compactRow(r controller.StatusRow) []string {
+	desired := r.Desired
+	switch {
+	case r.DesiredVersion > 0:
+		desired = "v" + strconv.Itoa(r.DesiredVersion)
+	case r.Environment == "-":
+		desired = "none"
+	}
+	live, _, _ := strings.Cut(r.Live, " (")
+	canary := "-"
+	if r.Canary != nil {
+		canary = r.Canary.Compact()
+	} else if r.CanaryStep != "" {
+		canary = r.CanaryStep
+	}
+	return []string{r.Model, r.Environment, desired, live, r.State, drift(r), r.Health, canary, r.Window.State(), pin(r)}
+}
+
+// columnCaps bound every column but MODEL, which gets what is left of
+// the width (never less than minModel).
+var columnCaps = [...]int{0, 12, 8, 12, 11, 5, 11, 18, 6, 6}
+
+const minModel = 12
+
+// fitColumns truncates cells so the table is at most width columns wide;
+// a cut cell ends in "…".
+func fitColumns(rows [][]string, width int) {
+	natural := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			natural[i] = max(natural[i], utf8.RuneCountInString(c))
+		}
+	}
+	used := 2 * (len(natural) - 1)
+	for i := 1; i < len(natural); i++ {
+		used += min(natural[i], columnCaps[i])
+	}
+	modelWidth := max(width-used, minModel)
+	for _, r := range rows {
+		r[0] = truncEnd(r[0], modelWidth)
+		for i := 1; i < len(r); i++ {
+			r[i] = truncEnd(r[i], columnCaps[i])
+		}
+	}
+}
+
+func truncEnd(s string, n int) string {
+	rs := []rune(s)
+	if len(rs) <= n {
+		return s
+	}
+	return string(rs[:n-1]) + "…"
+}
+
+// writeTable pads by runes, not bytes, so "→" and "…" keep columns aligned.
+func writeTable(w io.Writer, rows [][]string) {
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	for _, r := range rows {
+		var b strings.Builder
+		for i, c := range r {
+			b.WriteString(c)
+			if i < len(r)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+2))
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
+
+func drift(r controller.StatusRow) string {
+	if r.Drift {
+		return "yes"
+	}
+	return "-"
+}
+
+func pin(r controller.StatusRow) string {
+	if r.Pin == nil {
+		return "-"
+	}
+	return "v" + strconv.Itoa(r.Pin.Version)
 }
 
 func orDash(s string) string {

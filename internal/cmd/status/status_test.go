@@ -93,12 +93,25 @@ func TestStatusTableAndJSON(t *testing.T) {
 	for _, want := range []string{
 		"MODEL ENV DESIRED LIVE STATE DRIFT HEALTH CANARY WINDOW PIN",
 		"customer-churn-predictor prod v3 v3 synced - unknown - open -",
-		"llama2-7b-alpaca prod v3 (canary v4 at 20%) v3 (canary v4 at 20%) synced - unknown v4 at 20% open -",
-		"sentiment-bert-legacy - (in no environment) - synced",
+		"llama2-7b-alpaca prod v3 v3 synced - unknown v4 20% (1/3) open -",
+		"sentiment-bert-legacy - none - synced",
 		"controller standalone (leader)",
 	} {
 		if !strings.Contains(flat, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	err, out = run(t, map[string]string{"MODELSYNC_SERVER": url}, "-o", "wide")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat = strings.Join(strings.Fields(out), " ")
+	for _, want := range []string{
+		"llama2-7b-alpaca prod v3 (canary v4 at 20%) v3 (canary v4 at 20%) synced - unknown v4 at 20% open -",
+		"sentiment-bert-legacy - (in no environment) - synced",
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("wide status lacks %q:\n%s", want, out)
 		}
 	}
 	err, out = run(t, nil, "--server", url, "-o", "json")
@@ -111,6 +124,13 @@ func TestStatusTableAndJSON(t *testing.T) {
 	}
 	if !st.Ready || !st.Leader || len(st.Rows) != 8 || !strings.HasPrefix(st.Revision, "main@sha1:") {
 		t.Fatalf("status = %+v", st)
+	}
+	for _, r := range st.Rows {
+		if r.Model == "llama2-7b-alpaca" && r.Environment == "prod" {
+			if c := r.Canary; c == nil || c.Version != 4 || c.Weight != 20 || c.Step != 1 || len(c.Steps) != 3 || r.DesiredVersion != 3 {
+				t.Errorf("llama2-7b-alpaca/prod canary = %+v, desiredVersion %d", c, r.DesiredVersion)
+			}
+		}
 	}
 }
 

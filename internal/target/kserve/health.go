@@ -269,7 +269,11 @@ func (t *Target) ServingHealth(ctx context.Context, model string, env reconciler
 	st, reason, msg := Health(obj)
 	out := reconciler.ServingHealth{Status: string(st), Reason: reason, Message: msg}
 	if env.Canary != nil && obj != nil {
-		out.CanaryStep = ProgressOf(obj).String()
+		p := ProgressOf(obj)
+		out.CanaryStep = p.String()
+		for _, t := range p.Traffic {
+			out.Traffic = append(out.Traffic, reconciler.TrafficSplit{Revision: t.RevisionName, Tag: t.Tag, Percent: int(t.Percent), Latest: t.LatestRevision})
+		}
 	}
 	return out, nil
 }
