@@ -48,7 +48,6 @@ func TestFailingRunsLeakNoSecrets(t *testing.T) {
 		scpPW    = "ScpPW-9d4c77"
 		daemonPW = "DaemonPW-1a2b3c"
 		mlflowPW = "MlflowPW-4e6f80"
-		apiToken = "api-token-for-status"
 	)
 	closed := closedPort(t)
 	daemon := strings.TrimSuffix(strings.TrimPrefix(g.DaemonURL, "git://"), "/")
@@ -65,12 +64,12 @@ func TestFailingRunsLeakNoSecrets(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			secrets := append([]string{mlflowPW}, tc.secrets...)
+			// startServe gives the process testAPIToken: it is a secret too.
+			secrets := append([]string{mlflowPW, testAPIToken}, tc.secrets...)
 			dir := t.TempDir()
 			cache, state, audit := filepath.Join(dir, "cache"), filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")
 			env := append(os.Environ(),
 				"MLFLOW_TRACKING_URI=http://mlflow:"+mlflowPW+"@"+closed,
-				"MODELSYNC_API_TOKEN="+apiToken,
 				"SSH_AUTH_SOCK=", "GIT_TERMINAL_PROMPT=0")
 			p := startServe(t, env, "--repo", tc.url, "--cache-dir", cache, "--state-dir", state, "--audit-log", audit, "--interval", "1s")
 			deadline := time.Now().Add(60 * time.Second)
@@ -90,7 +89,7 @@ func TestFailingRunsLeakNoSecrets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			req.Header.Set("Authorization", "Bearer "+apiToken)
+			req.Header.Set("Authorization", "Bearer "+testAPIToken)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
