@@ -9,19 +9,34 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/modelsync/modelsync/internal/cmd/root"
+	"errors"
+
+	"github.com/modelsync/modelsync/internal/cmd/policy"
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/wiring"
 )
 
-// run goes through the root command, so the test also proves that
-// `policy test` is registered and that exit codes reach the process.
+// run executes `policy ARGS` as the binary does: the error printed as
+// root.Main prints it and turned into the exit code the process returns.
+// (The root command's own tests prove that policy is registered.)
 func run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	if len(args) == 0 || args[0] != "policy" {
+		t.Fatalf("run wants a policy command line, got %q", args)
+	}
 	var out, errOut bytes.Buffer
 	f := wiring.New(cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, func(string) string { return "" }, "test")
-	code := root.Main(context.Background(), f, args)
-	return code, out.String(), errOut.String()
+	cmd := policy.NewCmdPolicy(f, nil)
+	cmd.SetArgs(args[1:])
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.ExecuteContext(context.Background())
+	var ee *cmdutil.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.Err == nil) {
+		errOut.WriteString("Error: " + err.Error() + "\n")
+	}
+	return cmdutil.ExitCode(err), out.String(), errOut.String()
 }
 
 func writeBundle(t *testing.T, files map[string]string) string {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/manifest"
-	"github.com/modelsync/modelsync/internal/target/kserve"
 	"github.com/modelsync/modelsync/internal/wiring"
 )
 
@@ -175,7 +174,7 @@ func checkServing(ctx context.Context, files fs.FS, repo *manifest.Repo) manifes
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			p, w := kserve.ValidateServing(ctx, files, cfg, name, m, pos)
+			p, w := wiring.ValidateServing(ctx, files, cfg, name, m, pos)
 			results[i] = result{p, w}
 		}()
 	}
