@@ -76,18 +76,23 @@ type PlanDoc struct {
 	Summary  reconciler.Summary      `json:"summary"`
 	Actions  []reconciler.Action     `json:"actions"`
 	Errors   []reconciler.ModelError `json:"errors"`
+	// Warnings are environments left out of the desired state (a release
+	// environment without a release tag).
+	Warnings []reconciler.ModelError `json:"warnings"`
 	Waits    []reconciler.Wait       `json:"waits"`
 	// Held are actions a wait keeps back; they run when it ends.
-	Held    []reconciler.Action `json:"held"`
-	Changes []Change            `json:"changes"`
+	Held []reconciler.Action `json:"held"`
+	// UnobservedTargets could not be read: the plan says nothing about them.
+	UnobservedTargets []string `json:"unobservedTargets"`
+	Changes           []Change `json:"changes"`
 }
 
 // NewPlanDoc builds the plan section of the input. p may be nil when no
 // plan could be made; the sections are then empty lists.
 func NewPlanDoc(p *reconciler.Plan, changes []Change) PlanDoc {
 	d := PlanDoc{
-		Targets: []string{}, Actions: []reconciler.Action{}, Errors: []reconciler.ModelError{},
-		Waits: []reconciler.Wait{}, Held: []reconciler.Action{}, Changes: nonNil(changes),
+		Targets: []string{}, Actions: []reconciler.Action{}, Errors: []reconciler.ModelError{}, Warnings: []reconciler.ModelError{},
+		Waits: []reconciler.Wait{}, Held: []reconciler.Action{}, UnobservedTargets: []string{}, Changes: nonNil(changes),
 	}
 	if p != nil {
 		d.Revision = p.Revision()
@@ -95,8 +100,10 @@ func NewPlanDoc(p *reconciler.Plan, changes []Change) PlanDoc {
 		d.Summary = p.Summary()
 		d.Actions = nonNil(p.Actions())
 		d.Errors = nonNil(p.Errors())
+		d.Warnings = nonNil(p.Warnings())
 		d.Waits = nonNil(p.Waits())
 		d.Held = nonNil(p.Held())
+		d.UnobservedTargets = nonNil(p.Unobserved())
 	}
 	return d
 }
@@ -321,6 +328,8 @@ func (in *Input) normalized() Input {
 	out.Plan.Targets = nonNil(out.Plan.Targets)
 	out.Plan.Actions = nonNil(out.Plan.Actions)
 	out.Plan.Errors = nonNil(out.Plan.Errors)
+	out.Plan.Warnings = nonNil(out.Plan.Warnings)
+	out.Plan.UnobservedTargets = nonNil(out.Plan.UnobservedTargets)
 	out.Plan.Waits = nonNil(out.Plan.Waits)
 	out.Plan.Held = nonNil(out.Plan.Held)
 	out.Plan.Changes = nonNil(out.Plan.Changes)

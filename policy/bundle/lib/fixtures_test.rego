@@ -87,7 +87,9 @@ pr := {
 		],
 		"errors": [],
 		"waits": [],
+		"warnings": [],
 		"held": [],
+		"unobservedTargets": [],
 		"changes": [
 			{
 				"model": "churn",
