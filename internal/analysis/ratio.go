@@ -11,7 +11,6 @@ const (
 	gridMin  = -4.0
 	gridStep = 0.02
 	gridN    = 401 // gridMin … +4 inclusive
-	gridZero = 200 // index of u = 0 (r = 1)
 )
 
 // StepCounts are the bad events of each arm within one weight step, with
@@ -72,8 +71,8 @@ type RatioResult struct {
 	// "no bound yet".
 	Lower float64 `json:"lower"`
 	Upper float64 `json:"upper"`
-	// LogBFHarm is the log Bayes factor of "canary worse" (r > 1) against
-	// r = 1; ≥ ln(1/Alpha) rejects "canary no worse" in the harmful direction.
+	// LogBFHarm is the log Bayes factor of "canary worse by at least the
+	// margin" (r ≥ margin) against r = 1; ≥ ln(1/Alpha) rejects "canary no worse" in the harmful direction.
 	LogBFHarm float64 `json:"logBFHarm"`
 	// LogBFNonInferior is the log Bayes factor of r < margin against
 	// r = margin; ≥ ln(1/Alpha) shows the canary is non-inferior.
@@ -84,10 +83,12 @@ type RatioResult struct {
 
 // rateRatio runs the step-aware rate-ratio mixture test at level alpha.
 //
-// Rollback side: the mixture of L(r)/L(1) over a prior restricted to r > 1
-// is a test martingale when r = 1 and a supermartingale when r < 1 (each
-// event's likelihood ratio has expectation below one there), so P(ever
-// rejecting a canary that is no worse) ≤ alpha. Promotion side: the mixture
+// Rollback side: the mixture of L(r)/L(1) over the prior restricted to
+// r ≥ margin is a test martingale when r = 1 and a supermartingale when
+// r < 1 (each event's likelihood ratio has expectation below one there), so
+// P(ever rejecting a canary that is no worse) ≤ alpha. Putting the mass on
+// the regressions worth catching (at least the margin) rather than on all
+// of r > 1 detects them sooner; the null it rejects is still r ≤ 1. Promotion side: the mixture
 // of L(r)/L(margin) over r < margin likewise bounds P(ever passing a canary
 // with r ≥ margin) by alpha. Evidence from every step enters the same
 // likelihood, so moving to the next weight does not start a new test.
@@ -151,13 +152,13 @@ func (g *grid) rateRatio(steps []StepCounts, alpha, margin float64) RatioResult 
 	}
 
 	// The decisions use the exact points r = 1 and r = margin.
-	res.LogBFHarm = sufNum[gridZero+1] - sufDen[gridZero+1] // ll at u=0 is 0
-	res.Harmful = res.LogBFHarm >= thr
 	um := math.Log(margin)
 	k := 0 // number of grid points strictly below um
 	for k < gridN && g.u[k] < um {
 		k++
 	}
+	res.LogBFHarm = sufNum[k] - sufDen[k] // ll at u=0 is 0
+	res.Harmful = res.LogBFHarm >= thr
 	if k > 0 {
 		res.LogBFNonInferior = preNum[k] - preDen[k] - logLik(steps, um, margin)
 		res.NonInferior = res.LogBFNonInferior >= thr
