@@ -142,7 +142,11 @@ func New(cfg Config) (*Analyzer, error) {
 	}
 	cfg.Steps = append([]int(nil), cfg.Steps...)
 	cfg.Metrics = append([]Metric(nil), cfg.Metrics...)
-	return &Analyzer{cfg: cfg, grid: newGrid(cfg.PriorScale)}, nil
+	shares := make([]float64, len(cfg.Steps))
+	for i, w := range cfg.Steps {
+		shares[i] = float64(w) / 100
+	}
+	return &Analyzer{cfg: cfg, grid: newGrid(cfg.PriorScale, shares...)}, nil
 }
 
 // Config returns the configuration with defaults filled.

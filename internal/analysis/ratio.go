@@ -26,21 +26,40 @@ type StepCounts struct {
 	BadStable int64
 }
 
-// grid holds the precomputed points u_j and the log prior weights; it is
-// built once per Analyzer and never written after.
+// grid holds the precomputed points u_j, the log prior weights and their
+// cumulative sums, and ln(ρ·e^u + 1 − ρ) for the configured steps' shares;
+// it is built once per Analyzer and never written after, so a look costs
+// multiply-adds and one exponential per grid point rather than logarithms.
 type grid struct {
 	u        [gridN]float64
 	expU     [gridN]float64
 	logPrior [gridN]float64 // unnormalized: −u²/(2σ²)
+	// preDen[j] = ln Σ_{i<j} prior_i, sufDen[j] = ln Σ_{i≥j} prior_i.
+	preDen, sufDen [gridN + 1]float64
+	terms          map[float64]*[gridN]float64
 }
 
-func newGrid(priorScale float64) *grid {
-	g := &grid{}
+func newGrid(priorScale float64, shares ...float64) *grid {
+	g := &grid{terms: make(map[float64]*[gridN]float64, len(shares))}
 	for j := range gridN {
 		u := gridMin + float64(j)*gridStep
 		g.u[j] = u
 		g.expU[j] = math.Exp(u)
 		g.logPrior[j] = -u * u / (2 * priorScale * priorScale)
+	}
+	g.preDen[0], g.sufDen[gridN] = math.Inf(-1), math.Inf(-1)
+	for j := range gridN {
+		g.preDen[j+1] = logAdd(g.preDen[j], g.logPrior[j])
+	}
+	for j := gridN - 1; j >= 0; j-- {
+		g.sufDen[j] = logAdd(g.sufDen[j+1], g.logPrior[j])
+	}
+	for _, rho := range shares {
+		t := new([gridN]float64)
+		for j := range gridN {
+			t[j] = math.Log(rho*g.expU[j] + 1 - rho)
+		}
+		g.terms[rho] = t
 	}
 	return g
 }
@@ -60,6 +79,29 @@ func logLik(steps []StepCounts, u, expU float64) float64 {
 	return l
 }
 
+// logLiks is logLik at every grid point, from the precomputed terms when
+// the share is a configured one.
+func (g *grid) logLiks(steps []StepCounts) *[gridN]float64 {
+	ll := new([gridN]float64)
+	for _, s := range steps {
+		n := s.BadCanary + s.BadStable
+		if n == 0 {
+			continue
+		}
+		xb, fn := float64(s.BadCanary), float64(n)
+		if t, ok := g.terms[s.Share]; ok {
+			for j := range gridN {
+				ll[j] += xb*g.u[j] - fn*t[j]
+			}
+			continue
+		}
+		for j := range gridN {
+			ll[j] += xb*g.u[j] - fn*math.Log(s.Share*g.expU[j]+1-s.Share)
+		}
+	}
+	return ll
+}
+
 // RatioResult is what the rate-ratio test says about one metric.
 type RatioResult struct {
 	// Estimate is exp of the posterior mean of ln r under the mixing prior:
@@ -72,7 +114,8 @@ type RatioResult struct {
 	Lower float64 `json:"lower"`
 	Upper float64 `json:"upper"`
 	// LogBFHarm is the log Bayes factor of "canary worse by at least the
-	// margin" (r ≥ margin) against r = 1; ≥ ln(1/Alpha) rejects "canary no worse" in the harmful direction.
+	// margin" (r ≥ margin) against r = 1; ≥ ln(1/Alpha) rejects "canary no
+	// worse" in the harmful direction.
 	LogBFHarm float64 `json:"logBFHarm"`
 	// LogBFNonInferior is the log Bayes factor of r < margin against
 	// r = margin; ≥ ln(1/Alpha) shows the canary is non-inferior.
@@ -88,51 +131,46 @@ type RatioResult struct {
 // r < 1 (each event's likelihood ratio has expectation below one there), so
 // P(ever rejecting a canary that is no worse) ≤ alpha. Putting the mass on
 // the regressions worth catching (at least the margin) rather than on all
-// of r > 1 detects them sooner; the null it rejects is still r ≤ 1. Promotion side: the mixture
-// of L(r)/L(margin) over r < margin likewise bounds P(ever passing a canary
-// with r ≥ margin) by alpha. Evidence from every step enters the same
-// likelihood, so moving to the next weight does not start a new test.
+// of r > 1 detects them sooner; the null it rejects is still r ≤ 1.
+// Promotion side: the mixture of L(r)/L(margin) over r < margin likewise
+// bounds P(ever passing a canary with r ≥ margin) by alpha. Evidence from
+// every step enters the same likelihood, so moving to the next weight does
+// not start a new test.
 func (g *grid) rateRatio(steps []StepCounts, alpha, margin float64) RatioResult {
-	var ll [gridN]float64
-	for j := range gridN {
-		ll[j] = logLik(steps, g.u[j], g.expU[j])
-	}
+	ll := g.logLiks(steps)
 	thr := math.Log(1 / alpha)
 	res := RatioResult{}
 
-	// Posterior mean of u under the full prior.
+	// Prior·likelihood in linear space, scaled by its maximum, with prefix
+	// and suffix sums. Terms far below the maximum underflow to zero; that
+	// only happens far from the bulk of the posterior, where a zero sum makes
+	// a point look less excluded than it is (conservative).
 	mx := math.Inf(-1)
 	for j := range gridN {
 		mx = math.Max(mx, g.logPrior[j]+ll[j])
 	}
-	var w, wu float64
+	var p [gridN]float64
+	var pre, suf [gridN + 1]float64
+	var wu float64
 	for j := range gridN {
-		p := math.Exp(g.logPrior[j] + ll[j] - mx)
-		w += p
-		wu += p * g.u[j]
+		p[j] = math.Exp(g.logPrior[j] + ll[j] - mx)
+		pre[j+1] = pre[j] + p[j]
+		wu += p[j] * g.u[j]
 	}
-	res.Estimate = math.Exp(wu / w)
-
-	// Suffix (u > u0) and prefix (u < u0) log-sums of prior·likelihood and
-	// of the prior alone, so every grid point's one-sided test is O(1).
-	var sufNum, sufDen, preNum, preDen [gridN + 1]float64
-	sufNum[gridN], sufDen[gridN] = math.Inf(-1), math.Inf(-1)
 	for j := gridN - 1; j >= 0; j-- {
-		sufNum[j] = logAdd(sufNum[j+1], g.logPrior[j]+ll[j])
-		sufDen[j] = logAdd(sufDen[j+1], g.logPrior[j])
+		suf[j] = suf[j+1] + p[j]
 	}
-	preNum[0], preDen[0] = math.Inf(-1), math.Inf(-1)
-	for j := range gridN {
-		preNum[j+1] = logAdd(preNum[j], g.logPrior[j]+ll[j])
-		preDen[j+1] = logAdd(preDen[j], g.logPrior[j])
-	}
+	res.Estimate = math.Exp(wu / pre[gridN]) // posterior mean of u
+
+	// lnMix(sum, den) is ln of the normalized mixture over a grid range.
+	lnMix := func(sum, lnDen float64) float64 { return math.Log(sum) + mx - lnDen }
 
 	// Lower bound: u0 is excluded from below when the mixture over u > u0
 	// against u0 reaches 1/alpha. Report the grid point below the first
 	// point that is not excluded (outward snap keeps the bound valid).
 	res.Lower = math.Exp(g.u[gridN-2]) // every point below the top excluded
 	for j := range gridN - 1 {
-		if sufNum[j+1]-sufDen[j+1]-ll[j] < thr {
+		if lnMix(suf[j+1], g.sufDen[j+1])-ll[j] < thr {
 			res.Lower = 0
 			if j > 0 {
 				res.Lower = math.Exp(g.u[j-1])
@@ -142,7 +180,7 @@ func (g *grid) rateRatio(steps []StepCounts, alpha, margin float64) RatioResult 
 	}
 	res.Upper = math.Exp(g.u[1]) // every point above the bottom excluded
 	for j := gridN - 1; j > 0; j-- {
-		if preNum[j]-preDen[j]-ll[j] < thr {
+		if lnMix(pre[j], g.preDen[j])-ll[j] < thr {
 			res.Upper = math.Exp(gridMin + float64(gridN)*gridStep)
 			if j < gridN-1 {
 				res.Upper = math.Exp(g.u[j+1])
@@ -157,10 +195,12 @@ func (g *grid) rateRatio(steps []StepCounts, alpha, margin float64) RatioResult 
 	for k < gridN && g.u[k] < um {
 		k++
 	}
-	res.LogBFHarm = sufNum[k] - sufDen[k] // ll at u=0 is 0
-	res.Harmful = res.LogBFHarm >= thr
+	if k < gridN {
+		res.LogBFHarm = lnMix(suf[k], g.sufDen[k]) // ln L(1) = 0
+		res.Harmful = res.LogBFHarm >= thr
+	}
 	if k > 0 {
-		res.LogBFNonInferior = preNum[k] - preDen[k] - logLik(steps, um, margin)
+		res.LogBFNonInferior = lnMix(pre[k], g.preDen[k]) - logLik(steps, um, margin)
 		res.NonInferior = res.LogBFNonInferior >= thr
 	}
 	return res
