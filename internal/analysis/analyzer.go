@@ -79,12 +79,18 @@ type State struct {
 	History []Record `json:"history,omitempty"`
 }
 
+// Split is a request count per arm.
+type Split struct {
+	Canary int64 `json:"canary"`
+	Stable int64 `json:"stable"`
+}
+
 // Look is one observation: counts since the current step started, read at At.
 type Look struct {
 	At time.Time
 	// Requests are each arm's requests since the step started. When both are
 	// zero, the first metric's totals are used.
-	Requests struct{ Canary, Stable int64 }
+	Requests Split
 	// Metrics are each configured metric's counts since the step started.
 	Metrics map[string]Arms
 	// Tripped names threshold guards evaluated by the caller (today's
@@ -164,7 +170,10 @@ func (a *Analyzer) Start(at time.Time) State {
 
 // Advance moves st to the next step, started at at. The caller calls it
 // after it has set the new weight, so a failed weight change does not
-// attribute the next counts to the wrong routed share.
+// attribute the next counts to the wrong routed share, and re-reads its
+// counter baselines at that moment: the next step's counts start from zero
+// there. Events between the deciding look and the new baselines belong to
+// no step; they are few and dropping them keeps each step's share exact.
 func (a *Analyzer) Advance(st State, at time.Time) (State, error) {
 	if err := a.check(st); err != nil {
 		return st, err
@@ -345,8 +354,8 @@ func (a *Analyzer) decide(st State, l Look, d Decision, timedOut bool) (Action, 
 	var waiting []string
 	for _, r := range d.Metrics {
 		if r.Harmful {
-			return ActionRollback, fmt.Sprintf("%s: canary worse than stable, rate ratio ≥ %.3g (estimate %.3g, log BF %.2f ≥ %.2f)",
-				r.Name, r.Lower, r.Estimate, r.LogBFHarm, math.Log(1/r.Alpha))
+			return ActionRollback, fmt.Sprintf("%s: canary worse than stable (log BF %.2f ≥ %.2f; rate ratio %.3g, bounds %.3g..%.3g)",
+				r.Name, r.LogBFHarm, math.Log(1/r.Alpha), r.Estimate, r.Lower, r.Upper)
 		}
 		if !r.NonInferior {
 			waiting = append(waiting, fmt.Sprintf("%s upper bound %.3g not below margin %.3g", r.Name, r.Upper, r.Margin))

@@ -59,7 +59,7 @@ func TestDecisionTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	skewed := look(t0.Add(15*time.Minute), equalBig, equalBig)
-	skewed.Requests.Canary, skewed.Requests.Stable = 150000, 850000 // 15% at a routed 10%
+	skewed.Requests = Split{Canary: 150000, Stable: 850000} // 15% at a routed 10%
 	tripped := look(t0.Add(15*time.Minute), equalBig, equalBig)
 	tripped.Tripped = []string{"p99-latency"}
 	provider := Look{At: t0.Add(15 * time.Minute), Err: errors.New("prometheus: 503")}
