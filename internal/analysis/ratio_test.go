@@ -147,3 +147,67 @@ func TestSRMLogBFHandComputed(t *testing.T) {
 	near(t, "3 of 3", srmLogBF(3, 0, 0.5, 2), math.Log(2), 1e-12)
 	near(t, "2 of 3", srmLogBF(2, 1, 0.5, 2), math.Log(2.0/3), 1e-12)
 }
+
+// The promotion side: a canary exactly at the margin (r = 1.2) must be
+// declared non-inferior at most alpha of the time, however often it is
+// looked at. Many events per look make the bound tight enough to be tested.
+func TestFalseNonInferiorityBelowAlpha(t *testing.T) {
+	const alpha, reps, margin = 0.2, 300, 1.2
+	g := newGrid(DefaultPriorScale, 0.25)
+	rng := rand.New(rand.NewPCG(11, 11))
+	theta := 0.25 * margin / (0.25*margin + 0.75) // P(event is the canary's)
+	passed := 0
+	for range reps {
+		steps := []StepCounts{{Share: 0.25}}
+		for range 60 {
+			for range poisson(rng, 60) {
+				if rng.Float64() < theta {
+					steps[0].BadCanary++
+				} else {
+					steps[0].BadStable++
+				}
+			}
+			if g.rateRatio(steps, alpha, margin).NonInferior {
+				passed++
+				break
+			}
+		}
+	}
+	rate := float64(passed) / reps
+	t.Logf("false non-inferiority %.3f at alpha %.2f", rate, alpha)
+	if rate > alpha+0.05 {
+		t.Fatalf("false non-inferiority %.3f above alpha %.2f", rate, alpha)
+	}
+}
+
+// The SRM check under a fair split, looked at often, holds at most srmAlpha
+// of the time; a 12% split at a routed 10% is caught.
+func TestSRMAnytime(t *testing.T) {
+	const srmAlpha, reps = 0.2, 400
+	rng := rand.New(rand.NewPCG(3, 3))
+	held := 0
+	for range reps {
+		var nB, nA int64
+		for range 100 {
+			for range 200 {
+				if rng.Float64() < 0.1 {
+					nB++
+				} else {
+					nA++
+				}
+			}
+			if srmLogBF(nB, nA, 0.1, DefaultSRMConcentration) >= math.Log(1/srmAlpha) {
+				held++
+				break
+			}
+		}
+	}
+	rate := float64(held) / reps
+	t.Logf("false SRM %.3f at %.2f", rate, srmAlpha)
+	if rate > srmAlpha+0.04 {
+		t.Fatalf("false SRM %.3f above %.2f", rate, srmAlpha)
+	}
+	if lbf := srmLogBF(1200, 8800, 0.1, DefaultSRMConcentration); lbf < math.Log(1/DefaultSRMAlpha) {
+		t.Fatalf("12%% of 10,000 at a routed 10%%: log BF %.2f below the default threshold", lbf)
+	}
+}
