@@ -75,6 +75,13 @@ func decodeStrict(file string, data []byte, out any) (Positions, ErrorList) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		// "null", "~" or an anchored empty value: a document that says
+		// nothing must not pass as a manifest whose fields are all zero.
+		d.fail(Pos{root.Line, root.Column}, "", "the document is null; expected a YAML mapping")
+		d.errs.Sort()
+		return d.pos, d.errs
+	}
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
