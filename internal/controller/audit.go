@@ -49,3 +49,8 @@ func (a *auditLog) write(e AuditEntry) error {
 	}
 	return first
 }
+
+// RecordAudit appends e to the audit log with the controller's clock, for
+// components that act on the controller's behalf (the dashboard's actions)
+// and must leave the same trail as the API.
+func (c *Controller) RecordAudit(e AuditEntry) { c.writeAudit(e) }

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # deps.sh installs the real servers the integration tests start: kube-apiserver
 # and etcd (built from the pinned Kubernetes release), the upstream KServe CRD,
-# MLflow 3.x, 2.x and the oldest supported 2.x, MinIO, moto, Prometheus and git's own servers; and
+# MLflow 3.x, 2.x and the oldest supported 2.x, MinIO, moto, Prometheus, headless Chromium and git's own servers; and
 # govulncheck with a Go vulnerability database built from golang.org/x/vulndb.
 #
 # Everything lands in a cache outside the work tree, keyed by pinned version,
 # so a second run only checks stamps and returns in about a second.
 #
-#   test/deps/deps.sh [step ...]     steps: kube kserve-crd mlflow3 mlflow2 mlflow2-floor minio moto prometheus git
+#   test/deps/deps.sh [step ...]     steps: kube kserve-crd mlflow3 mlflow2 mlflow2-floor minio moto prometheus chromium git
 #                                           govulncheck vulndb
 #   test/deps/deps.sh --print-cache  prints the cache directory
 set -euo pipefail
@@ -191,6 +191,12 @@ step_prometheus() {
   command -v prometheus >/dev/null && command -v promtool >/dev/null
 }
 
+step_chromium() {
+  # Headless Chromium for the dashboard's browser tests (chromedp drives it).
+  apt_install chromium
+  command -v chromium >/dev/null
+}
+
 step_git() {
   command -v git >/dev/null || apt_install git
   local exec_path; exec_path="$(git --exec-path)"
@@ -198,7 +204,7 @@ step_git() {
 }
 
 steps=("$@")
-[[ ${#steps[@]} -eq 0 ]] && steps=(git prometheus kserve-crd minio moto mlflow3 mlflow2 mlflow2-floor kube govulncheck vulndb)
+[[ ${#steps[@]} -eq 0 ]] && steps=(git prometheus chromium kserve-crd minio moto mlflow3 mlflow2 mlflow2-floor kube govulncheck vulndb)
 for s in "${steps[@]}"; do "step_${s//-/_}"; done
 # env for the tests: where everything is.
 cat > "$CACHE/env" <<ENV

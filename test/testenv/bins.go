@@ -153,3 +153,14 @@ func IsNotInstalled(err error) bool {
 	var ni *NotInstalledError
 	return errors.As(err, &ni)
 }
+
+// ChromiumPath returns the headless Chromium the dashboard's browser tests
+// drive (Debian's chromium package, installed by the chromium step).
+func ChromiumPath() (string, error) {
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return pathTool("chromium", "chromium")
+}
