@@ -46,7 +46,8 @@ func writeAuditJSON(w http.ResponseWriter, entries []AuditRecord) {
 // funcs are the templates' helpers.
 func funcs() template.FuncMap {
 	return template.FuncMap{
-		"stateIcon": stateIcon,
+		"stateIcon":    stateIcon,
+		"overviewRows": overviewRows,
 		"healthIcon": func(h string) string {
 			switch h {
 			case "healthy", "ready":
