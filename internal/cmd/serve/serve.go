@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/modelsync/modelsync/internal/apiauth"
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/controller"
+	"github.com/modelsync/modelsync/internal/dashboard"
 	ghub "github.com/modelsync/modelsync/internal/github"
 	"github.com/modelsync/modelsync/internal/github/prcheck"
 	"github.com/modelsync/modelsync/internal/gitsource"
@@ -78,6 +80,13 @@ type Options struct {
 	KubeAPIAuth       bool
 	APIAuthzNamespace string
 	APIAnonymousRead  bool
+
+	// The web dashboard on the API listener: on unless NoDashboard; its
+	// read-only pages open to anyone with DashboardAnonymousRead; its
+	// rollback button writes to Git as DashboardRollback says.
+	NoDashboard            bool
+	DashboardAnonymousRead bool
+	DashboardRollback      string
 
 	GitHubRepository string
 	GitHubAPIURL     string
@@ -138,6 +147,13 @@ By default the controller runs, and the webhooks component too when
 /healthz answers while the process runs; /readyz once the first fetch
 succeeded and while it accepts work.
 
+The controller also serves a web dashboard on --listen (/, /models/<name>,
+/audit): sign in on /login with the same tokens as the API; the read-only
+pages need "get status", reconcile now "create reconciles", roll back
+"create rollbacks" (written to Git as --dashboard-rollback says).
+--dashboard-anonymous-read opens the read-only pages; --no-dashboard turns
+it off.
+
 Every /api/v1 request needs a bearer token: $` + EnvAPIToken + ` or a line
 of --api-tokens-file (full access), or with --kube-api-auth a Kubernetes
 token whose holder RBAC allows the route's verb on modelsync.io resources
@@ -190,6 +206,11 @@ Environment:
 	cmd.Flags().BoolVar(&opts.KubeAPIAuth, "kube-api-auth", false, "accept Kubernetes bearer tokens on the API: TokenReview authenticates, SubjectAccessReview on modelsync.io resources authorizes")
 	cmd.Flags().StringVar(&opts.APIAuthzNamespace, "api-authz-namespace", "", "namespace SubjectAccessReviews ask about (default $"+EnvPodNamespace+", else modelsync-system)")
 	cmd.Flags().BoolVar(&opts.APIAnonymousRead, "api-anonymous-read", false, "let callers without a token read GET /api/v1/status and /api/v1/pins")
+	cmd.Flags().BoolVar(&opts.NoDashboard, "no-dashboard", false, "do not serve the web dashboard on --listen")
+	cmd.Flags().BoolVar(&opts.DashboardAnonymousRead, "dashboard-anonymous-read", false, "let browsers without a sign-in see the dashboard's read-only pages (no actions)")
+	cmd.Flags().StringVar(&opts.DashboardRollback, "dashboard-rollback", RollbackAuto,
+		"how the dashboard's rollback writes to Git: "+RollbackPullRequest+" (a branch and a pull request, needs $"+cmdutil.EnvGitHubToken+"), "+RollbackDirect+
+			" (a commit on the branch), "+RollbackOff+", or "+RollbackAuto+" ("+RollbackPullRequest+" when $"+cmdutil.EnvGitHubToken+" is set, else "+RollbackOff+")")
 	cmd.Flags().StringVar(&opts.GitHubRepository, "github-repository", "", "owner/name of the models repository on GitHub (default $"+EnvRepository+")")
 	cmd.Flags().StringVar(&opts.GitHubAPIURL, "github-api-url", "", "GitHub Enterprise API URL, e.g. https://ghe.example.com/api/v3 (default $"+cmdutil.EnvGitHubAPIURL+")")
 	cmd.Flags().Int64Var(&opts.AppID, "github-app-id", 0, "GitHub App id (default $"+cmdutil.EnvGitHubAppID+")")
@@ -339,7 +360,11 @@ func Run(ctx context.Context, opts *Options) error {
 	var ctrl *controller.Controller
 	ctrlDone := make(chan error, 1)
 	if slices.Contains(only, ComponentController) {
-		c, err := buildController(ctx, opts, openGit, log)
+		var auditLog *dashboard.AuditLog
+		if !opts.NoDashboard {
+			auditLog = dashboard.NewAuditLog(0)
+		}
+		c, providers, err := buildController(ctx, opts, openGit, log, auditLog)
 		if err != nil {
 			return err
 		}
@@ -349,6 +374,14 @@ func Run(ctx context.Context, opts *Options) error {
 		// server's, with the controller's readiness as one of its checks.
 		srv.Handle("/api/", c.Handler())
 		srv.Handle("POST /webhooks/generic", c.Handler())
+		if !opts.NoDashboard {
+			h, err := buildDashboard(opts, c, auditLog, providers, log)
+			if err != nil {
+				_ = c.Close()
+				return err
+			}
+			srv.Handle("/", h)
+		}
 		probes.Handle("GET /metrics", c.Handler())
 		ready := func(context.Context) error {
 			if !c.Ready() {
@@ -430,7 +463,7 @@ func Run(ctx context.Context, opts *Options) error {
 
 // buildController wires the controller to the targets, the cluster (leader
 // election, events, health) and the audit log the flags configure.
-func buildController(ctx context.Context, opts *Options, openGit func(context.Context) (*repo.Repository, error), log *slog.Logger) (*controller.Controller, error) {
+func buildController(ctx context.Context, opts *Options, openGit func(context.Context) (*repo.Repository, error), log *slog.Logger, auditLog io.Writer) (*controller.Controller, []apiauth.Provider, error) {
 	f := opts.Factory
 	metrics := controller.NewMetrics()
 	f.Flags.MLflowObserve = metrics.TargetRequestObserver("mlflow")
@@ -446,16 +479,16 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 	// anything.
 	static, err := staticTokens(opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	targets, err := f.Targets(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	git, err := openGit(ctx)
 	if err != nil {
 		wiring.CloseTargets(targets)
-		return nil, err
+		return nil, nil, err
 	}
 	copts := controller.Options{
 		Git:            git,
@@ -479,12 +512,12 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 		rc, err := f.KubeConfig()
 		if err != nil {
 			wiring.CloseTargets(targets)
-			return nil, fmt.Errorf("kubeconfig: %w", err)
+			return nil, nil, fmt.Errorf("kubeconfig: %w", err)
 		}
 		kc, err := kubernetes.NewForConfig(rc)
 		if err != nil {
 			wiring.CloseTargets(targets)
-			return nil, err
+			return nil, nil, err
 		}
 		if f.Flags.KServe {
 			// Serving health comes from the KServe target itself
@@ -499,17 +532,21 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 			k, err := apiauth.NewKubernetes(apiauth.KubernetesOptions{Client: kc, Namespace: ns})
 			if err != nil {
 				wiring.CloseTargets(targets)
-				return nil, err
+				return nil, nil, err
 			}
 			copts.APIAuth = append(copts.APIAuth, k)
 		}
 	}
+	if auditLog != nil {
+		// The dashboard reads the entries the audit log records.
+		copts.Audit = io.MultiWriter(f.IO.Out, auditLog)
+	}
 	c, err := controller.New(copts)
 	if err != nil {
 		wiring.CloseTargets(targets)
-		return nil, err
+		return nil, nil, err
 	}
-	return c, nil
+	return c, copts.APIAuth, nil
 }
 
 // leaderElection is the Lease configuration the flags give.
