@@ -41,6 +41,9 @@ func buildDashboard(opts *Options, c *controller.Controller, auditLog *dashboard
 	if cs, ok := any(c).(dashboard.Canaries); ok {
 		dopts.Canaries = cs
 	}
+	if opts.DashboardCanaries != nil {
+		dopts.Canaries = opts.DashboardCanaries
+	}
 	mode := opts.DashboardRollback
 	if mode == RollbackAuto || mode == "" {
 		mode = RollbackOff

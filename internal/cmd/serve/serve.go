@@ -120,6 +120,9 @@ type Options struct {
 	OnProbeListen func(addr string)
 	// Transport replaces the HTTP transport to GitHub (tests).
 	Transport http.RoundTripper
+	// DashboardCanaries replaces the controller as the dashboard's canary
+	// source (tests).
+	DashboardCanaries dashboard.Canaries
 	// Hooks receive base-branch pushes and release tags.
 	Hooks ghub.Hooks
 }
