@@ -48,6 +48,7 @@ func funcs() template.FuncMap {
 	return template.FuncMap{
 		"stateIcon":    stateIcon,
 		"overviewRows": overviewRows,
+		"shortRev":     shortRevision,
 		"healthIcon": func(h string) string {
 			switch h {
 			case "healthy", "ready":

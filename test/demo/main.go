@@ -165,7 +165,14 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 	step("modelsync status")
-	return d.modelsync("status", "--server", d.server)
+	if err := d.modelsync("status", "--server", d.server); err != nil {
+		return err
+	}
+	if os.Getenv("MODELSYNC_DEMO_HOLD") == "1" {
+		step("holding the stack for the dashboard at %s/ until Ctrl-C", d.server)
+		<-ctx.Done()
+	}
+	return nil
 }
 
 func (d *demo) gitCmd(dir string, args ...string) error {
@@ -318,7 +325,7 @@ func (d *demo) serve(ctx context.Context) (*process, error) {
 		"--repo", d.repoURL, "--interval", "10s", "--resync-interval", "15s",
 		"--kserve", "--kubeconfig", d.kube.KubeconfigPath,
 		"--s3", "--s3-endpoint", d.minio.Endpoint, "--s3-path-style",
-		"--state-dir", filepath.Join(d.work, "state")}
+		"--state-dir", filepath.Join(d.work, "state"), "--dashboard-rollback", "direct"}
 	fmt.Printf("    modelsync %s\n    (logs: %s)\n", strings.Join(args, " "), logFile.Name())
 	cmd := exec.Command(d.bin, args...)
 	cmd.Env = d.env()
@@ -345,6 +352,14 @@ func (d *demo) serve(ctx context.Context) (*process, error) {
 		p.stop()
 		return nil, err
 	}
+	// The dashboard takes the API token on its sign-in page; it goes to a
+	// private file, not to the terminal.
+	tokenFile := filepath.Join(d.work, "api-token")
+	if err := os.WriteFile(tokenFile, []byte(d.apiToken+"\n"), 0o600); err != nil {
+		p.stop()
+		return nil, err
+	}
+	fmt.Printf("    dashboard       %s/  (sign in with the token in %s)\n", d.server, tokenFile)
 	return p, nil
 }
 

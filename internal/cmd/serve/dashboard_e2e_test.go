@@ -313,7 +313,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// 7. The audit page: filter, the rollback entry, and both exports.
 	run("audit filtered", chromedp.Navigate(base+"/audit"), visible("#audit"),
 		chromedp.SendKeys(css(`input[name="action"]`), "rollback-requested"), chromedp.Submit(css(`input[name="action"]`)))
-	value(t, browser, "the filtered page", chromedp.Poll[bool](`location.search.includes("action=rollback") && document.readyState === "complete"`))
+	waitJS(t, browser, "the filtered audit page", `location.search.includes("action=rollback") && document.readyState === "complete"`)
 	run("audit loaded", visible("#audit-total"))
 	if rows, html := eval(`document.querySelectorAll("#audit tbody tr").length`), text("#audit"); rows != float64(1) || !strings.Contains(html, "token:default") || !strings.Contains(html, "customer-churn-predictor") {
 		t.Fatalf("audit filter: %v rows\n%s", rows, html)
@@ -365,6 +365,25 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 	fmt.Printf("dashboard screenshots: %s\n", shots)
+}
+
+// waitJS evaluates js until it is true; errors while a navigation
+// replaces the page's context are retried.
+func waitJS(t *testing.T, browser context.Context, what, js string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, cancel := context.WithTimeout(browser, 5*time.Second)
+		ok, err := chromedp.Run(c, chromedp.Evaluate[bool](js))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s never held (last error %v)", what, js, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // value runs one action that returns a value, with a timeout.
