@@ -180,7 +180,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Logf("screenshot: %s", p)
 		return p
 	}
-	eval := func(js string) any { return value(t, browser, js, chromedp.Evaluate[any](js, chromedp.EvalAwaitPromise)) }
+	eval := func(js string) any {
+		return value(t, browser, js, chromedp.Evaluate[any](js, chromedp.EvalAwaitPromise))
+	}
 	text := func(sel string) string { return value(t, browser, "text of "+sel, chromedp.Text(chromedp.CSS(sel))) }
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 	visible := func(sel string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(css(sel)) }
@@ -347,6 +349,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// 9. A read-only browser (anonymous reading enabled) sees the pages
 	// and no action button.
 	ro := start(true)
+	eventually(t, "the read-only server fetched Git", func() bool { return get(t, ro+"/readyz") == 200 })
 	run("read-only", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(ro+"/models/customer-churn-predictor"), visible("#env-dev"))
 	if n := eval(`document.querySelectorAll(".actions, a[href*='/reconcile'], form[action$='/rollback']").length`); n != float64(0) || strings.Contains(text("main"), "Reconcile now") {
 		t.Errorf("read-only page shows %v actions", n)
