@@ -1,10 +1,12 @@
 package dashboard
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"strings"
 	"sync"
 
@@ -152,4 +154,35 @@ func (a *AuditLog) Get(id string) (AuditRecord, bool) {
 
 func auditEntry(actor, action, result, errText string) controller.AuditEntry {
 	return controller.AuditEntry{Actor: actor, Action: action, Result: result, Error: errText}
+}
+
+// maxAuditPreload is how much of an existing audit file is read at start:
+// its tail, enough for DefaultAuditEntries typical lines.
+const maxAuditPreload = 16 << 20
+
+// Preload reads the tail of an audit log file (--audit-log) into a, so the
+// pages show history from before this process started. Memory stays
+// bounded whatever the file's size.
+func (a *AuditLog) Preload(r io.ReadSeeker) error {
+	end, err := r.Seek(0, io.SeekEnd)
+	if err != nil {
+		return err
+	}
+	start := max(0, end-maxAuditPreload)
+	if _, err := r.Seek(start, io.SeekStart); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	if start > 0 {
+		// The first line is cut; skip it.
+		if _, err := br.ReadString('\n'); err != nil {
+			return nil
+		}
+	}
+	if _, err := io.Copy(a, br); err != nil {
+		return err
+	}
+	// A last line without its newline is complete in a file.
+	_, err = a.Write([]byte("\n"))
+	return err
 }

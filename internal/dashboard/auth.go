@@ -36,7 +36,22 @@ type session struct {
 	csrf     string
 	expires  time.Time
 	created  time.Time
+
+	// decisions caches the provider's answers for a short while: a page
+	// view asks three questions, and with Kubernetes each is a
+	// SubjectAccessReview; live updates re-render pages.
+	mu        sync.Mutex
+	decisions map[apiauth.Attributes]cachedDecision
 }
+
+type cachedDecision struct {
+	allowed bool
+	at      time.Time
+}
+
+// decisionTTL is how long an authorization answer is reused within a
+// session; a revoked grant takes effect after at most this long.
+const decisionTTL = 30 * time.Second
 
 // sessionStore is a bounded table of sessions.
 type sessionStore struct {
@@ -162,9 +177,26 @@ func (d *Dashboard) allowed(ctx context.Context, s *session, a apiauth.Attribute
 	if s == nil || s.provider == nil {
 		return false, nil
 	}
+	now := d.opts.Now()
+	if s.id != "" {
+		s.mu.Lock()
+		c, ok := s.decisions[a]
+		s.mu.Unlock()
+		if ok && now.Sub(c.at) < decisionTTL {
+			return c.allowed, nil
+		}
+	}
 	dec, err := s.provider.Authorize(ctx, s.identity, a)
 	if err != nil {
 		return false, err
+	}
+	if s.id != "" {
+		s.mu.Lock()
+		if s.decisions == nil {
+			s.decisions = map[apiauth.Attributes]cachedDecision{}
+		}
+		s.decisions[a] = cachedDecision{allowed: dec.Allowed, at: now}
+		s.mu.Unlock()
 	}
 	return dec.Allowed, nil
 }

@@ -9,11 +9,14 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/apiauth"
 	"github.com/modelsync/modelsync/internal/controller"
 )
 
@@ -392,5 +395,62 @@ func TestCommitURL(t *testing.T) {
 	}
 	if safeNext("//evil.example/") != "/" || safeNext("https://evil.example/") != "/" || safeNext("/audit?q=x") != "/audit?q=x" {
 		t.Error("safeNext lets a redirect leave the site")
+	}
+}
+
+// A page view asks the provider three questions (read, reconcile,
+// rollback); within a session the answers are reused for decisionTTL, so
+// live refreshes do not send three SubjectAccessReviews each.
+func TestAuthorizationAnswersAreCachedPerSession(t *testing.T) {
+	p := testProviders()[0].(*roleProvider)
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newEnv(t, 2, func(o *Options) { o.Providers = []apiauth.Provider{p}; o.Now = clock })
+	c := e.login(adminToken)
+	for range 3 {
+		if code, _, _ := e.do(c, http.MethodGet, "/", nil); code != 200 {
+			t.Fatalf("overview: %d", code)
+		}
+	}
+	if p.authorizes != 3 {
+		t.Errorf("%d authorizations for 3 page views, want 3 (cached)", p.authorizes)
+	}
+	mu.Lock()
+	now = now.Add(decisionTTL + time.Second)
+	mu.Unlock()
+	e.do(c, http.MethodGet, "/", nil)
+	if p.authorizes != 6 {
+		t.Errorf("%d authorizations after the cache expired, want 6", p.authorizes)
+	}
+}
+
+func TestAuditPreloadReadsTheTailOfABigFile(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// More than maxAuditPreload of old entries, then five recent ones, the
+	// last without its newline.
+	old, _ := jsonLine(controller.AuditEntry{Time: time.Unix(1, 0), Actor: "old", Action: "apply", Result: "ok", Error: strings.Repeat("x", 1000)})
+	w := bufio.NewWriter(f)
+	for n := 0; n <= maxAuditPreload; n += len(old) {
+		w.Write(old)
+	}
+	for i := range 5 {
+		b, _ := jsonLine(controller.AuditEntry{Time: time.Unix(int64(100+i), 0), Actor: "recent", Action: "apply", Result: "ok"})
+		if i == 4 {
+			b = b[:len(b)-1]
+		}
+		w.Write(b)
+	}
+	w.Flush()
+	a := NewAuditLog(10)
+	if err := a.Preload(f); err != nil {
+		t.Fatal(err)
+	}
+	got, total := a.Query(AuditFilter{}, 0, 0)
+	if total != 10 || got[0].Actor != "recent" || got[0].Time.Unix() != 104 || got[5].Actor != "old" {
+		t.Errorf("preloaded %d entries, newest %+v", total, got[0])
 	}
 }

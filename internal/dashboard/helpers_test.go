@@ -101,6 +101,9 @@ func (f *fakeController) setLive(model, env, live string, version int) {
 type roleProvider struct {
 	tokens map[string]string          // token -> name
 	grants map[string]map[string]bool // name -> "verb resource" -> allowed
+
+	mu         sync.Mutex
+	authorizes int
 }
 
 func (p *roleProvider) Name() string { return "test-roles" }
@@ -114,6 +117,9 @@ func (p *roleProvider) Authenticate(_ context.Context, token string) (apiauth.Id
 }
 
 func (p *roleProvider) Authorize(_ context.Context, id apiauth.Identity, a apiauth.Attributes) (apiauth.Decision, error) {
+	p.mu.Lock()
+	p.authorizes++
+	p.mu.Unlock()
 	return apiauth.Decision{Allowed: p.grants[id.Name][a.Verb+" "+a.Resource]}, nil
 }
 

@@ -366,6 +366,16 @@ func Run(ctx context.Context, opts *Options) error {
 		var auditLog *dashboard.AuditLog
 		if !opts.NoDashboard {
 			auditLog = dashboard.NewAuditLog(0)
+			// History from before this process: the tail of --audit-log.
+			if opts.AuditLog != "" {
+				if fh, err := os.Open(opts.AuditLog); err == nil {
+					err = auditLog.Preload(fh)
+					fh.Close()
+					if err != nil {
+						log.Warn("reading the audit log for the dashboard failed", "file", opts.AuditLog, "error", err)
+					}
+				}
+			}
 		}
 		c, providers, err := buildController(ctx, opts, openGit, log, auditLog)
 		if err != nil {
