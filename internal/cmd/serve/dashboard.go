@@ -55,10 +55,16 @@ func buildDashboard(opts *Options, c *controller.Controller, auditLog *dashboard
 	case RollbackOff:
 	case RollbackDirect, RollbackPullRequest:
 		rb, err := newGitRollback(opts, mode)
-		if err != nil {
+		switch {
+		case err != nil && opts.DashboardRollback == RollbackPullRequest || err != nil && opts.DashboardRollback == RollbackDirect:
 			return nil, err
+		case err != nil:
+			// auto: a token for the webhooks does not make the models
+			// repository a GitHub one; no rollback button then.
+			log.Warn("the dashboard offers no rollback", "reason", err.Error())
+		default:
+			dopts.Rollback = rb
 		}
-		dopts.Rollback = rb
 	default:
 		return nil, fmt.Errorf("--dashboard-rollback %q: want %s, %s, %s or %s", opts.DashboardRollback, RollbackAuto, RollbackPullRequest, RollbackDirect, RollbackOff)
 	}
