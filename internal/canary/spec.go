@@ -1,12 +1,10 @@
 package canary
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
-	"text/template"
 	"time"
 
 	"github.com/modelsync/modelsync/internal/analysis"
@@ -32,14 +30,7 @@ const (
 )
 
 // TemplateData is what a query template may use.
-type TemplateData struct {
-	// Namespace and Name are the InferenceService's.
-	Namespace, Name string
-	// Revision is the arm's KServe (Knative) revision name.
-	Revision string
-	// LE is a latency metric's bucket boundary.
-	LE string
-}
+type TemplateData = manifest.QueryData
 
 // Metric is one tested metric with its query templates. Bad and Good are
 // alternatives: with Good set, bad events are Total − Good.
@@ -275,23 +266,7 @@ func MetricFor(m manifest.AnalysisMetric) (Metric, error) {
 }
 
 // sampleData renders templates at validate time.
-var sampleData = TemplateData{Namespace: "prod", Name: "model", Revision: "model-predictor-00001", LE: "500"}
+var sampleData = manifest.SampleQueryData
 
-// Render executes a query template. Unknown fields ({{.Version}}) and
-// functions fail with the template's own message; no function is offered,
-// so a models repository cannot make the controller do more than fill in
-// three names.
-func Render(text string, d TemplateData) (string, error) {
-	t, err := template.New("query").Option("missingkey=error").Funcs(template.FuncMap{}).Parse(text)
-	if err != nil {
-		return "", fmt.Errorf("template %q does not parse: %w", text, err)
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, d); err != nil {
-		return "", fmt.Errorf("template %q cannot be rendered (it may use {{.Namespace}}, {{.Name}}, {{.Revision}} and, for latency, {{.LE}}): %w", text, err)
-	}
-	if b.Len() == 0 {
-		return "", fmt.Errorf("template %q renders to an empty query", text)
-	}
-	return b.String(), nil
-}
+// Render executes a query template (manifest.RenderQuery).
+func Render(text string, d TemplateData) (string, error) { return manifest.RenderQuery(text, d) }
