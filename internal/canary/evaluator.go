@@ -13,6 +13,10 @@ import (
 	"github.com/modelsync/modelsync/internal/prometheus"
 )
 
+// ErrNoData is a look's error when Prometheus has no data for any counter
+// that had data before; like a provider error, it holds.
+var ErrNoData = errors.New("no data")
+
 // Querier is what the Evaluator needs from a metrics provider;
 // *prometheus.Client implements it.
 type Querier = prometheus.Querier
@@ -151,6 +155,7 @@ func (e *Evaluator) read(ctx context.Context, qs []counterQuery, st analysis.Sta
 	step := st.Step
 	stepStart := st.Windows[step].Started
 	counts := make(map[string]int64, len(qs))
+	seen, had := 0, false
 	for _, q := range qs {
 		c := out[q.key]
 		baseKey := "@" + strconv.Itoa(step) + ":" + q.key
@@ -180,11 +185,19 @@ func (e *Evaluator) read(ctx context.Context, qs []counterQuery, st analysis.Sta
 		if err != nil {
 			return nil, nil, err
 		}
+		seen += len(v)
+		had = had || len(c.Last) > 0
 		if c, err = observe(c, v); err != nil {
 			return nil, nil, fmt.Errorf("query %q: %w", q.promql, err)
 		}
 		out[q.key], out[baseKey] = c, base
 		counts[q.metric+"/"+q.part+"/"+q.arm] = c.Count - base.Count
+	}
+	if seen == 0 && had {
+		// Every series vanished at once: a scrape gap or a relabelling,
+		// not a canary without traffic. The look has no data; the
+		// counters keep their last values and count on after the gap.
+		return nil, nil, fmt.Errorf("%w: every counter series that had data is missing at %s", ErrNoData, now.UTC().Format(time.RFC3339))
 	}
 	return out, counts, nil
 }
