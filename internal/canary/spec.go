@@ -121,12 +121,6 @@ func SpecFor(model string, env reconciler.DesiredEnv, isvcName string) (Spec, bo
 	if s.Provider.Address == "" {
 		return Spec{}, true, fmt.Errorf("%w: %s: no Prometheus address (set canary.analysis.provider.address or analysis.prometheus.address in modelsync.yaml)", ErrSpec, where)
 	}
-	if !slices.ContainsFunc(a.Metrics, func(m manifest.AnalysisMetric) bool { return !m.IsGuard() }) {
-		// An analysis of guards only (the form before tested metrics
-		// existed) still needs evidence to advance: the built-in error
-		// ratio gives it, and the guards keep rolling back as before.
-		a.Metrics = append(slices.Clone(a.Metrics), manifest.AnalysisMetric{Name: manifest.MetricErrors, Kind: manifest.MetricErrors, Margin: manifest.DefaultMargin})
-	}
 	var err error
 	s.Metrics, s.Guards, s.Config.Metrics, err = metricsOf(a.Metrics)
 	if err != nil {
