@@ -290,6 +290,35 @@ func TestEvaluatorDecisionTablesOnRealPrometheus(t *testing.T) {
 			}
 		}},
 	}
+	// After promotion at minute 10: the promoted revision's minutes 10..20
+	// against the previous revision's minutes 0..10.
+	for ns, want := range map[string]analysis.Action{"good": analysis.ActionPromote, "bad": analysis.ActionRollback, "flat": ""} {
+		t.Run("verify-"+ns, func(t *testing.T) {
+			s := testSpec(t, prom.URL, ns, 0)
+			s.PostPromotion = &PostPromotion{Duration: 10 * time.Minute, Metrics: s.Metrics, Config: s.Config}
+			at := base.Add(advanceMinute * time.Minute)
+			d, err := e.Verify(context.Background(), s, canaryRev, stableRev, at, at.Add(5*time.Minute))
+			if err != nil || d.Action != analysis.ActionHold {
+				t.Fatalf("before the window ends: %+v, %v", d, err)
+			}
+			d, err = e.Verify(context.Background(), s, canaryRev, stableRev, at, at.Add(11*time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := d.Metrics[0]; got.Canary != (analysis.Counts{Bad: int64(10000 * map[string]float64{"good": 0.01, "bad": 0.10, "flat": 0.02}[ns]), Total: 10000}) || got.Stable.Total != 18000 {
+				t.Errorf("counts %+v / %+v", got.Canary, got.Stable)
+			}
+			if want == "" {
+				if d.Action == analysis.ActionRollback {
+					t.Fatalf("equal versions rolled back: %s", d.Reason)
+				}
+				return
+			}
+			if d.Action != want {
+				t.Fatalf("verify = %s (%s), want %s", d.Action, d.Reason, want)
+			}
+		})
+	}
 	for _, tc := range cases {
 		t.Run(tc.ns, func(t *testing.T) {
 			s := testSpec(t, prom.URL, tc.ns, tc.maxDuration)
