@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/modelsync/modelsync/internal/analysis"
@@ -148,18 +147,17 @@ func (s Spec) queries(rev Revisions) ([]counterQuery, error) {
 // Nothing is updated unless every query succeeded, so a half-read look
 // cannot leave counters from two different moments.
 func (e *Evaluator) read(ctx context.Context, qs []counterQuery, st analysis.State, now time.Time) (map[string]analysis.Counter, map[string]int64, error) {
-	out := make(map[string]analysis.Counter, len(st.Counters)+2*len(qs))
-	for k, v := range st.Counters {
-		out[k] = v
-	}
+	// Only the current queries' counters are kept: a revision that is no
+	// longer an arm, or an earlier step's baseline, is dropped.
+	out := make(map[string]analysis.Counter, 2*len(qs))
 	step := st.Step
 	stepStart := st.Windows[step].Started
 	counts := make(map[string]int64, len(qs))
 	seen, had := 0, false
 	for _, q := range qs {
-		c := out[q.key]
+		c := st.Counters[q.key]
 		baseKey := "@" + strconv.Itoa(step) + ":" + q.key
-		base, haveBase := out[baseKey]
+		base, haveBase := st.Counters[baseKey]
 		if !haveBase {
 			if c.Primed {
 				// A new step: read the counters as they were when it
@@ -174,12 +172,6 @@ func (e *Evaluator) read(ctx context.Context, qs []counterQuery, st analysis.Sta
 				}
 			}
 			base = analysis.Counter{Count: c.Count, Primed: true}
-			// Earlier steps' baselines are no longer needed.
-			for k := range out {
-				if strings.HasPrefix(k, "@") && strings.HasSuffix(k, ":"+q.key) {
-					delete(out, k)
-				}
-			}
 		}
 		v, err := e.q.Query(ctx, q.promql, now)
 		if err != nil {

@@ -244,6 +244,16 @@ func TestEvaluatorDecisionTablesOnRealPrometheus(t *testing.T) {
 			if got := w2.Metrics["errors"].Canary; got != (analysis.Counts{Bad: 100, Total: 10000}) {
 				t.Errorf("canary errors in step 2 = %+v, want 100 of 10000 (no tail of step 1)", got)
 			}
+			// The stored state keeps one counter and one step baseline per
+			// query: 2 metrics × 2 parts + requests, for 2 arms.
+			if n := len(rs[20].st.Counters); n != 2*2*5 {
+				t.Errorf("%d counters stored, want 20: %v", n, rs[20].st.Counters)
+			}
+			for k := range rs[20].st.Counters {
+				if strings.HasPrefix(k, "@0:") {
+					t.Errorf("step 1 baseline %s kept after the advance", k)
+				}
+			}
 		}},
 		// Ten times the stable error rate is rejected long before the step ends.
 		{ns: "bad", last: minutes, want: "hold@0 rollback@1", check: func(t *testing.T, rs []lookResult) {

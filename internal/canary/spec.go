@@ -79,6 +79,9 @@ type Spec struct {
 	Requests string
 	Guards   []Guard
 	// Provider is how to reach Prometheus (credentials by variable name).
+	// Address is empty when neither the analysis nor modelsync.yaml names
+	// one; the controller then uses serve's --prometheus-url (WithAddress),
+	// and without that prometheus.New fails naming the missing address.
 	Provider      prometheus.Config
 	PostPromotion *PostPromotion
 }
@@ -117,9 +120,6 @@ func SpecFor(model string, env reconciler.DesiredEnv, isvcName string) (Spec, bo
 		if p.TLS != nil {
 			s.Provider.CAFile, s.Provider.InsecureSkipVerify = p.TLS.CAFile, p.TLS.InsecureSkipVerify
 		}
-	}
-	if s.Provider.Address == "" {
-		return Spec{}, true, fmt.Errorf("%w: %s: no Prometheus address (set canary.analysis.provider.address or analysis.prometheus.address in modelsync.yaml)", ErrSpec, where)
 	}
 	var err error
 	s.Metrics, s.Guards, s.Config.Metrics, err = metricsOf(a.Metrics)
@@ -267,3 +267,12 @@ var sampleData = manifest.SampleQueryData
 
 // Render executes a query template (manifest.RenderQuery).
 func Render(text string, d TemplateData) (string, error) { return manifest.RenderQuery(text, d) }
+
+// WithAddress fills the provider address from a fallback (serve's
+// --prometheus-url) when the manifests name none.
+func (s Spec) WithAddress(fallback string) Spec {
+	if s.Provider.Address == "" {
+		s.Provider.Address = fallback
+	}
+	return s
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/modelsync/modelsync/internal/manifest"
+	"github.com/modelsync/modelsync/internal/prometheus"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -79,7 +80,15 @@ func TestSpecFor(t *testing.T) {
 		t.Fatalf("no analysis: ok %v err %v", ok, err)
 	}
 	noAddr := &manifest.Analysis{Metrics: []manifest.AnalysisMetric{{Kind: manifest.MetricErrors}}}
-	if _, _, err := SpecFor("llm", desiredEnv("prod", []int{10}, 10, noAddr), "llm"); !errors.Is(err, ErrSpec) || !strings.Contains(err.Error(), "no Prometheus address") {
+	s, _, err = SpecFor("llm", desiredEnv("prod", []int{10}, 10, noAddr), "llm")
+	if err != nil || s.Provider.Address != "" || s.WithAddress("http://flag:9090").Provider.Address != "http://flag:9090" || s.WithAddress("").Provider.Address != "" {
+		t.Fatalf("no address: %+v, %v", s.Provider, err)
+	}
+	if _, err := prometheus.New(s.Provider); !errors.Is(err, prometheus.ErrConfig) {
+		t.Fatalf("client without an address: %v", err)
+	}
+	bad := &manifest.Analysis{Metrics: []manifest.AnalysisMetric{{Kind: manifest.MetricLatency}}}
+	if _, _, err := SpecFor("llm", desiredEnv("prod", []int{10}, 10, bad), "llm"); !errors.Is(err, ErrSpec) || !strings.Contains(err.Error(), "needs le") {
 		t.Fatalf("err = %v", err)
 	}
 }
