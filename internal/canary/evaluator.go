@@ -95,11 +95,17 @@ func (e *Evaluator) Look(ctx context.Context, s Spec, rev Revisions, st analysis
 
 // Advance moves st to the next step at now, after the caller has set the
 // new weight. The next look reads the counters as they were at now (an
-// instant query at that time), so the new step counts from there.
+// instant query at that time), so the new step counts from there. now must
+// not be before the last look: a reading older than the counters' last one
+// would look like a reset.
 func (e *Evaluator) Advance(s Spec, st analysis.State, now time.Time) (analysis.State, error) {
 	a, err := analysis.New(s.Config)
 	if err != nil {
 		return st, fmt.Errorf("%w: model %s environment %s: %w", ErrSpec, s.Model, s.Environment, err)
+	}
+	if n := len(st.History); n > 0 && now.Before(st.History[n-1].At) {
+		return st, fmt.Errorf("model %s environment %s: advance at %s is before the last look at %s", s.Model, s.Environment,
+			now.UTC().Format(time.RFC3339), st.History[n-1].At.UTC().Format(time.RFC3339))
 	}
 	return a.Advance(st, now)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/analysis"
 	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/internal/prometheus"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -131,5 +132,27 @@ func TestRevisionsOf(t *testing.T) {
 	}
 	if prev, ok := PreviousRevision(isvc(canarying)); !ok || prev != "llm-predictor-00000" {
 		t.Fatalf("previous = %q %v", prev, ok)
+	}
+}
+
+// Advancing at a time before the last look would read counters older than
+// the stored ones, which would look like resets; it is refused.
+func TestAdvanceBeforeLastLookRefused(t *testing.T) {
+	a := &manifest.Analysis{Metrics: []manifest.AnalysisMetric{{Kind: manifest.MetricErrors}}}
+	s, _, err := SpecFor("llm", desiredEnv("prod", []int{10, 50}, 10, a), "llm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1_800_000_000, 0)
+	an, _ := analysis.New(s.Config)
+	st := an.Start(t0)
+	st.History = []analysis.Record{{At: t0.Add(10 * time.Minute), Action: analysis.ActionAdvance}}
+	e := NewEvaluator(nil)
+	if _, err := e.Advance(s, st, t0.Add(9*time.Minute)); err == nil || !strings.Contains(err.Error(), "before the last look") {
+		t.Fatalf("err = %v", err)
+	}
+	next, err := e.Advance(s, st, t0.Add(10*time.Minute))
+	if err != nil || next.Step != 1 || next.Windows[1].Weight != 50 {
+		t.Fatalf("advance: %+v, %v", next, err)
 	}
 }
