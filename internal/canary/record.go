@@ -94,9 +94,14 @@ func (r *RunRecorder) Record(ctx context.Context, s Spec, st analysis.State, d a
 }
 
 func (r *RunRecorder) findRun(ctx context.Context, expID, id string) (string, error) {
+	// MLflow's filter has no escape for a quote. Model and environment
+	// names cannot hold one (validate refuses them), so neither can an id.
+	if strings.ContainsAny(id, `'"\`+"`") {
+		return "", fmt.Errorf("canary id %q holds a quote or backslash", id)
+	}
 	runs, _, err := r.c.SearchRuns(ctx, mlflowclient.SearchRunsRequest{
 		ExperimentIDs: []string{expID},
-		Filter:        "tags.`" + TagCanaryID + "` = '" + strings.ReplaceAll(id, "'", "\\'") + "'",
+		Filter:        "tags.`" + TagCanaryID + "` = '" + id + "'",
 		MaxResults:    1,
 		OrderBy:       []string{"attributes.start_time ASC"},
 	})

@@ -19,14 +19,14 @@ func TestLiveSearchRunsByTagAndMetricHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ids []string
-		for _, v := range []string{"a/1", "b'2"} {
+		for _, v := range []string{"a/1", "b/2"} {
 			run, err := c.CreateRun(ctx, mlflowclient.CreateRunRequest{ExperimentID: expID, Tags: map[string]string{"x.canary.id": v}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			ids = append(ids, run.Info.RunID)
 		}
-		for i, filter := range []string{"tags.`x.canary.id` = 'a/1'", `tags.` + "`x.canary.id`" + ` = 'b\'2'`} {
+		for i, filter := range []string{"tags.`x.canary.id` = 'a/1'", "tags.`x.canary.id` = 'b/2'"} {
 			runs, next, err := c.SearchRuns(ctx, mlflowclient.SearchRunsRequest{ExperimentIDs: []string{expID}, Filter: filter, MaxResults: 10})
 			if err != nil {
 				t.Fatalf("SearchRuns(%s): %v", filter, err)
