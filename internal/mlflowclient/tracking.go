@@ -185,3 +185,62 @@ func (c *Client) UpdateRun(ctx context.Context, runID, status string, end time.T
 	info := out.RunInfo.toModel()
 	return &info, nil
 }
+
+// SearchRunsRequest is the input of SearchRuns.
+type SearchRunsRequest struct {
+	ExperimentIDs []string
+	// Filter is MLflow's search filter, e.g. "tags.`a.b` = 'x'".
+	Filter     string
+	MaxResults int
+	OrderBy    []string
+	PageToken  string
+}
+
+// SearchRuns returns one page of active runs matching the request and the
+// token of the next page ("" at the end).
+func (c *Client) SearchRuns(ctx context.Context, r SearchRunsRequest) ([]Run, string, error) {
+	if len(r.ExperimentIDs) == 0 {
+		return nil, "", fmt.Errorf("%w: no experiment ids", ErrInvalidArgument)
+	}
+	p := params{}.json("experiment_ids", r.ExperimentIDs).str("filter", r.Filter).str("page_token", r.PageToken)
+	if r.MaxResults > 0 {
+		p = p.json("max_results", r.MaxResults)
+	}
+	if len(r.OrderBy) > 0 {
+		p = p.json("order_by", r.OrderBy)
+	}
+	var out struct {
+		Runs          []wireRun `json:"runs"`
+		NextPageToken string    `json:"next_page_token"`
+	}
+	if err := c.call(ctx, http.MethodPost, "runs/search", p, &out); err != nil {
+		return nil, "", fmt.Errorf("search runs in experiments %v: %w", r.ExperimentIDs, err)
+	}
+	runs := make([]Run, len(out.Runs))
+	for i, w := range out.Runs {
+		runs[i] = w.toModel()
+	}
+	return runs, out.NextPageToken, nil
+}
+
+// GetMetricHistory returns every logged value of one metric of a run, in
+// the server's order (one page of up to the server's default limit).
+func (c *Client) GetMetricHistory(ctx context.Context, runID, key string) ([]Metric, error) {
+	if err := need("run id", runID); err != nil {
+		return nil, err
+	}
+	if err := need("metric key", key); err != nil {
+		return nil, err
+	}
+	var out struct {
+		Metrics []wireMetric `json:"metrics"`
+	}
+	if err := c.call(ctx, http.MethodGet, "metrics/get-history", params{}.must("run_id", runID).must("metric_key", key), &out); err != nil {
+		return nil, fmt.Errorf("get history of metric %q of run %s: %w", key, runID, err)
+	}
+	ms := make([]Metric, len(out.Metrics))
+	for i, w := range out.Metrics {
+		ms[i] = Metric{Key: w.Key, Value: w.Value, Timestamp: int64(w.Timestamp), Step: int64(w.Step)}
+	}
+	return ms, nil
+}
