@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,7 +169,10 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 		}
 		storeURI := ""
 		if pg != nil {
-			storeURI = pg.URI("")
+			// The driver is named: SQLAlchemy 2.1 (under MLflow 3.x) maps a
+			// bare postgresql:// to psycopg 3, 2.0 to psycopg2; the venvs
+			// have psycopg2 (deps.sh), so every release uses the same one.
+			storeURI = "postgresql+psycopg2" + strings.TrimPrefix(pg.URI(""), "postgresql")
 		} else {
 			db := filepath.Join(dataDir, "mlflow.db")
 			if err := copyMLflowTemplate(bin, db); err != nil {
