@@ -83,7 +83,7 @@ venv() {
     "$dir/bin/pip" install --quiet --upgrade pip
   fi
   log "pip install $* into $dir"
-  rm -f "$dir/template.db"
+  rm -f "$dir/template.db" "$dir"/template-postgres*.sql
   "$dir/bin/pip" install --quiet "$@"
   mark_done "$key"
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -143,6 +142,9 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 		if err != nil {
 			return nil, fmt.Errorf("testenv: %s backend: %w", name, err)
 		}
+		if err := seedPostgresStore(ctx, bin, pg); err != nil {
+			return nil, errors.Join(fmt.Errorf("testenv: %s backend: %w", name, err), pg.Close())
+		}
 	}
 	m, err := startWithRetry(func() (*MLflow, error) {
 		dataDir, err := os.MkdirTemp("", "modelsync-mlflow-")
@@ -169,10 +171,7 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 		}
 		storeURI := ""
 		if pg != nil {
-			// The driver is named: SQLAlchemy 2.1 (under MLflow 3.x) maps a
-			// bare postgresql:// to psycopg 3, 2.0 to psycopg2; the venvs
-			// have psycopg2 (deps.sh), so every release uses the same one.
-			storeURI = "postgresql+psycopg2" + strings.TrimPrefix(pg.URI(""), "postgresql")
+			storeURI = pg.sqlalchemyURI()
 		} else {
 			db := filepath.Join(dataDir, "mlflow.db")
 			if err := copyMLflowTemplate(bin, db); err != nil {
@@ -184,7 +183,6 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 		args := []string{
 			"server",
 			"--host", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--backend-store-uri", storeURI,
 			"--artifacts-destination", m.ArtifactsDestination,
 			"--serve-artifacts",
 			"--workers", strconv.Itoa(max(1, opts.Workers)),
@@ -202,6 +200,10 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 			// which modelsync never uses.
 			"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
 			"MLFLOW_FLASK_SERVER_SECRET_KEY=" + randomHex(16),
+			// The CLI's --backend-store-uri from the environment: a
+			// PostgreSQL URI carries a password, and argv is in the log and
+			// visible to every process.
+			"MLFLOW_BACKEND_STORE_URI=" + storeURI,
 		}, s3env...)
 		if opts.BasicAuth {
 			m.Username = "admin"

@@ -265,17 +265,33 @@ func (p *Postgres) Query(ctx context.Context, database, sql string) (string, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(p.binDir, "psql"),
-		"-h", p.Host, "-p", strconv.Itoa(p.Port), "-U", p.User, "-d", database,
-		"--no-password", "--no-psqlrc", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
+	out, err := p.exec(ctx, "psql", "-d", database, "--no-psqlrc", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
+	if err != nil {
+		return "", fmt.Errorf("testenv: postgres query in %s: %w", database, err)
+	}
+	return strings.TrimRight(string(out), "\n"), nil
+}
+
+// exec runs one of the server's client tools (psql, pg_dump) against
+// database with the password in the environment, returning stdout.
+func (p *Postgres) exec(ctx context.Context, tool string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(p.binDir, tool),
+		append([]string{"-h", p.Host, "-p", strconv.Itoa(p.Port), "-U", p.User, "--no-password"}, args...)...)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+p.Password, "LC_ALL=C")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("testenv: postgres query in %s: %w: %s", database, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("%s: %w: %s", tool, err, strings.TrimSpace(tail([]byte(stderr.String()), 2000)))
 	}
-	return strings.TrimRight(string(out), "\n"), nil
+	return out, nil
+}
+
+// sqlalchemyURI names the driver the MLflow venvs have: SQLAlchemy 2.1
+// (under MLflow 3.x) maps a bare postgresql:// to psycopg 3, 2.0 to
+// psycopg2; deps.sh installs psycopg2, so every release uses the same one.
+func (p *Postgres) sqlalchemyURI() string {
+	return "postgresql+psycopg2" + strings.TrimPrefix(p.URI(""), "postgresql")
 }
 
 // URI is the SQLAlchemy/libpq URL of database name (Database when empty),
@@ -320,4 +336,62 @@ func NewPostgres(tb testing.TB, opts PostgresOptions) *Postgres {
 	}
 	tbCleanup(tb, p.Close, p.logPaths)
 	return p
+}
+
+// seedPostgresStore fills pg's database with an empty MLflow schema at the
+// release of bin, as copyMLflowTemplate does for sqlite: a server started on
+// an empty PostgreSQL database runs every migration itself, which takes tens
+// of seconds (minutes on a loaded machine) and CPU that parallel tests
+// share. The schema is dumped once per venv and PostgreSQL major into
+// <venv>/template-postgres<major>.sql (deps.sh removes it when it
+// reinstalls the venv), by MLflow's own table initialiser, the one deps.sh
+// uses for the sqlite template.
+func seedPostgresStore(ctx context.Context, bin string, pg *Postgres) error {
+	venv := filepath.Dir(filepath.Dir(bin))
+	tmpl := filepath.Join(venv, fmt.Sprintf("template-postgres%d.sql", pgMajor(pg.binDir)))
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+	if _, err := os.Stat(tmpl); err == nil {
+		if _, err := pg.exec(ctx, "psql", "-d", pg.Database, "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", "-f", tmpl); err != nil {
+			return fmt.Errorf("testenv: restore MLflow schema %s: %w", tmpl, err)
+		}
+		return nil
+	}
+	// No template yet: migrate this database, then dump it for the next start.
+	home, err := os.MkdirTemp("", "modelsync-mlflow-migrate-")
+	if err != nil {
+		return fmt.Errorf("testenv: mlflow migrate home: %w", err)
+	}
+	defer os.RemoveAll(home)
+	cmd := exec.CommandContext(ctx, filepath.Join(venv, "bin", "python"), "-c",
+		"import os; from mlflow.store.db import utils as u; u._initialize_tables(u.create_sqlalchemy_engine(os.environ['MODELSYNC_STORE_URI']))")
+	cmd.Dir = home
+	// The URI carries the password: environment, not argv.
+	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "MODELSYNC_STORE_URI=" + pg.sqlalchemyURI()}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("testenv: migrate MLflow schema in PostgreSQL: %w\n%s", err, tail(out, 4000))
+	}
+	dump, err := pg.exec(ctx, "pg_dump", "-d", pg.Database, "--no-owner", "--no-privileges")
+	if err != nil {
+		return fmt.Errorf("testenv: dump MLflow schema: %w", err)
+	}
+	// Write then rename: a concurrent start reads a whole template or none.
+	f, err := os.CreateTemp(venv, ".template-postgres-*.sql")
+	if err != nil {
+		return nil // a read-only cache only costs the next start a migration
+	}
+	_, werr := f.Write(dump)
+	cerr := f.Close()
+	if werr == nil && cerr == nil {
+		// Readable like template.db: the cache may be shared.
+		werr = os.Chmod(f.Name(), 0o644)
+	}
+	if werr != nil || cerr != nil {
+		os.Remove(f.Name())
+		return nil
+	}
+	if err := os.Rename(f.Name(), tmpl); err != nil {
+		os.Remove(f.Name())
+	}
+	return nil
 }
