@@ -5,12 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
-
-	"github.com/modelsync/modelsync/test/testenv"
 )
 
 // mlflowExample is the kustomization that includes components/mlflow.
@@ -199,29 +194,5 @@ func TestMLflowComponentRendersSafeServer(t *testing.T) {
 	image, _, _ := unstructured.NestedString(c, "image")
 	if name, tag, _ := strings.Cut(image, ":"); !strings.Contains(name, "/") || tag == "" || tag == "latest" {
 		t.Errorf("image %q: want <registry>/mlflow:<version> from the images: entry", image)
-	}
-}
-
-// The rendered install with components/mlflow is accepted, field by field
-// (strict validation), by a real kube-apiserver.
-func TestMLflowComponentAppliesToAPIServer(t *testing.T) {
-	testenv.RequireE2E(t)
-	objs := render(t, mlflowExample)
-	kube := testenv.NewKube(t)
-	dyn := dynamic.NewForConfigOrDie(kube.RESTConfig)
-	// The overlay's RoleBindings live in the environment namespaces, which
-	// the operator pre-creates.
-	var pre []*unstructured.Unstructured
-	for _, ns := range exampleNamespaces(t) {
-		n := &unstructured.Unstructured{}
-		n.SetAPIVersion("v1")
-		n.SetKind("Namespace")
-		n.SetName(ns)
-		pre = append(pre, n)
-	}
-	applyAll(t, kube, dyn, append(pre, objs...))
-	deployments := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
-	if _, err := dyn.Resource(deployments).Namespace("mlflow").Get(t.Context(), "mlflow", metav1.GetOptions{}); err != nil {
-		t.Fatalf("MLflow Deployment not stored: %v", err)
 	}
 }

@@ -171,7 +171,7 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 		}
 		storeURI := ""
 		if pg != nil {
-			storeURI = pg.sqlalchemyURI()
+			storeURI = pg.SQLAlchemyURI("")
 		} else {
 			db := filepath.Join(dataDir, "mlflow.db")
 			if err := copyMLflowTemplate(bin, db); err != nil {

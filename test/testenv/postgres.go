@@ -287,11 +287,12 @@ func (p *Postgres) exec(ctx context.Context, tool string, args ...string) ([]byt
 	return out, nil
 }
 
-// sqlalchemyURI names the driver the MLflow venvs have: SQLAlchemy 2.1
-// (under MLflow 3.x) maps a bare postgresql:// to psycopg 3, 2.0 to
-// psycopg2; deps.sh installs psycopg2, so every release uses the same one.
-func (p *Postgres) sqlalchemyURI() string {
-	return "postgresql+psycopg2" + strings.TrimPrefix(p.URI(""), "postgresql")
+// SQLAlchemyURI is URI with the driver the MLflow venvs have named, the
+// form MLflow's --backend-store-uri takes: SQLAlchemy 2.1 (under MLflow 3.x)
+// maps a bare postgresql:// to psycopg 3, 2.0 to psycopg2; deps.sh installs
+// psycopg2, so every release uses the same one.
+func (p *Postgres) SQLAlchemyURI(database string) string {
+	return "postgresql+psycopg2" + strings.TrimPrefix(p.URI(database), "postgresql")
 }
 
 // URI is the SQLAlchemy/libpq URL of database name (Database when empty),
@@ -347,12 +348,18 @@ func NewPostgres(tb testing.TB, opts PostgresOptions) *Postgres {
 // reinstalls the venv), by MLflow's own table initialiser, the one deps.sh
 // uses for the sqlite template.
 func seedPostgresStore(ctx context.Context, bin string, pg *Postgres) error {
+	return pg.SeedMLflowSchema(ctx, bin, pg.Database)
+}
+
+// SeedMLflowSchema is seedPostgresStore for any database of p, for tests
+// that start MLflow themselves (deploy's component test).
+func (pg *Postgres) SeedMLflowSchema(ctx context.Context, bin, database string) error {
 	venv := filepath.Dir(filepath.Dir(bin))
 	tmpl := filepath.Join(venv, fmt.Sprintf("template-postgres%d.sql", pgMajor(pg.binDir)))
 	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
 	if _, err := os.Stat(tmpl); err == nil {
-		if _, err := pg.exec(ctx, "psql", "-d", pg.Database, "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", "-f", tmpl); err != nil {
+		if _, err := pg.exec(ctx, "psql", "-d", database, "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", "-f", tmpl); err != nil {
 			return fmt.Errorf("testenv: restore MLflow schema %s: %w", tmpl, err)
 		}
 		return nil
@@ -367,11 +374,11 @@ func seedPostgresStore(ctx context.Context, bin string, pg *Postgres) error {
 		"import os; from mlflow.store.db import utils as u; u._initialize_tables(u.create_sqlalchemy_engine(os.environ['MODELSYNC_STORE_URI']))")
 	cmd.Dir = home
 	// The URI carries the password: environment, not argv.
-	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "MODELSYNC_STORE_URI=" + pg.sqlalchemyURI()}
+	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "MODELSYNC_STORE_URI=" + pg.SQLAlchemyURI(database)}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("testenv: migrate MLflow schema in PostgreSQL: %w\n%s", err, tail(out, 4000))
 	}
-	dump, err := pg.exec(ctx, "pg_dump", "-d", pg.Database, "--no-owner", "--no-privileges")
+	dump, err := pg.exec(ctx, "pg_dump", "-d", database, "--no-owner", "--no-privileges")
 	if err != nil {
 		return fmt.Errorf("testenv: dump MLflow schema: %w", err)
 	}
