@@ -38,6 +38,9 @@ type MLflowOptions struct {
 	// PostgresDurable keeps the PostgreSQL backend's fsync and synchronous
 	// commit on, as in production (benchmarks); tests leave it off.
 	PostgresDurable bool
+	// StartTimeout bounds the wait for the server to become ready (0: 4
+	// minutes). Benchmarks on a busy machine raise it.
+	StartTimeout time.Duration
 	// Workers is the server's worker process count. Tests use 1 (0 means
 	// 1) to keep memory and start time down; benchmarks pass MLflow's own
 	// default (4) so they measure the server as it is usually deployed.
@@ -221,7 +224,7 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 		p, err := launch(ctx, procSpec{name: name, path: bin, args: args, env: env, dir: dataDir, logDir: logDir},
 			// Importing MLflow takes seconds on an idle machine but minutes
 			// when several servers start at once on a shared 2-core one.
-			dataDir, 4*time.Minute, m.ready)
+			dataDir, orDefaultDuration(opts.StartTimeout, 4*time.Minute), m.ready)
 		if err != nil {
 			return nil, err
 		}
@@ -327,4 +330,11 @@ func copyMLflowTemplate(bin, db string) error {
 		return fmt.Errorf("testenv: copy mlflow db template: %w", err)
 	}
 	return dst.Close()
+}
+
+func orDefaultDuration(v, def time.Duration) time.Duration {
+	if v > 0 {
+		return v
+	}
+	return def
 }

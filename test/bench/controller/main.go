@@ -122,7 +122,7 @@ func run(cfg benchConfig) error {
 	defer os.RemoveAll(dir)
 	logDir := filepath.Join(dir, "logs")
 	srv, err := testenv.StartMLflow(ctx, testenv.MLflowOptions{Major: 3, LogDir: logDir,
-		Backend: cfg.backend, PostgresDurable: true, Workers: cfg.mlflowWorkers})
+		Backend: cfg.backend, PostgresDurable: true, StartTimeout: 20 * time.Minute, Workers: cfg.mlflowWorkers})
 	if err != nil {
 		return err
 	}

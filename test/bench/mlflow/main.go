@@ -101,7 +101,7 @@ func run(o options) error {
 	}
 	defer os.RemoveAll(logDir)
 	srv, err := testenv.StartMLflow(ctx, testenv.MLflowOptions{Major: 3, LogDir: logDir, Workers: o.workers,
-		Backend: o.backend, PostgresDurable: true})
+		Backend: o.backend, PostgresDurable: true, StartTimeout: 20 * time.Minute})
 	if err != nil {
 		return err
 	}
