@@ -30,6 +30,8 @@ func TestOverlaysRenderSafeObjects(t *testing.T) {
 	}{
 		{"overlays/dev", 1, false},
 		{"overlays/prod", 2, true},
+		// The prod overlay with components/mlflow: modelsync is unchanged.
+		{"examples/prod-with-mlflow", 2, true},
 	} {
 		t.Run(tc.overlay, func(t *testing.T) {
 			objs := render(t, tc.overlay)

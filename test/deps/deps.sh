@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # deps.sh installs the real servers the integration tests start: kube-apiserver
 # and etcd (built from the pinned Kubernetes release), the upstream KServe CRD,
-# MLflow 3.x, 2.x and the oldest supported 2.x, MinIO, moto, Prometheus, headless Chromium and git's own servers; and
+# MLflow 3.x, 2.x and the oldest supported 2.x, MinIO, moto, Prometheus, PostgreSQL, headless Chromium and git's
+# own servers; and
 # govulncheck with a Go vulnerability database built from golang.org/x/vulndb.
 #
 # Everything lands in a cache outside the work tree, keyed by pinned version,
 # so a second run only checks stamps and returns in about a second.
 #
-#   test/deps/deps.sh [step ...]     steps: kube kserve-crd mlflow3 mlflow2 mlflow2-floor minio moto prometheus chromium git
+#   test/deps/deps.sh [step ...]     steps: kube kserve-crd mlflow3 mlflow2 mlflow2-floor minio moto prometheus postgres
+#                                           chromium git
 #                                           govulncheck vulndb
 #   test/deps/deps.sh --print-cache  prints the cache directory
 set -euo pipefail
@@ -83,7 +85,7 @@ venv() {
     "$dir/bin/pip" install --quiet --upgrade pip
   fi
   log "pip install $* into $dir"
-  rm -f "$dir/template.db"
+  rm -f "$dir/template.db" "$dir"/template-postgres*.sql
   "$dir/bin/pip" install --quiet "$@"
   mark_done "$key"
 }
@@ -106,14 +108,17 @@ mlflow_template() {
 }
 
 # mlflow[auth] brings Flask-WTF, which `mlflow server --app-name basic-auth` needs.
+# psycopg2-binary is the driver MLflow's SQLAlchemy store uses for a
+# postgresql:// backend store URI (test/testenv's PostgreSQL backend); it ships
+# its own libpq, so no Debian client library is needed.
 # MLflow 2.x imports a pool class that SQLAlchemy 2.1 removed, and its own pin
 # (<3) lets pip pick 2.1, so cap it.
 step_mlflow3() {
-  venv "mlflow-$MLFLOW3_VERSION" "mlflow[auth]==$MLFLOW3_VERSION" "boto3"
+  venv "mlflow-$MLFLOW3_VERSION" "mlflow[auth]==$MLFLOW3_VERSION" "boto3" "psycopg2-binary==$PSYCOPG2_VERSION"
   mlflow_template "mlflow-$MLFLOW3_VERSION"
 }
 step_mlflow2() {
-  venv "mlflow-$MLFLOW2_VERSION" "mlflow[auth]==$MLFLOW2_VERSION" "boto3" "sqlalchemy<2.1"
+  venv "mlflow-$MLFLOW2_VERSION" "mlflow[auth]==$MLFLOW2_VERSION" "boto3" "sqlalchemy<2.1" "psycopg2-binary==$PSYCOPG2_VERSION"
   mlflow_template "mlflow-$MLFLOW2_VERSION"
 }
 # The oldest supported release. It has no [auth] extra (its basic-auth app
@@ -121,7 +126,7 @@ step_mlflow2() {
 # own caps (numpy<2, pyarrow<15, packaging<24, pytz<2024, gunicorn<22) keep
 # the rest on releases that import with it.
 step_mlflow2_floor() {
-  venv "mlflow-$MLFLOW2_FLOOR_VERSION" "mlflow==$MLFLOW2_FLOOR_VERSION" "boto3" "sqlalchemy<2.1"
+  venv "mlflow-$MLFLOW2_FLOOR_VERSION" "mlflow==$MLFLOW2_FLOOR_VERSION" "boto3" "sqlalchemy<2.1" "psycopg2-binary==$PSYCOPG2_VERSION"
   mlflow_template "mlflow-$MLFLOW2_FLOOR_VERSION"
 }
 step_moto() { venv "moto-$MOTO_VERSION" "moto[server]==$MOTO_VERSION"; }
@@ -197,6 +202,31 @@ step_chromium() {
   command -v chromium >/dev/null
 }
 
+# PostgreSQL: Debian's server, for MLflow's postgresql:// backend store
+# (test/testenv.StartPostgres runs initdb and postgres itself, as an
+# unprivileged user when the tests run as root).
+step_postgres() {
+  apt_install postgresql
+  # The package creates and starts a cluster of its own as a system service;
+  # the tests start their own throwaway clusters on free ports instead.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now postgresql >/dev/null 2>&1 || true; fi
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    for v in /usr/lib/postgresql/*/; do pg_ctlcluster "$(basename "$v")" main stop >/dev/null 2>&1 || true; done
+  fi
+  postgres_bindir >/dev/null
+}
+
+# postgres_bindir prints the directory of the newest installed server's
+# initdb/postgres/pg_ctl (Debian keeps them off PATH, one directory per major).
+postgres_bindir() {
+  local d
+  d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
+  if [[ -n "$d" && -x "$d/postgres" && -x "$d/initdb" ]]; then echo "$d"; return; fi
+  d="$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/x)")"
+  [[ -x "$d/postgres" ]] || { log "no PostgreSQL server binaries found"; return 1; }
+  echo "$d"
+}
+
 step_git() {
   command -v git >/dev/null || apt_install git
   local exec_path; exec_path="$(git --exec-path)"
@@ -204,7 +234,7 @@ step_git() {
 }
 
 steps=("$@")
-[[ ${#steps[@]} -eq 0 ]] && steps=(git prometheus chromium kserve-crd minio moto mlflow3 mlflow2 mlflow2-floor kube govulncheck vulndb)
+[[ ${#steps[@]} -eq 0 ]] && steps=(git prometheus postgres chromium kserve-crd minio moto mlflow3 mlflow2 mlflow2-floor kube govulncheck vulndb)
 for s in "${steps[@]}"; do "step_${s//-/_}"; done
 # env for the tests: where everything is.
 cat > "$CACHE/env" <<ENV
@@ -213,6 +243,7 @@ MODELSYNC_KSERVE_CRD=$CACHE/kserve-$KSERVE_VERSION/serving.kserve.io_inferencese
 MODELSYNC_MLFLOW3=$CACHE/mlflow-$MLFLOW3_VERSION/bin/mlflow
 MODELSYNC_MLFLOW2=$CACHE/mlflow-$MLFLOW2_VERSION/bin/mlflow
 MODELSYNC_MLFLOW2_FLOOR=$CACHE/mlflow-$MLFLOW2_FLOOR_VERSION/bin/mlflow
+MODELSYNC_POSTGRES_BIN=$(postgres_bindir 2>/dev/null || true)
 MODELSYNC_MINIO=$CACHE/minio-$MINIO_VERSION/bin/minio
 MODELSYNC_MOTO=$CACHE/moto-$MOTO_VERSION/bin/moto_server
 MODELSYNC_GOVULNCHECK=$CACHE/govulncheck-$GOVULNCHECK_VERSION/bin/govulncheck

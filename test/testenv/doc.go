@@ -3,8 +3,10 @@
 //
 //   - StartKube: etcd + kube-apiserver (RBAC, admin client certificate in
 //     system:masters) with the KServe InferenceService CRD applied.
-//   - StartMLflow: MLflow 3 or 2 on sqlite, optionally with basic auth and
-//     artifacts in S3.
+//   - StartMLflow: MLflow 3 or 2 on sqlite or PostgreSQL, optionally with
+//     basic auth and artifacts in S3.
+//   - StartPostgres: a throwaway PostgreSQL cluster on a loopback port (as
+//     the "postgres" system user when the tests run as root).
 //   - StartMinIO, StartMoto: S3 servers (MinIO for STANDARD and
 //     REDUCED_REDUNDANCY, moto for archive classes and restores).
 //   - StartPrometheus + NewExporter: a real Prometheus scraping an in-test

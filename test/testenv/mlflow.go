@@ -30,13 +30,44 @@ type MLflowOptions struct {
 	S3     *S3
 	Bucket string
 	LogDir string
+	// Backend is the backend store: BackendSQLite (the default, a file
+	// copied from the migrated template) or BackendPostgres (a PostgreSQL
+	// cluster of the server's own, as MLflow runs at scale; the server
+	// migrates its empty database at start).
+	Backend Backend
+	// PostgresDurable keeps the PostgreSQL backend's fsync and synchronous
+	// commit on, as in production (benchmarks); tests leave it off.
+	PostgresDurable bool
+	// StartTimeout bounds the wait for the server to become ready (0: 4
+	// minutes). Benchmarks on a busy machine raise it.
+	StartTimeout time.Duration
 	// Workers is the server's worker process count. Tests use 1 (0 means
 	// 1) to keep memory and start time down; benchmarks pass MLflow's own
 	// default (4) so they measure the server as it is usually deployed.
 	Workers int
 }
 
-// MLflow is a running MLflow server with a throwaway sqlite backend.
+// Backend names an MLflow backend store kind.
+type Backend string
+
+const (
+	BackendSQLite   Backend = "sqlite"
+	BackendPostgres Backend = "postgres"
+)
+
+// ParseBackend accepts "sqlite" (or "") and "postgres", for benchmark flags.
+func ParseBackend(s string) (Backend, error) {
+	switch Backend(s) {
+	case "", BackendSQLite:
+		return BackendSQLite, nil
+	case BackendPostgres:
+		return BackendPostgres, nil
+	}
+	return "", fmt.Errorf("testenv: MLflow backend %q: want sqlite or postgres", s)
+}
+
+// MLflow is a running MLflow server with a throwaway backend store (sqlite,
+// or a PostgreSQL cluster of its own).
 // Tests sharing one server isolate themselves with UniqueName model names.
 type MLflow struct {
 	URL string // http://127.0.0.1:<port>
@@ -48,14 +79,17 @@ type MLflow struct {
 	// Name tells servers apart in subtest names and logs: "mlflow3",
 	// "mlflow2", or "mlflow2-floor".
 	Name string
+	// Backend is the backend store kind the server runs on.
+	Backend Backend
 	// ArtifactsDestination is where --serve-artifacts stores files: a local
 	// directory or s3://<bucket>/mlflow-artifacts.
 	ArtifactsDestination string
 	ReadyIn              time.Duration
 
-	proc    *proc
-	dataDir string
-	bin     string // the mlflow executable; its venv has the Python client
+	proc     *proc
+	dataDir  string
+	bin      string    // the mlflow executable; its venv has the Python client
+	postgres *Postgres // the backend store's server (BackendPostgres only)
 }
 
 // StartMLflow starts `mlflow server` and waits for /health (and, with
@@ -72,6 +106,13 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	backend, err := ParseBackend(string(opts.Backend))
+	if err != nil {
+		return nil, err
+	}
+	if backend == BackendPostgres {
+		name += "-postgres"
 	}
 	logDir, err := ensureLogDir(opts.LogDir, "mlflow")
 	if err != nil {
@@ -96,6 +137,18 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 		}
 	}
 	timer := startTimer()
+	var pg *Postgres
+	if backend == BackendPostgres {
+		// One cluster per server: tests that share nothing stay independent,
+		// and its start (about a second) is small next to MLflow's.
+		pg, err = StartPostgres(ctx, PostgresOptions{LogDir: logDir, Durable: opts.PostgresDurable})
+		if err != nil {
+			return nil, fmt.Errorf("testenv: %s backend: %w", name, err)
+		}
+		if err := seedPostgresStore(ctx, bin, pg); err != nil {
+			return nil, errors.Join(fmt.Errorf("testenv: %s backend: %w", name, err), pg.Close())
+		}
+	}
 	m, err := startWithRetry(func() (*MLflow, error) {
 		dataDir, err := os.MkdirTemp("", "modelsync-mlflow-")
 		if err != nil {
@@ -110,22 +163,29 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 			URL:                  "http://127.0.0.1:" + strconv.Itoa(port),
 			Major:                opts.Major,
 			Name:                 name,
+			Backend:              backend,
 			bin:                  bin,
+			postgres:             pg,
 			ArtifactsDestination: dest,
 			dataDir:              dataDir,
 		}
 		if m.ArtifactsDestination == "" {
 			m.ArtifactsDestination = filepath.Join(dataDir, "artifacts")
 		}
-		db := filepath.Join(dataDir, "mlflow.db")
-		if err := copyMLflowTemplate(bin, db); err != nil {
-			os.RemoveAll(dataDir)
-			return nil, err
+		storeURI := ""
+		if pg != nil {
+			storeURI = pg.SQLAlchemyURI("")
+		} else {
+			db := filepath.Join(dataDir, "mlflow.db")
+			if err := copyMLflowTemplate(bin, db); err != nil {
+				os.RemoveAll(dataDir)
+				return nil, err
+			}
+			storeURI = "sqlite:///" + db
 		}
 		args := []string{
 			"server",
 			"--host", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--backend-store-uri", "sqlite:///" + db,
 			"--artifacts-destination", m.ArtifactsDestination,
 			"--serve-artifacts",
 			"--workers", strconv.Itoa(max(1, opts.Workers)),
@@ -143,6 +203,10 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 			// which modelsync never uses.
 			"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
 			"MLFLOW_FLASK_SERVER_SECRET_KEY=" + randomHex(16),
+			// The CLI's --backend-store-uri from the environment: a
+			// PostgreSQL URI carries a password, and argv is in the log and
+			// visible to every process.
+			"MLFLOW_BACKEND_STORE_URI=" + storeURI,
 		}, s3env...)
 		if opts.BasicAuth {
 			m.Username = "admin"
@@ -160,7 +224,7 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 		p, err := launch(ctx, procSpec{name: name, path: bin, args: args, env: env, dir: dataDir, logDir: logDir},
 			// Importing MLflow takes seconds on an idle machine but minutes
 			// when several servers start at once on a shared 2-core one.
-			dataDir, 4*time.Minute, m.ready)
+			dataDir, orDefaultDuration(opts.StartTimeout, 4*time.Minute), m.ready)
 		if err != nil {
 			return nil, err
 		}
@@ -168,6 +232,9 @@ func StartMLflow(ctx context.Context, opts MLflowOptions) (*MLflow, error) {
 		return m, nil
 	})
 	if err != nil {
+		if pg != nil {
+			err = errors.Join(err, pg.Close())
+		}
 		return nil, err
 	}
 	m.ReadyIn = timer.elapsed()
@@ -195,10 +262,23 @@ func (m *MLflow) AuthHeader() http.Header {
 
 // Close stops the server and deletes its database and local artifacts.
 func (m *MLflow) Close() error {
-	return errors.Join(m.proc.Close(), os.RemoveAll(m.dataDir))
+	err := errors.Join(m.proc.Close(), os.RemoveAll(m.dataDir))
+	if m.postgres != nil {
+		err = errors.Join(err, m.postgres.Close())
+	}
+	return err
 }
 
-func (m *MLflow) logPaths() []string { return []string{m.proc.LogPath} }
+// Postgres is the backend store's PostgreSQL server (nil on sqlite), for
+// tests that look at what MLflow stored.
+func (m *MLflow) Postgres() *Postgres { return m.postgres }
+
+func (m *MLflow) logPaths() []string {
+	if m.postgres != nil {
+		return []string{m.proc.LogPath, m.postgres.proc.LogPath}
+	}
+	return []string{m.proc.LogPath}
+}
 
 // NewMLflow starts an MLflow server for one test.
 func NewMLflow(tb testing.TB, opts MLflowOptions) *MLflow {
@@ -250,4 +330,11 @@ func copyMLflowTemplate(bin, db string) error {
 		return fmt.Errorf("testenv: copy mlflow db template: %w", err)
 	}
 	return dst.Close()
+}
+
+func orDefaultDuration(v, def time.Duration) time.Duration {
+	if v > 0 {
+		return v
+	}
+	return def
 }

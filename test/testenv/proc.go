@@ -32,6 +32,9 @@ type procSpec struct {
 	env    []string // added to the test binary's environment (later entries win)
 	dir    string   // working directory; "" keeps the test binary's
 	logDir string   // where <name>-*.log goes
+	// cred, when set, runs the process as that user (PostgreSQL refuses to
+	// run as root, and the tests may).
+	cred *syscall.Credential
 }
 
 // proc is a started server process that leads its own process group, so
@@ -72,7 +75,7 @@ func startProc(spec procSpec) (*proc, error) {
 	cmd.Env = append(os.Environ(), spec.env...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: spec.cred}
 	fmt.Fprintf(logFile, "# testenv: %s %s\n", spec.path, strings.Join(spec.args, " "))
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("testenv: start %s: %w", spec.name, err)
@@ -128,6 +131,22 @@ func (p *proc) exited() bool {
 	case <-p.done:
 		return true
 	default:
+		return false
+	}
+}
+
+// shutdown sends sig to the leader alone, for servers whose clean shutdown
+// is worth waiting for, and reports whether it exited within timeout. Close
+// still has to be called: it reaps whatever is left of the group.
+func (p *proc) shutdown(sig syscall.Signal, timeout time.Duration) bool {
+	if p.exited() {
+		return true
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(timeout):
 		return false
 	}
 }

@@ -16,7 +16,11 @@
 //
 // and that no MLflow write happened in 2 and 3.
 //
-//	go run ./test/bench/controller [-models 1000] [-runs 20] [-children 3]
+//	go run ./test/bench/controller [-models 1000] [-runs 20] [-children 3] [-backend sqlite|postgres] [-mlflow-workers 1]
+//
+// -backend postgres runs MLflow on PostgreSQL (production durability
+// settings) instead of sqlite, whose single writer bounds the first sync;
+// -mlflow-workers sets the server's worker processes.
 //
 // Peak RSS is VmHWM from /proc (Linux only); see procMemory for why not
 // getrusage. -memprofile FILE makes each resync child write two heap
@@ -68,9 +72,15 @@ func main() {
 	serveBin := flag.String("modelsync", "", "serve measurement: use this modelsync `binary` instead of building one")
 	serveOnly := flag.Bool("serve-resync", false, "run only the serve measurement (needs BENCH_GIT, BENCH_MLFLOW)")
 	hold := flag.Bool("hold", false, "keep the servers up after measuring, until stdin closes")
+	backendFlag := flag.String("backend", "sqlite", "MLflow backend store: sqlite or postgres")
+	mlflowWorkers := flag.Int("mlflow-workers", 1, "MLflow server worker processes")
 	gitCache := flag.Int64("git-cache-mib", gitsource.DefaultCacheSize>>20, "Git memory caches of every controller measured, in MiB (serve's --git-cache-mib)")
 	flag.Parse()
-	var err error
+	backend, err := testenv.ParseBackend(*backendFlag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "controller bench:", err)
+		os.Exit(2)
+	}
 	switch {
 	case *child:
 		err = childResync(*models, *concurrency, *gitCache, *memProfile)
@@ -83,7 +93,7 @@ func main() {
 		}
 	default:
 		err = run(benchConfig{models: *models, runs: *runs, concurrency: *concurrency, children: *children, servePasses: *servePasses, serveBin: *serveBin, memProfile: *memProfile, hold: *hold,
-			gitCacheMiB: *gitCache})
+			gitCacheMiB: *gitCache, backend: backend, mlflowWorkers: *mlflowWorkers})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "controller bench:", err)
@@ -98,6 +108,8 @@ type benchConfig struct {
 	serveBin                            string
 	memProfile                          string
 	hold                                bool
+	backend                             testenv.Backend
+	mlflowWorkers                       int
 }
 
 func run(cfg benchConfig) error {
@@ -109,11 +121,13 @@ func run(cfg benchConfig) error {
 	}
 	defer os.RemoveAll(dir)
 	logDir := filepath.Join(dir, "logs")
-	srv, err := testenv.StartMLflow(ctx, testenv.MLflowOptions{Major: 3, LogDir: logDir})
+	srv, err := testenv.StartMLflow(ctx, testenv.MLflowOptions{Major: 3, LogDir: logDir,
+		Backend: cfg.backend, PostgresDurable: true, StartTimeout: 20 * time.Minute, Workers: cfg.mlflowWorkers})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
+	fmt.Printf("MLflow %d on %s, %d workers\n", srv.Major, srv.Backend, max(1, cfg.mlflowWorkers))
 	g, err := testenv.StartGitServer(ctx, logDir)
 	if err != nil {
 		return err

@@ -6,8 +6,10 @@
 // The server runs with MLflow's default worker count (4) unless -workers
 // says otherwise; modelsync applies -concurrency models at once, the seed
 // design one request after another. -breakdown lists requests per endpoint.
+// -backend postgres runs the server on PostgreSQL (with production
+// durability settings) instead of sqlite.
 //
-//	go run ./test/bench/mlflow [-models 200] [-workers 4] [-concurrency 8] [-breakdown]
+//	go run ./test/bench/mlflow [-models 200] [-workers 4] [-concurrency 8] [-backend sqlite|postgres] [-breakdown]
 package main
 
 import (
@@ -34,8 +36,14 @@ func main() {
 	workers := flag.Int("workers", 4, "MLflow server worker processes (MLflow's default is 4)")
 	concurrency := flag.Int("concurrency", 8, "models modelsync applies at once")
 	breakdown := flag.Bool("breakdown", false, "print requests per endpoint")
+	backendFlag := flag.String("backend", "sqlite", "MLflow backend store: sqlite or postgres")
 	flag.Parse()
-	if err := run(options{models: *models, workers: *workers, concurrency: *concurrency, breakdown: *breakdown}); err != nil {
+	backend, err := testenv.ParseBackend(*backendFlag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mlflow bench:", err)
+		os.Exit(2)
+	}
+	if err := run(options{models: *models, workers: *workers, concurrency: *concurrency, breakdown: *breakdown, backend: backend}); err != nil {
 		fmt.Fprintln(os.Stderr, "mlflow bench:", err)
 		os.Exit(1)
 	}
@@ -60,6 +68,7 @@ func count(p *testenv.FaultProxy) counts {
 type options struct {
 	models, workers, concurrency int
 	breakdown                    bool
+	backend                      testenv.Backend
 }
 
 // endpoints counts requests by method and path.
@@ -91,11 +100,13 @@ func run(o options) error {
 		return err
 	}
 	defer os.RemoveAll(logDir)
-	srv, err := testenv.StartMLflow(ctx, testenv.MLflowOptions{Major: 3, LogDir: logDir, Workers: o.workers})
+	srv, err := testenv.StartMLflow(ctx, testenv.MLflowOptions{Major: 3, LogDir: logDir, Workers: o.workers,
+		Backend: o.backend, PostgresDurable: true, StartTimeout: 20 * time.Minute})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
+	fmt.Printf("MLflow %d on %s, %d workers\n", srv.Major, srv.Backend, max(1, o.workers))
 	admin, err := mlflowclient.New(mlflowclient.Config{TrackingURI: srv.URL})
 	if err != nil {
 		return err
