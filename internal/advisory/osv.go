@@ -6,6 +6,8 @@
 package advisory
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -334,4 +336,29 @@ func (db *DB) Lookup(name, version string) []*Record {
 		}
 	}
 	return out
+}
+
+// Fingerprint identifies the advisories held: a cached dependency result
+// made against another set is checked again.
+func (db *DB) Fingerprint() string {
+	if db == nil {
+		return "none"
+	}
+	seen := map[*Record]bool{}
+	var recs []*Record
+	for _, rs := range db.byName {
+		for _, r := range rs {
+			if !seen[r] {
+				seen[r] = true
+				recs = append(recs, r)
+			}
+		}
+	}
+	slices.SortFunc(recs, func(a, b *Record) int { return strings.Compare(a.ID, b.ID) })
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	for _, r := range recs {
+		_ = enc.Encode(r)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
