@@ -25,6 +25,11 @@ config_keys := [
 	[["approvals", "require_current_head"], "boolean"],
 	[["canary", "max_first_step"], "number"],
 	[["canary", "require_analysis"], "array"],
+	[["security", "scan_environments"], "array"],
+	[["security", "unknown_globals_deny"], "array"],
+	[["security", "allowed_globals"], "object"],
+	[["security", "min_severity"], "string"],
+	[["security", "integrity"], "boolean"],
 ]
 
 # Each input section the rules read, with the type it must have. Strings
@@ -38,6 +43,7 @@ input_keys := [
 	[["plan", "waits"], "array"],
 	[["models"], "object"],
 	[["registry"], "object"],
+	[["security"], "object"],
 	[["releases"], "object"],
 	[["config_changes"], "array"],
 	[["manifest_errors"], "array"],
