@@ -13,6 +13,7 @@ import (
 	"github.com/modelsync/modelsync/internal/advisory"
 	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/scan"
+	"github.com/modelsync/modelsync/reconciler"
 )
 
 // TagDepKey keys the cached dependency summary: the advisories, the
@@ -310,4 +311,17 @@ func (v *Verifier) Verify(ctx context.Context, s Subject, env string) (Record, e
 		return rec, &IntegrityError{Model: s.Model, Environment: env, Version: s.Version, Approved: approved, Current: rec.Digest}
 	}
 	return rec, nil
+}
+
+// VerifyServing implements the controller's ArtifactVerifier.
+func (v *Verifier) VerifyServing(ctx context.Context, m *reconciler.DesiredModel, env string, version int) error {
+	s := Subject{Model: m.Name, Registered: m.RegisteredModel, Version: version}
+	if s.Registered == "" {
+		s.Registered = m.Name
+	}
+	if m.Manifest != nil {
+		s.SpecDependencies = m.Manifest.Spec.Dependencies
+	}
+	_, err := v.Verify(ctx, s, env)
+	return err
 }
