@@ -80,8 +80,16 @@ func (c *comp) add(k, v val, withKey bool) {
 	if withKey {
 		w += k.weight()
 	}
-	if len(c.items) >= maxItems || c.w+w > maxNodeW {
+	if len(c.items) >= maxItems {
 		return
+	}
+	if c.w+w > maxNodeW {
+		// Keep the position with an opaque placeholder so that indexed
+		// reads (a dtype's elsize at state[5]) stay right.
+		v, k, w = val{}, val{}, 1
+		if withKey {
+			w = 2
+		}
 	}
 	c.items = append(c.items, v)
 	if withKey {
