@@ -1,4 +1,4 @@
-package scan_test
+package scantest_test
 
 import (
 	"context"
