@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -292,6 +294,24 @@ func TestDigest(t *testing.T) {
 		t.Fatalf("digest %s files %+v", rep.Digest, rep.Files)
 	}
 	if rep.Scanner != ScannerVersion || rep.Verdict != Safe {
+		t.Fatalf("%+v", rep)
+	}
+}
+
+// A PATH that is a link is followed; links inside the tree are not.
+func TestDirSourceLinks(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	os.Mkdir(real, 0o755)
+	os.WriteFile(filepath.Join(real, "m.pkl"), []byte("\x80\x02cposix\nsystem\n."), 0o644)
+	os.WriteFile(filepath.Join(dir, "outside.pkl"), []byte("\x80\x02cposix\nsystem\n."), 0o644)
+	os.Symlink(filepath.Join(dir, "outside.pkl"), filepath.Join(real, "link.pkl"))
+	os.Symlink(real, filepath.Join(dir, "model"))
+	rep, err := Scan(context.Background(), DirSource(filepath.Join(dir, "model")), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Files) != 1 || rep.Files[0].Path != "m.pkl" || rep.Verdict != Dangerous {
 		t.Fatalf("%+v", rep)
 	}
 }
