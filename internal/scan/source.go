@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -17,14 +18,24 @@ type dirSource struct{ root string }
 func DirSource(root string) Source { return dirSource{root: root} }
 
 func (d dirSource) Walk(ctx context.Context, fn func(path string, size int64, open func() (io.ReadCloser, error)) error) error {
-	info, err := os.Lstat(d.root)
+	// The root is what the user named: a link there is followed (links
+	// below it are not), or `scan model-link` would scan nothing and say
+	// "safe".
+	root, err := filepath.EvalSymlinks(d.root)
+	if err != nil {
+		return err
+	}
+	info, err := os.Stat(root)
 	if err != nil {
 		return err
 	}
 	if info.Mode().IsRegular() {
-		return fn(filepath.ToSlash(filepath.Base(d.root)), info.Size(), func() (io.ReadCloser, error) { return os.Open(d.root) })
+		return fn(filepath.ToSlash(filepath.Base(d.root)), info.Size(), func() (io.ReadCloser, error) { return os.Open(root) })
 	}
-	return filepath.WalkDir(d.root, func(p string, de fs.DirEntry, err error) error {
+	if !info.IsDir() {
+		return fmt.Errorf("%s is neither a regular file nor a directory", d.root)
+	}
+	return filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -38,7 +49,7 @@ func (d dirSource) Walk(ctx context.Context, fn func(path string, size int64, op
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(d.root, p)
+		rel, err := filepath.Rel(root, p)
 		if err != nil {
 			return err
 		}
