@@ -71,8 +71,9 @@ type JSONReport struct {
 // NewCmdScan builds the command; runF replaces the work in tests of flags.
 func NewCmdScan(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO}
+	ro := &RegistryOptions{Factory: f}
 	cmd := &cobra.Command{
-		Use:   "scan PATH...",
+		Use:   "scan PATH... | scan MODEL VERSION | scan --all",
 		Short: "Scan model artifacts for code that loading them would run",
 		Long: `Scan reads every file under each PATH once, as a stream, and reports what
 loading it would import or trust: every global a pickle names (bare, in
@@ -86,6 +87,15 @@ Verdicts: dangerous (a denied global such as os.system or builtins.eval, or
 a structure that escapes its bounds), unknown (a global on neither list, or
 a file the scanner could not read through), safe.
 
+MODEL VERSION scans a registered version's artifacts where MLflow stores
+them (get-download-uri; s3:// or mlflow-artifacts:/ with
+--artifacts-destination, through --s3-endpoint), checks its dependencies
+(spec.dependencies, requirements.txt, conda.yaml, python_env.yaml) against
+OSV advisories (--advisories or security.advisories in modelsync.yaml), and
+records the result on the version as modelsync.scan.* tags. Unchanged
+artifacts (same listing and scanner version) are not read again. --all
+does this for every version an environment of --repo references.
+
 Exit code 0 when everything is safe, 1 when anything is dangerous, 2 when
 something is unknown (and nothing dangerous) or the scan failed.`,
 		Example: `  # before registering a model
@@ -95,12 +105,32 @@ something is unknown (and nothing dangerous) or the scan failed.`,
   modelsync scan -o sarif ./model > scan.sarif
 
   # a model's own classes are expected
-  modelsync scan --allow-global 'mypkg.models.*' model.pkl`,
-		Args: cobra.MinimumNArgs(1),
+  modelsync scan --allow-global 'mypkg.models.*' model.pkl
+
+  # a registered version, result kept as tags on it
+  modelsync scan customer-churn-predictor 4 --s3 --s3-endpoint http://127.0.0.1:9000 --s3-path-style
+
+  # every version the repository's environments reference
+  modelsync scan --all --repo . --advisories ./advisory-database/vulns`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if opts.All {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.MinimumNArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Paths = args
 			if err := cmdutil.CheckFormat(opts.Output, cmdutil.FormatText, cmdutil.FormatJSON, FormatSARIF); err != nil {
 				return &cmdutil.ExitError{Code: ExitUnknown, Err: err}
+			}
+			if opts.All || registryArgs(args) {
+				if !opts.All {
+					opts.Paths, opts.Model, opts.Version = nil, args[0], args[1]
+				}
+				if runF != nil {
+					return runF(cmd.Context(), opts)
+				}
+				return RunRegistry(cmd.Context(), opts, ro)
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -111,6 +141,7 @@ something is unknown (and nothing dangerous) or the scan failed.`,
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", cmdutil.FormatText, "output format: text, json or sarif")
 	cmd.Flags().StringArrayVar(&opts.AllowGlobals, "allow-global", nil, "also judge this module.name (or module.*) global safe; denied globals stay dangerous")
 	cmd.Flags().BoolVar(&opts.NoProgress, "no-progress", false, "no progress bar on stderr, even on a terminal")
+	addRegistryFlags(cmd, f, opts, ro)
 	return cmd
 }
 
