@@ -34,6 +34,9 @@ type Input struct {
 	// pull request introduces or leaves in files it touches
 	// (BuildManifestErrors). A broken manifest is no model in Models.
 	ManifestErrors []ManifestError `json:"manifest_errors"`
+	// Security holds the scan records of the versions Plan.Changes moves,
+	// keyed by model (policy/security.go).
+	Security map[string]SecurityModel `json:"security"`
 	// RegistryConfigured is false when no model registry was available to
 	// supply Registry, so rules that need its facts can say that they
 	// cannot judge rather than that the registry lacks a fact.
@@ -407,6 +410,7 @@ func (in *Input) normalized() Input {
 	out.Plan.Changes = nonNil(out.Plan.Changes)
 	out.Models = nonNilMap(out.Models)
 	out.Registry = nonNilMap(out.Registry)
+	out.Security = nonNilMap(out.Security)
 	out.Releases = nonNilMap(out.Releases)
 	out.ConfigChanges = nonNil(out.ConfigChanges)
 	out.ManifestErrors = nonNil(out.ManifestErrors)

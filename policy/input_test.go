@@ -345,6 +345,9 @@ func TestAnnotationsPointAtManifestLines(t *testing.T) {
 			"3": {RunMetrics: map[string]float64{"accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9}},
 			"4": {RunMetrics: map[string]float64{"accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9}, StagingHours: ptr(48.0)},
 		}}},
+		Security: map[string]SecurityModel{"churn": {Versions: map[string]SecurityVersion{
+			"4": {Result: "safe", Digest: "sha256:44", Scanner: "modelsync-scan/1"},
+		}}},
 		RegistryConfigured: true,
 		Now:                now,
 	}

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -84,6 +85,17 @@ type Options struct {
 	// APIAnonymousRead opens GET /api/v1/status and /api/v1/pins to
 	// callers without a token.
 	APIAnonymousRead bool
+	// Artifacts, when set, is asked before a version is served in an
+	// environment whose modelsync.yaml sets security.verifyArtifacts: an
+	// error (a changed artifact digest) holds the environment where it
+	// is and is the item's last error in status.
+	Artifacts ArtifactVerifier
+}
+
+// ArtifactVerifier checks that a model version still holds the artifacts
+// it was first served with in env (internal/scanrecord.Verifier).
+type ArtifactVerifier interface {
+	VerifyServing(ctx context.Context, m *reconciler.DesiredModel, env string, version int) error
 }
 
 // LeaderElection configures a coordination.k8s.io Lease.

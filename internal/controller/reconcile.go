@@ -86,6 +86,7 @@ func (c *Controller) steps() []reconcileStep {
 	return []reconcileStep{
 		{"resolve", c.resolveStep},
 		{"effective", c.effectiveStep},
+		{"integrity", c.integrityStep},
 		{"plan", c.planStep},
 		{"health", c.healthStep},
 		{"window", c.windowStep},
@@ -218,6 +219,28 @@ func (c *Controller) planStep(ctx context.Context, r *itemRun) (stepResult, erro
 		envs[e.Environment] = true
 	}
 	r.share = partition(plan, r.key, envs)
+	return next, nil
+}
+
+// integrityStep refuses to serve a version whose artifacts changed since
+// it was first served in the environment: nothing is planned or applied
+// for the key, so the environment keeps what it runs, and the error names
+// model, environment, version and both digests.
+func (c *Controller) integrityStep(ctx context.Context, r *itemRun) (stepResult, error) {
+	if c.opts.Artifacts == nil || r.gone || r.effEnv == nil || r.desired == nil || r.desired.Config == nil ||
+		!r.desired.Config.Security.VerifyArtifacts || c.leaderContext() == nil {
+		// A standby writes nothing, and verifying may record a digest.
+		return next, nil
+	}
+	versions := []int{r.effEnv.Version}
+	if r.effEnv.Canary != nil {
+		versions = append(versions, r.effEnv.Canary.Version)
+	}
+	for _, v := range versions {
+		if err := c.opts.Artifacts.VerifyServing(ctx, &r.eff, r.key.Environment, v); err != nil {
+			return stop, err
+		}
+	}
 	return next, nil
 }
 

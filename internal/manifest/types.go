@@ -3,6 +3,8 @@
 // validates them so that every problem names file, line, column and field.
 package manifest
 
+import "time"
+
 // APIVersion is the only schema version this build understands.
 const APIVersion = "modelsync.dev/v1alpha1"
 
@@ -55,6 +57,51 @@ type RepoConfig struct {
 	// Analysis holds the Prometheus provider and the defaults of every
 	// canary analysis.
 	Analysis *AnalysisDefaults `yaml:"analysis,omitempty" json:"analysis,omitempty"`
+	// Security configures the dependency check of model versions and the
+	// reconciler's artifact integrity check.
+	Security Security `yaml:"security,omitempty" json:"security,omitempty"`
+}
+
+// Security configures how model versions' artifacts and dependencies are
+// judged.
+type Security struct {
+	Advisories Advisories `yaml:"advisories,omitempty" json:"advisories,omitempty"`
+	// VerifyArtifacts makes the reconciler check, before serving a
+	// version, that its artifact digest is the one recorded when it was
+	// first served in the environment, and refuse it when not. It needs
+	// the S3 target's access to the artifacts.
+	VerifyArtifacts bool `yaml:"verifyArtifacts,omitempty" json:"verifyArtifacts,omitempty"`
+}
+
+// Advisories says where OSV advisories come from and which are accepted.
+type Advisories struct {
+	// Path is a local directory of OSV records (JSON or YAML, e.g. a
+	// checkout of the PyPA advisory database), relative to the directory
+	// modelsync runs in; --advisories overrides it.
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// URL is an OSV-compatible API (POST /v1/querybatch) asked as well.
+	URL string `yaml:"url,omitempty" json:"url,omitempty" jsonschema:"pattern=^https?://"`
+	// Allow lists advisories accepted until a date, with the reason.
+	Allow []AdvisoryAllow `yaml:"allow,omitempty" json:"allow,omitempty"`
+}
+
+// AdvisoryAllow accepts one advisory (by ID or alias) until Expires.
+type AdvisoryAllow struct {
+	ID string `yaml:"id" json:"id"`
+	// Expires is a date (2027-01-31, the entry ends at its start, UTC) or
+	// an RFC 3339 time.
+	Expires string `yaml:"expires" json:"expires"`
+	Reason  string `yaml:"reason" json:"reason"`
+	// Models limits the entry to these models; empty means all.
+	Models []string `yaml:"models,omitempty" json:"models,omitempty"`
+}
+
+// ExpiresAt parses Expires.
+func (a AdvisoryAllow) ExpiresAt() (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, a.Expires); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.RFC3339, a.Expires)
 }
 
 // SyncWindow is a recurring period in which the reconciler may (allow) or

@@ -165,6 +165,24 @@ func validateConfig(file string, pos Positions, c *RepoConfig) ErrorList {
 			}
 		}
 	}
+	for i, a := range c.Security.Advisories.Allow {
+		f := fmt.Sprintf("security.advisories.allow[%d]", i)
+		if strings.TrimSpace(a.ID) == "" {
+			v.fail(f+".id", "expected an advisory ID such as GHSA-xxxx-xxxx-xxxx or PYSEC-2024-1")
+		}
+		if _, err := a.ExpiresAt(); err != nil {
+			v.fail(f+".expires", "expected a date such as 2027-01-31, got %q", a.Expires)
+		}
+		if strings.TrimSpace(a.Reason) == "" {
+			v.fail(f+".reason", "expected the reason the advisory is accepted")
+		}
+	}
+	if u := c.Security.Advisories.URL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		v.fail("security.advisories.url", "expected an http(s) URL, got %q", u)
+	} else if strings.Contains(strings.SplitN(strings.SplitN(u, "://", 2)[len(strings.SplitN(u, "://", 2))-1], "/", 2)[0], "@") {
+		// Credentials in a file everyone with the repository reads.
+		v.fail("security.advisories.url", "remove the credentials from the URL")
+	}
 	for i, k := range c.Serving.ExtraKinds {
 		switch kind, _, _ := strings.Cut(k, "."); {
 		case k == "" || kind == "InferenceService":

@@ -17,6 +17,7 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmd/check"
 	"github.com/modelsync/modelsync/internal/cmd/cost"
+	scancmd "github.com/modelsync/modelsync/internal/cmd/scan"
 	"github.com/modelsync/modelsync/internal/controller"
 	"github.com/modelsync/modelsync/internal/storagecost"
 	"github.com/modelsync/modelsync/reconciler"
@@ -42,6 +43,7 @@ var outputs = []output{
 	{"status.schema.json", "modelsync status -o json", reflect.TypeFor[controller.Status]()},
 	{"cost.schema.json", "modelsync cost -o json", reflect.TypeFor[storagecost.Report]()},
 	{"cost-estimate.schema.json", "modelsync cost --estimate N×SIZE -o json", reflect.TypeFor[cost.EstimateJSON]()},
+	{"scan.schema.json", "modelsync scan PATH -o json", reflect.TypeFor[scancmd.JSONReport]()},
 }
 
 // Files lists the schema file names, in a stable order.

@@ -57,6 +57,7 @@ func Generate(s Spec) *policy.Input {
 		},
 		Models:   map[string]policy.ModelDoc{},
 		Registry: map[string]policy.RegistryModel{},
+		Security: map[string]policy.SecurityModel{},
 		Releases: map[string]policy.ReleaseChange{},
 		// The pull request changes no configuration and breaks no manifest.
 		ConfigChanges:      []policy.ConfigChange{},
@@ -77,6 +78,7 @@ func Generate(s Spec) *policy.Input {
 			doc.After = head
 			in.PR.ChangedFiles = append(in.PR.ChangedFiles, doc.File)
 			in.Registry[name] = registry(i)
+			in.Security[name] = security()
 			in.Releases[name] = policy.ReleaseChange{Before: "v1.4.0", After: fmt.Sprintf("v1.5.%d", i)}
 			after.Models = append(after.Models, desired(head))
 		} else {
@@ -160,6 +162,20 @@ func change(base *manifest.Model, i int) *manifest.Model {
 	}
 	m.Spec.Environments["prod"] = prod
 	return &m
+}
+
+// security gives every version a clean scan record, so the security rules
+// judge them as they would a scanned repository.
+func security() policy.SecurityModel {
+	s := policy.SecurityModel{Versions: map[string]policy.SecurityVersion{}}
+	for v := 1; v <= 6; v++ {
+		d := fmt.Sprintf("sha256:%064d", v)
+		s.Versions[fmt.Sprint(v)] = policy.SecurityVersion{Result: "safe", Digest: d, Scanner: "modelsync-scan/1",
+			ScannedAt: time.Date(2026, 1, v, 1, 0, 0, 0, time.UTC), DangerousGlobals: []string{}, UnknownGlobals: []string{},
+			Dependencies: &policy.SecurityDependencies{Vulnerabilities: []policy.SecurityVulnerability{}, Unpinned: []string{}, ExpiredAllows: []string{}},
+			Approved:     map[string]string{"staging": d}}
+	}
+	return s
 }
 
 func registry(i int) policy.RegistryModel {

@@ -9,8 +9,7 @@
 # so a second run only checks stamps and returns in about a second.
 #
 #   test/deps/deps.sh [step ...]     steps: kube kserve-crd mlflow3 mlflow2 mlflow2-floor minio moto prometheus postgres
-#                                           chromium git
-#                                           govulncheck vulndb
+#                                           chromium git govulncheck vulndb scanpy
 #   test/deps/deps.sh --print-cache  prints the cache directory
 set -euo pipefail
 
@@ -131,6 +130,14 @@ step_mlflow2_floor() {
 }
 step_moto() { venv "moto-$MOTO_VERSION" "moto[server]==$MOTO_VERSION"; }
 
+# The artifact scanner's corpus builder and benchmark: real model files from
+# real libraries, and picklescan and modelscan to compare against.
+step_scanpy() {
+  venv "scanpy-$MODELSCAN_VERSION" "numpy==$SCANPY_NUMPY_VERSION" "scikit-learn==$SCANPY_SKLEARN_VERSION" \
+    "joblib==$SCANPY_JOBLIB_VERSION" "safetensors==$SCANPY_SAFETENSORS_VERSION" "xgboost==$SCANPY_XGBOOST_VERSION" \
+    "onnx==$SCANPY_ONNX_VERSION" "picklescan==$PICKLESCAN_VERSION" "modelscan==$MODELSCAN_VERSION"
+}
+
 step_minio() {
   local key="minio-$MINIO_VERSION"
   if done_stamp "$key" && [[ -x "$CACHE/$key/bin/minio" ]]; then return; fi
@@ -234,7 +241,7 @@ step_git() {
 }
 
 steps=("$@")
-[[ ${#steps[@]} -eq 0 ]] && steps=(git prometheus postgres chromium kserve-crd minio moto mlflow3 mlflow2 mlflow2-floor kube govulncheck vulndb)
+[[ ${#steps[@]} -eq 0 ]] && steps=(git prometheus postgres chromium kserve-crd minio moto mlflow3 mlflow2 mlflow2-floor kube govulncheck vulndb scanpy)
 for s in "${steps[@]}"; do "step_${s//-/_}"; done
 # env for the tests: where everything is.
 cat > "$CACHE/env" <<ENV
@@ -248,5 +255,6 @@ MODELSYNC_MINIO=$CACHE/minio-$MINIO_VERSION/bin/minio
 MODELSYNC_MOTO=$CACHE/moto-$MOTO_VERSION/bin/moto_server
 MODELSYNC_GOVULNCHECK=$CACHE/govulncheck-$GOVULNCHECK_VERSION/bin/govulncheck
 MODELSYNC_VULNDB=$CACHE/vulndb-$VULNDB_VERSION/db
+MODELSYNC_SCANPY=$CACHE/scanpy-$MODELSCAN_VERSION/bin/python
 ENV
 log "ready: $CACHE"

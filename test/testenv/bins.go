@@ -139,6 +139,13 @@ func MinIOBin() (string, error) { return depsVar("MODELSYNC_MINIO", "MinIO", "mi
 // MotoBin returns the moto_server executable.
 func MotoBin() (string, error) { return depsVar("MODELSYNC_MOTO", "moto", "moto") }
 
+// ScanPythonBin returns the Python of the artifact scanner's corpus venv
+// (scikit-learn, joblib, NumPy, XGBoost, safetensors, ONNX, picklescan and
+// modelscan; `deps.sh scanpy`).
+func ScanPythonBin() (string, error) {
+	return depsVar("MODELSYNC_SCANPY", "the scanner corpus' Python", "scanpy")
+}
+
 // RequireE2E skips the test only when MODELSYNC_SKIP_E2E=1. A missing server
 // is not a reason to skip: the launchers fail with the `make deps` step.
 func RequireE2E(tb testing.TB) {

@@ -21,7 +21,8 @@ import (
 )
 
 // goodFacts are registry facts under which churn v4 passes the
-// performance and promotion rules, so only the approval rules remain.
+// performance, promotion and security rules (a clean scan recorded in its
+// tags), so only the approval rules remain.
 type goodFacts struct{}
 
 func (goodFacts) Facts(context.Context, *prcheck.Comparison, time.Time) (map[string]policy.RegistryModel, error) {
@@ -29,7 +30,8 @@ func (goodFacts) Facts(context.Context, *prcheck.Comparison, time.Time) (map[str
 	soak := 72.0
 	return map[string]policy.RegistryModel{"customer-churn-predictor": {ProdVersion: 3, Versions: map[string]policy.RegistryVersion{
 		"3": {RunMetrics: metrics, StagingHours: &soak},
-		"4": {RunMetrics: metrics, StagingHours: &soak},
+		"4": {RunMetrics: metrics, StagingHours: &soak, Tags: map[string]string{
+			"modelsync.scan.result": "safe", "modelsync.scan.digest": "sha256:04", "modelsync.scan.scanner": "modelsync-scan/1"}},
 	}}}, nil
 }
 

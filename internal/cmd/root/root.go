@@ -18,6 +18,7 @@ import (
 	"github.com/modelsync/modelsync/internal/cmd/reconcile"
 	"github.com/modelsync/modelsync/internal/cmd/release"
 	"github.com/modelsync/modelsync/internal/cmd/rollback"
+	scancmd "github.com/modelsync/modelsync/internal/cmd/scan"
 	"github.com/modelsync/modelsync/internal/cmd/serve"
 	"github.com/modelsync/modelsync/internal/cmd/status"
 	"github.com/modelsync/modelsync/internal/cmd/validate"
@@ -57,6 +58,7 @@ requests to that repository with policies over the plan.`,
 		serve.NewCmdServe(f, nil),
 		status.NewCmdStatus(f, nil),
 		reconcile.NewCmdReconcile(f, nil),
+		scancmd.NewCmdScan(f, nil),
 	)
 	return cmd
 }

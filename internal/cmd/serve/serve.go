@@ -518,6 +518,14 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 		WebhookSecret:  []byte(f.Getenv(EnvGenericWebhookSecret)),
 	}
 	copts.APIAnonymousRead = opts.APIAnonymousRead
+	if f.Flags.S3 && f.HasMLflow() {
+		// security.verifyArtifacts in modelsync.yaml turns the check on;
+		// it reads the artifacts through the S3 target's client.
+		if copts.Artifacts, err = f.Verifier(ctx, wiring.VerifierOptions{}); err != nil {
+			wiring.CloseTargets(targets)
+			return nil, fmt.Errorf("artifact verifier: %w", err)
+		}
+	}
 	if static.Len() > 0 {
 		copts.APIAuth = append(copts.APIAuth, static)
 	}

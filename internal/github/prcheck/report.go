@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/scanrecord"
+
 	"github.com/modelsync/modelsync/policy"
 	"github.com/modelsync/modelsync/reconciler"
 )
@@ -71,6 +73,7 @@ func (c *Comparison) Input(req Request) *policy.Input {
 		Plan:               policy.NewPlanDoc(c.Plan, c.Changes),
 		Models:             c.Models,
 		Registry:           req.Registry,
+		Security:           scanrecord.SecurityFacts(req.Registry),
 		Releases:           c.Releases,
 		ConfigChanges:      c.ConfigChanges,
 		ManifestErrors:     c.ManifestErrors,

@@ -301,6 +301,32 @@ pr := {
 			},
 		},
 	},
+	"security": {
+		"churn": {
+			"versions": {
+				"4": {
+					"result": "safe",
+					"digest": "sha256:5b1f0e0c8d3a9b7e6f4d2c1a0b9e8d7c6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c",
+					"scanner": "modelsync-scan/1",
+					"scanned_at": "2026-02-26T15:10:00Z",
+					"dangerous": 0,
+					"unknown": 0,
+					"dangerous_globals": [],
+					"unknown_globals": [],
+					"truncated": false,
+					"dependencies": {
+						"vulnerabilities": [],
+						"unpinned": [],
+						"expired_allows": [],
+						"truncated": false,
+					},
+					"approved": {
+						"staging": "sha256:5b1f0e0c8d3a9b7e6f4d2c1a0b9e8d7c6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c",
+					},
+				},
+			},
+		},
+	},
 	"releases": {
 		"churn": {
 			"before": "v1.2.0",

@@ -27,6 +27,11 @@ config_keys := [
 	[["canary", "require_analysis"], "array"],
 	[["canary", "max_alpha"], "number"],
 	[["canary", "max_margin"], "number"],
+	[["security", "scan_environments"], "array"],
+	[["security", "unknown_globals_deny"], "array"],
+	[["security", "allowed_globals"], "object"],
+	[["security", "min_severity"], "string"],
+	[["security", "integrity"], "boolean"],
 ]
 
 # Each input section the rules read, with the type it must have. Strings
@@ -40,6 +45,7 @@ input_keys := [
 	[["plan", "waits"], "array"],
 	[["models"], "object"],
 	[["registry"], "object"],
+	[["security"], "object"],
 	[["releases"], "object"],
 	[["config_changes"], "array"],
 	[["manifest_errors"], "array"],
