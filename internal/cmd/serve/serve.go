@@ -523,7 +523,7 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 		// it reads the artifacts through the S3 target's client.
 		if copts.Artifacts, err = f.Verifier(ctx, wiring.VerifierOptions{}); err != nil {
 			wiring.CloseTargets(targets)
-			return nil, fmt.Errorf("artifact verifier: %w", err)
+			return nil, nil, fmt.Errorf("artifact verifier: %w", err)
 		}
 	}
 	if static.Len() > 0 {
