@@ -39,6 +39,9 @@ import (
 	"github.com/modelsync/modelsync/internal/scan/scantest"
 )
 
+// toolTimeout bounds one tool on one file.
+const toolTimeout = 5 * time.Minute
+
 // selfFlag makes the benchmark binary scan one path in a child process,
 // so that its time and peak RSS are measured like the Python tools'.
 const selfFlag = "-scan-one"
@@ -85,7 +88,11 @@ type result struct {
 
 func runTool(t tool, p string) result {
 	argv := t.argv(p)
-	cmd := exec.Command(argv[0], argv[1:]...)
+	// A tool that takes longer than toolTimeout is stopped and reported as
+	// such (picklescan spends many minutes on opcode-dense pickles).
+	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
