@@ -27,11 +27,11 @@ const (
 	maxItems  = 16
 	maxNodeW  = 64
 	maxStackW = 1 << 18
-	maxMemoW  = 1 << 18
+	maxMemoW  = 1 << 16
 	maxMarks  = 1 << 14
-	// maxDenseMemo bounds the dense memo (40 bytes an entry, 10 MiB);
+	// maxDenseMemo bounds the dense memo (40 bytes an entry, 2.5 MiB);
 	// maxSparseMemo the keys kept for other indices.
-	maxDenseMemo  = 1 << 18
+	maxDenseMemo  = 1 << 16
 	maxSparseMemo = 1 << 16
 	maxFindings   = 64
 	pickleMaxLen  = 1 << 62
