@@ -23,14 +23,18 @@ import (
 // dangerous (a real pickler never produces one).
 
 const (
-	maxStr       = 256
-	maxItems     = 16
-	maxNodeW     = 64
-	maxStackW    = 1 << 18
-	maxMemoW     = 1 << 18
-	maxMarks     = 1 << 14
-	maxFindings  = 64
-	pickleMaxLen = 1 << 62
+	maxStr    = 256
+	maxItems  = 16
+	maxNodeW  = 64
+	maxStackW = 1 << 18
+	maxMemoW  = 1 << 16
+	maxMarks  = 1 << 14
+	// maxDenseMemo bounds the dense memo (40 bytes an entry, 2.5 MiB);
+	// maxSparseMemo the keys kept for other indices.
+	maxDenseMemo  = 1 << 16
+	maxSparseMemo = 1 << 16
+	maxFindings   = 64
+	pickleMaxLen  = 1 << 62
 )
 
 type kind uint8
@@ -62,9 +66,12 @@ type val struct {
 
 type comp struct {
 	items []val // children (tuple, list, set, dict values), or an object's args
-	keys  []val // dict keys, parallel to items
-	state *val  // an object's BUILD state
-	w     int
+	// inline holds the items of the small tuples most pickles are made of,
+	// saving an allocation per container.
+	inline [3]val
+	keys   []val // dict keys, parallel to items
+	state  *val  // an object's BUILD state
+	w      int
 }
 
 func (v val) weight() int {
@@ -125,15 +132,18 @@ type pickleVM struct {
 	stack  []val
 	stackW int
 	marks  []int
+	// The memo: a dense slice for the indices picklers write (0, 1, 2...)
+	// and a map for the rest. memoN is Python's len(memo), MEMOIZE's index.
+	memoS  []val
 	memo   map[int64]val
+	memoN  int64
 	memoW  int
 	seen   map[string]bool
 	report func(Finding)
 	// afterBuild is called when BUILD gives an object its state (joblib
 	// writes array bytes into the stream right after its wrapper's BUILD).
-	afterBuild  func(obj val) error
-	proto       int
-	memoDropped int64
+	afterBuild func(obj val) error
+	proto      int
 }
 
 func newPickleVM(s *stream, cls *classifier, path string, report func(Finding)) *pickleVM {
@@ -195,27 +205,57 @@ func (vm *pickleVM) memoize(off, idx int64) error {
 	if err != nil {
 		return err
 	}
+	stored := *v
 	w := v.weight()
 	if v.c != nil {
 		// Containers may grow after being memoized: count them at the most
 		// they can hold so that the bound stays true.
 		w = maxNodeW + 1
 	}
-	if vm.memoW+w > maxMemoW {
+	over := vm.memoW+w > maxMemoW
+	if over {
+		stored = val{} // over the bound: the key exists, its value is opaque
+	} else {
+		vm.memoW += w
+	}
+	switch {
+	case idx >= 0 && idx < int64(len(vm.memoS)):
+		vm.memoS[idx] = stored
+	case idx == int64(len(vm.memoS)) && idx < maxDenseMemo:
 		if _, ok := vm.memo[idx]; ok {
 			delete(vm.memo, idx)
 		} else {
-			vm.memoDropped++
+			vm.memoN++
 		}
-		return nil
+		vm.memoS = append(vm.memoS, stored)
+	default:
+		_, known := vm.memo[idx]
+		switch {
+		case known:
+			vm.memo[idx] = stored
+		case idx == vm.memoN && over:
+			// MEMOIZE's index is always a new key: count it, and GET of
+			// an unknown key is opaque anyway.
+			vm.memoN++
+		case len(vm.memo) >= maxSparseMemo || (over && idx != vm.memoN):
+			// A PUT whose key could not be remembered would make len(memo),
+			// and so later MEMOIZE indices, unknowable.
+			return errLimits
+		default:
+			vm.memoN++
+			vm.memo[idx] = stored
+		}
 	}
-	vm.memoW += w
-	vm.memo[idx] = *v
 	return nil
 }
 
 func composite(k kind, items []val) val {
 	c := &comp{}
+	if len(items) <= len(c.inline) {
+		c.items = c.inline[:0]
+	} else {
+		c.items = make([]val, 0, min(len(items), maxItems))
+	}
 	for _, it := range items {
 		c.add(val{}, it, false)
 	}
@@ -367,7 +407,11 @@ func (vm *pickleVM) step(op byte, off int64) error {
 		}
 		return vm.push(val{k: kInt, i: int64(x)})
 	case 0x8a, 0x8b: // LONG1, LONG4
-		n, err := vm.u(map[byte]int{0x8a: 1, 0x8b: 4}[op])
+		width := 1
+		if op == 0x8b {
+			width = 4
+		}
+		n, err := vm.u(width)
 		if err != nil {
 			return err
 		}
@@ -468,7 +512,13 @@ func (vm *pickleVM) step(op byte, off int64) error {
 		if err != nil {
 			return err
 		}
-		k := map[byte]kind{'t': kTuple, 'l': kList, 0x91: kSet}[op]
+		k := kTuple
+		switch op {
+		case 'l':
+			k = kList
+		case 0x91:
+			k = kSet
+		}
 		return vm.push(composite(k, items))
 	case 0x85, 0x86, 0x87: // TUPLE1..3
 		n := int(op-0x85) + 1
@@ -542,7 +592,7 @@ func (vm *pickleVM) step(op byte, off int64) error {
 		}
 		return vm.memoize(off, int64(x))
 	case 0x94: // MEMOIZE
-		return vm.memoize(off, int64(len(vm.memo))+vm.dropped())
+		return vm.memoize(off, vm.memoN)
 	case 'g': // GET
 		line, _, err := vm.s.line(32)
 		if err != nil {
@@ -670,7 +720,7 @@ func (vm *pickleVM) step(op byte, off int64) error {
 		}
 		return vm.push(val{})
 	case 0x82, 0x83, 0x84: // EXT1, EXT2, EXT4
-		if _, err := vm.u(map[byte]int{0x82: 1, 0x83: 2, 0x84: 4}[op]); err != nil {
+		if _, err := vm.u([...]int{1, 2, 4}[op-0x82]); err != nil {
 			return err
 		}
 		vm.emit(Finding{Offset: off, Opcode: "EXT", Verdict: Unknown, Rule: "pickle.extension_code",
@@ -687,14 +737,13 @@ func (vm *pickleVM) step(op byte, off int64) error {
 	return nil
 }
 
-// dropped counts memo entries left out at the memory bound, so that
-// MEMOIZE's implicit index stays the one the real unpickler uses.
-func (vm *pickleVM) dropped() int64 { return vm.memoDropped }
-
 func (vm *pickleVM) get(idx int64) error {
+	if idx >= 0 && idx < int64(len(vm.memoS)) {
+		return vm.push(vm.memoS[idx])
+	}
 	v, ok := vm.memo[idx]
 	if !ok {
-		v = val{} // dropped at the memory bound, or never PUT: opaque
+		v = val{} // never PUT: a loader fails here; opaque
 	}
 	return vm.push(v)
 }

@@ -89,6 +89,10 @@ func TestPickleGlobals(t *testing.T) {
 		{"unknown class", "\x80\x04\x8c\x06mypkg.\x8c\x05Model\x93).", Options{}, Unknown, "pickle.unknown_global", "mypkg..Model", 0},
 		{"allowed by the user", "\x80\x04\x8c\x05mypkg\x8c\x05Model\x93)\x81.", Options{AllowGlobals: []string{"mypkg.*"}}, Safe, "", "", 0},
 		{"deny wins over the user's allow", "\x80\x04\x8c\x02os\x8c\x06system\x93.", Options{AllowGlobals: []string{"os.*", "os.system"}}, Dangerous, "pickle.denied_global", "os.system", 0},
+		// MEMOIZE's index is Python's len(memo): after a PUT to key 1 the
+		// next MEMOIZE overwrites key 1.
+		{"memoize after a sparse put", "\x80\x04\x8c\x05numpyq\x010\x8c\x02os\x940h\x01\x8c\x06system\x93.", Options{}, Dangerous, "pickle.denied_global", "os.system", 0},
+		{"memoize after a sparse put, benign", "\x80\x04\x8c\x02osq\x010\x8c\x05numpy\x940h\x01\x8c\x05dtype\x93.", Options{}, Safe, "", "", 0},
 		{"extension code", "\x80\x02\x82\x01.", Options{}, Unknown, "pickle.extension_code", "", 0},
 		{"truncated", "\x80\x04\x8c\x05numpy", Options{}, Unknown, "pickle.malformed", "", 0},
 		{"protocol 0 unicode escapes", "Vos\nVsy\\u0073tem\n\x93.", Options{}, Dangerous, "pickle.denied_global", "os.system", 0},

@@ -77,7 +77,12 @@ func (s *stream) prefix(n int64, max int) (string, bool, error) {
 	if keep > int64(max) {
 		keep = int64(max)
 	}
-	b := make([]byte, keep)
+	var b []byte
+	if keep <= int64(len(s.buf)) {
+		b = s.buf[:keep] // the common short string: one allocation, the string
+	} else {
+		b = make([]byte, keep)
+	}
 	if err := s.full(b); err != nil {
 		return "", false, err
 	}

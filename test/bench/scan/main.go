@@ -8,14 +8,15 @@
 //     globals found; modelscan: issues found). The table marks misses of
 //     malicious files and flags on benign ones.
 //   - Throughput and peak RSS: a generated ≥ 2 GiB safetensors file and a
-//     ≥ 500 MB pickle (a state dict of NumPy arrays, written by Python), each
+//     ≥ 500 MB pickle (a state dict of NumPy arrays, written by Python) and an
+//     opcode-dense pickle (millions of small records), each
 //     tool run as its own process after the file is in the page cache;
 //     peak RSS is the process's maxrss.
 //
 // Everything is generated into a temporary directory and removed at the
 // end. It needs `test/deps/deps.sh scanpy`.
 //
-//	go run ./test/bench/scan [-safetensors-gib 2] [-pickle-mib 512] [-skip-large]
+//	go run ./test/bench/scan [-safetensors-gib 2] [-pickle-mib 512] [-dense-millions 4] [-skip-large|-only-large]
 package main
 
 import (
@@ -38,6 +39,9 @@ import (
 	"github.com/modelsync/modelsync/internal/scan/scantest"
 )
 
+// toolTimeout bounds one tool on one file.
+const toolTimeout = 5 * time.Minute
+
 // selfFlag makes the benchmark binary scan one path in a child process,
 // so that its time and peak RSS are measured like the Python tools'.
 const selfFlag = "-scan-one"
@@ -57,10 +61,11 @@ func main() {
 	}
 	stGiB := flag.Float64("safetensors-gib", 2, "size of the generated safetensors file, GiB")
 	pkMiB := flag.Int("pickle-mib", 512, "size of the generated pickle, MiB")
+	denseM := flag.Int("dense-millions", 4, "rows of the opcode-dense pickle, millions")
 	skipLarge := flag.Bool("skip-large", false, "only the detection table")
 	onlyLarge := flag.Bool("only-large", false, "only the throughput table")
 	flag.Parse()
-	if err := run(*stGiB, *pkMiB, *skipLarge, *onlyLarge); err != nil {
+	if err := run(*stGiB, *pkMiB, *denseM, *skipLarge, *onlyLarge); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -83,7 +88,11 @@ type result struct {
 
 func runTool(t tool, p string) result {
 	argv := t.argv(p)
-	cmd := exec.Command(argv[0], argv[1:]...)
+	// A tool that takes longer than toolTimeout is stopped and reported as
+	// such (picklescan spends many minutes on opcode-dense pickles).
+	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -102,7 +111,7 @@ func runTool(t tool, p string) result {
 	return r
 }
 
-func run(stGiB float64, pkMiB int, skipLarge, onlyLarge bool) error {
+func run(stGiB float64, pkMiB, denseM int, skipLarge, onlyLarge bool) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -136,7 +145,7 @@ func run(stGiB float64, pkMiB int, skipLarge, onlyLarge bool) error {
 	if skipLarge {
 		return nil
 	}
-	large := []string{filepath.Join(dir, "large.safetensors"), filepath.Join(dir, "large.pkl")}
+	large := []string{filepath.Join(dir, "large.safetensors"), filepath.Join(dir, "large.pkl"), filepath.Join(dir, "dense.pkl")}
 	fmt.Printf("\ngenerating a %.1f GiB safetensors file and a %d MiB pickle\n", stGiB, pkMiB)
 	if err := writeSafetensors(large[0], int64(stGiB*(1<<30))); err != nil {
 		return err
@@ -144,8 +153,12 @@ func run(stGiB float64, pkMiB int, skipLarge, onlyLarge bool) error {
 	if err := writePickle(py, large[1], pkMiB); err != nil {
 		return err
 	}
-	// sha256sum is the floor: every byte must be hashed anyway.
-	ref := tool{"sha256sum (floor)", func(p string) []string { return []string{"sha256sum", p} }, nil}
+	if err := writeDensePickle(py, large[2], denseM); err != nil {
+		return err
+	}
+	// sha256sum is a reference: every byte is hashed anyway (coreutils'
+	// build may lack the SHA extensions Go's uses).
+	ref := tool{"sha256sum (reference)", func(p string) []string { return []string{"sha256sum", p} }, nil}
 	return throughput(append(tools, ref), large)
 }
 
@@ -304,6 +317,22 @@ with open(path, "wb") as f:
     pickle.dump(state, f, protocol=4)
 `
 	cmd := exec.Command(py, "-c", script, path, fmt.Sprint(mib))
+	cmd.Stderr = os.Stderr
+	return cmd.Run()
+}
+
+// writeDensePickle has Python pickle a list of small records (what a
+// vocabulary, a feature map or a tree ensemble of Python objects is): the
+// opcode-dense case, where a scanner's cost is per opcode, not per byte.
+func writeDensePickle(py, path string, millions int) error {
+	script := `
+import pickle, sys
+path, n = sys.argv[1], int(sys.argv[2]) * 1000000
+rows = [(i, i * 0.5, "token%d" % i) for i in range(n)]
+with open(path, "wb") as f:
+    pickle.dump(rows, f, protocol=4)
+`
+	cmd := exec.Command(py, "-c", script, path, fmt.Sprint(millions))
 	cmd.Stderr = os.Stderr
 	return cmd.Run()
 }
