@@ -273,6 +273,12 @@ type DesiredOptions struct {
 	// Attribution remembers which commit changed each model between
 	// passes; nil finds them afresh (see Attribution).
 	Attribution *Attribution
+	// Manifests keeps decoded manifests by content between passes, so a
+	// pass after a push decodes only the files the push changed; it is
+	// swept at the end of each computation. nil decodes every manifest
+	// once per computation (a model's release commit and the branch head
+	// still share the decoding when the file is the same).
+	Manifests *manifest.Cache
 }
 
 // ComputeDesiredWith is ComputeDesired with options. Each branch
@@ -283,7 +289,13 @@ func ComputeDesiredWith(snap Snapshot, configBranch string, opts DesiredOptions)
 	if err != nil {
 		return nil, fmt.Errorf("resolving config branch %q: %w", configBranch, err)
 	}
-	r := &resolver{snap: snap, tags: releaseIndex(snap), repos: map[string]*manifest.Repo{}, trees: map[string]fs.FS{}}
+	cache := opts.Manifests
+	if cache == nil {
+		cache = manifest.NewCache()
+	} else {
+		defer cache.Sweep()
+	}
+	r := &resolver{snap: snap, tags: releaseIndex(snap), manifests: cache, repos: map[string]*manifest.Repo{}, trees: map[string]fs.FS{}}
 	rev := Revision(configBranch, head.Hash)
 	base, err := r.repoAt(head.Hash)
 	if err != nil {
@@ -464,10 +476,11 @@ func sortedProblemNames(r *manifest.Repo) []string {
 // resolver caches parsed repositories per commit: environments that share a
 // branch share one parse.
 type resolver struct {
-	snap  Snapshot
-	tags  *release.Index
-	repos map[string]*manifest.Repo
-	trees map[string]fs.FS
+	snap      Snapshot
+	tags      *release.Index
+	manifests *manifest.Cache
+	repos     map[string]*manifest.Repo
+	trees     map[string]fs.FS
 }
 
 func (r *resolver) tree(hash string) (fs.FS, error) {
@@ -498,7 +511,7 @@ func (r *resolver) modelAt(hash, model string, cfg *manifest.RepoConfig) (*manif
 	if err != nil {
 		return nil, nil, err
 	}
-	m, _, problems, err := manifest.LoadModel(t, model, cfg)
+	m, _, problems, err := r.manifests.LoadModel(t, model, cfg)
 	return m, problems, err
 }
 
@@ -510,7 +523,7 @@ func (r *resolver) repoAt(hash string) (*manifest.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	repo, err := manifest.Load(t)
+	repo, err := r.manifests.Load(t)
 	if err != nil {
 		return nil, err
 	}

@@ -377,6 +377,28 @@ func (f *TreeFS) ReadFile(name string) ([]byte, error) {
 
 var errIsDir = errors.New("is a directory")
 
+// ContentHash returns the Git object hash of file name's content,
+// following symbolic links, without reading the content: equal hashes
+// mean equal bytes, so a reader may reuse what it decoded of that content
+// in another commit. It fails as ReadFile would for a missing file, a
+// directory or a submodule (not for one too large to read: the hash says
+// nothing about the size).
+func (f *TreeFS) ContentHash(name string) (string, error) {
+	f.lock.Lock()
+	defer f.lock.Unlock()
+	n, err := f.resolve("contenthash", name, true)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case n.isDir():
+		return "", &fs.PathError{Op: "contenthash", Path: name, Err: errIsDir}
+	case n.mode == filemode.Submodule:
+		return "", &fs.PathError{Op: "contenthash", Path: name, Err: errSubmodule}
+	}
+	return n.hash.String(), nil
+}
+
 // Stat implements fs.StatFS; it follows symbolic links.
 func (f *TreeFS) Stat(name string) (fs.FileInfo, error) {
 	return f.stat("stat", name, true)
