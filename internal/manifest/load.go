@@ -340,13 +340,26 @@ func checkServingDir(fsys fs.FS, file, folder string, pos Positions, m *Model, f
 	}
 	dir := path.Join(ModelsDir, folder, path.Clean(m.Spec.Serving.Path))
 	for _, k := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
-		if _, err := fs.Stat(fsys, path.Join(dir, k)); err == nil {
+		if fileExists(fsys, path.Join(dir, k)) {
 			return nil
 		}
 	}
 	p := pos["spec.serving.path"]
 	return ErrorList{{File: file, Line: p.Line, Column: p.Column, Field: "spec.serving.path",
 		Message: fmt.Sprintf("expected a kustomization.yaml in %s/", dir)}}
+}
+
+// fileExists reports whether name is a file. A Git tree answers from its
+// directories alone (ContentHash), where Stat also reads the object's
+// header for its size: at 10,000 models those reads were a sixth of the
+// desired state's time.
+func fileExists(fsys fs.FS, name string) bool {
+	if h, ok := fsys.(ContentHasher); ok {
+		_, err := h.ContentHash(name)
+		return err == nil
+	}
+	info, err := fs.Stat(fsys, name)
+	return err == nil && !info.IsDir()
 }
 
 // readManifest reads a manifest file, turning a missing, oversized or

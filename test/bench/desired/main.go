@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/reconciler"
@@ -36,6 +37,7 @@ func main() {
 	commits := flag.Int("commits", 200, "commits of history, each changing one model")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed runs")
 	fixtures := flag.String("fixtures", "", "keep and reuse generated repositories in `DIR`")
+	gitCache := flag.Int64("git-cache-mib", gitsource.DefaultCacheSize>>20, "Git memory caches in MiB (serve's --git-cache-mib)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -48,7 +50,7 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*models, *runs, *commits, *fixtures); err != nil {
+	if err := run(*models, *runs, *commits, *fixtures, *gitCache<<20); err != nil {
 		fmt.Fprintln(os.Stderr, "desired bench:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -59,7 +61,7 @@ func main() {
 // branch head as it did before attribution.
 type headOnly struct{ reconciler.Snapshot }
 
-func run(models, runs, commits int, fixtures string) error {
+func run(models, runs, commits int, fixtures string, gitCache int64) error {
 	dir, err := os.MkdirTemp("", "modelsync-bench-desired-")
 	if err != nil {
 		return err
@@ -78,7 +80,7 @@ func run(models, runs, commits int, fixtures string) error {
 		}
 	}
 	ctx := context.Background()
-	r, err := repo.New(ctx, repo.Options{URL: src, CacheDir: filepath.Join(dir, "cache")})
+	r, err := repo.New(ctx, repo.Options{URL: src, CacheDir: filepath.Join(dir, "cache"), CacheSize: gitCache})
 	if err != nil {
 		return err
 	}
