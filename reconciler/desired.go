@@ -33,6 +33,23 @@ type Snapshot interface {
 	ReleaseTags() []release.Tag
 }
 
+// ReleaseIndexer is a Snapshot that indexes its release tags by model once
+// per fetch. Without it, ComputeDesired indexes ReleaseTags itself, once
+// per computation.
+type ReleaseIndexer interface {
+	ReleaseIndex() *release.Index
+}
+
+// releaseIndex returns snap's release tags indexed by model.
+func releaseIndex(snap Snapshot) *release.Index {
+	if ix, ok := snap.(ReleaseIndexer); ok {
+		if t := ix.ReleaseIndex(); t != nil {
+			return t
+		}
+	}
+	return release.NewIndex(snap.ReleaseTags())
+}
+
 // DesiredState is what Git says should run, per model and environment,
 // deterministic and sorted.
 type DesiredState struct {
@@ -259,6 +276,12 @@ type DesiredOptions struct {
 	// Attribution remembers which commit changed each model between
 	// passes; nil finds them afresh (see Attribution).
 	Attribution *Attribution
+	// Manifests keeps decoded manifests by content between passes, so a
+	// pass after a push decodes only the files the push changed; it is
+	// swept at the end of each computation. nil decodes every manifest
+	// once per computation (a model's release commit and the branch head
+	// still share the decoding when the file is the same).
+	Manifests *manifest.Cache
 }
 
 // ComputeDesiredWith is ComputeDesired with options. Each branch
@@ -269,7 +292,13 @@ func ComputeDesiredWith(snap Snapshot, configBranch string, opts DesiredOptions)
 	if err != nil {
 		return nil, fmt.Errorf("resolving config branch %q: %w", configBranch, err)
 	}
-	r := &resolver{snap: snap, repos: map[string]*manifest.Repo{}, trees: map[string]fs.FS{}}
+	cache := opts.Manifests
+	if cache == nil {
+		cache = manifest.NewCache()
+	} else {
+		defer cache.Sweep()
+	}
+	r := &resolver{snap: snap, tags: releaseIndex(snap), manifests: cache, repos: map[string]*manifest.Repo{}, trees: map[string]fs.FS{}}
 	rev := Revision(configBranch, head.Hash)
 	base, err := r.repoAt(head.Hash)
 	if err != nil {
@@ -305,7 +334,7 @@ func ComputeDesiredWith(snap Snapshot, configBranch string, opts DesiredOptions)
 			}
 			if ok {
 				dm.Environments = append(dm.Environments, de)
-			} else if w, unknown := missingRelease(snap, m, env); w != "" {
+			} else if w, unknown := missingRelease(r.tags, m, env); w != "" {
 				d.Warnings = append(d.Warnings, ModelError{Model: name, Environment: env.Name, Message: w, Unknown: unknown})
 			}
 		}
@@ -339,22 +368,21 @@ func ComputeDesiredWith(snap Snapshot, configBranch string, opts DesiredOptions)
 // likely cause is a clone that fetched no tags. unknown is set when the
 // repository has no release tags at all: then this view cannot say what
 // env runs, and the plan keeps what is live there.
-func missingRelease(snap Snapshot, m *manifest.Model, env manifest.Environment) (msg string, unknown bool) {
+func missingRelease(tags *release.Index, m *manifest.Model, env manifest.Environment) (msg string, unknown bool) {
 	if !env.FollowsReleases() {
 		return "", false
 	}
 	if _, declared := m.Spec.Environments[env.Name]; !declared {
 		return "", false
 	}
-	all := snap.ReleaseTags()
-	if _, ok := release.Latest(all, m.Metadata.Name, env.Prerelease); ok {
+	if _, ok := tags.Latest(m.Metadata.Name, env.Prerelease); ok {
 		return "", false
 	}
 	want := fmt.Sprintf("a release tag %s/vX.Y.Z", m.Metadata.Name)
-	if _, ok := release.Latest(all, m.Metadata.Name, true); ok {
+	if _, ok := tags.Latest(m.Metadata.Name, true); ok {
 		return fmt.Sprintf("left out: %s follows releases and takes no pre-release (prerelease: false), and the model has only pre-release tags; expected %s", env.Name, want), false
 	}
-	if len(all) == 0 {
+	if tags.Len() == 0 {
 		return fmt.Sprintf("left out: %s follows releases, expected %s, and the repository has no release tags at all: nothing was released yet (modelsync release %s), or this is a clone without tags (git clone --depth, a CI checkout) that cannot say what %s runs (git fetch --tags); what runs in %s is kept", env.Name, want, m.Metadata.Name, env.Name, env.Name), true
 	}
 	return fmt.Sprintf("left out: %s follows releases and the model has no release yet; expected %s (modelsync release %s)", env.Name, want, m.Metadata.Name), false
@@ -451,9 +479,11 @@ func sortedProblemNames(r *manifest.Repo) []string {
 // resolver caches parsed repositories per commit: environments that share a
 // branch share one parse.
 type resolver struct {
-	snap  Snapshot
-	repos map[string]*manifest.Repo
-	trees map[string]fs.FS
+	snap      Snapshot
+	tags      *release.Index
+	manifests *manifest.Cache
+	repos     map[string]*manifest.Repo
+	trees     map[string]fs.FS
 }
 
 func (r *resolver) tree(hash string) (fs.FS, error) {
@@ -484,7 +514,7 @@ func (r *resolver) modelAt(hash, model string, cfg *manifest.RepoConfig) (*manif
 	if err != nil {
 		return nil, nil, err
 	}
-	m, _, problems, err := manifest.LoadModel(t, model, cfg)
+	m, _, problems, err := r.manifests.LoadModel(t, model, cfg)
 	return m, problems, err
 }
 
@@ -496,7 +526,7 @@ func (r *resolver) repoAt(hash string) (*manifest.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	repo, err := manifest.Load(t)
+	repo, err := r.manifests.Load(t)
 	if err != nil {
 		return nil, err
 	}
@@ -512,7 +542,7 @@ func (r *resolver) resolveEnv(cfg *manifest.RepoConfig, env manifest.Environment
 		m       *manifest.Model
 	)
 	if env.FollowsReleases() {
-		tag, ok := release.Latest(r.snap.ReleaseTags(), model, env.Prerelease)
+		tag, ok := r.tags.Latest(model, env.Prerelease)
 		if !ok {
 			return DesiredEnv{}, false, nil
 		}

@@ -35,6 +35,7 @@ import (
 
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/internal/syncwindow"
 	"github.com/modelsync/modelsync/reconciler"
@@ -80,8 +81,11 @@ type Controller struct {
 	// attribution remembers which commit changed each model, so each
 	// desired state walks only the commits since the previous one.
 	attribution *reconciler.Attribution
-	targets     []reconciler.Target
-	byName      map[string]reconciler.Target
+	// manifests keeps decoded manifests by content, so the desired state
+	// after a push decodes only the files the push changed.
+	manifests *manifest.Cache
+	targets   []reconciler.Target
+	byName    map[string]reconciler.Target
 	// servingHealth is the first target that reports serving health.
 	servingHealth reconciler.HealthReporter
 	queue         workqueue.TypedRateLimitingInterface[Key]
@@ -127,6 +131,7 @@ func New(opts Options) (*Controller, error) {
 		pins:        pins,
 		audit:       &auditLog{},
 		attribution: reconciler.NewAttribution(),
+		manifests:   manifest.NewCache(),
 		trigger:     make(chan string, 1),
 		items:       map[Key]*itemStatus{},
 		applied:     map[Key]reconciler.DesiredEnv{},

@@ -192,14 +192,43 @@ func splitPath(name string) []string {
 }
 
 func findEntry(t *object.Tree, name string) (object.TreeEntry, bool) {
-	// Git sorts tree entries with directories compared as "name/", so a
-	// binary search on the plain name is not reliable; trees are small.
+	// Git sorts a tree's entries by name, comparing a directory's as
+	// "name/", so the entry is found by binary search under one of two
+	// keys. A scan of every entry made each lookup under models/ cost the
+	// number of models, and loading n models n² comparisons.
+	for _, key := range [2]string{name, name + "/"} {
+		i := sort.Search(len(t.Entries), func(i int) bool { return compareKey(t.Entries[i], key) >= 0 })
+		if i < len(t.Entries) && t.Entries[i].Name == name {
+			return t.Entries[i], true
+		}
+	}
+	// A tree written out of order by a tool other than git still reads:
+	// only a miss pays for the scan.
 	for _, e := range t.Entries {
 		if e.Name == name {
 			return e, true
 		}
 	}
 	return object.TreeEntry{}, false
+}
+
+// compareKey compares the name git sorts e by (a directory's with a
+// trailing "/") with key, without building that name.
+func compareKey(e object.TreeEntry, key string) int {
+	n := e.Name
+	if e.Mode != filemode.Dir {
+		return strings.Compare(n, key)
+	}
+	if len(key) <= len(n) {
+		if c := strings.Compare(n[:len(key)], key); c != 0 {
+			return c
+		}
+		return 1 // key is a prefix of n, so of n + "/"
+	}
+	if c := strings.Compare(n, key[:len(n)]); c != 0 {
+		return c
+	}
+	return strings.Compare("/", key[len(n):])
 }
 
 // treeAt returns the decoded directory h; callers hold f.lock.
@@ -347,6 +376,28 @@ func (f *TreeFS) ReadFile(name string) ([]byte, error) {
 }
 
 var errIsDir = errors.New("is a directory")
+
+// ContentHash returns the Git object hash of file name's content,
+// following symbolic links, without reading the content: equal hashes
+// mean equal bytes, so a reader may reuse what it decoded of that content
+// in another commit. It fails as ReadFile would for a missing file, a
+// directory or a submodule (not for one too large to read: the hash says
+// nothing about the size).
+func (f *TreeFS) ContentHash(name string) (string, error) {
+	f.lock.Lock()
+	defer f.lock.Unlock()
+	n, err := f.resolve("contenthash", name, true)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case n.isDir():
+		return "", &fs.PathError{Op: "contenthash", Path: name, Err: errIsDir}
+	case n.mode == filemode.Submodule:
+		return "", &fs.PathError{Op: "contenthash", Path: name, Err: errSubmodule}
+	}
+	return n.hash.String(), nil
+}
 
 // Stat implements fs.StatFS; it follows symbolic links.
 func (f *TreeFS) Stat(name string) (fs.FileInfo, error) {

@@ -37,6 +37,10 @@ type Options struct {
 type Snapshot struct {
 	src  *gitsource.Source
 	sync gitsource.SyncResult
+	// tags indexes sync.Tags by model once per fetch, so every desired
+	// state computed from this snapshot finds a model's release without
+	// scanning all tags.
+	tags *release.Index
 }
 
 var _ reconciler.Snapshot = (*Snapshot)(nil)
@@ -83,7 +87,7 @@ func (r *Repository) Sync(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Snapshot{src: r.src, sync: res}, nil
+	return &Snapshot{src: r.src, sync: res, tags: release.NewIndex(res.Tags)}, nil
 }
 
 // FetchRef downloads the commit at the remote's ref (one the snapshots do
@@ -203,6 +207,9 @@ func (s *Snapshot) Tree(hash string) (fs.FS, error) { return s.src.Tree(hash) }
 
 // ReleaseTags implements reconciler.Snapshot.
 func (s *Snapshot) ReleaseTags() []release.Tag { return s.sync.Tags }
+
+// ReleaseIndex implements reconciler.ReleaseIndexer.
+func (s *Snapshot) ReleaseIndex() *release.Index { return s.tags }
 
 func toCommit(c gitsource.Commit) reconciler.Commit {
 	return reconciler.Commit{Hash: c.Hash, AuthorName: c.AuthorName, AuthorEmail: c.AuthorEmail, When: c.When}

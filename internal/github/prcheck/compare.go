@@ -89,6 +89,7 @@ type view struct {
 	branch string
 	commit reconciler.Commit
 	tags   []release.Tag
+	index  *release.Index
 }
 
 func (v view) BranchHead(b string) (reconciler.Commit, error) {
@@ -99,6 +100,10 @@ func (v view) BranchHead(b string) (reconciler.Commit, error) {
 }
 
 func (v view) ReleaseTags() []release.Tag { return v.tags }
+
+// ReleaseIndex implements reconciler.ReleaseIndexer: each view indexes its
+// own list, which is not the repository's on the head side.
+func (v view) ReleaseIndex() *release.Index { return v.index }
 
 // Compare computes both desired states and their differences.
 //
@@ -131,11 +136,14 @@ func Compare(ctx context.Context, r Repository, refs Refs) (*Comparison, error) 
 		}
 	}
 	baseTags := r.ReleaseTags()
+	// Indexed once: a change touching every model asks for each one's
+	// newest release, which a scan of all tags made quadratic.
+	baseIndex := release.NewIndex(baseTags)
 	touched := touchedModels(changed)
 	headTags := slices.Clone(baseTags)
 	prospective := map[string][2]string{}
 	for _, m := range touched {
-		next, after, err := release.NextRelease(baseTags, m, release.BumpPatch)
+		next, after, err := baseIndex.NextRelease(m, release.BumpPatch)
 		if err != nil {
 			return nil, err
 		}
@@ -148,8 +156,8 @@ func Compare(ctx context.Context, r Repository, refs Refs) (*Comparison, error) 
 		prospective[m] = [2]string{before, "v" + next.Version.String()}
 	}
 
-	baseView := view{Snapshot: r, branch: refs.BaseBranch, commit: baseCommit, tags: baseTags}
-	headView := view{Snapshot: r, branch: refs.BaseBranch, commit: headCommit, tags: headTags}
+	baseView := view{Snapshot: r, branch: refs.BaseBranch, commit: baseCommit, tags: baseTags, index: baseIndex}
+	headView := view{Snapshot: r, branch: refs.BaseBranch, commit: headCommit, tags: headTags, index: release.NewIndex(headTags)}
 	// A broken modelsync.yaml plans nothing; on the head that is the
 	// change's own problem (a deny, see ManifestErrors), on the base one
 	// the change may be repairing. Neither may stop the check.

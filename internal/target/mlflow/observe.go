@@ -30,7 +30,7 @@ const versionsPerSearch = 50
 // O(models / page size) requests, not one per version.
 func (t *Target) Observe(ctx context.Context, d *reconciler.DesiredState) (*observation, error) {
 	obs := &observation{models: map[string]*liveModel{}}
-	var names []string
+	var names, registered []string
 	for _, m := range d.Models {
 		if m.Suspended {
 			continue
@@ -67,12 +67,30 @@ func (t *Target) Observe(ctx context.Context, d *reconciler.DesiredState) (*obse
 				return nil, err
 			}
 			obs.record(rm)
+			registered = append(registered, rm.Name)
 		}
 	}
 	var existing []string
 	for _, n := range names {
 		if obs.models[n].exists {
 			existing = append(existing, n)
+		}
+	}
+	if !caps.MultiModelVersionSearch && len(existing) > 3 {
+		// MLflow 2.x filters versions by one name at a time: searching
+		// model by model cost one request per model (10,000 per resync at
+		// 10,000 models). One paged search of every version whose name
+		// shares the models' common prefix costs O(versions / page size)
+		// instead, when those versions are mostly ours.
+		prefix := likePrefix(existing)
+		covered := 0
+		for _, n := range registered {
+			if strings.HasPrefix(n, prefix) {
+				covered++
+			}
+		}
+		if 4*len(existing) >= covered {
+			return obs, t.scanVersions(ctx, obs, prefix)
 		}
 	}
 	for len(existing) > 0 {
@@ -113,6 +131,42 @@ func (t *Target) searchVersions(ctx context.Context, obs *observation, names []s
 		}
 	}
 	return nil
+}
+
+// scanVersions reads every version whose model name starts with prefix
+// (all of them for ""), in pages, keeping those of the observed models.
+// The order is explicit and stable, as MLflow 2.x pages by offset; the
+// client drops a version a concurrent write moves onto a second page.
+func (t *Target) scanVersions(ctx context.Context, obs *observation, prefix string) error {
+	o := mlflowclient.SearchOptions{PageSize: t.pageSize, OrderBy: []string{"name ASC", "version_number ASC"}}
+	if prefix != "" {
+		o.Filter = "name LIKE " + quote(prefix+"%")
+	}
+	for mv, err := range t.client.ModelVersions(ctx, o) {
+		if err != nil {
+			return err
+		}
+		if lm, ok := obs.models[mv.Name]; ok && lm.exists {
+			lm.versions[mv.Version] = mv
+		}
+	}
+	return nil
+}
+
+// likePrefix is the longest common prefix of names (sorted) made only of
+// characters that mean themselves in a LIKE pattern and need no escaping
+// in a quoted filter value.
+func likePrefix(names []string) string {
+	first, last := names[0], names[len(names)-1]
+	n := 0
+	for n < len(first) && n < len(last) && first[n] == last[n] {
+		c := first[n]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			break
+		}
+		n++
+	}
+	return first[:n]
 }
 
 func (o *observation) record(rm mlflowclient.RegisteredModel) {

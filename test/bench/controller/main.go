@@ -26,6 +26,9 @@
 // getrusage. -memprofile FILE makes each resync child write two heap
 // profiles: FILE.peak, taken when the child's Go heap was largest, and
 // FILE.end after both passes (go tool pprof -sample_index=inuse_space).
+// -cpuprofile FILE writes a CPU profile of the webhook-to-applied runs to
+// FILE and one of each resync child to FILE.resync (FILE.resync.N with
+// several children) for go tool pprof.
 // -hold keeps the servers running after the measurements and prints the
 // environment -child-resync and -serve-resync need, so a rebuilt controller
 // can be measured again without a new first sync.
@@ -46,6 +49,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -68,6 +72,7 @@ func main() {
 	child := flag.Bool("child-resync", false, "internal: run the resync measurement (needs BENCH_* variables)")
 	children := flag.Int("children", 1, "fresh resync processes to measure, one after the other")
 	memProfile := flag.String("memprofile", "", "resync child: write heap profiles to `FILE`.peak and FILE.end")
+	cpuProfile := flag.String("cpuprofile", "", "write CPU profiles of the webhook runs to `FILE` and of each resync child to FILE.resync")
 	servePasses := flag.Int("serve-passes", 5, "full passes of the modelsync serve measurement (0 skips it)")
 	serveBin := flag.String("modelsync", "", "serve measurement: use this modelsync `binary` instead of building one")
 	serveOnly := flag.Bool("serve-resync", false, "run only the serve measurement (needs BENCH_GIT, BENCH_MLFLOW)")
@@ -83,7 +88,7 @@ func main() {
 	}
 	switch {
 	case *child:
-		err = childResync(*models, *concurrency, *gitCache, *memProfile)
+		err = childResync(*models, *concurrency, *gitCache, *memProfile, *cpuProfile)
 	case *serveOnly:
 		var dir string
 		if dir, err = os.MkdirTemp("", "modelsync-bench-serve-"); err == nil {
@@ -92,7 +97,7 @@ func main() {
 				models: *models, concurrency: *concurrency, passes: *servePasses, gitCacheMiB: *gitCache})
 		}
 	default:
-		err = run(benchConfig{models: *models, runs: *runs, concurrency: *concurrency, children: *children, servePasses: *servePasses, serveBin: *serveBin, memProfile: *memProfile, hold: *hold,
+		err = run(benchConfig{models: *models, runs: *runs, concurrency: *concurrency, children: *children, servePasses: *servePasses, serveBin: *serveBin, memProfile: *memProfile, cpuProfile: *cpuProfile, hold: *hold,
 			gitCacheMiB: *gitCache, backend: backend, mlflowWorkers: *mlflowWorkers})
 	}
 	if err != nil {
@@ -107,6 +112,7 @@ type benchConfig struct {
 	gitCacheMiB                         int64
 	serveBin                            string
 	memProfile                          string
+	cpuProfile                          string
 	hold                                bool
 	backend                             testenv.Backend
 	mlflowWorkers                       int
@@ -189,6 +195,10 @@ func run(cfg benchConfig) error {
 	liveConverged := liveHeap()
 	drain(applied)
 
+	stopProfile, err := startCPUProfile(cfg.cpuProfile)
+	if err != nil {
+		return err
+	}
 	var lat []time.Duration
 	for i := range runs {
 		model := fmt.Sprintf("model-%04d", (i*37)%models)
@@ -225,6 +235,7 @@ func run(cfg benchConfig) error {
 		}
 		drain(applied)
 	}
+	stopProfile()
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		// Nearest-rank percentile.
@@ -261,6 +272,13 @@ func run(cfg benchConfig) error {
 			}
 			args = append(args, "-memprofile="+prof)
 		}
+		if cfg.cpuProfile != "" {
+			prof := cfg.cpuProfile + ".resync"
+			if cfg.children > 1 {
+				prof = fmt.Sprintf("%s.%d", prof, i+1)
+			}
+			args = append(args, "-cpuprofile="+prof)
+		}
 		cmd := exec.Command(self, args...)
 		// A fresh clone cache per child: each measures clone + desired + plan.
 		cmd.Env = append(os.Environ(), append(env, "BENCH_CACHE="+filepath.Join(dir, fmt.Sprintf("cache-child-%d", i+1)))...)
@@ -296,7 +314,12 @@ func run(cfg benchConfig) error {
 	return nil
 }
 
-func childResync(models, concurrency int, gitCacheMiB int64, memProfile string) error {
+func childResync(models, concurrency int, gitCacheMiB int64, memProfile, cpuProfile string) error {
+	stopProfile, err := startCPUProfile(cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if memProfile != "" {
 		// Finer sampling than the default 512 KiB, so the many small
 		// objects of a desired state show up in the profile.
@@ -353,6 +376,29 @@ func childResync(models, concurrency int, gitCacheMiB int64, memProfile string) 
 		}
 	}
 	return nil
+}
+
+// startCPUProfile starts a CPU profile into file (none when file is
+// empty) and returns what stops it; stopping twice is harmless.
+func startCPUProfile(file string) (stop func(), err error) {
+	if file == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
+	}, nil
 }
 
 func cpuTime() time.Duration {
