@@ -174,6 +174,9 @@ type DesiredCanary struct {
 	Alias   string `json:"alias"`
 	Weight  int    `json:"weight"`
 	Steps   []int  `json:"steps"`
+	// Analysis is the canary's analysis with modelsync.yaml's defaults
+	// merged in (manifest.Analysis.Resolved); nil without one.
+	Analysis *manifest.Analysis `json:"analysis,omitempty"`
 }
 
 // DesiredServing locates and describes the model's serving manifests.
@@ -575,6 +578,16 @@ func (r *resolver) resolveEnv(cfg *manifest.RepoConfig, env manifest.Environment
 			w = c.Steps[0]
 		}
 		de.Canary = &DesiredCanary{Version: c.Version, Alias: env.AliasName() + manifest.CanarySuffix, Weight: w, Steps: slices.Clone(c.Steps)}
+		if c.Analysis != nil {
+			// Defaults come from modelsync.yaml on the config branch, the
+			// one place a repository's provider and credentials are named.
+			var defaults *manifest.AnalysisDefaults
+			if cfg != nil {
+				defaults = cfg.Analysis
+			}
+			a := c.Analysis.Resolved(defaults)
+			de.Canary.Analysis = &a
+		}
 	}
 	return de, true, nil
 }

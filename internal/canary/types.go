@@ -13,8 +13,10 @@ import (
 )
 
 // Revisions names the two arms of a canary as KServe reports them in the
-// InferenceService status (latestRolledoutRevision is the candidate,
-// previousRolledoutRevision the stable arm), never guessed from names.
+// InferenceService status, never guessed from names: the candidate is the
+// latest ready revision (the traffic[] entry with latestRevision: true) and
+// the stable arm is latestRolledoutRevision, the last one that had all
+// traffic (see RevisionsOf).
 type Revisions struct {
 	Canary string `json:"canary"`
 	Stable string `json:"stable"`

@@ -52,6 +52,9 @@ type RepoConfig struct {
 	// SyncWindows allow or deny changes to environments on a schedule, as
 	// Argo CD's sync windows do; deny wins where windows overlap.
 	SyncWindows []SyncWindow `yaml:"syncWindows,omitempty" json:"syncWindows,omitempty"`
+	// Analysis holds the Prometheus provider and the defaults of every
+	// canary analysis.
+	Analysis *AnalysisDefaults `yaml:"analysis,omitempty" json:"analysis,omitempty"`
 }
 
 // SyncWindow is a recurring period in which the reconciler may (allow) or
@@ -185,19 +188,142 @@ type Canary struct {
 	Analysis *Analysis `yaml:"analysis,omitempty" json:"analysis,omitempty"`
 }
 
-// Analysis configures automated canary analysis.
+// Analysis configures automated canary analysis: at every interval the
+// controller reads each arm's counters from Prometheus and an anytime-valid
+// test decides whether the canary advances, is promoted or rolled back.
+// Unset fields take the defaults of modelsync.yaml's analysis block, then
+// the built-in ones.
 type Analysis struct {
-	Interval   Duration          `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// Provider is the Prometheus to ask; default: modelsync.yaml's
+	// analysis.prometheus (or serve's --prometheus-url).
+	Provider *AnalysisProvider `yaml:"provider,omitempty" json:"provider,omitempty"`
+	// Interval is how often to look; default 1m.
+	Interval Duration `yaml:"interval,omitempty" json:"interval,omitzero"`
+	// StepDuration is the minimum time at each weight step; default 10m.
+	StepDuration Duration `yaml:"stepDuration,omitempty" json:"stepDuration,omitzero"`
+	// MinSamples is the minimum number of canary requests per step; default 500.
+	MinSamples int `yaml:"minSamples,omitempty" json:"minSamples,omitempty" jsonschema:"minimum=1"`
+	// MaxDuration ends an analysis without a decision as inconclusive; default: none.
+	MaxDuration Duration `yaml:"maxDuration,omitempty" json:"maxDuration,omitzero"`
+	// Alpha is the false-rollback budget over the whole canary and all
+	// metrics; default 0.05.
+	Alpha float64 `yaml:"alpha,omitempty" json:"alpha,omitempty" jsonschema:"exclusiveMinimum=0,maximum=0.5"`
+	// OnInconclusive is what happens after maxDuration: hold (default, with
+	// an alert) or rollback.
+	OnInconclusive string `yaml:"onInconclusive,omitempty" json:"onInconclusive,omitempty" jsonschema:"enum=hold,enum=rollback"`
+	// Metrics are tested metrics (kind errors, latency or ratio) and hard
+	// guards (name, query and max or min, without a kind).
 	Metrics    []AnalysisMetric  `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 	Thresholds map[string]string `yaml:"thresholds,omitempty" json:"thresholds,omitempty"`
+	// PostPromotion compares the promoted revision with the previous one
+	// over an equal window before the change, and rolls back when it is
+	// clearly worse.
+	PostPromotion *PostPromotion `yaml:"postPromotion,omitempty" json:"postPromotion,omitempty"`
 }
 
-// AnalysisMetric is a Prometheus query judged against a bound.
+// Metric kinds of a tested analysis metric.
+const (
+	// MetricErrors is the share of requests answered with a 5xx status.
+	MetricErrors = "errors"
+	// MetricLatency is the share of requests slower than a histogram
+	// bucket boundary (le).
+	MetricLatency = "latency"
+	// MetricRatio is any bad (or good) and total counter pair.
+	MetricRatio = "ratio"
+)
+
+// AnalysisProvider says how to reach Prometheus. Credentials are never
+// written here: only the names of environment variables that hold them.
+type AnalysisProvider struct {
+	// Address is the Prometheus base URL, e.g. http://prometheus.monitoring:9090.
+	Address string `yaml:"address,omitempty" json:"address,omitempty"`
+	// BearerTokenEnv names the environment variable holding a bearer token.
+	BearerTokenEnv string `yaml:"bearerTokenEnv,omitempty" json:"bearerTokenEnv,omitempty" jsonschema:"pattern=^[A-Za-z_][A-Za-z0-9_]*$"`
+	// BasicAuth names the environment variables holding a user and password.
+	BasicAuth *BasicAuthEnv `yaml:"basicAuth,omitempty" json:"basicAuth,omitempty"`
+	TLS       *ProviderTLS  `yaml:"tls,omitempty" json:"tls,omitempty"`
+}
+
+// BasicAuthEnv names the environment variables of HTTP basic auth.
+type BasicAuthEnv struct {
+	UsernameEnv string `yaml:"usernameEnv" json:"usernameEnv" jsonschema:"pattern=^[A-Za-z_][A-Za-z0-9_]*$"`
+	PasswordEnv string `yaml:"passwordEnv" json:"passwordEnv" jsonschema:"pattern=^[A-Za-z_][A-Za-z0-9_]*$"`
+}
+
+// ProviderTLS are the TLS options of a provider.
+type ProviderTLS struct {
+	// CAFile is a PEM bundle trusted besides the system roots; a path on
+	// the controller's file system (a mounted Secret), never the repository.
+	CAFile             string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
+	InsecureSkipVerify bool   `yaml:"insecureSkipVerify,omitempty" json:"insecureSkipVerify,omitempty"`
+}
+
+// AnalysisMetric is either a tested metric (Kind set) or a hard guard (a
+// query judged against max or min, Flagger style).
 type AnalysisMetric struct {
-	Name  string   `yaml:"name" json:"name"`
+	// Name identifies the metric; default: its kind.
+	Name string `yaml:"name,omitempty" json:"name,omitempty"`
+	// Kind is errors, latency or ratio; empty for a guard entry.
+	Kind string `yaml:"kind,omitempty" json:"kind,omitempty" jsonschema:"enum=errors,enum=latency,enum=ratio"`
+	// Query is a guard's PromQL (a template like bad and total), judged
+	// against Max or Min at every look.
 	Query string   `yaml:"query,omitempty" json:"query,omitempty"`
 	Max   *float64 `yaml:"max,omitempty" json:"max,omitempty"`
 	Min   *float64 `yaml:"min,omitempty" json:"min,omitempty"`
+	// Margin is the non-inferiority margin on the rate ratio: 1.2 lets the
+	// canary have at most 20% more bad events than stable; default 1.2.
+	Margin float64 `yaml:"margin,omitempty" json:"margin,omitempty" jsonschema:"exclusiveMinimum=1,maximum=50"`
+	// LE is the histogram bucket boundary of a latency metric, as written
+	// in the le label (for Knative's queue-proxy, milliseconds: "500").
+	LE string `yaml:"le,omitempty" json:"le,omitempty"`
+	// Bad, Good and Total are PromQL templates returning counter series
+	// (not rates) for one arm, with {{.Namespace}}, {{.Name}} and
+	// {{.Revision}}. A ratio metric needs total and one of bad or good;
+	// errors and latency have built-in KServe Serverless templates that
+	// these override.
+	Bad   string `yaml:"bad,omitempty" json:"bad,omitempty"`
+	Good  string `yaml:"good,omitempty" json:"good,omitempty"`
+	Total string `yaml:"total,omitempty" json:"total,omitempty"`
+	// Guard rolls back at once when the canary's bad share in the current
+	// step reaches maxRate after at least minRequests canary requests.
+	Guard *MetricGuard `yaml:"guard,omitempty" json:"guard,omitempty"`
+}
+
+// IsGuard reports whether m is a threshold guard rather than a tested metric.
+func (m AnalysisMetric) IsGuard() bool { return m.Kind == "" }
+
+// MetricName is the metric's name, defaulting to its kind.
+func (m AnalysisMetric) MetricName() string {
+	if m.Name != "" {
+		return m.Name
+	}
+	return m.Kind
+}
+
+// MetricGuard is a Flagger-style threshold on a tested metric.
+type MetricGuard struct {
+	MaxRate     float64 `yaml:"maxRate" json:"maxRate" jsonschema:"exclusiveMinimum=0,maximum=1"`
+	MinRequests int     `yaml:"minRequests,omitempty" json:"minRequests,omitempty" jsonschema:"minimum=0"`
+}
+
+// PostPromotion verifies a promoted version against the previous one.
+type PostPromotion struct {
+	// Duration is the window after promotion, compared with an equal window before it.
+	Duration Duration `yaml:"duration" json:"duration"`
+	// Metrics are tested metrics as in the analysis; default: the analysis's.
+	Metrics []AnalysisMetric `yaml:"metrics,omitempty" json:"metrics,omitempty"`
+}
+
+// AnalysisDefaults is modelsync.yaml's analysis block: the provider and
+// the settings every canary analysis takes unless it says otherwise.
+type AnalysisDefaults struct {
+	Prometheus     *AnalysisProvider `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
+	Interval       Duration          `yaml:"interval,omitempty" json:"interval,omitzero"`
+	StepDuration   Duration          `yaml:"stepDuration,omitempty" json:"stepDuration,omitzero"`
+	MinSamples     int               `yaml:"minSamples,omitempty" json:"minSamples,omitempty" jsonschema:"minimum=1"`
+	MaxDuration    Duration          `yaml:"maxDuration,omitempty" json:"maxDuration,omitzero"`
+	Alpha          float64           `yaml:"alpha,omitempty" json:"alpha,omitempty" jsonschema:"exclusiveMinimum=0,maximum=0.5"`
+	OnInconclusive string            `yaml:"onInconclusive,omitempty" json:"onInconclusive,omitempty" jsonschema:"enum=hold,enum=rollback"`
 }
 
 // Serving says how the model is served.

@@ -185,3 +185,40 @@ func (c *Client) UpdateRun(ctx context.Context, runID, status string, end time.T
 	info := out.RunInfo.toModel()
 	return &info, nil
 }
+
+// SearchRunsRequest is the input of SearchRuns.
+type SearchRunsRequest struct {
+	ExperimentIDs []string
+	// Filter is MLflow's search filter, e.g. "tags.`a.b` = 'x'".
+	Filter     string
+	MaxResults int
+	OrderBy    []string
+	PageToken  string
+}
+
+// SearchRuns returns one page of active runs matching the request and the
+// token of the next page ("" at the end).
+func (c *Client) SearchRuns(ctx context.Context, r SearchRunsRequest) ([]Run, string, error) {
+	if len(r.ExperimentIDs) == 0 {
+		return nil, "", fmt.Errorf("%w: no experiment ids", ErrInvalidArgument)
+	}
+	p := params{}.json("experiment_ids", r.ExperimentIDs).str("filter", r.Filter).str("page_token", r.PageToken)
+	if r.MaxResults > 0 {
+		p = p.json("max_results", r.MaxResults)
+	}
+	if len(r.OrderBy) > 0 {
+		p = p.json("order_by", r.OrderBy)
+	}
+	var out struct {
+		Runs          []wireRun `json:"runs"`
+		NextPageToken string    `json:"next_page_token"`
+	}
+	if err := c.call(ctx, http.MethodPost, "runs/search", p, &out); err != nil {
+		return nil, "", fmt.Errorf("search runs in experiments %v: %w", r.ExperimentIDs, err)
+	}
+	runs := make([]Run, len(out.Runs))
+	for i, w := range out.Runs {
+		runs[i] = w.toModel()
+	}
+	return runs, out.NextPageToken, nil
+}
