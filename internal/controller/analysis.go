@@ -445,3 +445,105 @@ func (c *Controller) canaryEvent(_ context.Context, r *itemRun, typ, reason, msg
 		c.log.Warn("recording event failed", "model", r.key.Model, "environment", r.key.Environment, "error", err)
 	}
 }
+
+// ErrNoAnalysis means the environment runs no canary with an analysis.
+var ErrNoAnalysis = errors.New("no canary analysis")
+
+// Analysis reports one environment's canary analysis: its record in the
+// cluster, read now (so any replica answers with the leader's evidence),
+// and what happens next.
+func (c *Controller) Analysis(ctx context.Context, model, env string) (canary.Status, error) {
+	d := c.Desired()
+	if d == nil {
+		return canary.Status{}, errors.New("no desired state yet: waiting for the first successful fetch")
+	}
+	m, ok := d.Model(model)
+	if !ok {
+		return canary.Status{}, &NotFoundError{What: "model " + model}
+	}
+	ge, ok := m.Env(env)
+	if !ok {
+		return canary.Status{}, &NotFoundError{What: "model " + model + " in environment " + env}
+	}
+	ao := c.opts.Analysis
+	if ao == nil {
+		return canary.Status{}, fmt.Errorf("model %s environment %s: %w: the controller runs without canary analysis (no Prometheus address)", model, env, ErrNoAnalysis)
+	}
+	if ge.Canary == nil {
+		return canary.Status{}, fmt.Errorf("model %s environment %s: %w: Git names no canary", model, env, ErrNoAnalysis)
+	}
+	spec, ok, err := ao.SpecFor(model, *ge)
+	if err != nil {
+		return canary.Status{}, fmt.Errorf("canary analysis of model %s environment %s: %w", model, env, err)
+	}
+	if !ok {
+		return canary.Status{}, fmt.Errorf("model %s environment %s: %w: the canary has no analysis block", model, env, ErrNoAnalysis)
+	}
+	rec, err := ao.Store.Get(ctx, Key{Model: model, Environment: env})
+	if err != nil {
+		return canary.Status{}, err
+	}
+	if !rec.matches(ge.Version, ge.Canary.Version) {
+		rec = nil
+	}
+	return analysisStatus(spec, ge, rec, c.opts.Now()), nil
+}
+
+// analysisStatus is the Status of a canary from its spec and record.
+func analysisStatus(spec canary.Spec, ge *reconciler.DesiredEnv, rec *CanaryRecord, now time.Time) canary.Status {
+	st := canary.Status{Model: spec.Model, Environment: spec.Environment, StableVersion: ge.Version, CandidateVersion: ge.Canary.Version,
+		Weight: ge.Canary.Weight}
+	interval := max(spec.Interval, time.Second)
+	if rec == nil {
+		st.Next = "the first look starts the test once KServe reports both revisions (at the next reconcile, then every " + interval.String() + ")"
+		return st
+	}
+	st.Revisions, st.State, st.Decision = rec.Revisions, rec.State, rec.Decision
+	if w := rec.weight(); w > 0 {
+		st.Weight = w
+	}
+	if !rec.LastLook.IsZero() {
+		st.NextLookAt = rec.LastLook.Add(interval)
+	}
+	steps := spec.Config.Steps
+	at := ""
+	if !st.NextLookAt.IsZero() {
+		at = " at " + st.NextLookAt.UTC().Format("15:04:05")
+		if st.NextLookAt.Before(now) {
+			at = " now"
+		}
+	}
+	switch {
+	case rec.Outcome == OutcomePromoted:
+		st.Weight, st.NextLookAt = 100, time.Time{}
+		st.Next = fmt.Sprintf("promoted: v%d serves all traffic; held there until Git names v%d without a canary (%s)", rec.CandidateVersion, rec.CandidateVersion, writeBackState(rec))
+	case rec.Outcome == OutcomeRolledBack:
+		st.Weight, st.NextLookAt = 0, time.Time{}
+		st.Next = fmt.Sprintf("rolled back: v%d serves all traffic; held there until Git drops canary v%d (%s)", rec.StableVersion, rec.CandidateVersion, writeBackState(rec))
+	case rec.PendingAdvance:
+		st.Next = fmt.Sprintf("apply %d%% and start step %d of %d", st.Weight, rec.State.Step+2, len(steps))
+	case rec.Decision != nil && rec.Decision.Action == analysis.ActionInconclusive:
+		st.Next = fmt.Sprintf("held at %d%% after maxDuration without a decision (onInconclusive: hold); change Git to promote or drop the canary; look again%s", st.Weight, at)
+	default:
+		goal := "promote"
+		if rec.State.Step+1 < len(steps) {
+			goal = fmt.Sprintf("advance to %d%%", steps[rec.State.Step+1])
+		}
+		why := ""
+		if rec.Decision != nil && rec.Decision.Action == analysis.ActionHold {
+			why = " once no longer waiting for: " + rec.Decision.Reason
+		}
+		st.Next = fmt.Sprintf("look again%s; %s%s; roll back if a metric's test shows the canary worse than stable", at, goal, why)
+	}
+	return st
+}
+
+func writeBackState(rec *CanaryRecord) string {
+	switch {
+	case rec.WriteBack != "":
+		return "recorded in Git: " + rec.WriteBack
+	case rec.WriteBackError != "":
+		return "writing it to Git failed, retried every interval: " + rec.WriteBackError
+	}
+	return "not written to Git by the controller: change Git by hand"
+}

@@ -2,13 +2,16 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelsync/modelsync/internal/analysis"
+	"github.com/modelsync/modelsync/internal/apiauth"
 	"github.com/modelsync/modelsync/internal/canary"
 	"github.com/modelsync/modelsync/internal/rollback"
 	"github.com/modelsync/modelsync/reconciler"
@@ -349,6 +352,38 @@ func TestNextOutcome(t *testing.T) {
 		changes := nextOutcome(rec, analysis.Decision{Action: tc.action}, tc.on)
 		if changes != tc.changes || rec.Outcome != tc.outcome || rec.PendingAdvance != tc.pending {
 			t.Errorf("%s with onInconclusive %s: changes %v outcome %s pending %v", tc.action, tc.on, changes, rec.Outcome, rec.PendingAdvance)
+		}
+	}
+}
+
+// GET /api/v1/analysis/{model}/{env} is authenticated like every API
+// route, answers the stored evidence and what comes next, and 404s for an
+// environment without a canary.
+func TestAnalysisAPI(t *testing.T) {
+	a := newAnalysisUnit(t, analysis.ActionHold)
+	a.c.opts.APIAuth = []apiauth.Provider{testTokens(t)}
+	a.setDesired(reconcilertest.Whole(nil, reconcilertest.Model("churn", canaryEnv(3, 4, 20), reconcilertest.Env("dev", 4))))
+	a.step(t)
+	h := a.c.Handler()
+	if rec := do(t, h, http.MethodGet, "/api/v1/analysis/churn/prod", nil, nil); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("without a token: %d", rec.Code)
+	}
+	auth := map[string]string{"Authorization": "Bearer " + testToken}
+	rec := do(t, h, http.MethodGet, "/api/v1/analysis/churn/prod", nil, auth)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET: %d %s", rec.Code, rec.Body)
+	}
+	var st canary.Status
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.State.Looks != 1 || st.Weight != 20 || st.Decision == nil || st.Decision.Action != analysis.ActionHold ||
+		!strings.Contains(st.Next, "advance to 50%") || st.NextLookAt.IsZero() {
+		t.Fatalf("status: %+v", st)
+	}
+	for path, code := range map[string]int{"/api/v1/analysis/churn/dev": http.StatusNotFound, "/api/v1/analysis/nope/prod": http.StatusNotFound} {
+		if rec := do(t, h, http.MethodGet, path, nil, auth); rec.Code != code {
+			t.Errorf("GET %s: %d %s, want %d", path, rec.Code, rec.Body, code)
 		}
 	}
 }
