@@ -61,8 +61,10 @@ type CanaryWriteBack interface {
 
 // canaryRun is the analysis' part of one reconcile.
 type canaryRun struct {
-	spec canary.Spec
-	rec  *CanaryRecord
+	// specErr says why the environment's analysis cannot run.
+	specErr string
+	spec    canary.Spec
+	rec     *CanaryRecord
 	// looked is the decision of a look made in this run.
 	looked *analysis.Decision
 	// advanced is set when the run applies a pending advance's weight;
@@ -100,7 +102,12 @@ func (c *Controller) analysisStep(ctx context.Context, r *itemRun) (stepResult, 
 	}
 	spec, ok, err := ao.SpecFor(k.Model, *ge)
 	if err != nil {
-		return stop, fmt.Errorf("canary analysis of model %s environment %s: %w", k.Model, k.Environment, err)
+		// An analysis that cannot run (no Prometheus address, no tested
+		// metric) automates nothing: the canary stays at Git's weight, as
+		// without an analysis, and status says why.
+		c.log.Warn("canary analysis cannot run; the canary stays at the weight in Git", "model", k.Model, "environment", k.Environment, "error", err)
+		r.canary = &canaryRun{specErr: err.Error()}
+		return next, nil
 	}
 	if !ok {
 		return next, nil

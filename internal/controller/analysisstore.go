@@ -31,6 +31,9 @@ const (
 	// OutcomeRolledBack: the stable version serves all traffic until Git
 	// drops the canary.
 	OutcomeRolledBack Outcome = "rolled-back"
+	// OutcomeNotRunning (status only): the analysis cannot run, e.g. no
+	// Prometheus address; the canary stays at the weight in Git.
+	OutcomeNotRunning Outcome = "not-running"
 )
 
 // CanaryRecord is one canary's durable analysis: the statistics' state and

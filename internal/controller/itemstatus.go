@@ -125,6 +125,8 @@ func deriveOutcome(r *itemRun, prev itemStatus, tm timing) outcome {
 		}
 		if p, ok := r.pinned[r.key.Environment]; ok {
 			s.Message = "pinned at v" + strconv.Itoa(p.Version) + " until Git agrees"
+		} else if a := s.Analysis; a != nil && a.Outcome == OutcomeNotRunning {
+			s.Message = "canary analysis not running: " + a.Error
 		} else if a := s.Analysis; a != nil && a.Outcome != OutcomeRunning {
 			s.Message = "canary " + string(a.Outcome) + ": holding v" + strconv.Itoa(r.effEnv.Version) + " until Git agrees"
 		}

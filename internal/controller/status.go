@@ -85,9 +85,15 @@ type AnalysisSummary struct {
 	Outcome  Outcome `json:"outcome"`
 	// WriteBack is where a promotion or rollback was recorded in Git.
 	WriteBack string `json:"writeBack,omitempty"`
+	// Error says why the analysis cannot run; the canary then stays at
+	// the weight in Git.
+	Error string `json:"error,omitempty"`
 }
 
 func (cr *canaryRun) summary() *AnalysisSummary {
+	if cr != nil && cr.specErr != "" {
+		return &AnalysisSummary{Outcome: OutcomeNotRunning, Error: cr.specErr}
+	}
 	if cr == nil || cr.rec == nil {
 		return nil
 	}
@@ -106,6 +112,9 @@ func (c CanaryStatus) Compact() string {
 		// The analysis owns the weight: step of steps and its decision,
 		// e.g. "v4 50% (2/4) hold" or "v4 rolled-back".
 		s := "v" + strconv.Itoa(c.Version) + " "
+		if a.Outcome == OutcomeNotRunning {
+			return s + strconv.Itoa(c.Weight) + "% (analysis not running)"
+		}
 		if a.Outcome != OutcomeRunning {
 			return s + string(a.Outcome)
 		}

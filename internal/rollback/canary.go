@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
+
+	gh "github.com/google/go-github/v60/github"
+	"github.com/modelsync/modelsync/internal/gitsource"
 
 	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/internal/release"
@@ -174,7 +179,7 @@ func (c *Checkout) WriteCanaryOutcome(ctx context.Context, o *CanaryOutcome, opt
 	if err != nil {
 		return nil, "", err
 	}
-	w := &Written{Branch: ch.Branch}
+	w := &Written{Branch: ch.Branch, Base: ch.Branch}
 	spec, ok := before.Spec.Environments[o.Environment]
 	if !ok {
 		return nil, "", fmt.Errorf("model %s does not run in environment %s on branch %s", o.Model, o.Environment, ch.Branch)
@@ -248,4 +253,59 @@ func (c *Checkout) WriteCanaryOutcome(ctx context.Context, o *CanaryOutcome, opt
 		return w, tag, nil
 	}
 	return w, "", nil
+}
+
+// CanaryWriter records canary outcomes in the models repository for the
+// controller: each write is a fresh clone, an edit, a push and (unless
+// Direct) a pull request, as `modelsync rollback` makes them.
+type CanaryWriter struct {
+	URL    string
+	Branch string // the config branch
+	Auth   gitsource.Auth
+	// Direct commits to the environment's branch; otherwise the change is
+	// pushed to its own branch and a pull request opened with GitHub.
+	Direct bool
+	GitHub *gh.Client
+	// Owner and Name are the GitHub repository of pull requests.
+	Owner, Name string
+	Author      func() Signature
+	// TempDir holds the clones (default: the system's).
+	TempDir string
+}
+
+// WriteBack implements the controller's CanaryWriteBack: it returns the
+// pull request URL, or the branch and commit written.
+func (w *CanaryWriter) WriteBack(ctx context.Context, o *CanaryOutcome) (string, error) {
+	if !w.Direct && w.GitHub == nil {
+		return "", fmt.Errorf("canary %s of model %s in %s: pull requests need a GitHub client (configure GitHub or direct write-back)", o.verb(), o.Model, o.Environment)
+	}
+	tmp, err := os.MkdirTemp(w.TempDir, "modelsync-canary-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	co, err := Clone(ctx, CloneOptions{URL: w.URL, Branch: w.Branch, Auth: w.Auth, Dir: filepath.Join(tmp, "repo")})
+	if err != nil {
+		return "", err
+	}
+	defer co.Close()
+	written, tag, err := co.WriteCanaryOutcome(ctx, o, WriteOptions{Direct: w.Direct, Author: w.Author()})
+	if err != nil {
+		return "", err
+	}
+	if !written.Changed {
+		return "already in Git at " + written.Branch + "@" + written.Commit, nil
+	}
+	if w.Direct {
+		where := "commit " + written.Commit + " on " + written.Branch
+		if tag != "" {
+			where += ", release " + tag
+		}
+		return where, nil
+	}
+	pr, err := OpenPullRequest(ctx, w.GitHub, w.Owner, w.Name, written.Branch, written.Base, o.Title(), o.Body()+"\nOpened by the modelsync controller's canary analysis.\n")
+	if err != nil {
+		return "", fmt.Errorf("branch %s was pushed but %w", written.Branch, err)
+	}
+	return pr.URL, nil
 }
