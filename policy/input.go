@@ -2,11 +2,13 @@ package policy
 
 import (
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/modelsync/modelsync/internal/manifest"
+	"github.com/modelsync/modelsync/internal/redact"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -120,6 +122,72 @@ type Change struct {
 	ToVersion   int    `json:"to_version"`
 	CanaryFrom  int    `json:"canary_from"`
 	CanaryTo    int    `json:"canary_to"`
+	// Analysis is the canary's analysis after the pull request with
+	// modelsync.yaml's defaults merged in, as the controller will run it;
+	// absent without one.
+	Analysis *AnalysisDoc `json:"analysis,omitempty"`
+}
+
+// AnalysisDoc is a canary analysis in the form rules read: durations in
+// seconds, defaults filled, the provider's address without credentials.
+type AnalysisDoc struct {
+	Provider            string  `json:"provider"`
+	IntervalSeconds     float64 `json:"interval_seconds"`
+	StepDurationSeconds float64 `json:"step_duration_seconds"`
+	MinSamples          int     `json:"min_samples"`
+	// MaxDurationSeconds is 0 when the analysis has no time limit.
+	MaxDurationSeconds float64 `json:"max_duration_seconds"`
+	Alpha              float64 `json:"alpha"`
+	OnInconclusive     string  `json:"on_inconclusive"`
+	// Metrics are the tested metrics; Guards the names of threshold guards.
+	Metrics []AnalysisMetricDoc `json:"metrics"`
+	Guards  []string            `json:"guards"`
+	// PostPromotionSeconds is 0 without a post-promotion check.
+	PostPromotionSeconds float64 `json:"post_promotion_seconds"`
+}
+
+// AnalysisMetricDoc is one tested metric.
+type AnalysisMetricDoc struct {
+	Name   string  `json:"name"`
+	Kind   string  `json:"kind"`
+	Margin float64 `json:"margin"`
+	// GuardMaxRate is 0 without a guard.
+	GuardMaxRate float64 `json:"guard_max_rate"`
+}
+
+// NewAnalysisDoc describes a resolved analysis (nil gives nil).
+func NewAnalysisDoc(a *manifest.Analysis) *AnalysisDoc {
+	if a == nil {
+		return nil
+	}
+	d := &AnalysisDoc{
+		IntervalSeconds:     a.Interval.Seconds(),
+		StepDurationSeconds: a.StepDuration.Seconds(),
+		MinSamples:          a.MinSamples,
+		MaxDurationSeconds:  a.MaxDuration.Seconds(),
+		Alpha:               a.Alpha,
+		OnInconclusive:      a.OnInconclusive,
+		Metrics:             []AnalysisMetricDoc{},
+		Guards:              []string{},
+	}
+	if a.Provider != nil {
+		d.Provider = redact.URL(a.Provider.Address)
+	}
+	for _, m := range a.Metrics {
+		if m.IsGuard() {
+			d.Guards = append(d.Guards, m.Name)
+			continue
+		}
+		md := AnalysisMetricDoc{Name: m.MetricName(), Kind: m.Kind, Margin: m.Margin}
+		if m.Guard != nil {
+			md.GuardMaxRate = m.Guard.MaxRate
+		}
+		d.Metrics = append(d.Metrics, md)
+	}
+	if a.PostPromotion != nil {
+		d.PostPromotionSeconds = a.PostPromotion.Duration.Seconds()
+	}
+	return d
 }
 
 // BuildChanges compares two desired states (the base branch's and the
@@ -169,6 +237,7 @@ func BuildChanges(before, after *reconciler.DesiredState) []Change {
 			c.ToVersion = a.Version
 			if a.Canary != nil {
 				c.CanaryTo = a.Canary.Version
+				c.Analysis = NewAnalysisDoc(a.Canary.Analysis)
 			}
 		}
 		changes = append(changes, c)
@@ -192,9 +261,12 @@ func sameRollout(b, a *reconciler.DesiredEnv) bool {
 	if b.Canary == nil || a.Canary == nil {
 		return b.Canary == a.Canary
 	}
+	// An edit of the analysis alone (a looser alpha, a wider margin) is a
+	// change the rules must see.
 	return b.Canary.Version == a.Canary.Version &&
 		b.Canary.Weight == a.Canary.Weight &&
-		slices.Equal(b.Canary.Steps, a.Canary.Steps)
+		slices.Equal(b.Canary.Steps, a.Canary.Steps) &&
+		reflect.DeepEqual(NewAnalysisDoc(b.Canary.Analysis), NewAnalysisDoc(a.Canary.Analysis))
 }
 
 // ModelDoc is one model's manifest before and after the pull request.

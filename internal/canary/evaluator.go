@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/modelsync/modelsync/internal/analysis"
 	"github.com/modelsync/modelsync/internal/prometheus"
 )
+
+// ErrNoData is a look's error when Prometheus has no data for any counter
+// that had data before; like a provider error, it holds.
+var ErrNoData = errors.New("no data")
 
 // Querier is what the Evaluator needs from a metrics provider;
 // *prometheus.Client implements it.
@@ -144,17 +147,17 @@ func (s Spec) queries(rev Revisions) ([]counterQuery, error) {
 // Nothing is updated unless every query succeeded, so a half-read look
 // cannot leave counters from two different moments.
 func (e *Evaluator) read(ctx context.Context, qs []counterQuery, st analysis.State, now time.Time) (map[string]analysis.Counter, map[string]int64, error) {
-	out := make(map[string]analysis.Counter, len(st.Counters)+2*len(qs))
-	for k, v := range st.Counters {
-		out[k] = v
-	}
+	// Only the current queries' counters are kept: a revision that is no
+	// longer an arm, or an earlier step's baseline, is dropped.
+	out := make(map[string]analysis.Counter, 2*len(qs))
 	step := st.Step
 	stepStart := st.Windows[step].Started
 	counts := make(map[string]int64, len(qs))
+	seen, had := 0, false
 	for _, q := range qs {
-		c := out[q.key]
+		c := st.Counters[q.key]
 		baseKey := "@" + strconv.Itoa(step) + ":" + q.key
-		base, haveBase := out[baseKey]
+		base, haveBase := st.Counters[baseKey]
 		if !haveBase {
 			if c.Primed {
 				// A new step: read the counters as they were when it
@@ -169,22 +172,24 @@ func (e *Evaluator) read(ctx context.Context, qs []counterQuery, st analysis.Sta
 				}
 			}
 			base = analysis.Counter{Count: c.Count, Primed: true}
-			// Earlier steps' baselines are no longer needed.
-			for k := range out {
-				if strings.HasPrefix(k, "@") && strings.HasSuffix(k, ":"+q.key) {
-					delete(out, k)
-				}
-			}
 		}
 		v, err := e.q.Query(ctx, q.promql, now)
 		if err != nil {
 			return nil, nil, err
 		}
+		seen += len(v)
+		had = had || len(c.Last) > 0
 		if c, err = observe(c, v); err != nil {
 			return nil, nil, fmt.Errorf("query %q: %w", q.promql, err)
 		}
 		out[q.key], out[baseKey] = c, base
 		counts[q.metric+"/"+q.part+"/"+q.arm] = c.Count - base.Count
+	}
+	if seen == 0 && had {
+		// Every series vanished at once: a scrape gap or a relabelling,
+		// not a canary without traffic. The look has no data; the
+		// counters keep their last values and count on after the gap.
+		return nil, nil, fmt.Errorf("%w: every counter series that had data is missing at %s", ErrNoData, now.UTC().Format(time.RFC3339))
 	}
 	return out, counts, nil
 }

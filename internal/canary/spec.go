@@ -1,12 +1,10 @@
 package canary
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
-	"text/template"
 	"time"
 
 	"github.com/modelsync/modelsync/internal/analysis"
@@ -32,14 +30,7 @@ const (
 )
 
 // TemplateData is what a query template may use.
-type TemplateData struct {
-	// Namespace and Name are the InferenceService's.
-	Namespace, Name string
-	// Revision is the arm's KServe (Knative) revision name.
-	Revision string
-	// LE is a latency metric's bucket boundary.
-	LE string
-}
+type TemplateData = manifest.QueryData
 
 // Metric is one tested metric with its query templates. Bad and Good are
 // alternatives: with Good set, bad events are Total − Good.
@@ -88,6 +79,9 @@ type Spec struct {
 	Requests string
 	Guards   []Guard
 	// Provider is how to reach Prometheus (credentials by variable name).
+	// Address is empty when neither the analysis nor modelsync.yaml names
+	// one; the controller then uses serve's --prometheus-url (WithAddress),
+	// and without that prometheus.New fails naming the missing address.
 	Provider      prometheus.Config
 	PostPromotion *PostPromotion
 }
@@ -127,16 +121,10 @@ func SpecFor(model string, env reconciler.DesiredEnv, isvcName string) (Spec, bo
 			s.Provider.CAFile, s.Provider.InsecureSkipVerify = p.TLS.CAFile, p.TLS.InsecureSkipVerify
 		}
 	}
-	if s.Provider.Address == "" {
-		return Spec{}, true, fmt.Errorf("%w: %s: no Prometheus address (set canary.analysis.provider.address or analysis.prometheus.address in modelsync.yaml)", ErrSpec, where)
-	}
 	var err error
 	s.Metrics, s.Guards, s.Config.Metrics, err = metricsOf(a.Metrics)
 	if err != nil {
 		return Spec{}, true, fmt.Errorf("%w: %s: %w", ErrSpec, where, err)
-	}
-	if len(s.Metrics) == 0 {
-		return Spec{}, true, fmt.Errorf("%w: %s: no tested metric (add e.g. {kind: errors})", ErrSpec, where)
 	}
 	if !builtinOnly(a.Metrics) {
 		// Custom templates may count something other than requests (labelled
@@ -275,23 +263,16 @@ func MetricFor(m manifest.AnalysisMetric) (Metric, error) {
 }
 
 // sampleData renders templates at validate time.
-var sampleData = TemplateData{Namespace: "prod", Name: "model", Revision: "model-predictor-00001", LE: "500"}
+var sampleData = manifest.SampleQueryData
 
-// Render executes a query template. Unknown fields ({{.Version}}) and
-// functions fail with the template's own message; no function is offered,
-// so a models repository cannot make the controller do more than fill in
-// three names.
-func Render(text string, d TemplateData) (string, error) {
-	t, err := template.New("query").Option("missingkey=error").Funcs(template.FuncMap{}).Parse(text)
-	if err != nil {
-		return "", fmt.Errorf("template %q does not parse: %w", text, err)
+// Render executes a query template (manifest.RenderQuery).
+func Render(text string, d TemplateData) (string, error) { return manifest.RenderQuery(text, d) }
+
+// WithAddress fills the provider address from a fallback (serve's
+// --prometheus-url) when the manifests name none.
+func (s Spec) WithAddress(fallback string) Spec {
+	if s.Provider.Address == "" {
+		s.Provider.Address = fallback
 	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, d); err != nil {
-		return "", fmt.Errorf("template %q cannot be rendered (it may use {{.Namespace}}, {{.Name}}, {{.Revision}} and, for latency, {{.LE}}): %w", text, err)
-	}
-	if b.Len() == 0 {
-		return "", fmt.Errorf("template %q renders to an empty query", text)
-	}
-	return b.String(), nil
+	return s
 }

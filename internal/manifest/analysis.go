@@ -1,6 +1,9 @@
 package manifest
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Built-in analysis defaults, used where neither the model file nor
 // modelsync.yaml says otherwise.
@@ -55,6 +58,12 @@ func (a Analysis) Resolved(d *AnalysisDefaults) Analysis {
 		}
 	}
 	a.Metrics = resolveMetrics(a.Metrics)
+	if !slices.ContainsFunc(a.Metrics, func(m AnalysisMetric) bool { return !m.IsGuard() }) {
+		// An analysis of guards only (the form before tested metrics
+		// existed) still needs evidence to advance: the built-in error
+		// ratio gives it, and the guards keep rolling back as before.
+		a.Metrics = append(a.Metrics, AnalysisMetric{Name: MetricErrors, Kind: MetricErrors, Margin: DefaultMargin})
+	}
 	if a.PostPromotion != nil {
 		pp := *a.PostPromotion
 		if len(pp.Metrics) == 0 {

@@ -175,6 +175,7 @@ func validateConfig(file string, pos Positions, c *RepoConfig) ErrorList {
 			v.fail(fmt.Sprintf("serving.extraKinds[%d]", i), "expected a Kubernetes kind such as ConfigMap, optionally with its API group (ServiceMonitor.monitoring.coreos.com), got %q", k)
 		}
 	}
+	validateAnalysisDefaults(v, "analysis", c.Analysis)
 	return v.errs
 }
 
@@ -438,6 +439,9 @@ func validateCanary(v *validator, f string, stable int, c *Canary) {
 	}
 	if c.Weight == 0 && len(c.Steps) == 0 {
 		v.fail(f, "expected steps (e.g. [10, 25, 50]) or a weight")
+	}
+	if c.Analysis != nil {
+		validateAnalysis(v, f+".analysis", c.Analysis)
 	}
 }
 

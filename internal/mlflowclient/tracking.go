@@ -222,3 +222,25 @@ func (c *Client) SearchRuns(ctx context.Context, r SearchRunsRequest) ([]Run, st
 	}
 	return runs, out.NextPageToken, nil
 }
+
+// GetMetricHistory returns every logged value of one metric of a run, in
+// the server's order (one page of up to the server's default limit).
+func (c *Client) GetMetricHistory(ctx context.Context, runID, key string) ([]Metric, error) {
+	if err := need("run id", runID); err != nil {
+		return nil, err
+	}
+	if err := need("metric key", key); err != nil {
+		return nil, err
+	}
+	var out struct {
+		Metrics []wireMetric `json:"metrics"`
+	}
+	if err := c.call(ctx, http.MethodGet, "metrics/get-history", params{}.must("run_id", runID).must("metric_key", key), &out); err != nil {
+		return nil, fmt.Errorf("get history of metric %q of run %s: %w", key, runID, err)
+	}
+	ms := make([]Metric, len(out.Metrics))
+	for i, w := range out.Metrics {
+		ms[i] = Metric{Key: w.Key, Value: w.Value, Timestamp: int64(w.Timestamp), Step: int64(w.Step)}
+	}
+	return ms, nil
+}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -42,6 +43,19 @@ type Prometheus struct {
 // six seconds: Prometheus 2.x hands discovered targets to the scrape loop on a
 // fixed five-second tick, even for static configs.
 func StartPrometheus(ctx context.Context, logDir string, scrapeTargets ...string) (*Prometheus, error) {
+	return startPrometheus(ctx, logDir, nil, scrapeTargets)
+}
+
+// StartPrometheusWithData starts Prometheus on a TSDB backfilled from
+// openMetrics (OpenMetrics text ending in "# EOF", timestamps in seconds)
+// with promtool tsdb create-blocks-from openmetrics, and no scrape
+// targets: queries at the series' timestamps return exactly the samples
+// written, which makes decision tables over counters deterministic.
+func StartPrometheusWithData(ctx context.Context, logDir string, openMetrics []byte) (*Prometheus, error) {
+	return startPrometheus(ctx, logDir, openMetrics, nil)
+}
+
+func startPrometheus(ctx context.Context, logDir string, openMetrics []byte, scrapeTargets []string) (*Prometheus, error) {
 	bin, err := pathTool("prometheus", "prometheus")
 	if err != nil {
 		return nil, err
@@ -53,6 +67,17 @@ func StartPrometheus(ctx context.Context, logDir string, scrapeTargets ...string
 	dataDir, err := os.MkdirTemp("", "modelsync-prometheus-")
 	if err != nil {
 		return nil, fmt.Errorf("testenv: prometheus data dir: %w", err)
+	}
+	tsdb := filepath.Join(dataDir, "tsdb")
+	// Scraped data lives for the test only; backfilled blocks may lie far
+	// in the past and must not be removed by retention as soon as they load.
+	retention := "1h"
+	if openMetrics != nil {
+		if err := backfill(ctx, dataDir, tsdb, openMetrics); err != nil {
+			os.RemoveAll(dataDir)
+			return nil, err
+		}
+		retention = "100y"
 	}
 	cfg, err := prometheusConfig(scrapeTargets)
 	if err != nil {
@@ -75,9 +100,9 @@ func StartPrometheus(ctx context.Context, logDir string, scrapeTargets ...string
 			path: bin,
 			args: []string{
 				"--config.file=" + cfgPath,
-				"--storage.tsdb.path=" + filepath.Join(dataDir, "tsdb"),
+				"--storage.tsdb.path=" + tsdb,
 				"--web.listen-address=127.0.0.1:" + strconv.Itoa(port),
-				"--storage.tsdb.retention.time=1h",
+				"--storage.tsdb.retention.time=" + retention,
 				"--log.level=info",
 			},
 			dir:    dataDir,
@@ -105,6 +130,23 @@ func StartPrometheus(ctx context.Context, logDir string, scrapeTargets ...string
 	}
 	p.ReadyIn = timer.elapsed()
 	return p, nil
+}
+
+// backfill writes openMetrics into TSDB blocks under tsdb.
+func backfill(ctx context.Context, dataDir, tsdb string, openMetrics []byte) error {
+	promtool, err := pathTool("promtool", "prometheus")
+	if err != nil {
+		return err
+	}
+	in := filepath.Join(dataDir, "backfill.om")
+	if err := os.WriteFile(in, openMetrics, 0o644); err != nil {
+		return fmt.Errorf("testenv: backfill input: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, promtool, "tsdb", "create-blocks-from", "openmetrics", in, tsdb)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("testenv: promtool tsdb create-blocks-from openmetrics: %w\n%s", err, out)
+	}
+	return nil
 }
 
 func prometheusConfig(targets []string) (string, error) {
@@ -251,6 +293,19 @@ func NewPrometheus(tb testing.TB, scrapeTargets ...string) *Prometheus {
 	tb.Helper()
 	RequireE2E(tb)
 	p, err := StartPrometheus(tbContext(tb), tbLogDir(tb), scrapeTargets...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tbCleanup(tb, p.Close, p.logPaths)
+	return p
+}
+
+// NewPrometheusWithData starts Prometheus on backfilled data for one test
+// (see StartPrometheusWithData).
+func NewPrometheusWithData(tb testing.TB, openMetrics string) *Prometheus {
+	tb.Helper()
+	RequireE2E(tb)
+	p, err := StartPrometheusWithData(tbContext(tb), tbLogDir(tb), []byte(openMetrics))
 	if err != nil {
 		tb.Fatal(err)
 	}

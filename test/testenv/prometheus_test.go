@@ -3,6 +3,8 @@ package testenv
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -46,5 +48,28 @@ func TestPrometheusScrapesExporter(t *testing.T) {
 	}
 	if _, err := p.Query(ctx, `sum(`); err == nil {
 		t.Fatal("malformed PromQL accepted")
+	}
+}
+
+func TestPrometheusWithBackfilledData(t *testing.T) {
+	RequireE2E(t)
+	base := time.Now().Add(-24 * time.Hour).Truncate(time.Hour)
+	var om strings.Builder
+	om.WriteString("# TYPE modelsync_test_requests counter\n")
+	for i := 0; i <= 10; i++ {
+		fmt.Fprintf(&om, "modelsync_test_requests_total{rev=\"a\"} %d %d\n", 100*i, base.Add(time.Duration(i)*time.Minute).Unix())
+	}
+	om.WriteString("# EOF\n")
+	p := NewPrometheusWithData(t, om.String())
+	t.Logf("backfilled prometheus ready in %s", p.ReadyIn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	at := base.Add(5*time.Minute + 30*time.Second)
+	got, err := p.Query(ctx, fmt.Sprintf("modelsync_test_requests_total @ %d", at.Unix()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 500 {
+		t.Fatalf("counter at minute 5.5 = %v, want the minute-5 sample 500", got)
 	}
 }

@@ -95,3 +95,42 @@ warn contains v if {
 	msg := sprintf("%s in %s: the canary has no analysis metrics; nothing stops a bad version automatically", [model, env])
 	v := lib.finding(meta, model, env, sprintf("spec.environments.%s.canary", [env]), msg)
 }
+
+# Analyses the PR adds or edits, as the controller will run them
+# (modelsync.yaml's defaults merged).
+analyses contains [ch.model, ch.environment, ch.analysis] if {
+	some ch in input.plan.changes
+	is_object(object.get(ch, "analysis", null))
+}
+
+# METADATA
+# title: Canary analysis keeps its error budget
+# description: |
+#   The false-rollback budget alpha of a canary analysis may be at most
+#   canary.max_alpha (default 0.1): a larger one lets the analysis promote
+#   a worse candidate more often than reviewers expect.
+# custom:
+#   id: canary.analysis_alpha_too_large
+deny contains v if {
+	some [model, env, a] in analyses
+	a.alpha > conf.max_alpha
+	meta := rego.metadata.rule()
+	msg := sprintf("%s in %s: the canary analysis has alpha %v; at most %v is allowed", [model, env, a.alpha, conf.max_alpha])
+	v := lib.finding(meta, model, env, sprintf("spec.environments.%s.canary.analysis.alpha", [env]), msg)
+}
+
+# METADATA
+# title: Canary analysis margin is wide
+# description: |
+#   A non-inferiority margin above canary.max_margin (default 2) lets a
+#   candidate with that many times the stable's bad events pass.
+# custom:
+#   id: canary.analysis_margin_wide
+warn contains v if {
+	some [model, env, a] in analyses
+	some m in a.metrics
+	m.margin > conf.max_margin
+	meta := rego.metadata.rule()
+	msg := sprintf("%s in %s: metric %s has margin %v; the canary may have %v times stable's bad events and still pass", [model, env, m.name, m.margin, m.margin])
+	v := lib.finding(meta, model, env, sprintf("spec.environments.%s.canary.analysis.metrics", [env]), msg)
+}

@@ -77,3 +77,23 @@ test_limits_come_from_config if {
 	inp := fixtures.patch([{"op": "remove", "path": concat("/", [prod_canary, "analysis"])}])
 	count(canary.deny) == 0 with input as inp with data.modelsync.config.canary.require_analysis as []
 }
+
+analysis_path := "/plan/changes/0/analysis"
+
+test_large_alpha_denied if {
+	inp := fixtures.patch([{"op": "replace", "path": concat("/", [analysis_path, "alpha"]), "value": 0.3}])
+	ds := canary.deny with input as inp
+	fixtures.ids(ds) == {"canary.analysis_alpha_too_large"}
+	{d.field | some d in ds} == {"spec.environments.prod.canary.analysis.alpha"}
+}
+
+test_alpha_at_limit_passes if {
+	inp := fixtures.patch([{"op": "replace", "path": concat("/", [analysis_path, "alpha"]), "value": 0.1}])
+	count(canary.deny) == 0 with input as inp
+}
+
+test_wide_margin_warns if {
+	inp := fixtures.patch([{"op": "replace", "path": concat("/", [analysis_path, "metrics", "0", "margin"]), "value": 3}])
+	fixtures.ids(canary.warn) == {"canary.analysis_margin_wide"} with input as inp
+	count(canary.deny) == 0 with input as inp
+}

@@ -25,6 +25,8 @@ config_keys := [
 	[["approvals", "require_current_head"], "boolean"],
 	[["canary", "max_first_step"], "number"],
 	[["canary", "require_analysis"], "array"],
+	[["canary", "max_alpha"], "number"],
+	[["canary", "max_margin"], "number"],
 ]
 
 # Each input section the rules read, with the type it must have. Strings
