@@ -18,7 +18,6 @@ import (
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/controller"
 	"github.com/modelsync/modelsync/internal/gitsource"
-	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/internal/prometheus"
 	"github.com/modelsync/modelsync/internal/rollback"
 	"github.com/modelsync/modelsync/reconciler"
@@ -43,7 +42,15 @@ func buildAnalysis(opts *Options, kc kubernetes.Interface, dyn dynamic.Interface
 	evs := &evaluators{byKey: map[string]*canary.Evaluator{}, getenv: f.Getenv}
 	ao := &controller.AnalysisOptions{
 		SpecFor: func(model string, env reconciler.DesiredEnv) (canary.Spec, bool, error) {
-			return canary.SpecFor(model, withProvider(env, opts.PrometheusURL), model)
+			s, ok, err := canary.SpecFor(model, env, model)
+			if err != nil || !ok {
+				return s, ok, err
+			}
+			s = s.WithAddress(opts.PrometheusURL)
+			if s.Provider.Address == "" {
+				return s, true, fmt.Errorf("model %s environment %s: no Prometheus address (canary.analysis.provider.address, modelsync.yaml analysis.prometheus.address or serve --prometheus-url)", model, env.Environment)
+			}
+			return s, true, nil
 		},
 		// A list by name rather than a get: the environment ClusterRole
 		// already grants list (the KServe target's informers use it).
@@ -101,26 +108,6 @@ func buildAnalysis(opts *Options, kc kubernetes.Interface, dyn dynamic.Interface
 		return nil, fmt.Errorf("--canary-write-back %q: want pr, direct or off", opts.CanaryWriteBack)
 	}
 	return ao, nil
-}
-
-// withProvider fills the --prometheus-url default into an analysis that
-// names no provider (neither itself nor modelsync.yaml). env's canary is
-// copied, never modified: it belongs to the shared desired state.
-func withProvider(env reconciler.DesiredEnv, address string) reconciler.DesiredEnv {
-	c := env.Canary
-	if address == "" || c == nil || c.Analysis == nil || (c.Analysis.Provider != nil && c.Analysis.Provider.Address != "") {
-		return env
-	}
-	cc, a := *c, *c.Analysis
-	p := manifest.AnalysisProvider{}
-	if a.Provider != nil {
-		p = *a.Provider
-	}
-	p.Address = address
-	a.Provider = &p
-	cc.Analysis = &a
-	env.Canary = &cc
-	return env
 }
 
 // evaluators keeps one Evaluator per Prometheus provider: canaries may
