@@ -9,6 +9,7 @@ import (
 
 	"github.com/modelsync/modelsync/internal/analysis"
 	"github.com/modelsync/modelsync/internal/canary"
+	"github.com/modelsync/modelsync/reconciler/reconcilertest"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
@@ -85,5 +86,39 @@ func TestConfigMapNameIsDistinctAndValid(t *testing.T) {
 	long := ConfigMapName(Key{Model: string(make([]byte, 300)), Environment: "prod"})
 	if len(long) > 253 {
 		t.Fatalf("name of %d characters", len(long))
+	}
+}
+
+// A controller restarted on the same cluster state (a new Controller whose
+// record store is the same kube-apiserver) continues the same test: its
+// first look gets the stored state, so counts and looks are not reset.
+// This restarts the in-process controller, not a `serve` process.
+func TestAnalysisRestartContinuesOnKubeStore(t *testing.T) {
+	kube := testenv.NewKube(t)
+	cs, err := kubernetes.NewForConfig(kube.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := kube.NewNamespace(t.Context(), "canary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &ConfigMapStore{Client: cs, Namespace: ns}
+	a := newAnalysisUnit(t, analysis.ActionHold)
+	a.c.opts.Analysis.Store = store
+	a.setDesired(reconcilertest.Whole(nil, reconcilertest.Model("churn", canaryEnv(3, 4, 20))))
+	a.step(t)
+	a.step(t)
+	b := newAnalysisUnit(t, analysis.ActionHold)
+	b.c.opts.Analysis.Store = &ConfigMapStore{Client: cs, Namespace: ns}
+	*b.now = *a.now
+	b.setDesired(reconcilertest.Whole(nil, reconcilertest.Model("churn", canaryEnv(3, 4, 20))))
+	b.step(t)
+	rec, err := store.Get(t.Context(), Key{Model: "churn", Environment: "prod"})
+	if err != nil || rec == nil {
+		t.Fatalf("record: %+v, %v", rec, err)
+	}
+	if rec.State.Looks != 3 || !rec.State.Started.Equal(testNow.Add(time.Minute)) {
+		t.Fatalf("after a restart: %d looks since %s, want 3 since the first look", rec.State.Looks, rec.State.Started)
 	}
 }
