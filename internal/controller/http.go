@@ -21,6 +21,7 @@ import (
 //	GET    /api/v1/pins                    pins                                    list pins
 //	POST   /api/v1/pins                    {"model","environment","version","revision"}  create pins
 //	DELETE /api/v1/pins/{model}/{env}      release a pin                           delete pins
+//	GET    /api/v1/analysis/{model}/{env}  a canary's analysis (canary.Status)      get analysis
 //	POST   /webhooks/generic               HMAC-signed push hint -> Trigger
 //	GET    /metrics, /healthz, /readyz
 //
@@ -50,6 +51,7 @@ func (c *Controller) Handler() http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	}))
+	mux.HandleFunc("GET /api/v1/analysis/{model}/{env}", g.Require(apiauth.Attributes{Verb: "get", Resource: "analysis"}, c.handleAnalysis))
 	mux.HandleFunc("POST /webhooks/generic", c.handleGenericWebhook)
 	mux.Handle("GET /metrics", c.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -149,6 +151,21 @@ func (c *Controller) handlePin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
 		writeJSON(w, http.StatusCreated, p)
+	}
+}
+
+func (c *Controller) handleAnalysis(w http.ResponseWriter, r *http.Request) {
+	st, err := c.Analysis(r.Context(), r.PathValue("model"), r.PathValue("env"))
+	var nf *NotFoundError
+	switch {
+	case errors.As(err, &nf), errors.Is(err, ErrNoAnalysis):
+		writeError(w, http.StatusNotFound, err.Error())
+	case err != nil && c.Desired() == nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, st)
 	}
 }
 

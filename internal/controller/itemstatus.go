@@ -18,6 +18,7 @@ type itemStatus struct {
 	Health       string
 	CanaryStep   string
 	Traffic      []reconciler.TrafficSplit
+	Analysis     *AnalysisSummary
 	LastRevision string
 	LastError    string
 	LastAttempt  time.Time
@@ -80,6 +81,7 @@ func deriveOutcome(r *itemRun, prev itemStatus, tm timing) outcome {
 		s.Drift = s.Drift || a.Drift
 	}
 	s.Health, s.CanaryStep, s.Traffic = nonEmpty(r.health.Status, HealthUnknown), r.health.CanaryStep, r.health.Traffic
+	s.Analysis = r.canary.summary()
 	switch r.state() {
 	case StateHeld:
 		s.State, s.Message = StateHeld, "sync window: "+r.window.window.Reason
@@ -123,6 +125,10 @@ func deriveOutcome(r *itemRun, prev itemStatus, tm timing) outcome {
 		}
 		if p, ok := r.pinned[r.key.Environment]; ok {
 			s.Message = "pinned at v" + strconv.Itoa(p.Version) + " until Git agrees"
+		} else if a := s.Analysis; a != nil && a.Outcome == OutcomeNotRunning {
+			s.Message = "canary analysis not running: " + a.Error
+		} else if a := s.Analysis; a != nil && a.Outcome != OutcomeRunning {
+			s.Message = "canary " + string(a.Outcome) + ": holding v" + strconv.Itoa(r.effEnv.Version) + " until Git agrees"
 		}
 	}
 	return o

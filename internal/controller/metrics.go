@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/modelsync/modelsync/internal/analysis"
 )
 
 // Metrics is one controller's Prometheus registry. It is created before the
@@ -25,6 +27,10 @@ type Metrics struct {
 	drift             prometheus.Counter
 	modelInfo         *prometheus.GaugeVec
 	githubRemaining   prometheus.Gauge
+	canaryDecisions   *prometheus.CounterVec
+	canaryProviderErr *prometheus.CounterVec
+	canaryWeight      *prometheus.GaugeVec
+	canaryInconcl     *prometheus.GaugeVec
 
 	mu      sync.Mutex
 	infoFor map[Key]string // version label currently exported per key
@@ -59,9 +65,22 @@ func NewMetrics() *Metrics {
 		githubRemaining: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "modelsync_github_rate_limit_remaining", Help: "GitHub API requests left in the current rate-limit window.",
 		}),
+		canaryDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "modelsync_canary_decisions_total", Help: "Canary analysis looks by decision: advance, promote, rollback, hold, inconclusive.",
+		}, []string{"model", "environment", "action"}),
+		canaryProviderErr: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "modelsync_canary_provider_errors_total", Help: "Canary analysis looks without data because the metrics provider failed (never a rollback by themselves).",
+		}, []string{"model", "environment"}),
+		canaryWeight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "modelsync_canary_weight_percent", Help: "The canary weight the analysis holds live.",
+		}, []string{"model", "environment"}),
+		canaryInconcl: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "modelsync_canary_inconclusive", Help: "1 while a canary is held after maxDuration without a decision: alert on it.",
+		}, []string{"model", "environment"}),
 		infoFor: map[Key]string{},
 	}
 	r.MustRegister(m.reconcileDuration, m.reconcileTotal, m.gitFetch, m.targetRequests, m.drift, m.modelInfo, m.githubRemaining,
+		m.canaryDecisions, m.canaryProviderErr, m.canaryWeight, m.canaryInconcl,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -118,4 +137,25 @@ func (m *Metrics) setModelInfo(k Key, version string) {
 	}
 	m.infoFor[k] = version
 	m.modelInfo.WithLabelValues(k.Model, k.Environment, version).Set(1)
+}
+
+// canaryDecision counts a look's decision and exports the weight it leaves
+// live and whether the canary is held inconclusive.
+func (m *Metrics) canaryDecision(k Key, d analysis.Decision, weight int, providerErr bool) {
+	m.canaryDecisions.WithLabelValues(k.Model, k.Environment, string(d.Action)).Inc()
+	if providerErr {
+		m.canaryProviderErr.WithLabelValues(k.Model, k.Environment).Inc()
+	}
+	m.canaryWeight.WithLabelValues(k.Model, k.Environment).Set(float64(weight))
+	inc := 0.0
+	if d.Action == analysis.ActionInconclusive {
+		inc = 1
+	}
+	m.canaryInconcl.WithLabelValues(k.Model, k.Environment).Set(inc)
+}
+
+// forgetCanary drops the gauges of a canary that ended.
+func (m *Metrics) forgetCanary(k Key) {
+	m.canaryWeight.DeleteLabelValues(k.Model, k.Environment)
+	m.canaryInconcl.DeleteLabelValues(k.Model, k.Environment)
 }

@@ -82,6 +82,8 @@ type Options struct {
 	// APIAuth authenticate and authorize every /api/v1 request (see
 	// Handler), in order. None refuses them all: the API never falls open.
 	APIAuth []apiauth.Provider
+	// Analysis, when set, runs the canary analyses the manifests ask for.
+	Analysis *AnalysisOptions
 	// APIAnonymousRead opens GET /api/v1/status and /api/v1/pins to
 	// callers without a token.
 	APIAnonymousRead bool
@@ -213,6 +215,9 @@ func (o *Options) defaults() error {
 		if err := ValidateLeaderElection(le.LeaseDuration, le.RenewDeadline, le.RetryPeriod); err != nil {
 			return fmt.Errorf("controller: %w", err)
 		}
+	}
+	if a := o.Analysis; a != nil && (a.SpecFor == nil || a.Revisions == nil || a.Evaluator == nil || a.Store == nil) {
+		return errors.New("controller: canary analysis needs SpecFor, Revisions, an Evaluator and a Store")
 	}
 	seen := map[string]bool{}
 	for _, t := range o.Targets {

@@ -45,6 +45,9 @@ type itemRun struct {
 	pinned map[string]Pin
 	agreed []Pin // pins Git now agrees with, released by the leader
 
+	// canary is the canary analysis' part of the run (nil: none).
+	canary *canaryRun
+
 	plan   *reconciler.Plan
 	share  planShare
 	health Health
@@ -79,13 +82,16 @@ type reconcileStep struct {
 }
 
 // steps lists a reconcile in order: resolve Git's state, apply pins and
-// sync windows to it, plan, read serving health, then stop where a window
-// or standby forbids writing, else apply. A step that needs the plan and
-// health (canary analysis) fits between health and hold.
+// sync windows to it, let a running canary analysis look and set the
+// canary's live weight (or its promotion or rollback), plan, read serving
+// health, then stop where a window or standby forbids writing, else apply,
+// and finally start an advanced canary's next step or write its outcome
+// back to Git.
 func (c *Controller) steps() []reconcileStep {
 	return []reconcileStep{
 		{"resolve", c.resolveStep},
 		{"effective", c.effectiveStep},
+		{"analysis", c.analysisStep},
 		{"integrity", c.integrityStep},
 		{"plan", c.planStep},
 		{"health", c.healthStep},
@@ -93,6 +99,7 @@ func (c *Controller) steps() []reconcileStep {
 		{"standby", c.standbyStep},
 		{"release-pins", c.releasePinsStep},
 		{"apply", c.applyStep},
+		{"after-apply", c.afterApplyStep},
 	}
 }
 
@@ -153,7 +160,11 @@ func (c *Controller) reconcile(ctx context.Context, k Key) (time.Duration, error
 			break
 		}
 	}
-	return c.record(ctx, r)
+	after, err := c.record(ctx, r)
+	if cr := r.canary; cr != nil && cr.lookAfter > 0 && (after == 0 || cr.lookAfter < after) {
+		after = cr.lookAfter
+	}
+	return after, err
 }
 
 // resolveStep finds the key in Git's desired state. A model that left Git

@@ -67,11 +67,63 @@ type CanaryStatus struct {
 	Steps []int `json:"steps"`
 	// Traffic is the live split as the serving target reports it.
 	Traffic []reconciler.TrafficSplit `json:"traffic"`
+	// Analysis is the canary analysis' state when one runs; its weight,
+	// not Weight, is then live.
+	Analysis *AnalysisSummary `json:"analysis,omitempty"`
+}
+
+// AnalysisSummary is a canary analysis in a status row.
+type AnalysisSummary struct {
+	// Step is the current step, 1-based, of Steps.
+	Step  int `json:"step"`
+	Steps int `json:"steps"`
+	// Weight is the canary weight the analysis holds live.
+	Weight int `json:"weight"`
+	// Decision and Reason are the last look's (empty before the first).
+	Decision string  `json:"decision,omitempty"`
+	Reason   string  `json:"reason,omitempty"`
+	Outcome  Outcome `json:"outcome"`
+	// WriteBack is where a promotion or rollback was recorded in Git.
+	WriteBack string `json:"writeBack,omitempty"`
+	// Error says why the analysis cannot run; the canary then stays at
+	// the weight in Git.
+	Error string `json:"error,omitempty"`
+}
+
+func (cr *canaryRun) summary() *AnalysisSummary {
+	if cr != nil && cr.specErr != "" {
+		return &AnalysisSummary{Outcome: OutcomeNotRunning, Error: cr.specErr}
+	}
+	if cr == nil || cr.rec == nil {
+		return nil
+	}
+	rec := cr.rec
+	a := &AnalysisSummary{Step: rec.State.Step + 1, Steps: len(cr.spec.Config.Steps), Weight: rec.weight(), Outcome: rec.Outcome, WriteBack: rec.WriteBack}
+	if d := rec.Decision; d != nil {
+		a.Decision, a.Reason = string(d.Action), d.Reason
+	}
+	return a
 }
 
 // Compact renders the canary for a narrow column, e.g. "v4 20%→50% (2/4)":
 // version, live share → desired share when they differ, step of steps.
 func (c CanaryStatus) Compact() string {
+	if a := c.Analysis; a != nil {
+		// The analysis owns the weight: step of steps and its decision,
+		// e.g. "v4 50% (2/4) hold" or "v4 rolled-back".
+		s := "v" + strconv.Itoa(c.Version) + " "
+		if a.Outcome == OutcomeNotRunning {
+			return s + strconv.Itoa(c.Weight) + "% (analysis not running)"
+		}
+		if a.Outcome != OutcomeRunning {
+			return s + string(a.Outcome)
+		}
+		s += strconv.Itoa(a.Weight) + "% (" + strconv.Itoa(a.Step) + "/" + strconv.Itoa(a.Steps) + ")"
+		if a.Decision != "" {
+			s += " " + a.Decision
+		}
+		return s
+	}
 	s := "v" + strconv.Itoa(c.Version) + " "
 	if c.LiveWeight != nil && *c.LiveWeight != c.Weight {
 		s += strconv.Itoa(*c.LiveWeight) + "%→"
@@ -149,7 +201,9 @@ func (c *Controller) Status() Status {
 			row.State = StateSuspended
 		}
 		var traffic []reconciler.TrafficSplit
+		var an *AnalysisSummary
 		if s, ok := c.items[k]; ok {
+			an = s.Analysis
 			row.Live, row.State, row.Message, row.Drift, row.Health = s.Live, s.State, s.Message, s.Drift, s.Health
 			row.CanaryStep, row.LastRevision, row.LastError, row.LastAttempt, row.LastApplied = s.CanaryStep, s.LastRevision, s.LastError, s.LastAttempt, s.LastApplied
 			traffic = s.Traffic
@@ -157,6 +211,9 @@ func (c *Controller) Status() Status {
 		}
 		if e, ok := m.Env(k.Environment); ok && k.Environment != "" {
 			row.Canary = canaryStatus(e.Canary, traffic)
+			if row.Canary != nil {
+				row.Canary.Analysis = an
+			}
 		}
 		if row.Window.Open || k.Environment == "" {
 			row.Window = WindowStatus{Open: true}

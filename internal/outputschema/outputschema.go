@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/modelsync/modelsync/internal/canary"
+
 	"github.com/invopop/jsonschema"
 
 	"github.com/modelsync/modelsync/internal/cmd/check"
@@ -41,6 +43,7 @@ var outputs = []output{
 	{"plan.schema.json", "modelsync plan -o json", reflect.TypeFor[reconciler.PlanJSON]()},
 	{"check.schema.json", "modelsync check -o json", reflect.TypeFor[check.JSONReport]()},
 	{"status.schema.json", "modelsync status -o json", reflect.TypeFor[controller.Status]()},
+	{"analysis.schema.json", "modelsync analysis -o json", reflect.TypeFor[canary.Status]()},
 	{"cost.schema.json", "modelsync cost -o json", reflect.TypeFor[storagecost.Report]()},
 	{"cost-estimate.schema.json", "modelsync cost --estimate N×SIZE -o json", reflect.TypeFor[cost.EstimateJSON]()},
 	{"scan.schema.json", "modelsync scan PATH -o json", reflect.TypeFor[scancmd.JSONReport]()},

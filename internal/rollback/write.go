@@ -35,6 +35,8 @@ type Written struct {
 	Commit string
 	// Changed is false when no commit was needed.
 	Changed bool
+	// Base is the branch the change is for (a pull request's base).
+	Base string
 	// Line is the manifest line that changed; Before and After are its
 	// text, for the report.
 	Line          int

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/modelsync/modelsync/internal/cmd/analysis"
+
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmd/apply"
@@ -57,6 +59,7 @@ requests to that repository with policies over the plan.`,
 		rollback.NewCmdRollback(f, nil),
 		serve.NewCmdServe(f, nil),
 		status.NewCmdStatus(f, nil),
+		analysis.NewCmdAnalysis(f, nil),
 		reconcile.NewCmdReconcile(f, nil),
 		scancmd.NewCmdScan(f, nil),
 	)

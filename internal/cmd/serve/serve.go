@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/modelsync/modelsync/internal/apiauth"
@@ -112,6 +113,13 @@ type Options struct {
 	// GitCacheMiB bounds the Git objects and decoded directories the
 	// controller keeps in memory between fetches (0: the default).
 	GitCacheMiB int64
+
+	// PrometheusURL is the canary analysis' Prometheus where neither the
+	// manifest nor modelsync.yaml names one.
+	PrometheusURL string
+	// CanaryWriteBack is how a canary's promotion or rollback reaches Git:
+	// pr, direct or off.
+	CanaryWriteBack string
 
 	// OnListen, when set, is called with the bound address once the server
 	// accepts connections (tests listen on port 0); OnProbeListen likewise
@@ -237,6 +245,10 @@ Environment:
 		"how often replicas try to acquire or renew the Lease (plus up to 120% jitter); renew deadline > 1.2 × retry period")
 	cmd.Flags().Int64Var(&opts.GitCacheMiB, "git-cache-mib", gitsource.DefaultCacheSize>>20,
 		"MiB of Git objects and decoded directories the controller keeps in memory between fetches; raise it for repositories of many thousands of models")
+	cmd.Flags().StringVar(&opts.PrometheusURL, "prometheus-url", "",
+		"Prometheus of canary analyses that name none (canary.analysis.provider, else modelsync.yaml analysis.prometheus.address, else this)")
+	cmd.Flags().StringVar(&opts.CanaryWriteBack, "canary-write-back", WriteBackPR,
+		"how a canary analysis records a promotion or rollback in Git: pr (a pull request, GitHub credentials as for the webhooks), direct (a commit on the branch) or off")
 	return cmd
 }
 
@@ -544,6 +556,16 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 			// Serving health comes from the KServe target itself
 			// (reconciler.HealthReporter).
 			copts.Events = kc
+			// Canary analyses need the InferenceServices' status.
+			dyn, err := dynamic.NewForConfig(rc)
+			if err != nil {
+				wiring.CloseTargets(targets)
+				return nil, nil, err
+			}
+			if copts.Analysis, err = buildAnalysis(opts, kc, dyn, log); err != nil {
+				wiring.CloseTargets(targets)
+				return nil, nil, err
+			}
 		}
 		if opts.LeaderElect {
 			copts.LeaderElection = leaderElection(opts, kc, identity)

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/modelsync/modelsync/internal/canary"
 	"github.com/modelsync/modelsync/internal/controller"
 	"github.com/modelsync/modelsync/internal/gitsource"
 )
@@ -71,6 +72,13 @@ func New(server string, getenv func(string) string, hc *http.Client) *Client {
 func (c *Client) Status(ctx context.Context) (controller.Status, error) {
 	var st controller.Status
 	err := c.do(ctx, http.MethodGet, "/api/v1/status", nil, &st)
+	return st, err
+}
+
+// Analysis is GET /api/v1/analysis/{model}/{env}: a canary's analysis.
+func (c *Client) Analysis(ctx context.Context, model, env string) (canary.Status, error) {
+	var st canary.Status
+	err := c.do(ctx, http.MethodGet, "/api/v1/analysis/"+url.PathEscape(model)+"/"+url.PathEscape(env), nil, &st)
 	return st, err
 }
 

@@ -1,0 +1,153 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/modelsync/modelsync/internal/analysis"
+	"github.com/modelsync/modelsync/internal/canary"
+	"github.com/modelsync/modelsync/internal/cmdutil"
+	"github.com/modelsync/modelsync/internal/controller"
+	"github.com/modelsync/modelsync/internal/gitsource"
+	"github.com/modelsync/modelsync/internal/prometheus"
+	"github.com/modelsync/modelsync/internal/rollback"
+	"github.com/modelsync/modelsync/reconciler"
+)
+
+// Write-back modes of --canary-write-back.
+const (
+	WriteBackPR     = "pr"
+	WriteBackDirect = "direct"
+	WriteBackOff    = "off"
+)
+
+var inferenceServices = schema.GroupVersionResource{Group: "serving.kserve.io", Version: "v1beta1", Resource: "inferenceservices"}
+
+// buildAnalysis wires the canary analysis: records in ConfigMaps of the
+// controller's namespace, arms read from each InferenceService's status,
+// one Prometheus client per provider, MLflow runs when MLflow is set, and
+// the write-back to Git --canary-write-back asks for.
+func buildAnalysis(opts *Options, kc kubernetes.Interface, dyn dynamic.Interface, log *slog.Logger) (*controller.AnalysisOptions, error) {
+	f := opts.Factory
+	ns := firstNonEmpty(f.Getenv(EnvPodNamespace), opts.LeaderElectionNamespace, "modelsync-system")
+	evs := &evaluators{byKey: map[string]*canary.Evaluator{}, getenv: f.Getenv}
+	ao := &controller.AnalysisOptions{
+		SpecFor: func(model string, env reconciler.DesiredEnv) (canary.Spec, bool, error) {
+			s, ok, err := canary.SpecFor(model, env, model)
+			if err != nil || !ok {
+				return s, ok, err
+			}
+			s = s.WithAddress(opts.PrometheusURL)
+			if s.Provider.Address == "" {
+				return s, true, fmt.Errorf("model %s environment %s: no Prometheus address (canary.analysis.provider.address, modelsync.yaml analysis.prometheus.address or serve --prometheus-url)", model, env.Environment)
+			}
+			return s, true, nil
+		},
+		// A list by name rather than a get: the environment ClusterRole
+		// already grants list (the KServe target's informers use it).
+		Revisions: func(ctx context.Context, namespace, name string) (canary.Revisions, error) {
+			l, err := dyn.Resource(inferenceServices).Namespace(namespace).List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+			if err != nil {
+				return canary.Revisions{}, err
+			}
+			if len(l.Items) != 1 {
+				return canary.Revisions{}, fmt.Errorf("inferenceservice %s/%s: %w (not found)", namespace, name, canary.ErrNoRevisions)
+			}
+			return canary.RevisionsOf(&l.Items[0])
+		},
+		Evaluator: evs,
+		Store:     &controller.ConfigMapStore{Client: kc, Namespace: ns},
+	}
+	if f.HasMLflow() {
+		mc, err := f.MLflow()
+		if err != nil {
+			return nil, fmt.Errorf("canary analysis runs in MLflow: %w", err)
+		}
+		ao.Recorder = canary.NewRunRecorder(mc)
+	}
+	switch opts.CanaryWriteBack {
+	case WriteBackOff:
+	case WriteBackPR, WriteBackDirect:
+		w := &rollback.CanaryWriter{URL: opts.Repo.URL, Branch: opts.Repo.Branch, Auth: gitsource.AuthFromEnv(f.Getenv),
+			Direct: opts.CanaryWriteBack == WriteBackDirect, Author: func() rollback.Signature {
+				return rollback.Signature{Name: firstNonEmpty(f.Getenv("GIT_AUTHOR_NAME"), controller.ActorController),
+					Email: firstNonEmpty(f.Getenv("GIT_AUTHOR_EMAIL"), controller.ActorController+"@localhost"), When: time.Now()}
+			}}
+		if !w.Direct {
+			repoName := firstNonEmpty(opts.GitHubRepository, f.Getenv(EnvRepository))
+			owner, name, ok := strings.Cut(repoName, "/")
+			if !ok {
+				var err error
+				if owner, name, err = rollback.RepoFromRemote(gitsource.SanitizeURL(opts.Repo.URL)); err != nil {
+					log.Warn("canary outcomes are not written back to Git: no GitHub repository for pull requests (set --github-repository, or --canary-write-back direct or off)", "error", err)
+					return ao, nil
+				}
+			}
+			f.GitHubFlags = cmdutil.GitHubFlags{APIURL: opts.GitHubAPIURL, AppID: opts.AppID, InstallationID: opts.InstallationID,
+				AppKeyFile: opts.AppKeyFile, Transport: opts.Transport}
+			client, err := f.GitHub()
+			if err != nil {
+				// Serving must not stop for want of GitHub: the outcome
+				// still holds until a person changes Git.
+				log.Warn("canary outcomes are not written back to Git: pull requests need GitHub credentials (or --canary-write-back direct or off)", "error", err)
+				return ao, nil
+			}
+			w.GitHub, w.Owner, w.Name = client.REST(), owner, name
+		}
+		ao.WriteBack = w
+	default:
+		return nil, fmt.Errorf("--canary-write-back %q: want pr, direct or off", opts.CanaryWriteBack)
+	}
+	return ao, nil
+}
+
+// evaluators keeps one Evaluator per Prometheus provider: canaries may
+// name different ones, and a client per provider keeps its connections.
+type evaluators struct {
+	mu     sync.Mutex
+	byKey  map[string]*canary.Evaluator
+	getenv func(string) string
+}
+
+func (e *evaluators) get(s canary.Spec) (*canary.Evaluator, error) {
+	p := s.Provider
+	key := strings.Join([]string{p.Address, p.BearerTokenEnv, p.UsernameEnv, p.PasswordEnv, p.CAFile, fmt.Sprint(p.InsecureSkipVerify)}, "\x00")
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ev, ok := e.byKey[key]; ok {
+		return ev, nil
+	}
+	p.Getenv = e.getenv
+	c, err := prometheus.New(p)
+	if err != nil {
+		return nil, fmt.Errorf("canary analysis of model %s environment %s: %w", s.Model, s.Environment, err)
+	}
+	ev := canary.NewEvaluator(c)
+	e.byKey[key] = ev
+	return ev, nil
+}
+
+func (e *evaluators) Look(ctx context.Context, s canary.Spec, revs canary.Revisions, st analysis.State, now time.Time) (analysis.State, analysis.Decision, error) {
+	ev, err := e.get(s)
+	if err != nil {
+		return st, analysis.Decision{}, err
+	}
+	return ev.Look(ctx, s, revs, st, now)
+}
+
+func (e *evaluators) Advance(s canary.Spec, st analysis.State, now time.Time) (analysis.State, error) {
+	ev, err := e.get(s)
+	if err != nil {
+		return st, err
+	}
+	return ev.Advance(s, st, now)
+}
