@@ -95,6 +95,7 @@ func (c *Controller) analysisStep(ctx context.Context, r *itemRun) (stepResult, 
 	if ge.Canary == nil {
 		// Git has no canary (any more): an outcome Git agrees with now, or
 		// a canary a person withdrew. The record has done its job.
+		c.canaries.forget(k)
 		if leader {
 			c.releaseRecord(ctx, r, "git has no canary")
 		}
@@ -139,6 +140,7 @@ func (c *Controller) analysisStep(ctx context.Context, r *itemRun) (stepResult, 
 	}
 	effectiveCanary(r.effEnv, cr.rec)
 	cr.advanced = cr.rec != nil && cr.rec.Outcome == OutcomeRunning && cr.rec.PendingAdvance
+	c.canaries.update(k, analysisStatus(spec, ge, cr.rec, r.now), cr.looked)
 	return next, nil
 }
 
@@ -367,6 +369,7 @@ func (c *Controller) releaseRecord(ctx context.Context, r *itemRun, why string) 
 		return
 	}
 	c.metrics.forgetCanary(r.key)
+	c.canaries.forget(r.key)
 	from := "analysis " + string(rec.Outcome) + " v" + strconv.Itoa(rec.CandidateVersion)
 	c.writeAudit(AuditEntry{Actor: ActorController, Revision: r.gitEnv.Revision, Model: r.key.Model, Environment: r.key.Environment,
 		Action: "release-canary", From: from, To: "git (" + why + ")", Result: "applied"})

@@ -233,6 +233,18 @@ func TestAnalysisHoldAdvanceRollback(t *testing.T) {
 		t.Fatalf("row after rollback: %+v / %q", row.Canary, row.Message)
 	}
 
+	// The dashboard's reading: the last status and every look, in order.
+	if st, ok := a.c.CanaryStatus("churn", "prod"); !ok || st.CandidateVersion != 4 || st.Decision == nil || st.Decision.Action != analysis.ActionRollback {
+		t.Fatalf("CanaryStatus after the rollback: %+v, %v", st, ok)
+	}
+	var seen []string
+	for _, d := range a.c.CanaryLooks("churn", "prod") {
+		seen = append(seen, string(d.Action))
+	}
+	if got := strings.Join(seen, ","); got != "hold,advance,rollback" {
+		t.Fatalf("CanaryLooks = %s, want hold,advance,rollback", got)
+	}
+
 	// Git still names the canary: the rollback holds, no new look, no
 	// second write-back.
 	looks := a.eval.looks
@@ -250,6 +262,9 @@ func TestAnalysisHoldAdvanceRollback(t *testing.T) {
 	a.step(t)
 	if rec, _ := a.store.Get(a.ctx, Key{Model: "churn", Environment: "prod"}); rec != nil {
 		t.Fatalf("record kept after Git agreed: %+v", rec)
+	}
+	if st, ok := a.c.CanaryStatus("churn", "prod"); ok {
+		t.Fatalf("CanaryStatus kept after Git dropped the canary: %+v", st)
 	}
 
 	var actions []string

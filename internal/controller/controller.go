@@ -76,8 +76,10 @@ type Controller struct {
 	metrics *Metrics
 	windows syncwindow.Set
 	pins    *pinStore
-	audit   *auditLog
-	closers []io.Closer
+	// canaries is the dashboard's in-memory reading of running canaries.
+	canaries *canaryViews
+	audit    *auditLog
+	closers  []io.Closer
 	// attribution remembers which commit changed each model, so each
 	// desired state walks only the commits since the previous one.
 	attribution *reconciler.Attribution
@@ -129,6 +131,7 @@ func New(opts Options) (*Controller, error) {
 		metrics:     opts.Metrics,
 		windows:     ws,
 		pins:        pins,
+		canaries:    newCanaryViews(),
 		audit:       &auditLog{},
 		attribution: reconciler.NewAttribution(),
 		manifests:   manifest.NewCache(),
