@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
@@ -39,6 +41,17 @@ var inferenceServices = schema.GroupVersionResource{Group: "serving.kserve.io", 
 func buildAnalysis(opts *Options, kc kubernetes.Interface, dyn dynamic.Interface, log *slog.Logger) (*controller.AnalysisOptions, error) {
 	f := opts.Factory
 	ns := firstNonEmpty(f.Getenv(EnvPodNamespace), opts.LeaderElectionNamespace, "modelsync-system")
+	if missing, err := missingRecordAccess(kc, ns); err != nil {
+		return nil, fmt.Errorf("canary analysis: checking access to its records in namespace %s: %w", ns, err)
+	} else if missing != "" {
+		// Without its records an analysis could not keep its evidence
+		// across restarts, and every canary's reconcile would fail on a
+		// 403: run without analysis (canaries stay at Git's weight) and say
+		// how to turn it on.
+		log.Warn("canary analysis is off: this identity may not "+missing+" configmaps in namespace "+ns+
+			" (install deploy/components/canary-analysis); canaries stay at the weight in Git", "namespace", ns)
+		return nil, nil
+	}
 	evs := &evaluators{byKey: map[string]*canary.Evaluator{}, getenv: f.Getenv}
 	ao := &controller.AnalysisOptions{
 		SpecFor: func(model string, env reconciler.DesiredEnv) (canary.Spec, bool, error) {
@@ -150,4 +163,28 @@ func (e *evaluators) Advance(s canary.Spec, st analysis.State, now time.Time) (a
 		return st, err
 	}
 	return ev.Advance(s, st, now)
+}
+
+// recordVerbs are what the ConfigMap store of canary records does.
+var recordVerbs = []string{"get", "create", "update", "delete"}
+
+// missingRecordAccess asks the API server (a SelfSubjectAccessReview each,
+// which every authenticated identity may make) whether this identity may
+// keep canary records in ns, and returns the first verb it may not use.
+func missingRecordAccess(kc kubernetes.Interface, ns string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, verb := range recordVerbs {
+		r, err := kc.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: ns, Verb: verb, Resource: "configmaps"}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return "", err
+		}
+		if !r.Status.Allowed {
+			return verb, nil
+		}
+	}
+	return "", nil
 }
