@@ -372,7 +372,7 @@ func TestServeCanaryAnalysisEndToEnd(t *testing.T) {
 		})
 		p.kill9()
 		before := record()
-		if before.Outcome != controller.OutcomeRunning || before.State.Step != 1 {
+		if before == nil || before.Outcome != controller.OutcomeRunning || before.State.Step != 1 {
 			t.Fatalf("the kill came too late: %s", describe())
 		}
 		step1 := before.State.Windows[0]
