@@ -383,6 +383,10 @@ func TestServeCanaryAnalysisEndToEnd(t *testing.T) {
 		p = startServe(t, env, args...)
 		waitUntil(t, "the restarted controller's first look", 90*time.Second, func() bool {
 			rec := record()
+			if rec != nil && (rec.State.Looks < before.State.Looks || !rec.State.Started.Equal(before.State.Started)) {
+				t.Fatalf("the restarted controller started a new test: before the kill %d looks since %s, now %d since %s",
+					before.State.Looks, before.State.Started, rec.State.Looks, rec.State.Started)
+			}
 			return rec != nil && rec.State.Looks > before.State.Looks
 		})
 		after := record()
