@@ -490,9 +490,18 @@ type AuditEvent struct {
 func (e AuditEvent) IsWrite() bool {
 	switch e.Verb {
 	case "create", "update", "patch", "delete", "deletecollection":
-		return true
+		// A review (access or token) is a question sent as a create; the
+		// API server stores nothing.
+		return e.ObjectRef == nil || !reviewResources[e.ObjectRef.Resource]
 	}
 	return false
+}
+
+// reviewResources are the authentication and authorization APIs whose
+// create only asks.
+var reviewResources = map[string]bool{
+	"selfsubjectaccessreviews": true, "subjectaccessreviews": true, "localsubjectaccessreviews": true,
+	"selfsubjectrulesreviews": true, "selfsubjectreviews": true, "tokenreviews": true,
 }
 
 // Resource is "resource[/subresource] namespace/name" for messages.
