@@ -10,10 +10,10 @@ import (
 func TestAuditEventIsWrite(t *testing.T) {
 	for line, want := range map[string]bool{
 		`{"verb":"create","objectRef":{"resource":"selfsubjectaccessreviews","apiGroup":"authorization.k8s.io"}}`: false,
-		`{"verb":"create","objectRef":{"resource":"tokenreviews","apiGroup":"authentication.k8s.io"}}`:           false,
+		`{"verb":"create","objectRef":{"resource":"tokenreviews","apiGroup":"authentication.k8s.io"}}`:            false,
 		`{"verb":"create","objectRef":{"resource":"configmaps","namespace":"ns"}}`:                                true,
-		`{"verb":"patch","objectRef":{"resource":"inferenceservices","namespace":"ns"}}`:                         true,
-		`{"verb":"get","objectRef":{"resource":"configmaps","namespace":"ns"}}`:                                  false,
+		`{"verb":"patch","objectRef":{"resource":"inferenceservices","namespace":"ns"}}`:                          true,
+		`{"verb":"get","objectRef":{"resource":"configmaps","namespace":"ns"}}`:                                   false,
 	} {
 		var e AuditEvent
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
