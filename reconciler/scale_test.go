@@ -22,9 +22,6 @@ import (
 // a real Git repository through the controller's Git source, so the tree
 // lookups and tag resolution are measured along with manifest loading.
 func TestDesiredStateGrowsLinearly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds two generated repositories")
-	}
 	// Both sizes are measured in turns, best of three each, in CPU time
 	// of this process: a busy machine stretches wall time unevenly
 	// between the two, CPU time much less.
