@@ -57,6 +57,8 @@ type FaultProxy struct {
 	mu       sync.Mutex
 	faults   []*activeFault
 	requests []RecordedRequest
+	inFlight int
+	idle     *sync.Cond // signalled when inFlight drops to 0
 }
 
 type activeFault struct {
@@ -76,6 +78,7 @@ func NewFaultProxy(target string) (*FaultProxy, error) {
 		return nil, fmt.Errorf("testenv: fault proxy listen: %w", err)
 	}
 	p := &FaultProxy{URL: "http://" + l.Addr().String(), target: u, done: make(chan struct{})}
+	p.idle = sync.NewCond(&p.mu)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
@@ -145,7 +148,49 @@ func (p *FaultProxy) record(rr RecordedRequest) {
 	p.mu.Unlock()
 }
 
+// WaitIdle blocks until no request is being handled or d has passed, and
+// reports whether the proxy went idle. A request the proxy had begun to
+// forward runs to completion at the target even when its client died (see
+// serve), so after a client is killed and WaitIdle returns true, the
+// target's state holds everything that client will ever have written.
+func (p *FaultProxy) WaitIdle(d time.Duration) bool {
+	timer := time.AfterFunc(d, func() {
+		p.mu.Lock()
+		p.idle.Broadcast()
+		p.mu.Unlock()
+	})
+	defer timer.Stop()
+	deadline := time.Now().Add(d)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.inFlight > 0 {
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		p.idle.Wait()
+	}
+	return true
+}
+
 func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	p.inFlight++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inFlight--
+		if p.inFlight == 0 {
+			p.idle.Broadcast()
+		}
+		p.mu.Unlock()
+	}()
+	// Once a request is forwarded it finishes at the target even if the
+	// client goes away, so a test that kills a client knows, after
+	// WaitIdle, exactly what reached the target. (A client that dies during
+	// injected latency is still seen through the original context: its
+	// request is dropped and never forwarded.)
+	clientGone := r.Context().Done()
+	r = r.WithContext(context.WithoutCancel(r.Context()))
 	rec := RecordedRequest{Method: r.Method, Path: r.URL.Path}
 	f, ok := p.take(r)
 	if !ok {
@@ -157,7 +202,7 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		t := time.NewTimer(f.Latency)
 		select {
 		case <-t.C:
-		case <-r.Context().Done():
+		case <-clientGone:
 			t.Stop()
 			rec.Dropped = true
 			p.record(rec)

@@ -237,7 +237,11 @@ func TestServeKilledDuringReconcileConverges(t *testing.T) {
 	p := startServe(t, env, "--repo", f.repo, "--concurrency", "1")
 	waitUntil(t, "the first alias write", 90*time.Second, func() bool { return f.aliasWrites() >= 1 })
 	p.kill9()
-	time.Sleep(time.Second) // a write in flight through the proxy lands
+	// A write the proxy had begun to forward lands; only then is MLflow's
+	// state all the dead process will ever have written.
+	if !f.proxy.WaitIdle(time.Minute) {
+		t.Fatal("the proxy still forwards the killed process's requests after a minute")
+	}
 	done := f.setAliases(t)
 	if done == exampleAliases {
 		t.Fatal("the kill came after the sync finished; the test proves nothing")
@@ -271,7 +275,11 @@ func TestServeLeaderKilledStandbyTakesOver(t *testing.T) {
 		t.Fatal("two leaders")
 	}
 	a.kill9()
-	time.Sleep(time.Second) // a write in flight through the proxy lands
+	// A write the proxy had begun to forward lands; only then is MLflow's
+	// state all the dead process will ever have written.
+	if !f.proxy.WaitIdle(time.Minute) {
+		t.Fatal("the proxy still forwards the killed process's requests after a minute")
+	}
 	done := f.setAliases(t)
 	if done == exampleAliases {
 		t.Fatal("the kill came after the sync finished; the test proves nothing")
