@@ -5,7 +5,6 @@ package lineage
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -18,10 +17,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
-	"github.com/modelsync/modelsync/internal/mlflowclient"
-	"github.com/modelsync/modelsync/internal/redact"
+	"github.com/modelsync/modelsync/internal/lineage"
 	"github.com/modelsync/modelsync/internal/wiring"
-	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Options are the inputs of lineage.
@@ -30,50 +27,6 @@ type Options struct {
 	Model   string
 	Version int
 	Output  string
-}
-
-// Lineage is the command's JSON output.
-type Lineage struct {
-	Model       string             `json:"model"`
-	Version     int                `json:"version"`
-	Status      string             `json:"status"`
-	Stage       string             `json:"stage,omitempty"`
-	Aliases     []string           `json:"aliases"`
-	CreatedAt   time.Time          `json:"createdAt"`
-	Source      string             `json:"source"`
-	ArtifactURI string             `json:"artifactUri,omitempty"`
-	ArtifactErr string             `json:"artifactError,omitempty"`
-	RunID       string             `json:"runId,omitempty"`
-	Params      map[string]string  `json:"params,omitempty"`
-	Metrics     map[string]float64 `json:"metrics,omitempty"`
-	// DatasetInputs are the datasets the run logged with mlflow.log_input.
-	DatasetInputs []DatasetInput `json:"datasetInputs"`
-	// Datasets are tags whose key mentions a dataset, on the version or its
-	// run ("run:" prefix): how datasets were recorded before log_input.
-	Datasets    map[string]string `json:"datasets,omitempty"`
-	Deployment  Deployment        `json:"deployment"`
-	VersionTags map[string]string `json:"versionTags,omitempty"`
-	TrackingURI string            `json:"trackingUri"`
-}
-
-// DatasetInput is one dataset the version's run used.
-type DatasetInput struct {
-	Name       string `json:"name"`
-	Digest     string `json:"digest,omitempty"`
-	Context    string `json:"context,omitempty"`
-	SourceType string `json:"sourceType,omitempty"`
-	// Source is MLflow's JSON description of the source, e.g. {"uri": "s3://..."}.
-	Source string            `json:"source,omitempty"`
-	Tags   map[string]string `json:"tags,omitempty"`
-}
-
-// Deployment is what modelsync recorded on the version.
-type Deployment struct {
-	Revision     string `json:"revision,omitempty"`
-	Environments string `json:"environments,omitempty"`
-	DeployedBy   string `json:"deployedBy,omitempty"`
-	Lifecycle    string `json:"lifecycle,omitempty"`
-	ArchivedAt   string `json:"archivedAt,omitempty"`
 }
 
 // NewCmdLineage builds the command; runF replaces the work in tests of flags.
@@ -117,7 +70,7 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	l, err := Read(ctx, client, loc, opts.Model, opts.Version)
+	l, err := lineage.Read(ctx, client, loc, opts.Model, opts.Version)
 	if err != nil {
 		return err
 	}
@@ -127,60 +80,7 @@ func Run(ctx context.Context, opts *Options) error {
 	return writeText(opts.Factory.IO.Out, l)
 }
 
-// Read gathers the lineage of one version.
-func Read(ctx context.Context, c *mlflowclient.Client, loc reconciler.ArtifactLocator, model string, version int) (*Lineage, error) {
-	mv, err := c.GetModelVersion(ctx, model, version)
-	if err != nil {
-		return nil, err
-	}
-	l := &Lineage{
-		Model: model, Version: version, Status: mv.Status, Stage: mv.CurrentStage, Aliases: slices.Sorted(slices.Values(mv.Aliases)),
-		CreatedAt: time.UnixMilli(mv.CreationTimestamp).UTC(), Source: mv.Source, RunID: mv.RunID, TrackingURI: c.TrackingURI(),
-		Datasets: map[string]string{}, VersionTags: map[string]string{},
-		Deployment: Deployment{
-			Revision: mv.Tags[mlflowclient.TagRevision], Environments: mv.Tags[mlflowclient.TagEnvironments], DeployedBy: mv.Tags[mlflowclient.TagDeployedBy],
-			Lifecycle: mv.Tags[mlflowclient.TagLifecycle], ArchivedAt: mv.Tags[mlflowclient.TagArchivedAt],
-		},
-	}
-	if l.Aliases == nil {
-		l.Aliases = []string{}
-	}
-	l.DatasetInputs = []DatasetInput{}
-	for k, v := range mv.Tags {
-		if !strings.HasPrefix(k, mlflowclient.TagPrefix) {
-			l.VersionTags[k] = v
-		}
-		if strings.Contains(strings.ToLower(k), "dataset") {
-			l.Datasets[k] = v
-		}
-	}
-	uri, err := loc.ArtifactURI(ctx, model, version)
-	if err != nil {
-		l.ArtifactErr = err.Error()
-	}
-	l.ArtifactURI = uri
-	if mv.RunID != "" {
-		run, err := c.GetRun(ctx, mv.RunID)
-		if err != nil {
-			return nil, fmt.Errorf("model %s version %d: run %s: %w", model, version, mv.RunID, err)
-		}
-		l.Params = run.Params
-		l.Metrics = run.MetricMap()
-		for k, v := range run.Tags {
-			if strings.Contains(strings.ToLower(k), "dataset") {
-				l.Datasets["run:"+k] = v
-			}
-		}
-		for _, in := range run.Inputs {
-			l.DatasetInputs = append(l.DatasetInputs, DatasetInput{
-				Name: in.Name, Digest: in.Digest, Context: in.Context, SourceType: in.SourceType, Source: safeSource(in.Source), Tags: in.Tags,
-			})
-		}
-	}
-	return l, nil
-}
-
-func writeText(w io.Writer, l *Lineage) error {
+func writeText(w io.Writer, l *lineage.Lineage) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
@@ -232,33 +132,6 @@ func writeText(w io.Writer, l *Lineage) error {
 	section("Dataset tags", l.Datasets)
 	section("Version tags", l.VersionTags)
 	return nil
-}
-
-// safeSource passes every URL in a dataset source description through
-// redact.URL: a source logged as a presigned or userinfo URL would
-// otherwise print its credentials. A description that is not a JSON
-// object is redacted as one URL.
-func safeSource(src string) string {
-	var fields map[string]any
-	if json.Unmarshal([]byte(src), &fields) != nil {
-		return redact.URL(src)
-	}
-	changed := false
-	for k, v := range fields {
-		if s, ok := v.(string); ok && strings.Contains(s, "://") {
-			if r := redact.URL(s); r != s {
-				fields[k], changed = r, true
-			}
-		}
-	}
-	if !changed {
-		return src
-	}
-	b, err := json.Marshal(fields)
-	if err != nil {
-		return ""
-	}
-	return string(b)
 }
 
 func orDash(s string) string {
