@@ -12,6 +12,7 @@ import (
 	gh "github.com/google/go-github/v60/github"
 
 	"github.com/modelsync/modelsync/internal/github/prcheck"
+	"github.com/modelsync/modelsync/internal/prverdict"
 	"github.com/modelsync/modelsync/internal/release"
 	"github.com/modelsync/modelsync/policy"
 )
@@ -67,6 +68,9 @@ type GateOptions struct {
 	Concurrency int
 	// Now returns the evaluation time; nil means time.Now.
 	Now func() time.Time
+	// Verdicts, when set, keeps each posted verdict under the models the
+	// pull request touches (the dashboard's model page shows them).
+	Verdicts *prverdict.Log
 }
 
 // Gate evaluates pull requests of one repository and reports the results
@@ -448,16 +452,60 @@ func (g *Gate) Evaluate(ctx context.Context, number int) error {
 		}
 		return evalErr
 	}
-	for _, st := range g.statuses(rep) {
+	sts := g.statuses(rep)
+	for _, st := range sts {
 		if err := g.writeStatus(ctx, pr.HeadSHA, current, st); err != nil {
 			return err
 		}
 	}
+	g.recordVerdict(pr, rep, sts[0])
 	if err := g.upsertComment(ctx, number, prcheck.Markdown(rep)); err != nil {
 		return err
 	}
 	log.Info("pull request evaluated", "passed", rep.Passed(), "denies", len(rep.Result.Denies), "warnings", len(rep.Result.Warnings))
 	return evalErr
+}
+
+// recordVerdict keeps the posted overall status under every model the
+// report speaks of. A failed write is logged: the status on GitHub is the
+// verdict of record, this copy only shows it on the dashboard.
+func (g *Gate) recordVerdict(pr PullRequest, rep *prcheck.Report, overall Status) {
+	if g.opts.Verdicts == nil {
+		return
+	}
+	v := prverdict.Verdict{PR: pr.Number, HeadSHA: pr.HeadSHA, State: overall.State, Description: Truncate(overall.Description, MaxStatusDescription),
+		Models: reportModels(rep), Time: g.opts.Now().UTC()}
+	for _, d := range rep.Result.Denies {
+		v.Denies = append(v.Denies, prverdict.Denial{Rule: d.Rule, Message: d.Message, Model: d.Model, Environment: d.Environment})
+	}
+	if err := g.opts.Verdicts.Record(v); err != nil {
+		g.log.Warn("keeping the pull request verdict for the dashboard failed", "pr", pr.Number, "error", err)
+	}
+}
+
+// reportModels lists the models a report concerns, in first-seen order:
+// those the pull request changes, then those a rule or plan error names.
+func reportModels(rep *prcheck.Report) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(m string) {
+		if m != "" && !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	for _, c := range rep.Changes {
+		add(c.Model)
+	}
+	for _, vs := range [][]policy.Violation{rep.Result.Denies, rep.Result.Warnings} {
+		for _, v := range vs {
+			add(v.Model)
+		}
+	}
+	for _, e := range rep.PlanErrors {
+		add(e.Model)
+	}
+	return out
 }
 
 // judge reads the repository and the reviews and evaluates the policy. A

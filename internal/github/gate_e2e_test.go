@@ -2,12 +2,14 @@ package github_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	ghub "github.com/modelsync/modelsync/internal/github"
 	"github.com/modelsync/modelsync/internal/github/githubtest"
+	"github.com/modelsync/modelsync/internal/prverdict"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
@@ -101,6 +103,18 @@ func TestGateEndToEnd(t *testing.T) {
 		}
 	}
 	commentID := cs[0].ID
+	// The verdict is kept under the model the pull request changes, for
+	// the dashboard: the rule that denied and its message.
+	vs := h.Verdicts.ForModel(churn)
+	if len(vs) != 1 || vs[0].PR != 1 || vs[0].HeadSHA != sha1 || vs[0].State != "failure" || !strings.Contains(vs[0].Description, "approvals.too_few") ||
+		!slices.ContainsFunc(vs[0].Denies, func(d prverdict.Denial) bool {
+			return d.Rule == "approvals.too_few" && d.Environment == "prod" && strings.Contains(d.Message, "needs 2 approving reviews")
+		}) {
+		t.Fatalf("verdicts of %s after the denial = %+v", churn, vs)
+	}
+	if other := h.Verdicts.ForModel("llama2-7b-alpaca"); len(other) != 0 {
+		t.Fatalf("a verdict was kept for a model the pull request does not touch: %+v", other)
+	}
 
 	// 2. Two approvals of the head, one by an owner of the model.
 	api.AddReview(1, githubtest.Review{User: "alice-ml", State: "APPROVED", CommitID: sha1})
@@ -108,6 +122,10 @@ func TestGateEndToEnd(t *testing.T) {
 	h.deliver(t, "pull_request_review", api.ReviewEvent("submitted", 1, "dave-ops", "approved", sha1))
 	wantLatest(t, api, sha1, ghub.StatusContext, "success")
 	wantLatest(t, api, sha1, prod, "success")
+	// The same head judged again replaces its verdict.
+	if vs = h.Verdicts.ForModel(churn); len(vs) != 1 || vs[0].State != "success" || len(vs[0].Denies) != 0 {
+		t.Fatalf("verdicts of %s after the approvals = %+v", churn, vs)
+	}
 	cs = planComments(t, api, 1)
 	if len(cs) != 1 || cs[0].ID != commentID || cs[0].Edited != 1 || !strings.Contains(cs[0].Body, "passed") {
 		t.Fatalf("plan comment not updated in place: %+v", cs)

@@ -14,6 +14,7 @@ import (
 
 	ghub "github.com/modelsync/modelsync/internal/github"
 	"github.com/modelsync/modelsync/internal/github/githubtest"
+	"github.com/modelsync/modelsync/internal/prverdict"
 	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/test/testenv"
 )
@@ -116,6 +117,8 @@ type harness struct {
 	API  *githubtest.Server
 	Gate *ghub.Gate
 	URL  string
+	// Verdicts is the gate's record of posted verdicts.
+	Verdicts *prverdict.Log
 
 	mu        sync.Mutex
 	reconcile []string
@@ -138,8 +141,11 @@ func newHarness(tb testing.TB, repoURL string) *harness {
 	}
 	tb.Cleanup(func() { git.Close() })
 	rs := ghub.NewRepoSync(git)
+	if h.Verdicts, err = prverdict.Open(prverdict.Options{File: filepath.Join(tb.TempDir(), "pr-verdicts.jsonl")}); err != nil {
+		tb.Fatal(err)
+	}
 	h.Gate, err = ghub.NewGate(ghub.GateOptions{
-		Client: client, Repository: acme, Sync: rs.Sync, FetchPull: rs.FetchPullHead, TargetURL: "https://modelsync.example/prs",
+		Client: client, Repository: acme, Sync: rs.Sync, FetchPull: rs.FetchPullHead, TargetURL: "https://modelsync.example/prs", Verdicts: h.Verdicts,
 		Hooks: ghub.Hooks{
 			Reconcile: func(_ context.Context, branch, sha string) {
 				h.mu.Lock()
