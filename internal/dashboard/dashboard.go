@@ -28,6 +28,8 @@ import (
 	"github.com/modelsync/modelsync/internal/apiauth"
 	"github.com/modelsync/modelsync/internal/canary"
 	"github.com/modelsync/modelsync/internal/controller"
+	"github.com/modelsync/modelsync/internal/lineage"
+	"github.com/modelsync/modelsync/internal/storagecost"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -111,6 +113,22 @@ type Options struct {
 	// MaxSessions bounds the session table (default 10000): the oldest
 	// sessions are dropped first.
 	MaxSessions int
+
+	// Lineage is optional; without it the model page says lineage is
+	// unavailable. Reads are cached per version and bounded in time.
+	Lineage LineageFunc
+	// Storage is optional; without it the model page shows no storage
+	// cost. Reads are cached per model and bounded in time.
+	Storage StorageFunc
+	// Prices prices Storage's report (default: storagecost's built-in
+	// table, as `modelsync cost` without --prices).
+	Prices *storagecost.PriceTable
+	// Verdicts is optional: the PR gate's last verdicts per model.
+	Verdicts Verdicts
+	// PageWait is how long the model page waits for the lineage and
+	// storage reads it starts before it shows them as loading (default
+	// 1.5s); the page refreshes live when they finish.
+	PageWait time.Duration
 }
 
 // Dashboard is the web UI's handler.
@@ -121,6 +139,9 @@ type Dashboard struct {
 	sessions *sessionStore
 	hub      *hub
 	log      *slog.Logger
+	lineages *lookup[versionKey, *lineage.Lineage]
+	storage  *lookup[string, reconciler.ArtifactUsage]
+	prices   storagecost.PriceTable
 }
 
 // ErrNoController is returned by New without a controller.
@@ -157,8 +178,22 @@ func New(opts Options) (*Dashboard, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.PageWait <= 0 {
+		opts.PageWait = defaultPageWait
+	}
 	d := &Dashboard{opts: opts, tmpl: t, static: http.StripPrefix("/static/", http.FileServerFS(sub)),
-		sessions: newSessionStore(opts.SessionTTL, opts.MaxSessions, opts.Now), log: opts.Logger}
+		sessions: newSessionStore(opts.SessionTTL, opts.MaxSessions, opts.Now), log: opts.Logger, prices: storagecost.DefaultPriceTable()}
+	if opts.Prices != nil {
+		d.prices = *opts.Prices
+	}
+	if f := opts.Lineage; f != nil {
+		d.lineages = newLookup(func(ctx context.Context, k versionKey) (*lineage.Lineage, error) { return f(ctx, k.Model, k.Version) },
+			lookupTimeout, lineageTTL, failedTTL, maxLineages, lookupParallel, opts.Now)
+	}
+	if f := opts.Storage; f != nil {
+		d.storage = newLookup(func(ctx context.Context, model string) (reconciler.ArtifactUsage, error) { return f(ctx, model) },
+			lookupTimeout, storageTTL, failedTTL, maxStorage, lookupParallel, opts.Now)
+	}
 	d.hub = newHub(opts.PollInterval, d.fingerprint)
 	return d, nil
 }

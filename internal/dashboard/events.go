@@ -81,13 +81,25 @@ func (h *hub) loop() {
 }
 
 // fingerprint digests everything the pages show that can change: the
-// status rows, the audit log's length and the canaries.
+// status rows, the audit log's length, the canaries, and the model
+// page's reads and verdicts.
 func (d *Dashboard) fingerprint() string {
 	st := d.opts.Controller.Status()
 	st.LastFetch = time.Time{} // a fetch that changed nothing is no news
 	hash := sha256.New()
 	_ = json.NewEncoder(hash).Encode(st)
 	fmt.Fprint(hash, d.opts.Audit.Seq())
+	// Finished lineage and storage reads and new PR verdicts change the
+	// model page.
+	if d.lineages != nil {
+		fmt.Fprint(hash, " l", d.lineages.seq.Load())
+	}
+	if d.storage != nil {
+		fmt.Fprint(hash, " s", d.storage.seq.Load())
+	}
+	if d.opts.Verdicts != nil {
+		fmt.Fprint(hash, " v", d.opts.Verdicts.Seq())
+	}
 	if d.opts.Canaries != nil {
 		for _, r := range st.Rows {
 			if cs, ok := d.opts.Canaries.CanaryStatus(r.Model, r.Environment); ok {

@@ -71,6 +71,16 @@ func funcs() template.FuncMap {
 		"bound":     bound,
 		"add":       func(a, b int) int { return a + b },
 		"deref":     func(p *int) int { return *p },
+		"money":     money,
+		"verdictIcon": func(state string) string {
+			switch state {
+			case "success":
+				return "✓"
+			case "failure":
+				return "✗"
+			}
+			return "⚠"
+		},
 	}
 }
 

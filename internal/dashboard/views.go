@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -200,6 +201,11 @@ type envView struct {
 	Looks    int
 	Points   []lookPoint
 	Versions []int // versions one may roll back to
+	// Lineages are of the desired version, then the live and canary
+	// versions when they differ.
+	Lineages []*lineageView
+	// Storage is the desired version's storage, when known.
+	Storage *versionStorage
 }
 
 type modelData struct {
@@ -213,11 +219,16 @@ type modelData struct {
 	HistoryN int
 	// Canaries is false when no canary source is wired.
 	Canaries bool
+	Storage  storageView
+	// Verdicts are the PR gate's last verdicts on pull requests touching
+	// the model; VerdictsOff when the gate does not run in this process.
+	Verdicts    []verdictView
+	VerdictsOff bool
 }
 
 func (d *Dashboard) handleModel(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	data, ok := d.model(name)
+	data, ok := d.model(r.Context(), name)
 	if !ok {
 		d.render(w, r, http.StatusNotFound, "error.html", page{Title: "Not found", Data: "model " + name + " is not in the models repository"})
 		return
@@ -225,9 +236,13 @@ func (d *Dashboard) handleModel(w http.ResponseWriter, r *http.Request) {
 	d.render(w, r, http.StatusOK, "model.html", page{Title: name, Live: true, Data: data})
 }
 
-func (d *Dashboard) model(name string) (modelData, bool) {
+func (d *Dashboard) model(ctx context.Context, name string) (modelData, bool) {
 	st := d.opts.Controller.Status()
-	data := modelData{Name: name, Canaries: d.opts.Canaries != nil}
+	data := modelData{Name: name, Canaries: d.opts.Canaries != nil, VerdictsOff: d.opts.Verdicts == nil}
+	// One budget for every read the page starts: together they may delay
+	// the page by PageWait at most.
+	ctx, cancel := context.WithTimeout(ctx, d.opts.PageWait)
+	defer cancel()
 	found := false
 	if ds := d.opts.Controller.Desired(); ds != nil {
 		if m, ok := ds.Model(name); ok {
@@ -240,11 +255,38 @@ func (d *Dashboard) model(name string) (modelData, bool) {
 			}
 		}
 	}
+	var rows []controller.StatusRow
 	for _, sr := range st.Rows {
-		if sr.Model != name {
-			continue
+		if sr.Model == name {
+			rows = append(rows, sr)
 		}
+	}
+	if len(rows) > 0 {
 		found = true
+		// Every read starts before the page waits for any, so they run
+		// at once within the one budget.
+		if d.storage != nil {
+			d.storage.start(name)
+		}
+		if d.lineages != nil {
+			for _, sr := range rows {
+				for _, v := range []int{sr.DesiredVersion, sr.LiveVersion, canaryVersion(sr)} {
+					if v > 0 && sr.Environment != "-" {
+						d.lineages.start(versionKey{name, v})
+					}
+				}
+			}
+		}
+		data.Storage = d.storageOf(ctx, name)
+	}
+	lineages := map[int]*lineageView{}
+	lineageOf := func(v int) *lineageView {
+		if lineages[v] == nil {
+			lineages[v] = d.lineageOf(ctx, name, v)
+		}
+		return lineages[v]
+	}
+	for _, sr := range rows {
 		rev := firstNonEmpty(sr.LastRevision, sr.DesiredRevision)
 		ev := envView{row: row{StatusRow: sr, Team: data.Team, Problem: isProblem(sr), Commit: shortRevision(rev), CommitURL: commitURL(d.opts.RepoURL, rev)}}
 		ev.Reason, ev.Pending = explain(sr)
@@ -262,6 +304,16 @@ func (d *Dashboard) model(name string) (modelData, bool) {
 				ev.Chart = chartSVG(cs, looks)
 			}
 		}
+		if sr.Environment != "-" {
+			for _, v := range []int{sr.DesiredVersion, sr.LiveVersion, canaryVersion(sr)} {
+				if v > 0 && !slices.ContainsFunc(ev.Lineages, func(l *lineageView) bool { return l.Version == v }) {
+					ev.Lineages = append(ev.Lineages, lineageOf(v))
+				}
+			}
+			if vs, ok := data.Storage.forVersion(sr.DesiredVersion); ok {
+				ev.Storage = &vs
+			}
+		}
 		for v := max(sr.LiveVersion, sr.DesiredVersion) - 1; v >= 1 && len(ev.Versions) < 10; v-- {
 			if v != sr.DesiredVersion {
 				ev.Versions = append(ev.Versions, v)
@@ -270,7 +322,15 @@ func (d *Dashboard) model(name string) (modelData, bool) {
 		data.Envs = append(data.Envs, ev)
 	}
 	data.History, data.HistoryN = d.opts.Audit.Query(AuditFilter{Model: name}, 0, 50)
+	data.Verdicts = d.verdictsOf(name)
 	return data, found
+}
+
+func canaryVersion(r controller.StatusRow) int {
+	if r.Canary == nil {
+		return 0
+	}
+	return r.Canary.Version
 }
 
 // explain says in words why an environment is as it is and what the plan
@@ -392,8 +452,29 @@ func shortRevision(rev string) string {
 // other hosts get no link rather than a guessed one.
 func commitURL(repoURL, rev string) string {
 	_, h, ok := strings.Cut(rev, "@sha1:")
-	if !ok || h == "" || repoURL == "" {
+	if !ok || h == "" {
 		return ""
+	}
+	host, path, ok := webRepo(repoURL)
+	if !ok {
+		return ""
+	}
+	switch host {
+	case "github.com":
+		return "https://github.com/" + path + "/commit/" + url.PathEscape(h)
+	case "bitbucket.org":
+		return "https://bitbucket.org/" + path + "/commits/" + url.PathEscape(h)
+	case "gitlab.com":
+		return "https://gitlab.com/" + path + "/-/commit/" + url.PathEscape(h)
+	}
+	return ""
+}
+
+// webRepo reads the host (lower case) and owner/name path of a repository
+// URL, https or scp-like ssh.
+func webRepo(repoURL string) (string, string, bool) {
+	if repoURL == "" {
+		return "", "", false
 	}
 	base := repoURL
 	if rest, ok := strings.CutPrefix(base, "git@"); ok { // scp-like git@host:owner/name.git
@@ -402,18 +483,7 @@ func commitURL(repoURL, rev string) string {
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "ssh") {
-		return ""
+		return "", "", false
 	}
-	path := strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git")
-	switch strings.ToLower(u.Hostname()) {
-	case "github.com", "bitbucket.org":
-		seg := "commit"
-		if strings.EqualFold(u.Hostname(), "bitbucket.org") {
-			seg = "commits"
-		}
-		return "https://" + u.Hostname() + "/" + path + "/" + seg + "/" + url.PathEscape(h)
-	case "gitlab.com":
-		return "https://gitlab.com/" + path + "/-/commit/" + url.PathEscape(h)
-	}
-	return ""
+	return strings.ToLower(u.Hostname()), strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git"), true
 }
