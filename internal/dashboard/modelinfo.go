@@ -59,6 +59,9 @@ type versionKey struct {
 // lineageView is one version's lineage as the page shows it.
 type lineageView struct {
 	Version int
+	// ShownIn names the environment above where this version's lineage is
+	// shown already.
+	ShownIn string
 	// Loading: the read is still running.
 	Loading bool
 	// Unavailable says why there is no lineage.
@@ -208,4 +211,11 @@ func pullURL(repoURL string, number int) string {
 	return "https://github.com/" + path + "/pull/" + strconv.Itoa(number)
 }
 
-func money(v float64) string { return fmt.Sprintf("$%.4f", v) }
+// money prints an amount as `modelsync cost` does, to a hundredth of a
+// cent; an amount too small for that says so instead of "$0.0000".
+func money(v float64) string {
+	if v > 0 && v < 0.00005 {
+		return "< $0.0001"
+	}
+	return fmt.Sprintf("$%.4f", v)
+}

@@ -91,6 +91,11 @@ func TestModelPageShowsLineageCachedPerVersion(t *testing.T) {
 	if n := ml.count(); n != 3 {
 		t.Fatalf("%d lineage reads for 3 versions", n)
 	}
+	// prod's canary v2 is staging's version: shown once, pointed to.
+	if !strings.Contains(body, `id="lineage-staging-2"`) || !strings.Contains(body, `href="#lineage-staging-2">its lineage under staging`) ||
+		strings.Count(body, "run-model-0000-2") != 1 {
+		t.Error("a version's lineage is not shown once and pointed to from other environments")
+	}
 	// Views within the TTL read nothing again.
 	for range 3 {
 		e.do(e.client(), http.MethodGet, "/models/model-0000", nil)
@@ -187,7 +192,7 @@ func TestModelPageStorageCostAsCostPricesIt(t *testing.T) {
 	for _, want := range []string{
 		money(rep.Models[0].Monthly), // the total, as cost computes it
 		"GLACIER_IR", "STANDARD", "2.0 GiB",
-		"STANDARD · " + money(2*0.023) + "/month", // dev's v3 in its facts
+		"STANDARD · $0.0460/month", // dev's v3 in its facts
 		"GLACIER_IR → (deleted)",
 	} {
 		if !strings.Contains(body, want) {
@@ -249,5 +254,13 @@ func TestModelPageShowsPullRequestVerdicts(t *testing.T) {
 	e2 := newEnv(t, 1, func(o *Options) { o.AnonymousRead = true })
 	if _, body, _ = e2.do(e2.client(), http.MethodGet, "/models/model-0000", nil); !strings.Contains(body, "The PR gate does not run in this process") {
 		t.Error("page without verdicts does not say why")
+	}
+}
+
+func TestMoneyLikeCostAndTinyAmounts(t *testing.T) {
+	for v, want := range map[float64]string{0: "$0.0000", 0.046: "$0.0460", 12.34567: "$12.3457", 4e-6: "< $0.0001"} {
+		if got := money(v); got != want {
+			t.Errorf("money(%g) = %q, want %q", v, got, want)
+		}
 	}
 }

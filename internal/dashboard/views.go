@@ -279,12 +279,15 @@ func (d *Dashboard) model(ctx context.Context, name string) (modelData, bool) {
 		}
 		data.Storage = d.storageOf(ctx, name)
 	}
-	lineages := map[int]*lineageView{}
-	lineageOf := func(v int) *lineageView {
-		if lineages[v] == nil {
-			lineages[v] = d.lineageOf(ctx, name, v)
+	// A version's lineage is shown once, under the first environment that
+	// runs it; later ones point there.
+	shownIn := map[int]string{}
+	lineageOf := func(v int, env string) *lineageView {
+		if first, ok := shownIn[v]; ok {
+			return &lineageView{Version: v, ShownIn: first}
 		}
-		return lineages[v]
+		shownIn[v] = env
+		return d.lineageOf(ctx, name, v)
 	}
 	for _, sr := range rows {
 		rev := firstNonEmpty(sr.LastRevision, sr.DesiredRevision)
@@ -307,7 +310,7 @@ func (d *Dashboard) model(ctx context.Context, name string) (modelData, bool) {
 		if sr.Environment != "-" {
 			for _, v := range []int{sr.DesiredVersion, sr.LiveVersion, canaryVersion(sr)} {
 				if v > 0 && !slices.ContainsFunc(ev.Lineages, func(l *lineageView) bool { return l.Version == v }) {
-					ev.Lineages = append(ev.Lineages, lineageOf(v))
+					ev.Lineages = append(ev.Lineages, lineageOf(v, sr.Environment))
 				}
 			}
 			if vs, ok := data.Storage.forVersion(sr.DesiredVersion); ok {

@@ -19,6 +19,8 @@ import (
 	"github.com/modelsync/modelsync/internal/controller"
 	"github.com/modelsync/modelsync/internal/dashboard"
 	"github.com/modelsync/modelsync/internal/gitsource"
+	"github.com/modelsync/modelsync/internal/lineage"
+	"github.com/modelsync/modelsync/internal/prverdict"
 	"github.com/modelsync/modelsync/internal/rollback"
 	"github.com/modelsync/modelsync/reconciler"
 )
@@ -33,11 +35,61 @@ const (
 	RollbackOff         = "off"
 )
 
+// dashboardSources are what the model page reads besides the controller.
+type dashboardSources struct {
+	// Storage is the artifact storage target, nil without --s3.
+	Storage reconciler.StorageReporter
+	// Verdicts is the PR gate's record, nil when the gate runs elsewhere.
+	Verdicts *prverdict.Log
+}
+
 // buildDashboard mounts the web dashboard on the API listener with the
 // controller's authentication providers.
-func buildDashboard(opts *Options, c *controller.Controller, auditLog *dashboard.AuditLog, providers []apiauth.Provider, log *slog.Logger) (http.Handler, error) {
+func buildDashboard(opts *Options, c *controller.Controller, auditLog *dashboard.AuditLog, providers []apiauth.Provider, log *slog.Logger, src dashboardSources) (http.Handler, error) {
 	dopts := dashboard.Options{Controller: c, Audit: auditLog, Providers: providers, AnonymousRead: opts.DashboardAnonymousRead,
 		RepoURL: opts.Repo.URL, Logger: log}
+	if src.Verdicts != nil {
+		dopts.Verdicts = src.Verdicts
+	}
+	if f := opts.Factory; f.HasMLflow() {
+		// The lineage `modelsync lineage` prints, through the controller's
+		// MLflow client (one per process).
+		mc, err := f.MLflow()
+		if err != nil {
+			return nil, fmt.Errorf("dashboard lineage: %w", err)
+		}
+		loc, err := f.Locator()
+		if err != nil {
+			return nil, fmt.Errorf("dashboard lineage: %w", err)
+		}
+		dopts.Lineage = func(ctx context.Context, model string, version int) (*lineage.Lineage, error) {
+			return lineage.Read(ctx, mc, loc, model, version)
+		}
+	}
+	if r := src.Storage; r != nil {
+		// What `modelsync cost` prices, narrowed to the one model.
+		dopts.Storage = func(ctx context.Context, model string) (reconciler.ArtifactUsage, error) {
+			ds := c.Desired()
+			if ds == nil {
+				return reconciler.ArtifactUsage{}, errors.New("the models repository has not been read yet")
+			}
+			usage, errs, err := r.StorageUsage(ctx, ds.Subset(model))
+			if err != nil {
+				return reconciler.ArtifactUsage{}, fmt.Errorf("observing the artifacts of model %s at %s: %w", model, ds.Revision, err)
+			}
+			for _, e := range errs {
+				if e.Model == model {
+					return reconciler.ArtifactUsage{}, fmt.Errorf("model %s: %s", model, e.Message)
+				}
+			}
+			for _, u := range usage {
+				if u.Model == model {
+					return u, nil
+				}
+			}
+			return reconciler.ArtifactUsage{Model: model}, nil
+		}
+	}
 	if cs, ok := any(c).(dashboard.Canaries); ok {
 		dopts.Canaries = cs
 	}

@@ -33,7 +33,7 @@ func TestDashboardRollbackModes(t *testing.T) {
 	} {
 		env := map[string]string{cmdutil.EnvGitHubToken: tc.token}
 		opts := &serve.Options{Factory: factory(env, &bytes.Buffer{}), DashboardRollback: tc.mode, Repo: cmdutil.RepoFlags{URL: tc.repo, Branch: "main"}}
-		h, err := serve.BuildDashboard(opts, c, dashboard.NewAuditLog(0), nil, slog.New(slog.DiscardHandler))
+		h, err := serve.BuildDashboard(opts, c, dashboard.NewAuditLog(0), nil, slog.New(slog.DiscardHandler), serve.DashboardSources{})
 		switch {
 		case tc.wantErr == "" && err != nil:
 			t.Errorf("%s (token %v, %s): %v", tc.mode, tc.token != "", tc.repo, err)

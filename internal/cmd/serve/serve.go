@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -28,8 +29,10 @@ import (
 	ghub "github.com/modelsync/modelsync/internal/github"
 	"github.com/modelsync/modelsync/internal/github/prcheck"
 	"github.com/modelsync/modelsync/internal/gitsource"
+	"github.com/modelsync/modelsync/internal/prverdict"
 	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/internal/wiring"
+	"github.com/modelsync/modelsync/reconciler"
 )
 
 // Components that --only selects.
@@ -55,6 +58,10 @@ const (
 	// default namespace of API SubjectAccessReviews.
 	EnvPodNamespace = "POD_NAMESPACE"
 )
+
+// VerdictsFile, under --state-dir, keeps the PR gate's last verdicts per
+// model for the dashboard across restarts.
+const VerdictsFile = "pr-verdicts.jsonl"
 
 // DefaultListen keeps the API on loopback unless told otherwise; the
 // probes and metrics have their own listener (DefaultProbeListen) so a
@@ -372,6 +379,20 @@ func Run(ctx context.Context, opts *Options) error {
 		closers = append(closers, func() { _ = g.Close() })
 		return g, nil
 	}
+	// The PR gate's verdicts, kept for the dashboard's model pages when
+	// both run in this process (durable under --state-dir).
+	var verdicts *prverdict.Log
+	if slices.Contains(only, ComponentWebhooks) {
+		vopts := prverdict.Options{}
+		if opts.StateDir != "" {
+			vopts.File = filepath.Join(opts.StateDir, VerdictsFile)
+		}
+		v, err := prverdict.Open(vopts)
+		if err != nil {
+			return err
+		}
+		verdicts = v
+	}
 	var ctrl *controller.Controller
 	ctrlDone := make(chan error, 1)
 	if slices.Contains(only, ComponentController) {
@@ -389,7 +410,7 @@ func Run(ctx context.Context, opts *Options) error {
 				}
 			}
 		}
-		c, providers, err := buildController(ctx, opts, openGit, log, auditLog)
+		c, providers, storage, err := buildController(ctx, opts, openGit, log, auditLog)
 		if err != nil {
 			return err
 		}
@@ -400,7 +421,7 @@ func Run(ctx context.Context, opts *Options) error {
 		srv.Handle("/api/", c.Handler())
 		srv.Handle("POST /webhooks/generic", c.Handler())
 		if !opts.NoDashboard {
-			h, err := buildDashboard(opts, c, auditLog, providers, log)
+			h, err := buildDashboard(opts, c, auditLog, providers, log, dashboardSources{Storage: storage, Verdicts: verdicts})
 			if err != nil {
 				_ = c.Close()
 				return err
@@ -427,7 +448,7 @@ func Run(ctx context.Context, opts *Options) error {
 		go func() { ctrlDone <- c.Run(ctx) }()
 	}
 	if slices.Contains(only, ComponentWebhooks) {
-		gate, handler, err := buildWebhooks(ctx, opts, openGit, log, ctrl)
+		gate, handler, err := buildWebhooks(ctx, opts, openGit, log, ctrl, verdicts)
 		if err != nil {
 			return err
 		}
@@ -488,7 +509,9 @@ func Run(ctx context.Context, opts *Options) error {
 
 // buildController wires the controller to the targets, the cluster (leader
 // election, events, health) and the audit log the flags configure.
-func buildController(ctx context.Context, opts *Options, openGit func(context.Context) (*repo.Repository, error), log *slog.Logger, auditLog io.Writer) (*controller.Controller, []apiauth.Provider, error) {
+// The artifact storage target, when configured, is returned too: the
+// dashboard prices what it stores.
+func buildController(ctx context.Context, opts *Options, openGit func(context.Context) (*repo.Repository, error), log *slog.Logger, auditLog io.Writer) (*controller.Controller, []apiauth.Provider, reconciler.StorageReporter, error) {
 	f := opts.Factory
 	metrics := controller.NewMetrics()
 	f.Flags.MLflowObserve = metrics.TargetRequestObserver("mlflow")
@@ -504,16 +527,16 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 	// anything.
 	static, err := staticTokens(opts)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	targets, err := f.Targets(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	git, err := openGit(ctx)
 	if err != nil {
 		wiring.CloseTargets(targets)
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	copts := controller.Options{
 		Git:            git,
@@ -535,7 +558,7 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 		// it reads the artifacts through the S3 target's client.
 		if copts.Artifacts, err = f.Verifier(ctx, wiring.VerifierOptions{}); err != nil {
 			wiring.CloseTargets(targets)
-			return nil, nil, fmt.Errorf("artifact verifier: %w", err)
+			return nil, nil, nil, fmt.Errorf("artifact verifier: %w", err)
 		}
 	}
 	if static.Len() > 0 {
@@ -545,12 +568,12 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 		rc, err := f.KubeConfig()
 		if err != nil {
 			wiring.CloseTargets(targets)
-			return nil, nil, fmt.Errorf("kubeconfig: %w", err)
+			return nil, nil, nil, fmt.Errorf("kubeconfig: %w", err)
 		}
 		kc, err := kubernetes.NewForConfig(rc)
 		if err != nil {
 			wiring.CloseTargets(targets)
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if f.Flags.KServe {
 			// Serving health comes from the KServe target itself
@@ -560,11 +583,11 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 			dyn, err := dynamic.NewForConfig(rc)
 			if err != nil {
 				wiring.CloseTargets(targets)
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			if copts.Analysis, err = buildAnalysis(opts, kc, dyn, log); err != nil {
 				wiring.CloseTargets(targets)
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		}
 		if opts.LeaderElect {
@@ -575,7 +598,7 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 			k, err := apiauth.NewKubernetes(apiauth.KubernetesOptions{Client: kc, Namespace: ns})
 			if err != nil {
 				wiring.CloseTargets(targets)
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			copts.APIAuth = append(copts.APIAuth, k)
 		}
@@ -587,9 +610,16 @@ func buildController(ctx context.Context, opts *Options, openGit func(context.Co
 	c, err := controller.New(copts)
 	if err != nil {
 		wiring.CloseTargets(targets)
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return c, copts.APIAuth, nil
+	var storage reconciler.StorageReporter
+	for _, t := range targets {
+		if r, ok := reconciler.As[reconciler.StorageReporter](t); ok {
+			storage = r
+			break
+		}
+	}
+	return c, copts.APIAuth, storage, nil
 }
 
 // leaderElection is the Lease configuration the flags give.
@@ -598,7 +628,7 @@ func leaderElection(opts *Options, kc kubernetes.Interface, identity string) *co
 		LeaseDuration: opts.LeaseDuration, RenewDeadline: opts.RenewDeadline, RetryPeriod: opts.RetryPeriod}
 }
 
-func buildWebhooks(ctx context.Context, opts *Options, openGit func(context.Context) (*repo.Repository, error), log *slog.Logger, ctrl *controller.Controller) (*ghub.Gate, http.Handler, error) {
+func buildWebhooks(ctx context.Context, opts *Options, openGit func(context.Context) (*repo.Repository, error), log *slog.Logger, ctrl *controller.Controller, verdicts *prverdict.Log) (*ghub.Gate, http.Handler, error) {
 	getenv := opts.Factory.Getenv
 	secret := getenv(EnvWebhookSecret)
 	if secret == "" {
@@ -631,7 +661,8 @@ func buildWebhooks(ctx context.Context, opts *Options, openGit func(context.Cont
 		return nil, nil, err
 	}
 	rs := ghub.NewRepoSync(git)
-	gopts := ghub.GateOptions{Client: client, Repository: ref, Sync: rs.Sync, FetchPull: rs.FetchPullHead, Hooks: opts.Hooks, Logger: log, TargetURL: opts.TargetURL}
+	gopts := ghub.GateOptions{Client: client, Repository: ref, Sync: rs.Sync, FetchPull: rs.FetchPullHead, Hooks: opts.Hooks, Logger: log, TargetURL: opts.TargetURL,
+		Verdicts: verdicts}
 	if f.HasMLflow() {
 		// Without a registry, rules that need its facts deny: the gate
 		// fails closed rather than skipping them. The client is the

@@ -1,13 +1,14 @@
 // Package githubtest is a stand-in for the GitHub REST API on httptest,
 // for tests and benchmarks only (GitHub cannot run on loopback). It serves
 // the endpoints modelsync uses with GitHub's documented request and
-// response formats: pulls (get, list, files, reviews), commit statuses
+// response formats: pulls (create, get, list, files, reviews), commit statuses
 // (create, list), issue comments (list, create, update, delete) and App
 // installation tokens. It records every call, and can fail chosen
 // requests the way GitHub does when it is in trouble (Fail).
 package githubtest
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -34,6 +35,8 @@ type PR struct {
 	HeadSHA string
 	Labels  []string
 	Files   []string
+	// Title and Body are as created; a PR put by a test has none.
+	Title, Body string
 }
 
 // Review is a pull request review.
@@ -301,6 +304,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 	switch {
 	case r.Method == http.MethodGet && rest == "/pulls":
 		s.listPulls(w, r)
+	case r.Method == http.MethodPost && rest == "/pulls":
+		s.createPull(w, r)
 	case r.Method == http.MethodGet && has(rest, "/pulls/{n}"):
 		s.getPull(w, vars(rest, "/pulls/{n}"))
 	case r.Method == http.MethodGet && has(rest, "/pulls/{n}/files"):
@@ -369,16 +374,18 @@ func (s *Server) prJSON(p *PR) map[string]any {
 		labels = append(labels, map[string]any{"id": i + 1, "name": l})
 	}
 	return map[string]any{
-		"url":    s.URL + "/repos/" + s.Owner + "/" + s.Repo + "/pulls/" + strconv.Itoa(p.Number),
-		"id":     p.Number * 100,
-		"number": p.Number,
-		"state":  p.State,
-		"draft":  p.Draft,
-		"title":  fmt.Sprintf("PR %d", p.Number),
-		"user":   map[string]any{"login": p.Author, "id": 7, "type": "User"},
-		"labels": labels,
-		"head":   map[string]any{"label": s.Owner + ":" + p.HeadRef, "ref": p.HeadRef, "sha": p.HeadSHA, "repo": repo},
-		"base":   map[string]any{"label": s.Owner + ":" + p.BaseRef, "ref": p.BaseRef, "sha": p.BaseSHA, "repo": repo},
+		"url":      s.URL + "/repos/" + s.Owner + "/" + s.Repo + "/pulls/" + strconv.Itoa(p.Number),
+		"id":       p.Number * 100,
+		"number":   p.Number,
+		"state":    p.State,
+		"draft":    p.Draft,
+		"title":    cmp.Or(p.Title, fmt.Sprintf("PR %d", p.Number)),
+		"body":     p.Body,
+		"html_url": s.URL + "/" + s.Owner + "/" + s.Repo + "/pull/" + strconv.Itoa(p.Number),
+		"user":     map[string]any{"login": p.Author, "id": 7, "type": "User"},
+		"labels":   labels,
+		"head":     map[string]any{"label": s.Owner + ":" + p.HeadRef, "ref": p.HeadRef, "sha": p.HeadSHA, "repo": repo},
+		"base":     map[string]any{"label": s.Owner + ":" + p.BaseRef, "ref": p.BaseRef, "sha": p.BaseSHA, "repo": repo},
 	}
 }
 
@@ -396,6 +403,59 @@ func (s *Server) getPull(w http.ResponseWriter, v map[string]string) {
 		return
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// Creator is the login pull requests created through the API are
+// authored by.
+const Creator = "modelsync-bot"
+
+// createPull opens a pull request as "Create a pull request" documents it:
+// title, head and base are required, and GitHub refuses a second open pull
+// request for the same head and base. The head commit is unknown to the
+// stand-in until a test sets it (SetHead).
+func (s *Server) createPull(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Title, Head, Base, Body string
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Problems parsing JSON"})
+		return
+	}
+	for field, v := range map[string]string{"title": in.Title, "head": in.Head, "base": in.Base} {
+		if v == "" {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
+				"errors": []map[string]string{{"resource": "PullRequest", "field": field, "code": "missing_field"}}})
+			return
+		}
+	}
+	s.mu.Lock()
+	n := 1
+	for k, p := range s.prs {
+		if p.State == "open" && p.HeadRef == in.Head && p.BaseRef == in.Base {
+			s.mu.Unlock()
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
+				"errors": []map[string]string{{"resource": "PullRequest", "code": "custom", "message": "A pull request already exists for " + s.Owner + ":" + in.Head + "."}}})
+			return
+		}
+		n = max(n, k+1)
+	}
+	p := &PR{Number: n, State: "open", Author: Creator, BaseRef: in.Base, HeadRef: in.Head, Title: in.Title, Body: in.Body}
+	s.prs[n] = p
+	body := s.prJSON(p)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusCreated, body)
+}
+
+// PRs returns the pull requests, by number.
+func (s *Server) PRs() []PR {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []PR
+	for _, p := range s.prs {
+		out = append(out, *p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
+	return out
 }
 
 func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) {
