@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -21,6 +23,8 @@ import (
 	"github.com/modelsync/modelsync/internal/canary"
 	"github.com/modelsync/modelsync/internal/cmd/serve"
 	"github.com/modelsync/modelsync/internal/cmdutil"
+	ghub "github.com/modelsync/modelsync/internal/github"
+	"github.com/modelsync/modelsync/internal/github/githubtest"
 	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/test/fixture"
@@ -93,12 +97,35 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	ml := testenv.NewMLflow(t, testenv.MLflowOptions{Major: 3})
 	gitsrv := testenv.NewGitServer(t)
+	minio := testenv.NewMinIO(t)
 	admin, err := mlflowclient.New(mlflowclient.Config{TrackingURI: ml.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	fixture.RegisterExample(t, admin, fixture.RegisterOptions{})
+	// Artifacts where the registry's sources point (s3://models/<model>/<v>),
+	// v KiB each, for the model page's storage cost.
+	if err := minio.MakeBucket(ctx, "models", false); err != nil {
+		t.Fatal(err)
+	}
+	s3c := minio.Client(ctx)
+	for name, versions := range fixture.ExampleVersions {
+		for v := 1; v <= versions; v++ {
+			if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("models"), Key: aws.String(fmt.Sprintf("%s/%d/model.bin", name, v)),
+				Body: strings.NewReader(strings.Repeat("w", 1024*v))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", minio.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", minio.SecretKey)
+	t.Setenv("AWS_REGION", minio.Region)
+	// Runs with metrics, a parameter and a dataset tag: the lineage.
+	fixture.RegisterExample(t, admin, fixture.RegisterOptions{WithRuns: true})
+	// GitHub: the dashboard's rollback opens a pull request through its
+	// API, and the PR gate judges it.
+	api := githubtest.New(t, "acme", "models", "ghp_dashboard_test")
+	const webhookSecret = "dashboard-webhook-secret"
 	if _, err := gitsrv.NewBareRepo("models"); err != nil {
 		t.Fatal(err)
 	}
@@ -112,15 +139,17 @@ func TestDashboardInBrowser(t *testing.T) {
 	start := func(anonymous bool) string {
 		t.Helper()
 		env := map[string]string{"MLFLOW_TRACKING_URI": ml.URL, "MODELSYNC_CACHE_DIR": t.TempDir(), serve.EnvAPIToken: testAPIToken,
-			"MODELSYNC_GIT_USERNAME": gitsrv.Username, "MODELSYNC_GIT_PASSWORD": gitsrv.Password}
+			"MODELSYNC_GIT_USERNAME": gitsrv.Username, "MODELSYNC_GIT_PASSWORD": gitsrv.Password,
+			cmdutil.EnvGitHubToken: api.Token, cmdutil.EnvGitHubAPIURL: api.URL, serve.EnvRepository: "acme/models", serve.EnvWebhookSecret: webhookSecret}
 		f := wiring.New(cmdutil.IOStreams{In: strings.NewReader(""), Out: &syncBuffer{}, ErrOut: &logs}, func(k string) string { return env[k] }, "")
+		f.Flags.S3, f.Flags.S3Endpoint, f.Flags.S3PathStyle = true, minio.Endpoint, true
 		addr := make(chan string, 1)
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
 			done <- serve.Run(runCtx, &serve.Options{Factory: f, Listen: "127.0.0.1:0", ProbeListen: "", Interval: time.Second, ResyncInterval: time.Hour,
 				Concurrency: 2, Repo: cmdutil.RepoFlags{URL: gitsrv.HTTPURL + "models.git", Branch: "main"},
-				DashboardRollback: serve.RollbackDirect, DashboardAnonymousRead: anonymous, DashboardCanaries: newLlamaCanary(t),
+				DashboardRollback: serve.RollbackPullRequest, DashboardAnonymousRead: anonymous, DashboardCanaries: newLlamaCanary(t), StateDir: t.TempDir(),
 				OnListen: func(a string) { addr <- a }})
 		}()
 		t.Cleanup(func() {
@@ -290,29 +319,84 @@ func TestDashboardInBrowser(t *testing.T) {
 	if points := eval(`document.querySelectorAll("#env-prod svg.chart circle.pt-canary title").length`); points != float64(llamaLooks) {
 		t.Errorf("chart has %v canary points, want %d", points, llamaLooks)
 	}
+	// Its lineage (from MLflow) and storage cost (from MinIO, priced as
+	// `modelsync cost` prices it); the page refreshes itself when a read
+	// finishes after its budget.
+	waitJS(t, browser, "prod's lineage and the storage cost", `!!document.querySelector('#env-prod .lineage[data-version="3"] .run-id') && !!document.getElementById("storage-total")`)
+	lin := text(`#env-prod .lineage[data-version="3"]`)
+	if !strings.Contains(lin, "accuracy") || !strings.Contains(lin, "0.88") || !strings.Contains(lin, "max_depth") || !strings.Contains(lin, "customer-activity@2024-06-30") {
+		t.Errorf("prod v3's lineage on the page: %s", lin)
+	}
+	if st := text("#env-prod .env-storage"); !strings.HasPrefix(st, "STANDARD · ") || !strings.HasSuffix(st, "/month") {
+		t.Errorf("prod v3's storage: %q", st)
+	}
+	if rows := eval(`document.querySelectorAll("table.storage tbody tr").length`); rows != float64(fixture.ExampleVersions["llama2-7b-alpaca"]) {
+		t.Errorf("storage table has %v rows, want one per stored version", rows)
+	}
 	shot("model-llama2-7b-alpaca")
 
-	// 6. Roll back churn staging v4 → v3 from the page: a commit on the Git
-	// server, an audit entry naming the user.
+	// 6. Roll back churn staging v4 → v3 from the page: a pull request
+	// opened through the GitHub API from a pushed branch, an audit entry
+	// naming the user.
 	run("roll back", chromedp.Navigate(base+"/models/customer-churn-predictor"), visible("#env-staging"),
 		chromedp.SetValue(css(`#env-staging select[name="to"]`), "3"),
 		chromedp.Click(css(`#env-staging form[action$="/rollback"] button`)), visible("#confirm"))
 	shot("rollback-confirm")
 	run("confirm", chromedp.Click(css("#confirm")), visible("#result"))
-	if res := text("#result"); !strings.Contains(res, "committed") {
+	if res := text("#result"); !strings.Contains(res, "opened pull request #1 to roll customer-churn-predictor in staging back from v4 to v3") {
 		t.Fatalf("rollback result: %s\n%s", res, tail(logs.String(), 30))
 	}
 	shot("rollback-result")
-	out, err := exec.Command("git", "--git-dir", filepath.Join(gitsrv.Root, "models.git"), "log", "-1", "--format=%an|%s", "main").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "token:default (modelsync dashboard)|rollback: customer-churn-predictor in staging from v4 to v3") {
-		t.Fatalf("no rollback commit on the Git server: %v %s", err, out)
+	prs := api.PRs()
+	if len(prs) != 1 || prs[0].BaseRef != "main" || prs[0].Title != "rollback: customer-churn-predictor in staging from v4 to v3" || !strings.Contains(prs[0].Body, "token:default") {
+		t.Fatalf("pull requests on GitHub: %+v", prs)
 	}
+	gitDir := filepath.Join(gitsrv.Root, "models.git")
+	out, err := exec.Command("git", "--git-dir", gitDir, "log", "-1", "--format=%H|%an|%s", prs[0].HeadRef).CombinedOutput()
+	head, rest, _ := strings.Cut(strings.TrimSpace(string(out)), "|")
+	if err != nil || rest != "token:default (modelsync dashboard)|rollback: customer-churn-predictor in staging from v4 to v3" {
+		t.Fatalf("no rollback commit on branch %s: %v %s", prs[0].HeadRef, err, out)
+	}
+	if out, err := exec.Command("git", "--git-dir", gitDir, "log", "-1", "--format=%s", "main").CombinedOutput(); err != nil || strings.Contains(string(out), "rollback") {
+		t.Fatalf("the rollback reached main without the pull request: %v %s", err, out)
+	}
+
+	// 7. The PR gate judges the pull request; its verdict shows on the
+	// open model page, live.
+	run("open the churn page", chromedp.Navigate(base+"/models/customer-churn-predictor"), visible("#verdicts"))
+	if rows := eval(`document.querySelectorAll("table.verdicts tbody tr").length`); rows != float64(0) {
+		t.Fatalf("%v verdicts before the gate judged anything", rows)
+	}
+	eval(`window.__noReload = 43`)
+	api.SetHead(1, head, []string{"models/customer-churn-predictor/model.yaml"})
+	if code := githubtest.Deliver(t, base+ghub.WebhookPath, githubtest.Delivery{Event: "pull_request", ID: "dash-1",
+		Payload: api.PullRequestEvent("opened", 1), Secret: []byte(webhookSecret)}); code != 202 {
+		t.Fatalf("pull_request delivery: %d", code)
+	}
+	var verdict githubtest.Status
+	eventually(t, "the gate's verdict on the rollback pull request", func() bool {
+		st, ok := api.Latest(head, ghub.StatusContext)
+		verdict = st
+		return ok && st.State != "pending"
+	})
+	waitJS(t, browser, "the verdict on the model page", `!!document.querySelector("table.verdicts tbody tr")`)
+	if marker := eval(`window.__noReload || 0`); marker != float64(43) {
+		t.Errorf("the model page was reloaded (marker %v), not updated live", marker)
+	}
+	if row := text("table.verdicts tbody tr"); !strings.Contains(row, "#1") || !strings.Contains(row, head[:7]) || !strings.Contains(row, verdict.State) {
+		t.Errorf("verdict row %q, GitHub status %+v", row, verdict)
+	}
+	shot("model-verdicts")
+
+	// Merging the pull request (a fast-forward of main) rolls staging back.
+	gitIn(t, work, "fetch", "-q", "origin", prs[0].HeadRef)
+	gitIn(t, work, "push", "-q", "origin", "FETCH_HEAD:main")
 	eventually(t, "staging alias rolled back to v3", func() bool {
 		a, err := admin.ReadAliases(ctx, "customer-churn-predictor")
 		return err == nil && a["staging"] == 3
 	})
 
-	// 7. The audit page: filter, the rollback entry, and both exports.
+	// 8. The audit page: filter, the rollback entry, and both exports.
 	run("audit filtered", chromedp.Navigate(base+"/audit"), visible("#audit"),
 		chromedp.SendKeys(css(`input[name="action"]`), "rollback-requested"), chromedp.Submit(css(`input[name="action"]`)))
 	waitJS(t, browser, "the filtered audit page", `location.search.includes("action=rollback") && document.readyState === "complete"`)
@@ -331,11 +415,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("JSON export: %v %s", err, jsonText)
 	}
 	run("entry link", chromedp.Click(css(`#audit tbody a`)), visible("dl.facts"))
-	if html := text("main"); !strings.Contains(html, "rollback-requested") || !strings.Contains(html, "v3") {
+	if html := text("main"); !strings.Contains(html, "rollback-requested") || !strings.Contains(html, "v3") || !strings.Contains(html, "pull request #1") {
 		t.Errorf("audit entry page: %s", html)
 	}
 
-	// 8. Phone width and dark mode stay readable (screenshots only).
+	// 9. Phone width and dark mode stay readable (screenshots only).
 	if _, err := chromedp.Call(browser, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
 		t.Fatal(err)
@@ -346,10 +430,12 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// 9. A read-only browser (anonymous reading enabled) sees the pages
+	// 10. A read-only browser (anonymous reading enabled) sees the pages
 	// and no action button.
 	ro := start(true)
-	eventually(t, "the read-only server fetched Git", func() bool { return get(t, ro+"/readyz") == 200 })
+	// /readyz turns ready once Git is fetched, a moment before the desired
+	// state is computed; the page knows the model from then on.
+	eventually(t, "the read-only server knows the model", func() bool { return get(t, ro+"/models/customer-churn-predictor") == 200 })
 	run("read-only", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(ro+"/models/customer-churn-predictor"), visible("#env-dev"))
 	if n := eval(`document.querySelectorAll(".actions, a[href*='/reconcile'], form[action$='/rollback']").length`); n != float64(0) || strings.Contains(text("main"), "Reconcile now") {
 		t.Errorf("read-only page shows %v actions", n)
