@@ -239,7 +239,7 @@ Environment:
 	cmd.Flags().DurationVar(&opts.Interval, "interval", controller.DefaultInterval, "how often to fetch the models repository (±5% jitter)")
 	cmd.Flags().DurationVar(&opts.ResyncInterval, "resync-interval", controller.DefaultResyncInterval, "how often every model is re-planned to correct drift")
 	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", controller.DefaultConcurrency, "model×environment items reconciled at once")
-	cmd.Flags().StringVar(&opts.StateDir, "state-dir", "", "directory for pins (rollback --now); empty keeps them in memory")
+	cmd.Flags().StringVar(&opts.StateDir, "state-dir", "", "directory for pins (rollback --now) and the PR gate's last verdicts per model (dashboard); empty keeps them in memory")
 	cmd.Flags().StringVar(&opts.AuditLog, "audit-log", "", "also append the audit log (JSON lines) to this file; it always goes to stdout")
 	cmd.Flags().BoolVar(&opts.LeaderElect, "leader-elect", false, "elect a leader with a coordination.k8s.io Lease; only the leader writes")
 	cmd.Flags().StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "modelsync-system", "namespace of the leader election Lease")
