@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelsync/modelsync/internal/lineage"
 	"github.com/modelsync/modelsync/internal/prverdict"
+	"github.com/modelsync/modelsync/internal/redact"
 	"github.com/modelsync/modelsync/internal/storagecost"
 	"github.com/modelsync/modelsync/internal/textio"
 	"github.com/modelsync/modelsync/reconciler"
@@ -152,7 +153,12 @@ func (d *Dashboard) lineageOf(ctx context.Context, model string, version int) *l
 	case st.Err != nil:
 		lv.Unavailable = unavailable(st.Err)
 	default:
-		lv.L = st.Val
+		// A page may be open to anyone (--dashboard-anonymous-read): a
+		// source or artifact address logged with credentials or a
+		// presigned query is shown without them.
+		l := *st.Val
+		l.Source, l.ArtifactURI = redact.URL(l.Source), redact.URL(l.ArtifactURI)
+		lv.L = &l
 		lv.Metrics = sortedKV(st.Val.Metrics, func(f float64) string { return strconv.FormatFloat(f, 'g', 6, 64) })
 		lv.Params = sortedKV(st.Val.Params, func(s string) string { return s })
 		lv.Datasets = sortedKV(st.Val.Datasets, func(s string) string { return s })

@@ -40,7 +40,7 @@ func (f *fakeMLflow) lineage(ctx context.Context, model string, version int) (*l
 		return nil, fail
 	}
 	return &lineage.Lineage{Model: model, Version: version, Status: "READY", RunID: "run-" + model + "-" + string(rune('0'+version)),
-		Source: "s3://models/" + model, Metrics: map[string]float64{"accuracy": 0.9 + float64(version)/100}, Params: map[string]string{"max_depth": "7"},
+		Source: "https://minio:s3cr3t@store.example/models/" + model + "?X-Amz-Signature=abc", Metrics: map[string]float64{"accuracy": 0.9 + float64(version)/100}, Params: map[string]string{"max_depth": "7"},
 		Datasets:      map[string]string{"run:dataset": "customer-activity@2024-06-30"},
 		DatasetInputs: []lineage.DatasetInput{{Name: "activity", Digest: "d1g3st", Context: "training"}}}, nil
 }
@@ -90,6 +90,9 @@ func TestModelPageShowsLineageCachedPerVersion(t *testing.T) {
 	}
 	if n := ml.count(); n != 3 {
 		t.Fatalf("%d lineage reads for 3 versions", n)
+	}
+	if strings.Contains(body, "s3cr3t") || strings.Contains(body, "X-Amz-Signature") || !strings.Contains(body, "store.example/models/model-0000") {
+		t.Error("a source address is shown with its credentials, or not at all")
 	}
 	// prod's canary v2 is staging's version: shown once, pointed to.
 	if !strings.Contains(body, `id="lineage-staging-2"`) || !strings.Contains(body, `href="#lineage-staging-2">its lineage under staging`) ||
