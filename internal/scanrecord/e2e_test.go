@@ -14,6 +14,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/modelsync/modelsync/internal/advisory"
+	cmdscan "github.com/modelsync/modelsync/internal/cmd/scan"
 	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/scan"
 	"github.com/modelsync/modelsync/internal/scanrecord"
@@ -84,6 +85,9 @@ func TestScanRegisteredVersionEndToEnd(t *testing.T) {
 	put("requirements.txt", []byte("mlflow==2.22.0\nscikit-learn==1.4.2\npandas\n"))
 	put("conda.yaml", []byte("dependencies:\n- python=3.10.12\n- pip:\n  - scikit-learn==1.4.2\n"))
 	put("MLmodel", []byte("flavors:\n  sklearn: {pickled_model: model.pkl}\n"))
+	// A payload beside it, so that the findings a reuse lists can be
+	// compared with the scan's: os.system through STACK_GLOBAL.
+	put("extra/hook.pkl", []byte("\x80\x04\x8c\x02os\x94\x8c\x06system\x94\x93\x8c\x02id\x85R."))
 
 	s3c := &countingS3{Client: raw}
 	now := time.Now()
@@ -97,9 +101,10 @@ func TestScanRegisteredVersionEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Reused || s3c.gets.Load() != 4 || out.Record.Result != scan.Safe {
-		t.Fatalf("first scan: reused %v, %d reads, result %s; want a scan reading each of 4 objects once, safe", out.Reused, s3c.gets.Load(), out.Record.Result)
+	if out.Reused || s3c.gets.Load() != 5 || out.Record.Result != scan.Dangerous {
+		t.Fatalf("first scan: reused %v, %d reads, result %s; want a scan reading each of 5 objects once, dangerous", out.Reused, s3c.gets.Load(), out.Record.Result)
 	}
+	fresh := out
 	got, err := c.GetModelVersion(ctx, model, mv.Version)
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +130,20 @@ func TestScanRegisteredVersionEndToEnd(t *testing.T) {
 	}
 	if !out.Reused || s3c.gets.Load() != before {
 		t.Fatalf("second look: reused %v, %d artifact reads; want 0", out.Reused, s3c.gets.Load()-before)
+	}
+	// The reuse prints the same files and findings as the scan, in every
+	// format, from the tags alone.
+	for _, format := range []string{"text", "json", "sarif"} {
+		var a, b strings.Builder
+		if err := cmdscan.Print(&a, format, cmdscan.JSONReport{Verdict: fresh.Record.Result, Scanner: scan.ScannerVersion, Targets: []cmdscan.Target{cmdscan.TargetOf(sub, fresh)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmdscan.Print(&b, format, cmdscan.JSONReport{Verdict: out.Record.Result, Scanner: scan.ScannerVersion, Targets: []cmdscan.Target{cmdscan.TargetOf(sub, out)}}); err != nil {
+			t.Fatal(err)
+		}
+		if a.String() != b.String() || !strings.Contains(a.String(), "os.system") {
+			t.Fatalf("%s: the reused result prints\n%s\nthe scan printed\n%s", format, b.String(), a.String())
+		}
 	}
 
 	// First serve in prod records the digest.

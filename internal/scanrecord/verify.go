@@ -140,6 +140,8 @@ func (v *Verifier) Ensure(ctx context.Context, s Subject) (Outcome, error) {
 	}
 	rec = Record{Result: rep.Verdict, Digest: rep.Digest, Scanner: rep.Scanner, Listing: listing, ScannedAt: v.now().UTC().Truncate(time.Second),
 		Findings: Summarize(rep), Approved: rec.Approved}
+	fl := ListFiles(rep)
+	rec.Files = &fl
 	tags := rec.Tags()
 	if v.Checker != nil {
 		var reqs []advisory.Requirement
