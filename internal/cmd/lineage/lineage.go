@@ -20,6 +20,8 @@ import (
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/redact"
+	"github.com/modelsync/modelsync/internal/scan"
+	"github.com/modelsync/modelsync/internal/scanrecord"
 	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/reconciler"
 )
@@ -50,8 +52,11 @@ type Lineage struct {
 	DatasetInputs []DatasetInput `json:"datasetInputs"`
 	// Datasets are tags whose key mentions a dataset, on the version or its
 	// run ("run:" prefix): how datasets were recorded before log_input.
-	Datasets    map[string]string `json:"datasets,omitempty"`
-	Deployment  Deployment        `json:"deployment"`
+	Datasets   map[string]string `json:"datasets,omitempty"`
+	Deployment Deployment        `json:"deployment"`
+	// Scan is the artifact scan recorded on the version (modelsync scan,
+	// check --scan or the reconciler), nil when it was never scanned.
+	Scan        *Scan             `json:"scan"`
 	VersionTags map[string]string `json:"versionTags,omitempty"`
 	TrackingURI string            `json:"trackingUri"`
 }
@@ -74,6 +79,50 @@ type Deployment struct {
 	DeployedBy   string `json:"deployedBy,omitempty"`
 	Lifecycle    string `json:"lifecycle,omitempty"`
 	ArchivedAt   string `json:"archivedAt,omitempty"`
+}
+
+// Scan is the version's recorded artifact scan, read from its tags.
+type Scan struct {
+	Result    scan.Verdict `json:"result"`
+	Digest    string       `json:"digest"`
+	Scanner   string       `json:"scanner"`
+	ScannedAt time.Time    `json:"scannedAt"`
+	// Current is false when another scanner version made the record: the
+	// gate and the reconciler scan again before trusting it.
+	Current  bool                     `json:"current"`
+	Findings scanrecord.Findings      `json:"findings"`
+	Files    []ScanFile               `json:"files"`
+	Deps     *scanrecord.Dependencies `json:"dependencies,omitempty"`
+	// Approved maps environments to the digest first served there.
+	Approved map[string]string `json:"approved"`
+	// OmittedFiles counts files without findings the tags leave out.
+	OmittedFiles int `json:"omittedFiles,omitempty"`
+}
+
+// ScanFile is one file of the recorded scan with its findings.
+type ScanFile struct {
+	Path     string         `json:"path"`
+	Format   string         `json:"format"`
+	Verdict  scan.Verdict   `json:"verdict"`
+	SHA256   string         `json:"sha256,omitempty"`
+	Findings []scan.Finding `json:"findings"`
+}
+
+// scanOf reads the scan tags; nil when the version was never scanned.
+func scanOf(tags map[string]string) *Scan {
+	rec, ok := scanrecord.FromTags(tags)
+	if !ok {
+		return nil
+	}
+	s := &Scan{Result: rec.Result, Digest: rec.Digest, Scanner: rec.Scanner, ScannedAt: rec.ScannedAt, Current: rec.Current(),
+		Findings: rec.Findings, Files: []ScanFile{}, Deps: rec.Dependencies, Approved: rec.Approved}
+	if rec.Files != nil {
+		s.OmittedFiles = rec.Files.OmittedFiles
+		for _, fr := range rec.Files.Reports() {
+			s.Files = append(s.Files, ScanFile{Path: fr.Path, Format: fr.Format, Verdict: fr.Verdict, SHA256: fr.SHA256, Findings: fr.Findings})
+		}
+	}
+	return s
 }
 
 // NewCmdLineage builds the command; runF replaces the work in tests of flags.
@@ -145,6 +194,7 @@ func Read(ctx context.Context, c *mlflowclient.Client, loc reconciler.ArtifactLo
 	if l.Aliases == nil {
 		l.Aliases = []string{}
 	}
+	l.Scan = scanOf(mv.Tags)
 	l.DatasetInputs = []DatasetInput{}
 	for k, v := range mv.Tags {
 		if !strings.HasPrefix(k, mlflowclient.TagPrefix) {
@@ -229,9 +279,67 @@ func writeText(w io.Writer, l *Lineage) error {
 		}
 		itw.Flush()
 	}
+	writeScan(w, l)
 	section("Dataset tags", l.Datasets)
 	section("Version tags", l.VersionTags)
 	return nil
+}
+
+func writeScan(w io.Writer, l *Lineage) {
+	s := l.Scan
+	if s == nil {
+		fmt.Fprintf(w, "\nScan: not scanned; run: modelsync scan %s %d\n", l.Model, l.Version)
+		return
+	}
+	fmt.Fprintf(w, "\nScan: %s (%s, %s)\n", s.Result, s.Scanner, s.ScannedAt.Format(time.RFC3339))
+	if !s.Current {
+		fmt.Fprintf(w, "  made by another scanner version than this modelsync's (%s): the next check or reconcile scans again\n", scan.ScannerVersion)
+	}
+	fmt.Fprintf(w, "  artifact digest    %s\n", s.Digest)
+	fmt.Fprintf(w, "  findings           %d dangerous, %d unknown in %d file(s)\n", s.Findings.Dangerous, s.Findings.Unknown, s.Findings.Files)
+	if g := s.Findings.Globals.Dangerous; len(g) > 0 {
+		fmt.Fprintf(w, "  dangerous globals  %s\n", strings.Join(g, ", "))
+	}
+	if g := s.Findings.Globals.Unknown; len(g) > 0 {
+		fmt.Fprintf(w, "  unknown globals    %s\n", strings.Join(g, ", "))
+	}
+	for _, f := range s.Files {
+		if len(f.Findings) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %s  %s (%s)\n", strings.ToUpper(string(f.Verdict)), f.Path, f.Format)
+		for _, fd := range f.Findings {
+			where := fmt.Sprintf("offset %d", fd.Offset)
+			if member, ok := strings.CutPrefix(fd.Path, f.Path+"!"); ok {
+				where = member + " " + where
+			}
+			what := strings.TrimSpace(fd.Opcode + " " + fd.Global + "  " + fd.Rule)
+			fmt.Fprintf(w, "      %s  %s  %s: %s\n", fd.Verdict, where, what, fd.Message)
+		}
+	}
+	if len(s.Files) == 0 {
+		// A record from before the per-file list: its first findings.
+		for _, f := range s.Findings.First {
+			fmt.Fprintf(w, "      %s\n", f)
+		}
+	}
+	if d := s.Deps; d != nil {
+		fmt.Fprintf(w, "  dependencies       %d requirement(s) against %d advisories: %d vulnerable, %d unpinned\n", d.Requirements, d.Advisories, len(d.Vulnerabilities), len(d.Unpinned))
+		for _, v := range d.Vulnerabilities {
+			note := ""
+			if v.Allowed {
+				note = " (allowed until " + v.AllowExpires.Format(time.DateOnly) + ")"
+			}
+			fmt.Fprintf(w, "      %s==%s  %s (%s)%s\n", v.Package, v.Version, v.ID, v.Severity, note)
+		}
+	}
+	for _, env := range slices.Sorted(maps.Keys(s.Approved)) {
+		mark := ""
+		if s.Approved[env] != s.Digest {
+			mark = "  CHANGED since approval (integrity.artifact_changed)"
+		}
+		fmt.Fprintf(w, "  approved in %s  %s%s\n", env, s.Approved[env], mark)
+	}
 }
 
 // safeSource passes every URL in a dataset source description through
