@@ -63,11 +63,11 @@ func scanFile(ctx context.Context, cls *classifier, name string, size int64, ope
 	s := newStream(p)
 	fs := &fileScan{ctx: ctx, cls: cls, fr: &fr}
 	if err := fs.dispatch(s, name, size); err != nil && !errors.Is(err, errStopFile) {
-		p.stop()
+		p.stop(rc)
 		return fr, err
 	}
 	if err := s.rest(ctx); err != nil {
-		p.stop()
+		p.stop(rc)
 		return fr, err
 	}
 	n, err := p.finish()

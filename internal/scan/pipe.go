@@ -165,10 +165,11 @@ func (p *readPipe) finish() (int64, error) {
 }
 
 // stop ends the producer early (an error in the parser); blocks in flight
-// are dropped.
-func (p *readPipe) stop() {
-	// The producer never blocks on a send (the channels hold the whole
-	// ring), so cancelling is enough for it to end.
+// are dropped. The producer never blocks on a send (the channels hold the
+// whole ring), and closing the file ends a read it is waiting in (a
+// stalled network body), so stop returns promptly.
+func (p *readPipe) stop(c io.Closer) {
 	p.cancel()
+	_ = c.Close()
 	p.wg.Wait()
 }
