@@ -5,12 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/scan"
 	"github.com/modelsync/modelsync/internal/scanrecord"
+	"github.com/modelsync/modelsync/internal/scanrecord/scanrecordtest"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
@@ -31,43 +29,16 @@ func TestCheckScanUnscannedVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	const model = "customer-churn-predictor"
-	if _, err := c.CreateRegisteredModel(ctx, mlflowclient.CreateRegisteredModelRequest{Name: model}); err != nil {
-		t.Fatal(err)
-	}
-	exp, err := c.EnsureExperiment(ctx, "churn-training")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for i := 1; i <= 4; i++ {
-		run, err := c.CreateRun(ctx, mlflowclient.CreateRunRequest{ExperimentID: exp, RunName: "train"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.CreateModelVersion(ctx, mlflowclient.CreateModelVersionRequest{Name: model, Source: run.Info.ArtifactURI + "/model", RunID: run.Info.RunID}); err != nil {
-			t.Fatal(err)
-		}
+		scanrecordtest.NewVersion(t, c, "churn-training", model)
 	}
 	if err := c.SetAlias(ctx, model, "prod", 3); err != nil {
 		t.Fatal(err)
 	}
-	loc := &mlflowclient.Locator{Client: c, ArtifactsDestination: srv.ArtifactsDestination}
-	uri, err := loc.ArtifactURI(ctx, model, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	where, err := scanrecord.ParseLocation(uri)
-	if err != nil {
-		t.Fatalf("%s: %v", uri, err)
-	}
-	raw := minio.Client(ctx)
-	for name, body := range map[string]string{
+	scanrecordtest.Artifacts(t, c, srv, minio, model, 4, map[string]string{
 		"MLmodel":   "flavors:\n  sklearn: {pickled_model: model.pkl}\n",
 		"model.pkl": "\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.",
-	} {
-		if _, err := raw.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(where.Bucket), Key: aws.String(where.Prefix + "/" + name), Body: strings.NewReader(body)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 
 	dir := exampleRepo(t)
 	promoteBranch(t, dir, "promote")

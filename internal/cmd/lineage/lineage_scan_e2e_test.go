@@ -14,6 +14,7 @@ import (
 	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/scan"
 	"github.com/modelsync/modelsync/internal/scanrecord"
+	"github.com/modelsync/modelsync/internal/scanrecord/scanrecordtest"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
@@ -30,21 +31,9 @@ func TestLineageShowsScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp, err := c.EnsureExperiment(ctx, testenv.UniqueName("exp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := c.CreateRun(ctx, mlflowclient.CreateRunRequest{ExperimentID: exp, RunName: "train"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	model := testenv.UniqueName("churn")
-	if _, err := c.CreateRegisteredModel(ctx, mlflowclient.CreateRegisteredModelRequest{Name: model}); err != nil {
-		t.Fatal(err)
-	}
-	mv, err := c.CreateModelVersion(ctx, mlflowclient.CreateModelVersionRequest{Name: model, Source: r.Info.ArtifactURI + "/model", RunID: r.Info.RunID})
-	if err != nil || mv.Version != 1 {
-		t.Fatalf("version %+v: %v", mv, err)
+	if v := scanrecordtest.NewVersion(t, c, testenv.UniqueName("exp"), model); v != 1 {
+		t.Fatalf("registered version %d, want 1", v)
 	}
 
 	text := run(t, s, model)
