@@ -91,6 +91,12 @@ request's reviews and author from the GitHub API itself. When the head is
 the CI's merge of the pull request into the base, reviews are matched
 against the pull request's head, the commit reviewers saw.
 
+A version entering a gated environment without a scan of its artifacts is
+denied (security.not_scanned). With --scan, check first scans every version
+the change brings into an environment that has no current scan record
+(reusing records, reading each artifact once) and records the result on the
+version, as modelsync scan MODEL VERSION does.
+
 Exit codes: 0 passed, 1 denied by the policy, 2 could not be judged (bad
 flags, a repository or ref that cannot be read, a policy that does not
 load, a failed evaluation or GitHub request).`,
