@@ -14,6 +14,8 @@ import (
 
 	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/redact"
+	"github.com/modelsync/modelsync/internal/scan"
+	"github.com/modelsync/modelsync/internal/scanrecord"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -36,8 +38,11 @@ type Lineage struct {
 	DatasetInputs []DatasetInput `json:"datasetInputs"`
 	// Datasets are tags whose key mentions a dataset, on the version or its
 	// run ("run:" prefix): how datasets were recorded before log_input.
-	Datasets    map[string]string `json:"datasets,omitempty"`
-	Deployment  Deployment        `json:"deployment"`
+	Datasets   map[string]string `json:"datasets,omitempty"`
+	Deployment Deployment        `json:"deployment"`
+	// Scan is the artifact scan recorded on the version (modelsync scan,
+	// check --scan or the reconciler), nil when it was never scanned.
+	Scan        *Scan             `json:"scan"`
 	VersionTags map[string]string `json:"versionTags,omitempty"`
 	TrackingURI string            `json:"trackingUri"`
 }
@@ -62,6 +67,50 @@ type Deployment struct {
 	ArchivedAt   string `json:"archivedAt,omitempty"`
 }
 
+// Scan is the version's recorded artifact scan, read from its tags.
+type Scan struct {
+	Result    scan.Verdict `json:"result"`
+	Digest    string       `json:"digest"`
+	Scanner   string       `json:"scanner"`
+	ScannedAt time.Time    `json:"scannedAt"`
+	// Current is false when another scanner version made the record: the
+	// gate and the reconciler scan again before trusting it.
+	Current  bool                     `json:"current"`
+	Findings scanrecord.Findings      `json:"findings"`
+	Files    []ScanFile               `json:"files"`
+	Deps     *scanrecord.Dependencies `json:"dependencies,omitempty"`
+	// Approved maps environments to the digest first served there.
+	Approved map[string]string `json:"approved"`
+	// OmittedFiles counts files without findings the tags leave out.
+	OmittedFiles int `json:"omittedFiles,omitempty"`
+}
+
+// ScanFile is one file of the recorded scan with its findings.
+type ScanFile struct {
+	Path     string         `json:"path"`
+	Format   string         `json:"format"`
+	Verdict  scan.Verdict   `json:"verdict"`
+	SHA256   string         `json:"sha256,omitempty"`
+	Findings []scan.Finding `json:"findings"`
+}
+
+// scanOf reads the scan tags; nil when the version was never scanned.
+func scanOf(tags map[string]string) *Scan {
+	rec, ok := scanrecord.FromTags(tags)
+	if !ok {
+		return nil
+	}
+	s := &Scan{Result: rec.Result, Digest: rec.Digest, Scanner: rec.Scanner, ScannedAt: rec.ScannedAt, Current: rec.Current(),
+		Findings: rec.Findings, Files: []ScanFile{}, Deps: rec.Dependencies, Approved: rec.Approved}
+	if rec.Files != nil {
+		s.OmittedFiles = rec.Files.OmittedFiles
+		for _, fr := range rec.Files.Reports() {
+			s.Files = append(s.Files, ScanFile{Path: fr.Path, Format: fr.Format, Verdict: fr.Verdict, SHA256: fr.SHA256, Findings: fr.Findings})
+		}
+	}
+	return s
+}
+
 // Read gathers the lineage of one version.
 func Read(ctx context.Context, c *mlflowclient.Client, loc reconciler.ArtifactLocator, model string, version int) (*Lineage, error) {
 	mv, err := c.GetModelVersion(ctx, model, version)
@@ -80,6 +129,7 @@ func Read(ctx context.Context, c *mlflowclient.Client, loc reconciler.ArtifactLo
 	if l.Aliases == nil {
 		l.Aliases = []string{}
 	}
+	l.Scan = scanOf(mv.Tags)
 	l.DatasetInputs = []DatasetInput{}
 	for k, v := range mv.Tags {
 		if !strings.HasPrefix(k, mlflowclient.TagPrefix) {

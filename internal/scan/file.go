@@ -35,30 +35,12 @@ func (fs *fileScan) add(f Finding) {
 	fs.fr.Findings = append(fs.fr.Findings, f)
 }
 
-// progressReader reports bytes read, at most every progressStep bytes.
-type progressReader struct {
-	r          io.Reader
-	path       string
-	done, last int64
-	total      int64
-	fn         func(string, int64, int64)
-}
-
+// progressStep is how often, in bytes, the progress callback is called.
 const progressStep = 16 << 20
 
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.done += int64(n)
-	if p.fn != nil && (p.done-p.last >= progressStep || (err != nil && p.done != p.last)) {
-		p.last = p.done
-		p.fn(p.path, p.done, p.total)
-	}
-	return n, err
-}
-
-// scanFile reads one file once: the bytes go through the hash and the
-// parser in the same pass, and whatever the parser leaves is drained so
-// that the digest covers the whole file.
+// scanFile reads one file once: a pipe hands the same bytes to the hash and
+// to the parser (see readPipe), and whatever the parser leaves is still
+// hashed, so that the digest covers the whole file.
 func scanFile(ctx context.Context, cls *classifier, name string, size int64, open func() (io.ReadCloser, error), progress func(string, int64, int64)) (FileReport, error) {
 	fr := FileReport{Path: name, Size: size, Format: "other", Verdict: Safe, Findings: []Finding{}}
 	rc, err := open()
@@ -67,42 +49,45 @@ func scanFile(ctx context.Context, cls *classifier, name string, size int64, ope
 	}
 	defer rc.Close()
 	h := sha256.New()
-	pr := &progressReader{r: rc, path: name, total: size, fn: progress}
-	s := newStream(io.TeeReader(pr, h))
+	var onRead func(int64)
+	last := int64(0)
+	if progress != nil {
+		onRead = func(done int64) {
+			if done-last >= progressStep || done == size {
+				last = done
+				progress(name, done, size)
+			}
+		}
+	}
+	p := startPipe(ctx, rc, size, h, onRead)
+	s := newStream(p)
 	fs := &fileScan{ctx: ctx, cls: cls, fr: &fr}
 	if err := fs.dispatch(s, name, size); err != nil && !errors.Is(err, errStopFile) {
+		p.stop(rc)
 		return fr, err
 	}
-	if err := drain(ctx, s); err != nil {
+	if err := s.rest(ctx); err != nil {
+		p.stop(rc)
+		return fr, err
+	}
+	n, err := p.finish()
+	if err != nil {
 		return fr, err
 	}
 	if fs.dropped > 0 {
 		fr.Findings = append(fr.Findings, Finding{Path: name, Verdict: fr.Verdict, Rule: "scan.findings_truncated",
 			Message: fmt.Sprintf("%d more findings not listed", fs.dropped)})
 	}
-	fr.Size = pr.done
+	if progress != nil && n != last {
+		progress(name, n, size)
+	}
+	fr.Size = n
 	fr.SHA256 = hex.EncodeToString(h.Sum(nil))
 	return fr, nil
 }
 
-// drain reads the rest of s in large blocks (bufio hands reads larger than
-// its buffer straight to the file), checking for cancellation between them.
-func drain(ctx context.Context, s *stream) error {
-	buf := make([]byte, 1<<20)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, err := s.Read(buf)
-		_ = n
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
+// drain reads the rest of s, checking for cancellation.
+func drain(ctx context.Context, s *stream) error { return s.rest(ctx) }
 
 var pickleExts = map[string]bool{".pkl": true, ".pickle": true, ".joblib": true, ".pt": true, ".pth": true,
 	".bin": true, ".ckpt": true, ".sav": true, ".p": true, ".pck": true, ".pcl": true, ".dill": true, ".mar": false}

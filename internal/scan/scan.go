@@ -118,7 +118,8 @@ type Options struct {
 	// safe, e.g. a model's own classes; a denied global stays dangerous.
 	AllowGlobals []string
 	// Progress, when set, is called as a file is read with the bytes done
-	// and the file's size.
+	// and the file's size; from a goroutine of the scan, never two calls
+	// at once.
 	Progress func(path string, done, total int64)
 }
 

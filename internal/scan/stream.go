@@ -2,8 +2,10 @@ package scan
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
+	"math"
 )
 
 // stream is a forward-only reader that knows its offset, so that findings
@@ -13,11 +15,17 @@ type stream struct {
 	r   *bufio.Reader
 	off int64
 	buf [256]byte
+	// pipe, when set, is what r reads from: a long skip past r's buffer
+	// drops the pipe's blocks without copying them through r.
+	pipe *readPipe
 }
 
 const streamBuf = 256 << 10
 
 func newStream(r io.Reader) *stream {
+	if p, ok := r.(*readPipe); ok {
+		return &stream{r: bufio.NewReaderSize(p, streamBuf), pipe: p}
+	}
 	if br, ok := r.(*bufio.Reader); ok && br.Size() >= streamBuf {
 		return &stream{r: br}
 	}
@@ -52,6 +60,22 @@ func (s *stream) full(p []byte) error {
 
 // skip discards n bytes without buffering them.
 func (s *stream) skip(n int64) error {
+	if s.pipe != nil && n > int64(s.r.Buffered()) {
+		// Once r's buffer is empty r holds nothing ahead of the pipe, so
+		// the pipe can be read past directly.
+		d, _ := s.r.Discard(s.r.Buffered())
+		s.off += int64(d)
+		n -= int64(d)
+		skipped, err := s.pipe.skip(n)
+		s.off += skipped
+		if err != nil && skipped < n {
+			if errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		return nil
+	}
 	for n > 0 {
 		step := n
 		if step > 1<<30 {
@@ -123,6 +147,30 @@ func (s *stream) line(max int) (string, bool, error) {
 			return "", false, io.ErrUnexpectedEOF
 		}
 		return "", false, err
+	}
+}
+
+// rest reads s to its end; with a pipe below, without copying.
+func (s *stream) rest(ctx context.Context) error {
+	if s.pipe != nil {
+		err := s.skip(math.MaxInt64)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_, err := s.Read(buf)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
 }
 

@@ -10,13 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/modelsync/modelsync/internal/advisory"
+	cmdscan "github.com/modelsync/modelsync/internal/cmd/scan"
 	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/scan"
 	"github.com/modelsync/modelsync/internal/scanrecord"
+	"github.com/modelsync/modelsync/internal/scanrecord/scanrecordtest"
 	"github.com/modelsync/modelsync/policy"
 	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/test/testenv"
@@ -47,43 +48,20 @@ func TestScanRegisteredVersionEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp, err := c.EnsureExperiment(ctx, testenv.UniqueName("exp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := c.CreateRun(ctx, mlflowclient.CreateRunRequest{ExperimentID: exp, RunName: "train"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	model := testenv.UniqueName("churn")
-	if _, err := c.CreateRegisteredModel(ctx, mlflowclient.CreateRegisteredModelRequest{Name: model}); err != nil {
-		t.Fatal(err)
-	}
-	mv, err := c.CreateModelVersion(ctx, mlflowclient.CreateModelVersionRequest{Name: model, Source: run.Info.ArtifactURI + "/model", RunID: run.Info.RunID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	version := scanrecordtest.NewVersion(t, c, testenv.UniqueName("exp"), model)
 	loc := &mlflowclient.Locator{Client: c, ArtifactsDestination: srv.ArtifactsDestination}
-	uri, err := loc.ArtifactURI(ctx, model, mv.Version)
-	if err != nil {
-		t.Fatal(err)
-	}
-	where, err := scanrecord.ParseLocation(uri)
-	if err != nil {
-		t.Fatalf("%s: %v", uri, err)
-	}
+	put := scanrecordtest.Artifacts(t, c, srv, minio, model, version, map[string]string{
+		// A protocol-2 pickle of an empty dict, MLflow's dependency files.
+		"model.pkl":        "\x80\x02}q\x00.",
+		"requirements.txt": "mlflow==2.22.0\nscikit-learn==1.4.2\npandas\n",
+		"conda.yaml":       "dependencies:\n- python=3.10.12\n- pip:\n  - scikit-learn==1.4.2\n",
+		"MLmodel":          "flavors:\n  sklearn: {pickled_model: model.pkl}\n",
+		// A payload beside it, so that the findings a reuse lists can be
+		// compared with the scan's: os.system through STACK_GLOBAL.
+		"extra/hook.pkl": "\x80\x04\x8c\x02os\x94\x8c\x06system\x94\x93\x8c\x02id\x85R.",
+	})
 	raw := minio.Client(ctx)
-	put := func(path string, body []byte) {
-		t.Helper()
-		if _, err := raw.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(where.Bucket), Key: aws.String(where.Prefix + "/" + path), Body: strings.NewReader(string(body))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A protocol-2 pickle of an empty dict, MLflow's dependency files.
-	put("model.pkl", []byte("\x80\x02}q\x00."))
-	put("requirements.txt", []byte("mlflow==2.22.0\nscikit-learn==1.4.2\npandas\n"))
-	put("conda.yaml", []byte("dependencies:\n- python=3.10.12\n- pip:\n  - scikit-learn==1.4.2\n"))
-	put("MLmodel", []byte("flavors:\n  sklearn: {pickled_model: model.pkl}\n"))
 
 	s3c := &countingS3{Client: raw}
 	now := time.Now()
@@ -91,16 +69,17 @@ func TestScanRegisteredVersionEndToEnd(t *testing.T) {
 		Affected: []advisory.Affected{{Package: advisory.Package{Ecosystem: "PyPI", Name: "Scikit_Learn"},
 			Ranges: []advisory.Range{{Type: "ECOSYSTEM", Events: []advisory.Event{{Introduced: "1.0"}, {Fixed: "1.5.0"}}}}}}}})
 	v := &scanrecord.Verifier{Registry: c, Locator: loc, S3: s3c, Checker: &advisory.Checker{DB: db}}
-	sub := scanrecord.Subject{Model: model, Registered: model, Version: mv.Version, SpecDependencies: []string{"numpy==1.26.4"}}
+	sub := scanrecord.Subject{Model: model, Registered: model, Version: version, SpecDependencies: []string{"numpy==1.26.4"}}
 
 	out, err := v.Ensure(ctx, sub)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Reused || s3c.gets.Load() != 4 || out.Record.Result != scan.Safe {
-		t.Fatalf("first scan: reused %v, %d reads, result %s; want a scan reading each of 4 objects once, safe", out.Reused, s3c.gets.Load(), out.Record.Result)
+	if out.Reused || s3c.gets.Load() != 5 || out.Record.Result != scan.Dangerous {
+		t.Fatalf("first scan: reused %v, %d reads, result %s; want a scan reading each of 5 objects once, dangerous", out.Reused, s3c.gets.Load(), out.Record.Result)
 	}
-	got, err := c.GetModelVersion(ctx, model, mv.Version)
+	fresh := out
+	got, err := c.GetModelVersion(ctx, model, version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,32 +105,46 @@ func TestScanRegisteredVersionEndToEnd(t *testing.T) {
 	if !out.Reused || s3c.gets.Load() != before {
 		t.Fatalf("second look: reused %v, %d artifact reads; want 0", out.Reused, s3c.gets.Load()-before)
 	}
+	// The reuse prints the same files and findings as the scan, in every
+	// format, from the tags alone.
+	for _, format := range []string{"text", "json", "sarif"} {
+		var a, b strings.Builder
+		if err := cmdscan.Print(&a, format, cmdscan.JSONReport{Verdict: fresh.Record.Result, Scanner: scan.ScannerVersion, Targets: []cmdscan.Target{cmdscan.TargetOf(sub, fresh)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmdscan.Print(&b, format, cmdscan.JSONReport{Verdict: out.Record.Result, Scanner: scan.ScannerVersion, Targets: []cmdscan.Target{cmdscan.TargetOf(sub, out)}}); err != nil {
+			t.Fatal(err)
+		}
+		if a.String() != b.String() || !strings.Contains(a.String(), "os.system") {
+			t.Fatalf("%s: the reused result prints\n%s\nthe scan printed\n%s", format, b.String(), a.String())
+		}
+	}
 
 	// First serve in prod records the digest.
 	m := &reconciler.DesiredModel{Name: model, RegisteredModel: model}
-	if err := v.VerifyServing(ctx, m, "prod", mv.Version); err != nil {
+	if err := v.VerifyServing(ctx, m, "prod", version); err != nil {
 		t.Fatal(err)
 	}
 	approved := out.Record.Digest
 
 	// The gate reads the tags and passes the security rules it should
 	// (the high advisory aside, denied as configured).
-	ev := evaluate(t, c, model, mv.Version, now)
+	ev := evaluate(t, c, model, version, now)
 	if ids := ruleIDs(ev.Denies); !ids["security.vulnerable_dependency"] || ids["security.not_scanned"] || ids["integrity.artifact_changed"] {
 		t.Fatalf("denies before the replacement: %v", ids)
 	}
 
 	// Someone replaces the pickle after approval.
-	put("model.pkl", []byte("\x80\x02}q\x00X\x01\x00\x00\x00aq\x01K\x01s."))
-	err = v.VerifyServing(ctx, m, "prod", mv.Version)
+	put("model.pkl", "\x80\x02}q\x00X\x01\x00\x00\x00aq\x01K\x01s.")
+	err = v.VerifyServing(ctx, m, "prod", version)
 	var ie *scanrecord.IntegrityError
-	if !errors.As(err, &ie) || ie.Approved != approved || ie.Current == approved || ie.Environment != "prod" || ie.Version != mv.Version {
+	if !errors.As(err, &ie) || ie.Approved != approved || ie.Current == approved || ie.Environment != "prod" || ie.Version != version {
 		t.Fatalf("after replacement: %v, want an IntegrityError naming both digests", err)
 	}
 	if !strings.Contains(err.Error(), approved) || !strings.Contains(err.Error(), ie.Current) {
 		t.Errorf("error does not name both digests: %v", err)
 	}
-	ev = evaluate(t, c, model, mv.Version, now)
+	ev = evaluate(t, c, model, version, now)
 	if !ruleIDs(ev.Denies)["integrity.artifact_changed"] {
 		t.Fatalf("integrity.artifact_changed did not fire: %+v", ev.Denies)
 	}

@@ -7,6 +7,7 @@ package scanrecord
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -90,6 +91,9 @@ type Record struct {
 	Dependencies *Dependencies `json:"dependencies,omitempty"`
 	// Approved maps environments to the digest first served there.
 	Approved map[string]string `json:"approved"`
+	// Files is the per-file list of findings, nil when the tags hold none
+	// (a scan recorded before the list existed) or a torn one.
+	Files *FileList `json:"-"`
 }
 
 // Current reports whether the record was made by this scanner version.
@@ -114,6 +118,9 @@ func FromTags(tags map[string]string) (Record, bool) {
 	if s := tags[TagFindings]; s != "" {
 		_ = json.Unmarshal([]byte(s), &r.Findings) // a mangled summary reads as no details, never as safe: Result says
 	}
+	if fl, ok := readFileTags(tags, r.Digest); ok {
+		r.Files = &fl
+	}
 	if s := tags[TagDependencies]; s != "" {
 		var d Dependencies
 		if json.Unmarshal([]byte(s), &d) == nil {
@@ -132,6 +139,9 @@ func (r Record) Tags() map[string]string {
 	}
 	if r.Dependencies != nil {
 		t[TagDependencies] = fitDependencies(*r.Dependencies)
+	}
+	if r.Files != nil {
+		maps.Copy(t, fileTags(*r.Files))
 	}
 	return t
 }

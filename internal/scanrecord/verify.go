@@ -140,6 +140,8 @@ func (v *Verifier) Ensure(ctx context.Context, s Subject) (Outcome, error) {
 	}
 	rec = Record{Result: rep.Verdict, Digest: rep.Digest, Scanner: rep.Scanner, Listing: listing, ScannedAt: v.now().UTC().Truncate(time.Second),
 		Findings: Summarize(rep), Approved: rec.Approved}
+	fl := ListFiles(rep)
+	rec.Files = &fl
 	tags := rec.Tags()
 	if v.Checker != nil {
 		var reqs []advisory.Requirement
@@ -188,17 +190,22 @@ func (v *Verifier) depKey(s Subject) string {
 }
 
 func (v *Verifier) setTags(ctx context.Context, s Subject, tags map[string]string) error {
-	// The digest goes last: a reader that sees it sees the rest.
+	return WriteTags(ctx, v.Registry, s.Registered, s.Version, tags)
+}
+
+// WriteTags sets a record's tags (Record.Tags) on a registered version.
+// The digest goes last: a reader that sees it sees the rest.
+func WriteTags(ctx context.Context, reg Registry, model string, version int, tags map[string]string) error {
 	for k, val := range tags {
 		if k == TagDigest {
 			continue
 		}
-		if err := v.Registry.SetModelVersionTag(ctx, s.Registered, s.Version, k, val); err != nil {
+		if err := reg.SetModelVersionTag(ctx, model, version, k, val); err != nil {
 			return fmt.Errorf("tag %s: %w", k, err)
 		}
 	}
 	if d, ok := tags[TagDigest]; ok {
-		if err := v.Registry.SetModelVersionTag(ctx, s.Registered, s.Version, TagDigest, d); err != nil {
+		if err := reg.SetModelVersionTag(ctx, model, version, TagDigest, d); err != nil {
 			return fmt.Errorf("tag %s: %w", TagDigest, err)
 		}
 	}

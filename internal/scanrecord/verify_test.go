@@ -63,7 +63,7 @@ func (f *fakeS3) GetObject(_ context.Context, in *awss3.GetObjectInput, _ ...fun
 type fakeRegistry struct{ tags map[string]string }
 
 func (r *fakeRegistry) GetModelVersion(_ context.Context, model string, version int) (*mlflowclient.ModelVersion, error) {
-	return &mlflowclient.ModelVersion{Name: model, Version: version, Tags: maps(r.tags)}, nil
+	return &mlflowclient.ModelVersion{Name: model, Version: version, Tags: cloneTags(r.tags)}, nil
 }
 
 func (r *fakeRegistry) SetModelVersionTag(_ context.Context, _ string, _ int, k, v string) error {
@@ -74,7 +74,7 @@ func (r *fakeRegistry) SetModelVersionTag(_ context.Context, _ string, _ int, k,
 	return nil
 }
 
-func maps(m map[string]string) map[string]string {
+func cloneTags(m map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range m {
 		out[k] = v

@@ -14,7 +14,9 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/github/prcheck"
+	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/internal/scanrecord"
 	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/policy"
 )
@@ -44,6 +46,12 @@ type Options struct {
 	Registry prcheck.RegistryFacts
 	// Now fixes the evaluation time; zero means the current time.
 	Now time.Time
+	// Scan scans, before judging, the versions the change brings into an
+	// environment that have no current scan record (as modelsync scan
+	// MODEL VERSION does; versions already scanned are only listed).
+	Scan bool
+	// Advisories overrides the base's security.advisories.path for Scan.
+	Advisories string
 }
 
 // noVerdict marks err as "could not judge" (exit 2), as opposed to a deny.
@@ -83,6 +91,12 @@ request's reviews and author from the GitHub API itself. When the head is
 the CI's merge of the pull request into the base, reviews are matched
 against the pull request's head, the commit reviewers saw.
 
+A version entering a gated environment without a scan of its artifacts is
+denied (security.not_scanned). With --scan, check first scans every version
+the change brings into an environment that has no current scan record
+(reusing records, reading each artifact once) and records the result on the
+version, as modelsync scan MODEL VERSION does.
+
 Exit codes: 0 passed, 1 denied by the policy, 2 could not be judged (bad
 flags, a repository or ref that cannot be read, a policy that does not
 load, a failed evaluation or GitHub request).`,
@@ -115,6 +129,11 @@ load, a failed evaluation or GitHub request).`,
 	cmd.Flags().StringVar(&opts.ReviewsFile, "reviews", "", "file with the pull request's reviews, as GitHub's list-reviews API returns them (default: from the GitHub API in a GitHub Actions pull_request workflow with $GITHUB_TOKEN; otherwise none)")
 	cmd.Flags().StringVar(&opts.Author, "author", "", "login of the pull request's author, whose own approval does not count (default: from GitHub, else the head commit's author)")
 	cmd.Flags().StringVar(&f.Flags.MLflowURI, "mlflow-uri", "", "MLflow tracking URI for registry facts (default $MLFLOW_TRACKING_URI; none: rules needing them deny)")
+	cmd.Flags().BoolVar(&opts.Scan, "scan", false, "before judging, scan the artifacts of every version the change brings into an environment that has no current scan record, and record the result on the version (needs --mlflow-uri and access to the artifacts)")
+	cmd.Flags().StringVar(&opts.Advisories, "advisories", "", "with --scan: directory of OSV advisories (default: security.advisories.path of the base's modelsync.yaml)")
+	cmd.Flags().StringVar(&f.Flags.S3Endpoint, "s3-endpoint", "", "with --scan: S3-compatible endpoint of the artifact store (default: AWS)")
+	cmd.Flags().BoolVar(&f.Flags.S3PathStyle, "s3-path-style", false, "with --scan: address buckets by path, as most S3-compatible stores need")
+	cmd.Flags().StringVar(&f.Flags.ArtifactsDestination, "artifacts-destination", "", "with --scan: storage URI behind mlflow-artifacts:/ (the MLflow server's --artifacts-destination)")
 	return cmd
 }
 
@@ -205,6 +224,11 @@ func judge(ctx context.Context, opts *Options) (*prcheck.Report, error) {
 	default:
 		fmt.Fprintf(f.IO.ErrOut, "warning: head %s is neither the pull request's head %s nor a merge of it: reviews of that head do not count as current\n", refs.HeadSHA, prHead)
 	}
+	if opts.Scan {
+		if err := scanReferenced(ctx, opts, cmp); err != nil {
+			return nil, err
+		}
+	}
 	facts := opts.Registry
 	if facts == nil {
 		if facts, err = registryFacts(f); err != nil {
@@ -219,6 +243,64 @@ func judge(ctx context.Context, opts *Options) (*prcheck.Report, error) {
 	// A failed evaluation is in the report and makes Passed false.
 	rep, _ := prcheck.Evaluate(ctx, cmp, ev, req)
 	return rep, nil
+}
+
+// scanReferenced makes sure every version the change brings into an
+// environment has a current scan record: each is listed, and scanned (one
+// streaming pass over its artifacts, bounded memory) only when its tags
+// hold no record for the objects listed now and this scanner version. The
+// advisories come from the base's configuration, as the policy does: a
+// change cannot loosen its own gate.
+func scanReferenced(ctx context.Context, opts *Options, cmp *prcheck.Comparison) error {
+	f := opts.Factory
+	if !f.HasMLflow() {
+		return fmt.Errorf("--scan needs the registry: set --mlflow-uri or $MLFLOW_TRACKING_URI")
+	}
+	var sec *manifest.Security
+	if cmp.Base != nil && cmp.Base.Config != nil {
+		sec = &cmp.Base.Config.Security
+	}
+	var subjects []scanrecord.Subject
+	seen := map[string]bool{}
+	for _, ch := range cmp.Changes {
+		for _, v := range []int{ch.ToVersion, ch.CanaryTo} {
+			key := fmt.Sprintf("%s/%d", ch.Model, v)
+			if v <= 0 || seen[key] {
+				continue
+			}
+			seen[key] = true
+			s := scanrecord.Subject{Model: ch.Model, Registered: ch.Model, Version: v}
+			if m, ok := cmp.Head.Model(ch.Model); ok {
+				if m.RegisteredModel != "" {
+					s.Registered = m.RegisteredModel
+				}
+				if m.Manifest != nil {
+					s.SpecDependencies = m.Manifest.Spec.Dependencies
+				}
+			}
+			subjects = append(subjects, s)
+		}
+	}
+	if len(subjects) == 0 {
+		return nil
+	}
+	ver, err := f.Verifier(ctx, wiring.VerifierOptions{Security: sec, AdvisoriesPath: opts.Advisories})
+	if err != nil {
+		return fmt.Errorf("--scan: %w", err)
+	}
+	for _, s := range subjects {
+		o, err := ver.Ensure(ctx, s)
+		if err != nil {
+			return fmt.Errorf("--scan: %w", err)
+		}
+		how := "scanned now"
+		if o.Reused {
+			how = "scan record reused, no artifact read"
+		}
+		fmt.Fprintf(f.IO.ErrOut, "scan: %s v%d: %s (%s), digest %s: %d dangerous, %d unknown finding(s)\n",
+			s.Model, s.Version, o.Record.Result, how, o.Record.Digest, o.Record.Findings.Dangerous, o.Record.Findings.Unknown)
+	}
+	return nil
 }
 
 // ResolveRefs turns the base and head refs into commits. A ref may be

@@ -18,6 +18,7 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/lineage"
+	"github.com/modelsync/modelsync/internal/scan"
 	"github.com/modelsync/modelsync/internal/wiring"
 )
 
@@ -129,9 +130,67 @@ func writeText(w io.Writer, l *lineage.Lineage) error {
 		}
 		itw.Flush()
 	}
+	writeScan(w, l)
 	section("Dataset tags", l.Datasets)
 	section("Version tags", l.VersionTags)
 	return nil
+}
+
+func writeScan(w io.Writer, l *lineage.Lineage) {
+	s := l.Scan
+	if s == nil {
+		fmt.Fprintf(w, "\nScan: not scanned; run: modelsync scan %s %d\n", l.Model, l.Version)
+		return
+	}
+	fmt.Fprintf(w, "\nScan: %s (%s, %s)\n", s.Result, s.Scanner, s.ScannedAt.Format(time.RFC3339))
+	if !s.Current {
+		fmt.Fprintf(w, "  made by another scanner version than this modelsync's (%s): the next check or reconcile scans again\n", scan.ScannerVersion)
+	}
+	fmt.Fprintf(w, "  artifact digest    %s\n", s.Digest)
+	fmt.Fprintf(w, "  findings           %d dangerous, %d unknown in %d file(s)\n", s.Findings.Dangerous, s.Findings.Unknown, s.Findings.Files)
+	if g := s.Findings.Globals.Dangerous; len(g) > 0 {
+		fmt.Fprintf(w, "  dangerous globals  %s\n", strings.Join(g, ", "))
+	}
+	if g := s.Findings.Globals.Unknown; len(g) > 0 {
+		fmt.Fprintf(w, "  unknown globals    %s\n", strings.Join(g, ", "))
+	}
+	for _, f := range s.Files {
+		if len(f.Findings) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %s  %s (%s)\n", strings.ToUpper(string(f.Verdict)), f.Path, f.Format)
+		for _, fd := range f.Findings {
+			where := fmt.Sprintf("offset %d", fd.Offset)
+			if member, ok := strings.CutPrefix(fd.Path, f.Path+"!"); ok {
+				where = member + " " + where
+			}
+			what := strings.TrimSpace(fd.Opcode + " " + fd.Global + "  " + fd.Rule)
+			fmt.Fprintf(w, "      %s  %s  %s: %s\n", fd.Verdict, where, what, fd.Message)
+		}
+	}
+	if len(s.Files) == 0 {
+		// A record from before the per-file list: its first findings.
+		for _, f := range s.Findings.First {
+			fmt.Fprintf(w, "      %s\n", f)
+		}
+	}
+	if d := s.Deps; d != nil {
+		fmt.Fprintf(w, "  dependencies       %d requirement(s) against %d advisories: %d vulnerable, %d unpinned\n", d.Requirements, d.Advisories, len(d.Vulnerabilities), len(d.Unpinned))
+		for _, v := range d.Vulnerabilities {
+			note := ""
+			if v.Allowed {
+				note = " (allowed until " + v.AllowExpires.Format(time.DateOnly) + ")"
+			}
+			fmt.Fprintf(w, "      %s==%s  %s (%s)%s\n", v.Package, v.Version, v.ID, v.Severity, note)
+		}
+	}
+	for _, env := range slices.Sorted(maps.Keys(s.Approved)) {
+		mark := ""
+		if s.Approved[env] != s.Digest {
+			mark = "  CHANGED since approval (integrity.artifact_changed)"
+		}
+		fmt.Fprintf(w, "  approved in %s  %s%s\n", env, s.Approved[env], mark)
+	}
 }
 
 func orDash(s string) string {

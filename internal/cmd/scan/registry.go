@@ -104,15 +104,18 @@ func scanRegistry(ctx context.Context, opts *Options, ro *RegistryOptions) (JSON
 		if err != nil {
 			return out, err
 		}
-		name := fmt.Sprintf("%s/%d", s.Model, s.Version)
-		r := scan.Report{Digest: o.Record.Digest, Scanner: o.Record.Scanner, Verdict: o.Record.Result, Files: []scan.FileReport{}}
-		if o.Report != nil {
-			r = *o.Report
-		}
-		out.Targets = append(out.Targets, Target{Path: name, Report: r})
+		tg := TargetOf(s, o)
+		name := tg.Path
+		out.Targets = append(out.Targets, tg)
 		out.Verdict = out.Verdict.Worst(o.Record.Result)
 		if o.Reused {
 			fmt.Fprintf(opts.IO.ErrOut, "%s: unchanged since the scan of %s (%s), result from its tags\n", name, o.Record.ScannedAt.Format("2006-01-02 15:04"), o.Record.Scanner)
+			switch fl := o.Record.Files; {
+			case fl == nil:
+				fmt.Fprintf(opts.IO.ErrOut, "%s: the tags keep no per-file findings (recorded by an older modelsync); counts: %d dangerous, %d unknown\n", name, o.Record.Findings.Dangerous, o.Record.Findings.Unknown)
+			case fl.OmittedFiles > 0:
+				fmt.Fprintf(opts.IO.ErrOut, "%s: %d file(s) without findings are not listed (left out of the tags to fit)\n", name, fl.OmittedFiles)
+			}
 		}
 		if d := o.Record.Dependencies; d != nil {
 			for _, v := range d.Vulnerabilities {
@@ -131,6 +134,20 @@ func scanRegistry(ctx context.Context, opts *Options, ro *RegistryOptions) (JSON
 		}
 	}
 	return out, nil
+}
+
+// TargetOf is one version's part of the report: the scan's own report when
+// one ran, else the per-file list kept in the version's tags, so a reused
+// result prints the same files and findings as the scan that made it.
+func TargetOf(s scanrecord.Subject, o scanrecord.Outcome) Target {
+	r := scan.Report{Digest: o.Record.Digest, Scanner: o.Record.Scanner, Verdict: o.Record.Result, Files: []scan.FileReport{}}
+	switch {
+	case o.Report != nil:
+		r = *o.Report
+	case o.Record.Files != nil:
+		r.Files = o.Record.Files.Reports()
+	}
+	return Target{Path: fmt.Sprintf("%s/%d", s.Model, s.Version), Report: r}
 }
 
 // versionsOf lists the versions (stable and canary) a model's

@@ -57,7 +57,9 @@ deny contains v if {
 	v := lib.finding(meta, d.model, d.environment, d.field, msg)
 }
 
-not_scanned_msg(d) := sprintf("%s: no scan of its artifacts: run modelsync scan %s %d", [label(d), d.model, d.version]) if {
+# The command works as written from the models repository's root (scan
+# reads the manifest there for the registered name and spec.dependencies).
+not_scanned_msg(d) := sprintf("%s: no scan of its artifacts: run `modelsync scan %s %d` in the models repository (with the same --mlflow-uri and artifact store access), or judge with `modelsync check --scan`", [label(d), d.model, d.version]) if {
 	lib.registry_configured
 } else := sprintf("%s: no registry configured: scan records cannot be read", [label(d)])
 

@@ -17,7 +17,8 @@ test_not_scanned_denied_in_gated_env if {
 	ds := security.deny with input as inp
 	fixtures.ids(ds) == {"security.not_scanned"}
 	some d in ds
-	contains(d.msg, "modelsync scan churn 4")
+	contains(d.msg, "`modelsync scan churn 4`")
+	contains(d.msg, "`modelsync check --scan`")
 	d.environment == "prod"
 }
 

@@ -16,7 +16,11 @@
 // Everything is generated into a temporary directory and removed at the
 // end. It needs `test/deps/deps.sh scanpy`.
 //
-//	go run ./test/bench/scan [-safetensors-gib 2] [-pickle-mib 512] [-dense-millions 4] [-skip-large|-only-large]
+//	go run ./test/bench/scan [-safetensors-gib 2] [-pickle-mib 512] [-dense-millions 4] [-rounds 5] [-skip-large|-only-large]
+//
+// On a shared machine one run measures mostly the other load: -rounds runs
+// the tools in turn that many times on each large file and prints the
+// median and the best wall time, the median CPU time and the largest RSS.
 package main
 
 import (
@@ -30,6 +34,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -61,11 +66,12 @@ func main() {
 	}
 	stGiB := flag.Float64("safetensors-gib", 2, "size of the generated safetensors file, GiB")
 	pkMiB := flag.Int("pickle-mib", 512, "size of the generated pickle, MiB")
-	denseM := flag.Int("dense-millions", 4, "rows of the opcode-dense pickle, millions")
+	denseM := flag.Int("dense-millions", 4, "rows of the opcode-dense pickle, millions (0: none)")
+	rounds := flag.Int("rounds", 1, "runs of each tool on each large file, in turn")
 	skipLarge := flag.Bool("skip-large", false, "only the detection table")
 	onlyLarge := flag.Bool("only-large", false, "only the throughput table")
 	flag.Parse()
-	if err := run(*stGiB, *pkMiB, *denseM, *skipLarge, *onlyLarge); err != nil {
+	if err := run(*stGiB, *pkMiB, *denseM, max(*rounds, 1), *skipLarge, *onlyLarge); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -111,7 +117,7 @@ func runTool(t tool, p string) result {
 	return r
 }
 
-func run(stGiB float64, pkMiB, denseM int, skipLarge, onlyLarge bool) error {
+func run(stGiB float64, pkMiB, denseM, rounds int, skipLarge, onlyLarge bool) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -145,7 +151,7 @@ func run(stGiB float64, pkMiB, denseM int, skipLarge, onlyLarge bool) error {
 	if skipLarge {
 		return nil
 	}
-	large := []string{filepath.Join(dir, "large.safetensors"), filepath.Join(dir, "large.pkl"), filepath.Join(dir, "dense.pkl")}
+	large := []string{filepath.Join(dir, "large.safetensors"), filepath.Join(dir, "large.pkl")}
 	fmt.Printf("\ngenerating a %.1f GiB safetensors file and a %d MiB pickle\n", stGiB, pkMiB)
 	if err := writeSafetensors(large[0], int64(stGiB*(1<<30))); err != nil {
 		return err
@@ -153,13 +159,16 @@ func run(stGiB float64, pkMiB, denseM int, skipLarge, onlyLarge bool) error {
 	if err := writePickle(py, large[1], pkMiB); err != nil {
 		return err
 	}
-	if err := writeDensePickle(py, large[2], denseM); err != nil {
-		return err
+	if denseM > 0 {
+		large = append(large, filepath.Join(dir, "dense.pkl"))
+		if err := writeDensePickle(py, large[2], denseM); err != nil {
+			return err
+		}
 	}
 	// sha256sum is a reference: every byte is hashed anyway (coreutils'
 	// build may lack the SHA extensions Go's uses).
 	ref := tool{"sha256sum (reference)", func(p string) []string { return []string{"sha256sum", p} }, nil}
-	return throughput(append(tools, ref), large)
+	return throughput(append(tools, ref), large, rounds)
 }
 
 func detections(tools []tool, corpus string) {
@@ -235,11 +244,12 @@ func names(tools []tool, sep string) string {
 	return strings.Join(n, sep)
 }
 
-func throughput(tools []tool, files []string) error {
+func throughput(tools []tool, files []string, rounds int) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	// Wall time on a shared machine mostly measures the other load; CPU
-	// time (user + system) is what each tool costs, so both are printed.
-	fmt.Fprintln(tw, "\nfile\tsize\ttool\texit\twall\tMiB/s wall\tCPU\tMiB/s CPU\tpeak RSS")
+	// time (user + system) is what each tool costs, so both are printed,
+	// with the load average the runs saw.
+	fmt.Fprintf(tw, "\nfile\tsize\ttool\texit\twall (median of %d)\tMiB/s\tbest wall\tMiB/s\tCPU (median)\tMiB/s CPU\tpeak RSS\tload\n", rounds)
 	for _, f := range files {
 		info, err := os.Stat(f)
 		if err != nil {
@@ -250,16 +260,43 @@ func throughput(tools []tool, files []string) error {
 			io.Copy(io.Discard, fh)
 			fh.Close()
 		}
-		for _, t := range tools {
-			r := runTool(t, f)
-			mibs := float64(info.Size()) / (1 << 20) / r.wall.Seconds()
-			cpuRate := float64(info.Size()) / (1 << 20) / r.cpu.Seconds()
-			fmt.Fprintf(tw, "%s\t%.2f GiB\t%s\t%d\t%.2fs\t%.0f\t%.2fs\t%.0f\t%.1f MiB\n", filepath.Base(f), float64(info.Size())/(1<<30), t.name, r.code,
-				r.wall.Seconds(), mibs, r.cpu.Seconds(), cpuRate, float64(r.maxRSS)/(1<<20))
+		// The tools take turns, so that a change in the load falls on all.
+		runs := make([][]result, len(tools))
+		loads := make([][]float64, len(tools))
+		for r := 0; r < rounds; r++ {
+			for i, t := range tools {
+				loads[i] = append(loads[i], loadAverage())
+				runs[i] = append(runs[i], runTool(t, f))
+			}
+		}
+		mib := float64(info.Size()) / (1 << 20)
+		for i, t := range tools {
+			var walls, cpus []time.Duration
+			var rss int64
+			for _, r := range runs[i] {
+				walls, cpus, rss = append(walls, r.wall), append(cpus, r.cpu), max(rss, r.maxRSS)
+			}
+			slices.Sort(walls)
+			slices.Sort(cpus)
+			slices.Sort(loads[i])
+			wall, best, cpu := walls[len(walls)/2], walls[0], cpus[len(cpus)/2]
+			fmt.Fprintf(tw, "%s\t%.2f GiB\t%s\t%d\t%.2fs\t%.0f\t%.2fs\t%.0f\t%.2fs\t%.0f\t%.1f MiB\t%.1f\n", filepath.Base(f), mib/1024, t.name, runs[i][0].code,
+				wall.Seconds(), mib/wall.Seconds(), best.Seconds(), mib/best.Seconds(), cpu.Seconds(), mib/cpu.Seconds(), float64(rss)/(1<<20), loads[i][len(loads[i])/2])
 			tw.Flush()
 		}
 	}
 	return tw.Flush()
+}
+
+// loadAverage is the one-minute load average (0 where /proc is missing).
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	fmt.Sscan(string(b), &l)
+	return l
 }
 
 // writeSafetensors writes a valid safetensors file of about size bytes:
