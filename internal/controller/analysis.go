@@ -269,8 +269,11 @@ func (c *Controller) look(ctx context.Context, r *itemRun, cr *canaryRun) error 
 }
 
 // afterApplyStep follows a successful apply. An advance's next step
-// starts once its weight is applied: the counts of the new step begin now,
-// at the routed share they assume. A promotion or rollback, already live,
+// starts once its weight is applied: the counts of the new step begin at
+// the clock read after the apply returned, not at the reconcile's start,
+// so the requests served at the old weight while the apply ran do not
+// count as the new step's (at a short step they would show as a
+// sample-ratio mismatch and hold). A promotion or rollback, already live,
 // is then written back to Git.
 func (c *Controller) afterApplyStep(ctx context.Context, r *itemRun) (stepResult, error) {
 	cr := r.canary
@@ -286,11 +289,12 @@ func (c *Controller) afterApplyStep(ctx context.Context, r *itemRun) (stepResult
 	}
 	ao := c.opts.Analysis
 	rec := cr.rec
-	st, err := ao.Evaluator.Advance(cr.spec, rec.State, r.now)
+	applied := c.opts.Now()
+	st, err := ao.Evaluator.Advance(cr.spec, rec.State, applied)
 	if err != nil {
 		return stop, fmt.Errorf("canary analysis of model %s environment %s: advancing: %w", r.key.Model, r.key.Environment, err)
 	}
-	rec.State, rec.PendingAdvance, rec.LastLook = st, false, r.now
+	rec.State, rec.PendingAdvance, rec.LastLook = st, false, applied
 	if err := ao.Store.Put(ctx, rec); err != nil {
 		return stop, err
 	}

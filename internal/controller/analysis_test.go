@@ -132,11 +132,19 @@ type analysisUnit struct {
 
 func newAnalysisUnit(t *testing.T, actions ...analysis.Action) *analysisUnit {
 	t.Helper()
+	return newAnalysisUnitWith(t, nil, actions...)
+}
+
+// newAnalysisUnitWith is newAnalysisUnit whose KServe stand-in is
+// wrap(fake, clock) when wrap is set.
+func newAnalysisUnitWith(t *testing.T, wrap func(*reconcilertest.Target, *time.Time) reconciler.Target, actions ...analysis.Action) *analysisUnit {
+	t.Helper()
 	store, wb := newMemStore(), &recordedWriteBacks{}
 	eval := &scripted{steps: []int{20, 50, 80}, actions: actions}
 	kserve := reconcilertest.New("kserve")
 	kserve.SetLive("churn", "prod", 3)
 	audit := &syncBuffer{}
+	now := testNow
 	opts := Options{Audit: audit, Analysis: &AnalysisOptions{
 		SpecFor: func(model string, env reconciler.DesiredEnv) (canary.Spec, bool, error) {
 			return canary.Spec{Model: model, Environment: env.Environment, Interval: time.Minute, OnInconclusive: canary.InconclusiveHold,
@@ -147,8 +155,13 @@ func newAnalysisUnit(t *testing.T, actions ...analysis.Action) *analysisUnit {
 		},
 		Evaluator: eval, Store: store, WriteBack: wb,
 	}}
-	u := newUnit(t, opts, kserve)
-	now := testNow
+	var u *unit
+	if wrap != nil {
+		opts.Targets = []reconciler.Target{wrap(kserve, &now)}
+		u = newUnit(t, opts)
+	} else {
+		u = newUnit(t, opts, kserve)
+	}
 	u.c.opts.Now = func() time.Time { return now }
 	return &analysisUnit{unit: u, store: store, eval: eval, wb: wb, now: &now, target: kserve, audit: audit}
 }
@@ -400,5 +413,79 @@ func TestAnalysisAPI(t *testing.T) {
 		if rec := do(t, h, http.MethodGet, path, nil, auth); rec.Code != code {
 			t.Errorf("GET %s: %d %s, want %d", path, rec.Code, rec.Body, code)
 		}
+	}
+}
+
+// slowWeights stands for KServe in the step-start test: it plans each
+// canary weight change as an action of its own, and applying it takes
+// took on the test's clock, as a rollout does.
+type slowWeights struct {
+	reconciler.Target
+	now     *time.Time
+	took    time.Duration
+	mu      sync.Mutex
+	weights map[string]int
+}
+
+func (s *slowWeights) Plan(d *reconciler.DesiredState, obs reconciler.Observation) reconciler.TargetPlan {
+	tp := s.Target.Plan(d, obs)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range d.Models {
+		for _, e := range m.Environments {
+			if e.Canary == nil || s.weights[m.Name+"/"+e.Environment] == e.Canary.Weight {
+				continue
+			}
+			tp.Actions = append(tp.Actions, reconciler.Action{Target: s.Name(), Kind: "canary-weight", Model: m.Name, Environment: e.Environment,
+				Resource: "canary " + e.Environment, Op: reconciler.OpUpdate, To: itoa(e.Canary.Weight) + "%", Revision: e.Revision,
+				Payload: json.RawMessage(`{"weight":` + itoa(e.Canary.Weight) + `}`)})
+		}
+	}
+	return tp
+}
+
+func (s *slowWeights) Apply(ctx context.Context, a reconciler.Action) error {
+	if a.Kind != "canary-weight" {
+		return s.Target.Apply(ctx, a)
+	}
+	var p struct{ Weight int }
+	if err := json.Unmarshal(a.Payload, &p); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.weights[a.Model+"/"+a.Environment] = p.Weight
+	*s.now = s.now.Add(s.took)
+	return nil
+}
+
+// An advanced step starts when its weight has been applied, not when the
+// reconcile that applied it began: the requests served at the old weight
+// while the apply ran are not the new step's.
+func TestAdvancedStepStartsAfterTheApply(t *testing.T) {
+	var sw *slowWeights
+	a := newAnalysisUnitWith(t, func(k *reconcilertest.Target, now *time.Time) reconciler.Target {
+		sw = &slowWeights{Target: k, now: now, took: 40 * time.Second, weights: map[string]int{}}
+		return sw
+	}, analysis.ActionHold, analysis.ActionAdvance, analysis.ActionHold)
+	a.setDesired(reconcilertest.Whole(nil, reconcilertest.Model("churn", canaryEnv(3, 4, 20))))
+	a.step(t) // hold at 20% (the first apply sets 20%)
+	*a.now = a.now.Add(time.Minute)
+	lookAt := *a.now
+	if _, err := a.reconcile(t, "churn", "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if sw.weights["churn/prod"] != 50 {
+		t.Fatalf("live weight %d after the advance, want 50", sw.weights["churn/prod"])
+	}
+	if len(a.eval.advance) != 1 {
+		t.Fatalf("%d advances, want 1", len(a.eval.advance))
+	}
+	if want := lookAt.Add(sw.took); !a.eval.advance[0].Equal(want) {
+		t.Fatalf("step 2 started at %s, want %s (after the 40s apply), not the look at %s", a.eval.advance[0], want, lookAt)
+	}
+	rec, _ := a.store.Get(a.ctx, Key{Model: "churn", Environment: "prod"})
+	if got := rec.State.Windows[1].Started; !got.Equal(lookAt.Add(sw.took)) {
+		t.Fatalf("stored step start %s, want %s", got, lookAt.Add(sw.took))
 	}
 }
