@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,21 +20,26 @@ import (
 )
 
 // memStore is a CanaryStore in memory with the ConfigMap store's
-// optimistic concurrency (a version per record).
+// optimistic concurrency (a version per record). Records are kept as the
+// JSON the ConfigMap holds, so only what is stored survives.
 type memStore struct {
 	mu   sync.Mutex
-	recs map[Key]CanaryRecord
+	recs map[Key][]byte
 	vers map[Key]int
 }
 
-func newMemStore() *memStore { return &memStore{recs: map[Key]CanaryRecord{}, vers: map[Key]int{}} }
+func newMemStore() *memStore { return &memStore{recs: map[Key][]byte{}, vers: map[Key]int{}} }
 
 func (s *memStore) Get(_ context.Context, k Key) (*CanaryRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.recs[k]
+	b, ok := s.recs[k]
 	if !ok {
 		return nil, nil
+	}
+	var r CanaryRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
 	}
 	r.resourceVersion = itoa(s.vers[k])
 	return &r, nil
@@ -47,10 +53,13 @@ func (s *memStore) Put(_ context.Context, rec *CanaryRecord) error {
 	if (rec.resourceVersion == "") == exists || (exists && rec.resourceVersion != itoa(s.vers[k])) {
 		return ErrConflict
 	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
 	s.vers[k]++
 	rec.resourceVersion = itoa(s.vers[k])
-	c := *rec
-	s.recs[k] = c
+	s.recs[k] = b
 	return nil
 }
 
@@ -68,6 +77,27 @@ type scripted struct {
 	actions []analysis.Action
 	looks   int
 	advance []time.Time
+	// verify are the checks' decisions after promotion, after
+	// verifyErrs looks without data; verified records each call's
+	// promotedAt and revisions.
+	verify     []analysis.Action
+	verifyErrs int
+	verified   []string
+}
+
+func (e *scripted) Verify(_ context.Context, s canary.Spec, promoted, previous string, promotedAt, now time.Time) (analysis.Decision, error) {
+	e.verified = append(e.verified, fmt.Sprintf("%s vs %s from %s", promoted, previous, promotedAt.Format(time.RFC3339)))
+	if s.PostPromotion == nil {
+		return analysis.Decision{}, errors.New("no postPromotion in the spec")
+	}
+	if e.verifyErrs > 0 {
+		e.verifyErrs--
+		return analysis.Decision{Action: analysis.ActionHold, Reason: "provider error: connection refused", At: now}, errors.New("connection refused")
+	}
+	a := e.verify[min(len(e.verified)-1, len(e.verify)-1)]
+	return analysis.Decision{Action: a, Reason: "scripted " + string(a), At: now,
+		Metrics: []analysis.MetricResult{{Name: "errors", Canary: analysis.Counts{Bad: 50, Total: 1000}, Stable: analysis.Counts{Bad: 10, Total: 1000},
+			Margin: 1.2, Alpha: 0.05, RatioResult: analysis.RatioResult{Estimate: 5, Lower: 2.6, Upper: 9.8}}}}, nil
 }
 
 func (e *scripted) Look(_ context.Context, _ canary.Spec, revs canary.Revisions, st analysis.State, now time.Time) (analysis.State, analysis.Decision, error) {
@@ -122,6 +152,8 @@ func canaryEnv(version, canaryVersion, weight int) reconciler.DesiredEnv {
 
 type analysisUnit struct {
 	*unit
+	// post is the postPromotion SpecFor returns (none when nil).
+	post   *canary.PostPromotion
 	store  *memStore
 	eval   *scripted
 	wb     *recordedWriteBacks
@@ -145,10 +177,12 @@ func newAnalysisUnitWith(t *testing.T, wrap func(*reconcilertest.Target, *time.T
 	kserve.SetLive("churn", "prod", 3)
 	audit := &syncBuffer{}
 	now := testNow
+	au := &analysisUnit{}
 	opts := Options{Audit: audit, Analysis: &AnalysisOptions{
 		SpecFor: func(model string, env reconciler.DesiredEnv) (canary.Spec, bool, error) {
-			return canary.Spec{Model: model, Environment: env.Environment, Interval: time.Minute, OnInconclusive: canary.InconclusiveHold,
-				StableVersion: env.Version, CandidateVersion: env.Canary.Version, Config: analysis.Config{Steps: []int{20, 50, 80}}}, true, nil
+			return canary.Spec{Model: model, Environment: env.Environment, Namespace: env.Namespace, Name: model, Interval: time.Minute,
+				OnInconclusive: canary.InconclusiveHold, StableVersion: env.Version, CandidateVersion: env.Canary.Version,
+				Config: analysis.Config{Steps: []int{20, 50, 80}}, PostPromotion: au.post}, true, nil
 		},
 		Revisions: func(context.Context, string, string) (canary.Revisions, error) {
 			return canary.Revisions{Canary: "churn-predictor-00002", Stable: "churn-predictor-00001"}, nil
@@ -163,7 +197,8 @@ func newAnalysisUnitWith(t *testing.T, wrap func(*reconcilertest.Target, *time.T
 		u = newUnit(t, opts, kserve)
 	}
 	u.c.opts.Now = func() time.Time { return now }
-	return &analysisUnit{unit: u, store: store, eval: eval, wb: wb, now: &now, target: kserve, audit: audit}
+	*au = analysisUnit{unit: u, store: store, eval: eval, wb: wb, now: &now, target: kserve, audit: audit}
+	return au
 }
 
 // lastCanary is the canary of the last desired state the target planned.

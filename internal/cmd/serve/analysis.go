@@ -165,6 +165,14 @@ func (e *evaluators) Advance(s canary.Spec, st analysis.State, now time.Time) (a
 	return ev.Advance(s, st, now)
 }
 
+func (e *evaluators) Verify(ctx context.Context, s canary.Spec, promoted, previous string, promotedAt, now time.Time) (analysis.Decision, error) {
+	ev, err := e.get(s)
+	if err != nil {
+		return analysis.Decision{}, err
+	}
+	return ev.Verify(ctx, s, promoted, previous, promotedAt, now)
+}
+
 // recordVerbs are what the ConfigMap store of canary records does.
 var recordVerbs = []string{"get", "create", "update", "delete"}
 
