@@ -39,9 +39,9 @@ const (
 // canary; after it the promoted revision takes all 1000 with promotedErr.
 func verifyOpenMetrics(b *strings.Builder, base time.Time, ns string, promotedErr float64) {
 	type pod struct {
-		rev          string
+		rev           string
 		before, after float64 // requests a minute before and after the promotion
-		errR         float64
+		errR          float64
 	}
 	for _, p := range []pod{{verifyPrevious, 1000, 0, 0.01}, {verifyPromoted, 250, 1000, promotedErr}} {
 		var ok, bad float64
