@@ -34,6 +34,10 @@ type PR struct {
 	HeadSHA string
 	Labels  []string
 	Files   []string
+	// Title and Body are a created pull request's (a PutPR one's title
+	// defaults to "PR <number>").
+	Title string
+	Body  string
 }
 
 // Review is a pull request review.
@@ -301,6 +305,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 	switch {
 	case r.Method == http.MethodGet && rest == "/pulls":
 		s.listPulls(w, r)
+	case r.Method == http.MethodPost && rest == "/pulls":
+		s.createPull(w, r)
 	case r.Method == http.MethodGet && has(rest, "/pulls/{n}"):
 		s.getPull(w, vars(rest, "/pulls/{n}"))
 	case r.Method == http.MethodGet && has(rest, "/pulls/{n}/files"):
@@ -368,17 +374,23 @@ func (s *Server) prJSON(p *PR) map[string]any {
 	for i, l := range p.Labels {
 		labels = append(labels, map[string]any{"id": i + 1, "name": l})
 	}
+	title := p.Title
+	if title == "" {
+		title = fmt.Sprintf("PR %d", p.Number)
+	}
 	return map[string]any{
-		"url":    s.URL + "/repos/" + s.Owner + "/" + s.Repo + "/pulls/" + strconv.Itoa(p.Number),
-		"id":     p.Number * 100,
-		"number": p.Number,
-		"state":  p.State,
-		"draft":  p.Draft,
-		"title":  fmt.Sprintf("PR %d", p.Number),
-		"user":   map[string]any{"login": p.Author, "id": 7, "type": "User"},
-		"labels": labels,
-		"head":   map[string]any{"label": s.Owner + ":" + p.HeadRef, "ref": p.HeadRef, "sha": p.HeadSHA, "repo": repo},
-		"base":   map[string]any{"label": s.Owner + ":" + p.BaseRef, "ref": p.BaseRef, "sha": p.BaseSHA, "repo": repo},
+		"url":      s.URL + "/repos/" + s.Owner + "/" + s.Repo + "/pulls/" + strconv.Itoa(p.Number),
+		"html_url": s.URL + "/" + s.Owner + "/" + s.Repo + "/pull/" + strconv.Itoa(p.Number),
+		"body":     p.Body,
+		"id":       p.Number * 100,
+		"number":   p.Number,
+		"state":    p.State,
+		"draft":    p.Draft,
+		"title":    title,
+		"user":     map[string]any{"login": p.Author, "id": 7, "type": "User"},
+		"labels":   labels,
+		"head":     map[string]any{"label": s.Owner + ":" + p.HeadRef, "ref": p.HeadRef, "sha": p.HeadSHA, "repo": repo},
+		"base":     map[string]any{"label": s.Owner + ":" + p.BaseRef, "ref": p.BaseRef, "sha": p.BaseSHA, "repo": repo},
 	}
 }
 
@@ -418,6 +430,61 @@ func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	writePage(w, r, items)
+}
+
+// PRs returns every pull request, by number.
+func (s *Server) PRs() []PR {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]PR, 0, len(s.prs))
+	for _, p := range s.prs {
+		out = append(out, *p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
+	return out
+}
+
+// createPull opens a pull request as POST /repos/{owner}/{repo}/pulls
+// does: title, head and base are required (422 otherwise), a second open
+// pull request for the same head and base is refused with 422, and the
+// answer is 201 with the pull request. Head may be "owner:branch". Branches
+// are not checked against any Git server.
+func (s *Server) createPull(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Title string `json:"title"`
+		Head  string `json:"head"`
+		Base  string `json:"base"`
+		Body  string `json:"body"`
+		Draft bool   `json:"draft"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Problems parsing JSON"})
+		return
+	}
+	for field, v := range map[string]string{"title": in.Title, "head": in.Head, "base": in.Base} {
+		if v == "" {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
+				"errors": []map[string]string{{"resource": "PullRequest", "field": field, "code": "missing_field"}}})
+			return
+		}
+	}
+	head := strings.TrimPrefix(in.Head, s.Owner+":")
+	s.mu.Lock()
+	n := 1
+	for num, p := range s.prs {
+		if p.State == "open" && p.HeadRef == head && p.BaseRef == in.Base {
+			s.mu.Unlock()
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
+				"errors": []map[string]string{{"resource": "PullRequest", "code": "custom", "message": "A pull request already exists for " + s.Owner + ":" + head + "."}}})
+			return
+		}
+		n = max(n, num+1)
+	}
+	p := &PR{Number: n, State: "open", Draft: in.Draft, Author: "modelsync", BaseRef: in.Base, HeadRef: head, Title: in.Title, Body: in.Body}
+	s.prs[n] = p
+	body := s.prJSON(p)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusCreated, body)
 }
 
 func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, v map[string]string) {
