@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelsync/modelsync/internal/gitsource"
 	ghub "github.com/modelsync/modelsync/internal/github"
 	"github.com/modelsync/modelsync/internal/github/githubtest"
+	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/test/testenv"
 )
@@ -105,7 +105,6 @@ func canaryRepo(t *testing.T) (*testenv.GitServer, *testenv.Workdir) {
 	w.Push()
 	return g, w
 }
-
 
 // A promotion is committed on the environment's branch with the version set
 // to the candidate, the canary gone and the evidence in the message; a
