@@ -115,13 +115,7 @@ func WriteText(w io.Writer, st canary.Status) error {
 	if d := st.Decision; d != nil {
 		if len(d.Metrics) > 0 {
 			fmt.Fprintln(w)
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "METRIC\tCANARY BAD/TOTAL\tSTABLE BAD/TOTAL\tRATIO\tBOUNDS\tMARGIN\tVERDICT")
-			for _, m := range d.Metrics {
-				fmt.Fprintf(tw, "%s\t%d/%d\t%d/%d\t%s\t%s..%s\t%s\t%s\n", m.Name, m.Canary.Bad, m.Canary.Total, m.Stable.Bad, m.Stable.Total,
-					num(m.Estimate), num(m.Lower), num(m.Upper), num(m.Margin), verdict(m))
-			}
-			tw.Flush()
+			writeMetrics(w, "", "CANARY", "STABLE", d.Metrics)
 		}
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Split: canary share %.4f observed, %.2f routed", d.SRM.ObservedShare, d.SRM.RoutedShare)
@@ -167,16 +161,23 @@ func writeVerification(w io.Writer, st canary.Status, v *canary.Verification) {
 	if d == nil {
 		return
 	}
-	if len(d.Metrics) > 0 {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  METRIC\tPROMOTED BAD/TOTAL\tPREVIOUS BAD/TOTAL\tRATIO\tBOUNDS\tMARGIN\tVERDICT")
-		for _, m := range d.Metrics {
-			fmt.Fprintf(tw, "  %s\t%d/%d\t%d/%d\t%s\t%s..%s\t%s\t%s\n", m.Name, m.Canary.Bad, m.Canary.Total, m.Stable.Bad, m.Stable.Total,
-				num(m.Estimate), num(m.Lower), num(m.Upper), num(m.Margin), verdict(m))
-		}
-		tw.Flush()
-	}
+	writeMetrics(w, "  ", "PROMOTED", "PREVIOUS", d.Metrics)
 	fmt.Fprintf(w, "  Decision: %s at %s — %s\n", d.Action, d.At.UTC().Format(time.RFC3339), d.Reason)
+}
+
+// writeMetrics prints each metric's counts per arm, rate ratio, bounds,
+// margin and verdict; newArm and oldArm head the two arms' columns.
+func writeMetrics(w io.Writer, indent, newArm, oldArm string, ms []stats.MetricResult) {
+	if len(ms) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "%sMETRIC\t%s BAD/TOTAL\t%s BAD/TOTAL\tRATIO\tBOUNDS\tMARGIN\tVERDICT\n", indent, newArm, oldArm)
+	for _, m := range ms {
+		fmt.Fprintf(tw, "%s%s\t%d/%d\t%d/%d\t%s\t%s..%s\t%s\t%s\n", indent, m.Name, m.Canary.Bad, m.Canary.Total, m.Stable.Bad, m.Stable.Total,
+			num(m.Estimate), num(m.Lower), num(m.Upper), num(m.Margin), verdict(m))
+	}
+	tw.Flush()
 }
 
 // verdict says in words where a metric's test stands.
