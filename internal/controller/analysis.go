@@ -98,14 +98,15 @@ func (c *Controller) analysisStep(ctx context.Context, r *itemRun) (stepResult, 
 	if ge.Canary == nil {
 		// A promotion Git records now, by the write-back or by hand, is
 		// checked after promotion when the analysis asked for it.
-		if done, err := c.verifyStep(ctx, r, leader); done || err != nil {
+		done, rec, err := c.verifyStep(ctx, r, leader)
+		if done || err != nil {
 			return next, err
 		}
 		// Git has no canary (any more): an outcome Git agrees with now, or
 		// a canary a person withdrew. The record has done its job.
 		c.canaries.forget(k)
-		if leader {
-			c.releaseRecord(ctx, r, "git has no canary")
+		if leader && rec != nil {
+			c.releaseRecord(ctx, r, rec, "git has no canary")
 		}
 		return next, nil
 	}
@@ -127,7 +128,7 @@ func (c *Controller) analysisStep(ctx context.Context, r *itemRun) (stepResult, 
 	}
 	if !rec.matches(ge.Version, ge.Canary.Version) {
 		if rec != nil && leader {
-			c.releaseRecord(ctx, r, fmt.Sprintf("git moved to v%d with canary v%d", ge.Version, ge.Canary.Version))
+			c.releaseRecord(ctx, r, rec, fmt.Sprintf("git moved to v%d with canary v%d", ge.Version, ge.Canary.Version))
 			if rec, err = ao.Store.Get(ctx, k); err != nil {
 				return stop, err
 			}
@@ -399,13 +400,9 @@ func evidenceLines(rec *CanaryRecord, d analysis.Decision) []string {
 	return out
 }
 
-// releaseRecord deletes a record Git no longer needs and audits it.
-func (c *Controller) releaseRecord(ctx context.Context, r *itemRun, why string) {
+// releaseRecord deletes rec, a record Git no longer needs, and audits it.
+func (c *Controller) releaseRecord(ctx context.Context, r *itemRun, rec *CanaryRecord, why string) {
 	ao := c.opts.Analysis
-	rec, err := ao.Store.Get(ctx, r.key)
-	if err != nil || rec == nil {
-		return
-	}
 	if err := ao.Store.Delete(ctx, r.key); err != nil {
 		c.log.Warn("releasing the canary record failed", "model", r.key.Model, "environment", r.key.Environment, "error", err)
 		return

@@ -28,15 +28,17 @@ import (
 // reports done when the environment's record is a promotion under check,
 // or a revert Git has not recorded yet: the record then stays, the check
 // looks when due, and the effective state is what the record says.
-func (c *Controller) verifyStep(ctx context.Context, r *itemRun, leader bool) (done bool, err error) {
+// Otherwise it returns the record it read (nil: none), which Git no longer
+// needs.
+func (c *Controller) verifyStep(ctx context.Context, r *itemRun, leader bool) (done bool, _ *CanaryRecord, err error) {
 	ao := c.opts.Analysis
 	k, ge := r.key, r.gitEnv
 	rec, err := ao.Store.Get(ctx, k)
 	if err != nil {
-		return true, err
+		return true, nil, err
 	}
 	if rec == nil || rec.Verification == nil || ge.Version != rec.CandidateVersion || rec.Revisions.Canary == "" {
-		return false, nil
+		return false, rec, nil
 	}
 	switch rec.Outcome {
 	case OutcomePromoted, OutcomeReverted:
@@ -44,28 +46,28 @@ func (c *Controller) verifyStep(ctx context.Context, r *itemRun, leader bool) (d
 		// A person promoted in Git while the analysis ran: the same check
 		// applies to the version they promoted.
 		if !leader {
-			return false, nil
+			return false, nil, nil
 		}
 		rec.Outcome, rec.PendingAdvance, rec.WriteBack = OutcomePromoted, false, "promoted in Git at "+ge.Revision
 		v := rec.Verification
 		v.Promoted, v.Previous, v.By = rec.Revisions.Canary, rec.Revisions.Stable, "git"
 		if err := ao.Store.Put(ctx, rec); err != nil {
 			if errors.Is(err, ErrConflict) {
-				return true, nil // another replica wrote it; the next reconcile reads it
+				return true, nil, nil // another replica wrote it; the next reconcile reads it
 			}
-			return true, err
+			return true, nil, err
 		}
 		c.writeAudit(AuditEntry{Actor: ActorController, Revision: ge.Revision, Model: k.Model, Environment: k.Environment,
 			Action: "canary verify", From: "canary v" + strconv.Itoa(rec.CandidateVersion), To: "check v" + strconv.Itoa(rec.CandidateVersion) + " against v" + strconv.Itoa(rec.StableVersion),
 			Result: "applied", Error: "promoted in Git while the analysis ran"})
 	default:
-		return false, nil
+		return false, rec, nil
 	}
 	cr := &canaryRun{rec: rec, spec: rec.Verification.Spec(k.Model, k.Environment)}
 	r.canary = cr
 	if leader {
 		if err := c.verifyLook(ctx, r, cr); err != nil {
-			return true, err
+			return true, nil, err
 		}
 	}
 	if cr.rec.Outcome == OutcomeReverted && cr.rec.WriteBack == "" && ao.WriteBack != nil {
@@ -73,7 +75,7 @@ func (c *Controller) verifyStep(ctx context.Context, r *itemRun, leader bool) (d
 	}
 	effectiveCanary(r.effEnv, cr.rec)
 	c.canaries.update(k, verifyStatus(cr.rec, r.now), nil)
-	return true, nil
+	return true, cr.rec, nil
 }
 
 // verifyLook runs the check once its window has passed, then once an
