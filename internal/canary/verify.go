@@ -21,7 +21,9 @@ const verifySRMAlpha = 1e-300
 // promoted version is clearly worse; ActionPromote that it is non-inferior
 // (verified); ActionHold that the evidence decides neither. Both windows
 // are fixed, so this is one look, not a sequence. It is weaker evidence
-// than the canary: whatever else changed at promotedAt counts too.
+// than the canary: whatever else changed at promotedAt counts too. A
+// metrics provider that fails is returned as an error (with a hold), so
+// the caller can tell missing data from an undecided comparison.
 func (e *Evaluator) Verify(ctx context.Context, s Spec, promoted, previous string, promotedAt, now time.Time) (analysis.Decision, error) {
 	pp := s.PostPromotion
 	if pp == nil {
@@ -80,6 +82,12 @@ func (e *Evaluator) Verify(ctx context.Context, s Spec, promoted, previous strin
 			look.Err = err
 			break
 		}
+	}
+	if look.Err != nil {
+		// No data is no evidence: the caller holds and asks again, and
+		// never reverts for it.
+		return analysis.Decision{Action: analysis.ActionHold, At: now, Reason: "provider error: " + look.Err.Error()},
+			fmt.Errorf("model %s environment %s: postPromotion: %w", s.Model, s.Environment, look.Err)
 	}
 	// The "routed share" of a before/after comparison is the share the
 	// windows' volumes give; the test conditions on it.

@@ -46,6 +46,9 @@ type AnalysisOptions struct {
 type CanaryEvaluator interface {
 	Look(ctx context.Context, spec canary.Spec, revs canary.Revisions, st analysis.State, now time.Time) (analysis.State, analysis.Decision, error)
 	Advance(spec canary.Spec, st analysis.State, now time.Time) (analysis.State, error)
+	// Verify is the check after promotion: the promoted revision's counts
+	// after promotedAt against the previous revision's before it.
+	Verify(ctx context.Context, spec canary.Spec, promoted, previous string, promotedAt, now time.Time) (analysis.Decision, error)
 }
 
 // CanaryRecorder records a look (package canary's RunRecorder).
@@ -93,11 +96,17 @@ func (c *Controller) analysisStep(ctx context.Context, r *itemRun) (stepResult, 
 	ge := r.gitEnv
 	leader := c.leaderContext() != nil
 	if ge.Canary == nil {
+		// A promotion Git records now, by the write-back or by hand, is
+		// checked after promotion when the analysis asked for it.
+		done, rec, err := c.verifyStep(ctx, r, leader)
+		if done || err != nil {
+			return next, err
+		}
 		// Git has no canary (any more): an outcome Git agrees with now, or
 		// a canary a person withdrew. The record has done its job.
 		c.canaries.forget(k)
-		if leader {
-			c.releaseRecord(ctx, r, "git has no canary")
+		if leader && rec != nil {
+			c.releaseRecord(ctx, r, rec, "git has no canary")
 		}
 		return next, nil
 	}
@@ -119,7 +128,7 @@ func (c *Controller) analysisStep(ctx context.Context, r *itemRun) (stepResult, 
 	}
 	if !rec.matches(ge.Version, ge.Canary.Version) {
 		if rec != nil && leader {
-			c.releaseRecord(ctx, r, fmt.Sprintf("git moved to v%d with canary v%d", ge.Version, ge.Canary.Version))
+			c.releaseRecord(ctx, r, rec, fmt.Sprintf("git moved to v%d with canary v%d", ge.Version, ge.Canary.Version))
 			if rec, err = ao.Store.Get(ctx, k); err != nil {
 				return stop, err
 			}
@@ -132,6 +141,13 @@ func (c *Controller) analysisStep(ctx context.Context, r *itemRun) (stepResult, 
 	r.canary = cr
 	if leader && (rec == nil || rec.Outcome == OutcomeRunning) && !(rec != nil && rec.PendingAdvance) {
 		if err := c.look(ctx, r, cr); err != nil {
+			return stop, err
+		}
+	}
+	if leader && cr.rec != nil && cr.rec.Outcome == OutcomePromoted && cr.rec.Verification != nil {
+		// Git has not recorded the promotion yet; the check after it runs
+		// on the clock all the same.
+		if err := c.verifyLook(ctx, r, cr); err != nil {
 			return stop, err
 		}
 	}
@@ -149,6 +165,11 @@ func (c *Controller) analysisStep(ctx context.Context, r *itemRun) (stepResult, 
 // promotion, the stable version alone after a rollback. env's Canary is
 // replaced, never modified: it is shared with Git's desired state.
 func effectiveCanary(env *reconciler.DesiredEnv, rec *CanaryRecord) {
+	if rec != nil && rec.Outcome == OutcomeReverted {
+		// Git may name the canary still or the promoted version already.
+		env.Version, env.Canary = rec.StableVersion, nil
+		return
+	}
 	if rec == nil || env.Canary == nil {
 		return
 	}
@@ -189,6 +210,9 @@ func nextOutcome(rec *CanaryRecord, d analysis.Decision, on canary.OnInconclusiv
 		return true
 	case analysis.ActionPromote:
 		rec.Outcome = OutcomePromoted
+		if v := rec.Verification; v != nil {
+			v.Promoted, v.Previous, v.By = rec.Revisions.Canary, rec.Revisions.Stable, "analysis"
+		}
 		return true
 	case analysis.ActionRollback:
 		rec.Outcome = OutcomeRolledBack
@@ -223,6 +247,9 @@ func (c *Controller) look(ctx context.Context, r *itemRun, cr *canaryRun) error 
 	if rec == nil {
 		rec = &CanaryRecord{Model: k.Model, Environment: k.Environment, StableVersion: r.gitEnv.Version,
 			CandidateVersion: r.gitEnv.Canary.Version, Outcome: OutcomeRunning}
+	}
+	if rec.Verification == nil {
+		rec.Verification = canary.NewVerification(cr.spec)
 	}
 	revs, err := ao.Revisions(ctx, r.gitEnv.Namespace, k.Model)
 	if err != nil {
@@ -269,13 +296,23 @@ func (c *Controller) look(ctx context.Context, r *itemRun, cr *canaryRun) error 
 }
 
 // afterApplyStep follows a successful apply. An advance's next step
-// starts once its weight is applied: the counts of the new step begin now,
-// at the routed share they assume. A promotion or rollback, already live,
+// starts once its weight is applied: the counts of the new step begin at
+// the clock read after the apply returned, not at the reconcile's start,
+// so the requests served at the old weight while the apply ran do not
+// count as the new step's (at a short step they would show as a
+// sample-ratio mismatch and hold). A promotion or rollback, already live,
 // is then written back to Git.
 func (c *Controller) afterApplyStep(ctx context.Context, r *itemRun) (stepResult, error) {
 	cr := r.canary
 	if cr == nil || cr.rec == nil || c.leaderContext() == nil {
 		return next, nil
+	}
+	if v := cr.rec.Verification; v != nil && cr.rec.Outcome == OutcomePromoted && v.PromotedAt.IsZero() {
+		// The window after the promotion starts once it is applied.
+		v.PromotedAt = c.opts.Now()
+		if err := c.opts.Analysis.Store.Put(ctx, cr.rec); err != nil {
+			return stop, err
+		}
 	}
 	if cr.rec.Outcome != OutcomeRunning && cr.rec.WriteBack == "" {
 		c.writeBack(ctx, r, cr)
@@ -286,11 +323,12 @@ func (c *Controller) afterApplyStep(ctx context.Context, r *itemRun) (stepResult
 	}
 	ao := c.opts.Analysis
 	rec := cr.rec
-	st, err := ao.Evaluator.Advance(cr.spec, rec.State, r.now)
+	applied := c.opts.Now()
+	st, err := ao.Evaluator.Advance(cr.spec, rec.State, applied)
 	if err != nil {
 		return stop, fmt.Errorf("canary analysis of model %s environment %s: advancing: %w", r.key.Model, r.key.Environment, err)
 	}
-	rec.State, rec.PendingAdvance, rec.LastLook = st, false, r.now
+	rec.State, rec.PendingAdvance, rec.LastLook = st, false, applied
 	if err := ao.Store.Put(ctx, rec); err != nil {
 		return stop, err
 	}
@@ -332,7 +370,12 @@ func (c *Controller) writeBack(ctx context.Context, r *itemRun, cr *canaryRun) {
 // evidence of its last decision.
 func outcomeOf(rec *CanaryRecord, revision string) *rollback.CanaryOutcome {
 	o := &rollback.CanaryOutcome{Model: rec.Model, Environment: rec.Environment, Promote: rec.Outcome == OutcomePromoted,
-		Stable: rec.StableVersion, Candidate: rec.CandidateVersion, Revision: revision}
+		Revert: rec.Outcome == OutcomeReverted, Stable: rec.StableVersion, Candidate: rec.CandidateVersion, Revision: revision}
+	if v := rec.Verification; o.Revert && v != nil && v.Decision != nil {
+		o.Reason = "check after promotion: " + v.Decision.Reason
+		o.Evidence = verifyEvidence(v)
+		return o
+	}
 	if d := rec.Decision; d != nil {
 		o.Reason = string(d.Action) + ": " + d.Reason
 		o.Evidence = evidenceLines(rec, *d)
@@ -357,13 +400,9 @@ func evidenceLines(rec *CanaryRecord, d analysis.Decision) []string {
 	return out
 }
 
-// releaseRecord deletes a record Git no longer needs and audits it.
-func (c *Controller) releaseRecord(ctx context.Context, r *itemRun, why string) {
+// releaseRecord deletes rec, a record Git no longer needs, and audits it.
+func (c *Controller) releaseRecord(ctx context.Context, r *itemRun, rec *CanaryRecord, why string) {
 	ao := c.opts.Analysis
-	rec, err := ao.Store.Get(ctx, r.key)
-	if err != nil || rec == nil {
-		return
-	}
 	if err := ao.Store.Delete(ctx, r.key); err != nil {
 		c.log.Warn("releasing the canary record failed", "model", r.key.Model, "environment", r.key.Environment, "error", err)
 		return
@@ -414,6 +453,8 @@ func eventReason(rec *CanaryRecord, d analysis.Decision) string {
 		return "CanaryPromoted"
 	case rec.Outcome == OutcomeRolledBack:
 		return "CanaryRolledBack"
+	case rec.Outcome == OutcomeReverted:
+		return "PromotionReverted"
 	case d.Action == analysis.ActionAdvance:
 		return "CanaryAdvanced"
 	}
@@ -480,6 +521,14 @@ func (c *Controller) Analysis(ctx context.Context, model, env string) (canary.St
 		return canary.Status{}, fmt.Errorf("model %s environment %s: %w: the controller runs without canary analysis (no Prometheus address)", model, env, ErrNoAnalysis)
 	}
 	if ge.Canary == nil {
+		// A promotion checked after the fact outlives Git's canary.
+		rec, err := ao.Store.Get(ctx, Key{Model: model, Environment: env})
+		if err != nil {
+			return canary.Status{}, err
+		}
+		if rec != nil && rec.Verification != nil && ge.Version == rec.CandidateVersion && (rec.Outcome == OutcomePromoted || rec.Outcome == OutcomeReverted) {
+			return verifyStatus(rec, c.opts.Now()), nil
+		}
 		return canary.Status{}, fmt.Errorf("model %s environment %s: %w: Git names no canary", model, env, ErrNoAnalysis)
 	}
 	spec, ok, err := ao.SpecFor(model, *ge)
@@ -508,7 +557,7 @@ func analysisStatus(spec canary.Spec, ge *reconciler.DesiredEnv, rec *CanaryReco
 		st.Next = "the first look starts the test once KServe reports both revisions (at the next reconcile, then every " + interval.String() + ")"
 		return st
 	}
-	st.Revisions, st.State, st.Decision = rec.Revisions, rec.State, rec.Decision
+	st.Revisions, st.State, st.Decision, st.Verification = rec.Revisions, rec.State, rec.Decision, rec.Verification
 	if w := rec.weight(); w > 0 {
 		st.Weight = w
 	}
@@ -527,9 +576,17 @@ func analysisStatus(spec canary.Spec, ge *reconciler.DesiredEnv, rec *CanaryReco
 	case rec.Outcome == OutcomePromoted:
 		st.Weight, st.NextLookAt = 100, time.Time{}
 		st.Next = fmt.Sprintf("promoted: v%d serves all traffic; held there until Git names v%d without a canary (%s)", rec.CandidateVersion, rec.CandidateVersion, writeBackState(rec))
+		if v := rec.Verification; v != nil {
+			st.Next += "; " + verifyNext(rec, now)
+			st.NextLookAt = verifyNextLook(v)
+		}
 	case rec.Outcome == OutcomeRolledBack:
 		st.Weight, st.NextLookAt = 0, time.Time{}
 		st.Next = fmt.Sprintf("rolled back: v%d serves all traffic; held there until Git drops canary v%d (%s)", rec.StableVersion, rec.CandidateVersion, writeBackState(rec))
+	case rec.Outcome == OutcomeReverted:
+		st.Weight, st.NextLookAt = 0, time.Time{}
+		st.Next = fmt.Sprintf("reverted: v%d was clearly worse than v%d after its promotion; v%d serves all traffic, held there until Git names v%d without a canary (%s)",
+			rec.CandidateVersion, rec.StableVersion, rec.StableVersion, rec.StableVersion, writeBackState(rec))
 	case rec.PendingAdvance:
 		st.Next = fmt.Sprintf("apply %d%% and start step %d of %d", st.Weight, rec.State.Step+2, len(steps))
 	case rec.Decision != nil && rec.Decision.Action == analysis.ActionInconclusive:

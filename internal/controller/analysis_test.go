@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,21 +20,26 @@ import (
 )
 
 // memStore is a CanaryStore in memory with the ConfigMap store's
-// optimistic concurrency (a version per record).
+// optimistic concurrency (a version per record). Records are kept as the
+// JSON the ConfigMap holds, so only what is stored survives.
 type memStore struct {
 	mu   sync.Mutex
-	recs map[Key]CanaryRecord
+	recs map[Key][]byte
 	vers map[Key]int
 }
 
-func newMemStore() *memStore { return &memStore{recs: map[Key]CanaryRecord{}, vers: map[Key]int{}} }
+func newMemStore() *memStore { return &memStore{recs: map[Key][]byte{}, vers: map[Key]int{}} }
 
 func (s *memStore) Get(_ context.Context, k Key) (*CanaryRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.recs[k]
+	b, ok := s.recs[k]
 	if !ok {
 		return nil, nil
+	}
+	var r CanaryRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
 	}
 	r.resourceVersion = itoa(s.vers[k])
 	return &r, nil
@@ -47,10 +53,13 @@ func (s *memStore) Put(_ context.Context, rec *CanaryRecord) error {
 	if (rec.resourceVersion == "") == exists || (exists && rec.resourceVersion != itoa(s.vers[k])) {
 		return ErrConflict
 	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
 	s.vers[k]++
 	rec.resourceVersion = itoa(s.vers[k])
-	c := *rec
-	s.recs[k] = c
+	s.recs[k] = b
 	return nil
 }
 
@@ -68,6 +77,27 @@ type scripted struct {
 	actions []analysis.Action
 	looks   int
 	advance []time.Time
+	// verify are the checks' decisions after promotion, after
+	// verifyErrs looks without data; verified records each call's
+	// promotedAt and revisions.
+	verify     []analysis.Action
+	verifyErrs int
+	verified   []string
+}
+
+func (e *scripted) Verify(_ context.Context, s canary.Spec, promoted, previous string, promotedAt, now time.Time) (analysis.Decision, error) {
+	e.verified = append(e.verified, fmt.Sprintf("%s vs %s from %s", promoted, previous, promotedAt.Format(time.RFC3339)))
+	if s.PostPromotion == nil {
+		return analysis.Decision{}, errors.New("no postPromotion in the spec")
+	}
+	if e.verifyErrs > 0 {
+		e.verifyErrs--
+		return analysis.Decision{Action: analysis.ActionHold, Reason: "provider error: connection refused", At: now}, errors.New("connection refused")
+	}
+	a := e.verify[min(len(e.verified)-1, len(e.verify)-1)]
+	return analysis.Decision{Action: a, Reason: "scripted " + string(a), At: now,
+		Metrics: []analysis.MetricResult{{Name: "errors", Canary: analysis.Counts{Bad: 50, Total: 1000}, Stable: analysis.Counts{Bad: 10, Total: 1000},
+			Margin: 1.2, Alpha: 0.05, RatioResult: analysis.RatioResult{Estimate: 5, Lower: 2.6, Upper: 9.8}}}}, nil
 }
 
 func (e *scripted) Look(_ context.Context, _ canary.Spec, revs canary.Revisions, st analysis.State, now time.Time) (analysis.State, analysis.Decision, error) {
@@ -122,6 +152,8 @@ func canaryEnv(version, canaryVersion, weight int) reconciler.DesiredEnv {
 
 type analysisUnit struct {
 	*unit
+	// post is the postPromotion SpecFor returns (none when nil).
+	post   *canary.PostPromotion
 	store  *memStore
 	eval   *scripted
 	wb     *recordedWriteBacks
@@ -132,25 +164,41 @@ type analysisUnit struct {
 
 func newAnalysisUnit(t *testing.T, actions ...analysis.Action) *analysisUnit {
 	t.Helper()
+	return newAnalysisUnitWith(t, nil, actions...)
+}
+
+// newAnalysisUnitWith is newAnalysisUnit whose KServe stand-in is
+// wrap(fake, clock) when wrap is set.
+func newAnalysisUnitWith(t *testing.T, wrap func(*reconcilertest.Target, *time.Time) reconciler.Target, actions ...analysis.Action) *analysisUnit {
+	t.Helper()
 	store, wb := newMemStore(), &recordedWriteBacks{}
 	eval := &scripted{steps: []int{20, 50, 80}, actions: actions}
 	kserve := reconcilertest.New("kserve")
 	kserve.SetLive("churn", "prod", 3)
 	audit := &syncBuffer{}
+	now := testNow
+	au := &analysisUnit{}
 	opts := Options{Audit: audit, Analysis: &AnalysisOptions{
 		SpecFor: func(model string, env reconciler.DesiredEnv) (canary.Spec, bool, error) {
-			return canary.Spec{Model: model, Environment: env.Environment, Interval: time.Minute, OnInconclusive: canary.InconclusiveHold,
-				StableVersion: env.Version, CandidateVersion: env.Canary.Version, Config: analysis.Config{Steps: []int{20, 50, 80}}}, true, nil
+			return canary.Spec{Model: model, Environment: env.Environment, Namespace: env.Namespace, Name: model, Interval: time.Minute,
+				OnInconclusive: canary.InconclusiveHold, StableVersion: env.Version, CandidateVersion: env.Canary.Version,
+				Config: analysis.Config{Steps: []int{20, 50, 80}}, PostPromotion: au.post}, true, nil
 		},
 		Revisions: func(context.Context, string, string) (canary.Revisions, error) {
 			return canary.Revisions{Canary: "churn-predictor-00002", Stable: "churn-predictor-00001"}, nil
 		},
 		Evaluator: eval, Store: store, WriteBack: wb,
 	}}
-	u := newUnit(t, opts, kserve)
-	now := testNow
+	var u *unit
+	if wrap != nil {
+		opts.Targets = []reconciler.Target{wrap(kserve, &now)}
+		u = newUnit(t, opts)
+	} else {
+		u = newUnit(t, opts, kserve)
+	}
 	u.c.opts.Now = func() time.Time { return now }
-	return &analysisUnit{unit: u, store: store, eval: eval, wb: wb, now: &now, target: kserve, audit: audit}
+	*au = analysisUnit{unit: u, store: store, eval: eval, wb: wb, now: &now, target: kserve, audit: audit}
+	return au
 }
 
 // lastCanary is the canary of the last desired state the target planned.
@@ -400,5 +448,79 @@ func TestAnalysisAPI(t *testing.T) {
 		if rec := do(t, h, http.MethodGet, path, nil, auth); rec.Code != code {
 			t.Errorf("GET %s: %d %s, want %d", path, rec.Code, rec.Body, code)
 		}
+	}
+}
+
+// slowWeights stands for KServe in the step-start test: it plans each
+// canary weight change as an action of its own, and applying it takes
+// took on the test's clock, as a rollout does.
+type slowWeights struct {
+	reconciler.Target
+	now     *time.Time
+	took    time.Duration
+	mu      sync.Mutex
+	weights map[string]int
+}
+
+func (s *slowWeights) Plan(d *reconciler.DesiredState, obs reconciler.Observation) reconciler.TargetPlan {
+	tp := s.Target.Plan(d, obs)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range d.Models {
+		for _, e := range m.Environments {
+			if e.Canary == nil || s.weights[m.Name+"/"+e.Environment] == e.Canary.Weight {
+				continue
+			}
+			tp.Actions = append(tp.Actions, reconciler.Action{Target: s.Name(), Kind: "canary-weight", Model: m.Name, Environment: e.Environment,
+				Resource: "canary " + e.Environment, Op: reconciler.OpUpdate, To: itoa(e.Canary.Weight) + "%", Revision: e.Revision,
+				Payload: json.RawMessage(`{"weight":` + itoa(e.Canary.Weight) + `}`)})
+		}
+	}
+	return tp
+}
+
+func (s *slowWeights) Apply(ctx context.Context, a reconciler.Action) error {
+	if a.Kind != "canary-weight" {
+		return s.Target.Apply(ctx, a)
+	}
+	var p struct{ Weight int }
+	if err := json.Unmarshal(a.Payload, &p); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.weights[a.Model+"/"+a.Environment] = p.Weight
+	*s.now = s.now.Add(s.took)
+	return nil
+}
+
+// An advanced step starts when its weight has been applied, not when the
+// reconcile that applied it began: the requests served at the old weight
+// while the apply ran are not the new step's.
+func TestAdvancedStepStartsAfterTheApply(t *testing.T) {
+	var sw *slowWeights
+	a := newAnalysisUnitWith(t, func(k *reconcilertest.Target, now *time.Time) reconciler.Target {
+		sw = &slowWeights{Target: k, now: now, took: 40 * time.Second, weights: map[string]int{}}
+		return sw
+	}, analysis.ActionHold, analysis.ActionAdvance, analysis.ActionHold)
+	a.setDesired(reconcilertest.Whole(nil, reconcilertest.Model("churn", canaryEnv(3, 4, 20))))
+	a.step(t) // hold at 20% (the first apply sets 20%)
+	*a.now = a.now.Add(time.Minute)
+	lookAt := *a.now
+	if _, err := a.reconcile(t, "churn", "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if sw.weights["churn/prod"] != 50 {
+		t.Fatalf("live weight %d after the advance, want 50", sw.weights["churn/prod"])
+	}
+	if len(a.eval.advance) != 1 {
+		t.Fatalf("%d advances, want 1", len(a.eval.advance))
+	}
+	if want := lookAt.Add(sw.took); !a.eval.advance[0].Equal(want) {
+		t.Fatalf("step 2 started at %s, want %s (after the 40s apply), not the look at %s", a.eval.advance[0], want, lookAt)
+	}
+	rec, _ := a.store.Get(a.ctx, Key{Model: "churn", Environment: "prod"})
+	if got := rec.State.Windows[1].Started; !got.Equal(lookAt.Add(sw.took)) {
+		t.Fatalf("stored step start %s, want %s", got, lookAt.Add(sw.took))
 	}
 }

@@ -31,6 +31,10 @@ const (
 	// OutcomeRolledBack: the stable version serves all traffic until Git
 	// drops the canary.
 	OutcomeRolledBack Outcome = "rolled-back"
+	// OutcomeReverted: the promoted candidate failed its check after
+	// promotion (postPromotion); the stable version serves all traffic
+	// until Git names it without a canary.
+	OutcomeReverted Outcome = "reverted"
 	// OutcomeNotRunning (status only): the analysis cannot run, e.g. no
 	// Prometheus address; the canary stays at the weight in Git.
 	OutcomeNotRunning Outcome = "not-running"
@@ -58,6 +62,9 @@ type CanaryRecord struct {
 	// request URL or a commit), or why it could not be.
 	WriteBack      string `json:"writeBack,omitempty"`
 	WriteBackError string `json:"writeBackError,omitempty"`
+	// Verification is the check after promotion when the analysis has
+	// postPromotion; it outlives Git's canary block (see canary.Verification).
+	Verification *canary.Verification `json:"verification,omitempty"`
 
 	// resourceVersion is the ConfigMap's, for optimistic concurrency.
 	resourceVersion string

@@ -127,6 +127,9 @@ func deriveOutcome(r *itemRun, prev itemStatus, tm timing) outcome {
 			s.Message = "pinned at v" + strconv.Itoa(p.Version) + " until Git agrees"
 		} else if a := s.Analysis; a != nil && a.Outcome == OutcomeNotRunning {
 			s.Message = "canary analysis not running: " + a.Error
+		} else if a := s.Analysis; a != nil && a.Outcome == OutcomePromoted && r.gitEnv != nil && r.gitEnv.Canary == nil {
+			// Git records the promotion; only its check may still run.
+			s.Message = "canary promoted, check after promotion: " + a.Verify
 		} else if a := s.Analysis; a != nil && a.Outcome != OutcomeRunning {
 			s.Message = "canary " + string(a.Outcome) + ": holding v" + strconv.Itoa(r.effEnv.Version) + " until Git agrees"
 		}

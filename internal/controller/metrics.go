@@ -66,7 +66,7 @@ func NewMetrics() *Metrics {
 			Name: "modelsync_github_rate_limit_remaining", Help: "GitHub API requests left in the current rate-limit window.",
 		}),
 		canaryDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "modelsync_canary_decisions_total", Help: "Canary analysis looks by decision: advance, promote, rollback, hold, inconclusive.",
+			Name: "modelsync_canary_decisions_total", Help: "Canary analysis looks by decision: advance, promote, rollback, hold, inconclusive; checks after promotion as verify-promote (verified), verify-rollback (reverted), verify-hold.",
 		}, []string{"model", "environment", "action"}),
 		canaryProviderErr: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "modelsync_canary_provider_errors_total", Help: "Canary analysis looks without data because the metrics provider failed (never a rollback by themselves).",
@@ -152,6 +152,15 @@ func (m *Metrics) canaryDecision(k Key, d analysis.Decision, weight int, provide
 		inc = 1
 	}
 	m.canaryInconcl.WithLabelValues(k.Model, k.Environment).Set(inc)
+}
+
+// canaryVerifyLook counts a look of the check after promotion, as
+// decision "verify-<action>" (verify-rollback is a revert).
+func (m *Metrics) canaryVerifyLook(k Key, d analysis.Decision, providerErr bool) {
+	m.canaryDecisions.WithLabelValues(k.Model, k.Environment, "verify-"+string(d.Action)).Inc()
+	if providerErr {
+		m.canaryProviderErr.WithLabelValues(k.Model, k.Environment).Inc()
+	}
 }
 
 // forgetCanary drops the gauges of a canary that ended.

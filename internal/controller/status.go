@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelsync/modelsync/internal/canary"
 	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/reconciler"
 )
@@ -85,6 +86,10 @@ type AnalysisSummary struct {
 	Outcome  Outcome `json:"outcome"`
 	// WriteBack is where a promotion or rollback was recorded in Git.
 	WriteBack string `json:"writeBack,omitempty"`
+	// Verify is the check after promotion: "checking" (window open or
+	// not judged yet), verified, inconclusive or reverted; empty without
+	// postPromotion.
+	Verify string `json:"verify,omitempty"`
 	// Error says why the analysis cannot run; the canary then stays at
 	// the weight in Git.
 	Error string `json:"error,omitempty"`
@@ -98,7 +103,17 @@ func (cr *canaryRun) summary() *AnalysisSummary {
 		return nil
 	}
 	rec := cr.rec
-	a := &AnalysisSummary{Step: rec.State.Step + 1, Steps: len(cr.spec.Config.Steps), Weight: rec.weight(), Outcome: rec.Outcome, WriteBack: rec.WriteBack}
+	steps := len(cr.spec.Config.Steps)
+	if steps == 0 {
+		steps = len(rec.State.Windows) // a promotion under check outlives Git's steps
+	}
+	a := &AnalysisSummary{Step: rec.State.Step + 1, Steps: steps, Weight: rec.weight(), Outcome: rec.Outcome, WriteBack: rec.WriteBack}
+	if v := rec.Verification; v != nil && rec.Outcome != OutcomeRunning && rec.Outcome != OutcomeRolledBack {
+		a.Verify = string(v.Result)
+		if v.Result == canary.VerifyPending {
+			a.Verify = "checking"
+		}
+	}
 	if d := rec.Decision; d != nil {
 		a.Decision, a.Reason = string(d.Action), d.Reason
 	}
@@ -116,6 +131,9 @@ func (c CanaryStatus) Compact() string {
 			return s + strconv.Itoa(c.Weight) + "% (analysis not running)"
 		}
 		if a.Outcome != OutcomeRunning {
+			if a.Verify != "" && a.Outcome == OutcomePromoted {
+				return s + string(a.Outcome) + " (" + a.Verify + ")"
+			}
 			return s + string(a.Outcome)
 		}
 		s += strconv.Itoa(a.Weight) + "% (" + strconv.Itoa(a.Step) + "/" + strconv.Itoa(a.Steps) + ")"

@@ -22,11 +22,15 @@ func CanaryField(env string) string { return "spec.environments." + env + ".cana
 // CanaryOutcome is the end of an automated canary analysis, to be recorded
 // in Git: Promote sets the environment's version to the candidate and
 // removes the canary; otherwise (a rollback) only the canary is removed,
-// and the stable version keeps serving.
+// and the stable version keeps serving. Revert is a rollback after the
+// promotion: the promoted candidate failed its check after promotion, so
+// the version goes back to Stable, whether Git still names the canary or
+// already records the promotion.
 type CanaryOutcome struct {
 	Model       string
 	Environment string
 	Promote     bool
+	Revert      bool
 	Stable      int
 	Candidate   int
 	// Reason is the decision's reason; Evidence is the analysis' figures
@@ -38,8 +42,11 @@ type CanaryOutcome struct {
 }
 
 func (o *CanaryOutcome) verb() string {
-	if o.Promote {
+	switch {
+	case o.Promote:
 		return "promote"
+	case o.Revert:
+		return "revert"
 	}
 	return "rollback"
 }
@@ -54,6 +61,9 @@ func (o *CanaryOutcome) Title() string {
 	if o.Promote {
 		return fmt.Sprintf("canary: promote %s in %s to v%d", o.Model, o.Environment, o.Candidate)
 	}
+	if o.Revert {
+		return fmt.Sprintf("canary: revert %s in %s to v%d (promoted v%d failed its check after promotion)", o.Model, o.Environment, o.Stable, o.Candidate)
+	}
 	return fmt.Sprintf("canary: roll back %s in %s to v%d (drop canary v%d)", o.Model, o.Environment, o.Stable, o.Candidate)
 }
 
@@ -63,6 +73,9 @@ func (o *CanaryOutcome) Body() string {
 	var b strings.Builder
 	if o.Promote {
 		fmt.Fprintf(&b, "The canary analysis of model %s in environment %s promoted version %d: it now serves all traffic in place of version %d.\n", o.Model, o.Environment, o.Candidate, o.Stable)
+	} else if o.Revert {
+		fmt.Fprintf(&b, "Version %d of model %s in environment %s was promoted by its canary, then compared with version %d over equal windows before and after the promotion, and found clearly worse: version %d serves all traffic again.\n", o.Candidate, o.Model, o.Environment, o.Stable, o.Stable)
+		b.WriteString("A before/after comparison is weaker evidence than the canary was: anything else that changed at the promotion counts too.\n")
 	} else {
 		fmt.Fprintf(&b, "The canary analysis of model %s in environment %s rolled back canary version %d: version %d serves all traffic again.\n", o.Model, o.Environment, o.Candidate, o.Stable)
 	}
@@ -189,6 +202,9 @@ func (c *Checkout) WriteCanaryOutcome(ctx context.Context, o *CanaryOutcome, opt
 	if o.Promote {
 		want.Version = o.Candidate
 	}
+	if o.Revert {
+		want.Version = o.Stable
+	}
 	if spec.Canary == nil && spec.Version == want.Version {
 		// Someone recorded the outcome already.
 		h, err := c.Head()
@@ -198,7 +214,10 @@ func (c *Checkout) WriteCanaryOutcome(ctx context.Context, o *CanaryOutcome, opt
 		w.Commit = h.Hash
 		return w, "", nil
 	}
-	if spec.Canary == nil || spec.Canary.Version != o.Candidate || spec.Version != o.Stable {
+	// A revert finds Git before the promotion was recorded (the canary
+	// still named) or after (the candidate is the version, no canary).
+	promotedInGit := o.Revert && spec.Canary == nil && spec.Version == o.Candidate
+	if !promotedInGit && (spec.Canary == nil || spec.Canary.Version != o.Candidate || spec.Version != o.Stable) {
 		return nil, "", fmt.Errorf("model %s in %s on branch %s no longer runs v%d with canary v%d; not recording the canary %s",
 			o.Model, o.Environment, ch.Branch, o.Stable, o.Candidate, o.verb())
 	}
@@ -207,15 +226,17 @@ func (c *Checkout) WriteCanaryOutcome(ctx context.Context, o *CanaryOutcome, opt
 		return nil, "", err
 	}
 	edited := data
-	if o.Promote {
-		if edited, err = SetVersion(rel, edited, pos, o.Environment, o.Candidate); err != nil {
-			return nil, "", fmt.Errorf("canary promotion of model %s in %s: %w", o.Model, o.Environment, err)
+	if o.Promote || promotedInGit {
+		if edited, err = SetVersion(rel, edited, pos, o.Environment, want.Version); err != nil {
+			return nil, "", fmt.Errorf("canary %s of model %s in %s: %w", o.verb(), o.Model, o.Environment, err)
 		}
 	}
 	// The version scalar precedes or follows the canary block; its edit
 	// keeps line numbers, so the canary's position is still right.
-	if edited, err = RemoveCanary(rel, edited, pos, o.Environment); err != nil {
-		return nil, "", fmt.Errorf("canary %s of model %s in %s: %w", o.verb(), o.Model, o.Environment, err)
+	if spec.Canary != nil {
+		if edited, err = RemoveCanary(rel, edited, pos, o.Environment); err != nil {
+			return nil, "", fmt.Errorf("canary %s of model %s in %s: %w", o.verb(), o.Model, o.Environment, err)
+		}
 	}
 	if err := c.WriteFile(rel, edited); err != nil {
 		return nil, "", err

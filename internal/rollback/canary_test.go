@@ -6,10 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	ghub "github.com/modelsync/modelsync/internal/github"
+	"github.com/modelsync/modelsync/internal/github/githubtest"
 	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/test/testenv"
@@ -67,11 +70,12 @@ func positionsOf(t *testing.T, doc string) manifest.Positions {
 	return nil
 }
 
-// A promotion is committed on the environment's branch with the version set
-// to the candidate, the canary gone and the evidence in the message; a
-// rollback is pushed to its own branch for a pull request, with only the
-// canary removed.
-func TestWriteCanaryOutcome(t *testing.T) {
+const canaryFile = "models/customer-churn-predictor/model.yaml"
+
+// canaryRepo serves the example models repository on a Git server, with
+// staging at v4 running canary v5.
+func canaryRepo(t *testing.T) (*testenv.GitServer, *testenv.Workdir) {
+	t.Helper()
 	g := testenv.NewGitServer(t)
 	if _, err := g.NewBareRepo("models"); err != nil {
 		t.Fatal(err)
@@ -86,7 +90,7 @@ func TestWriteCanaryOutcome(t *testing.T) {
 		t.Fatalf("push: %v\n%s", err, out)
 	}
 	w := testenv.NewWorkdir(t, g.AuthHTTPURL("models"))
-	const file = "models/customer-churn-predictor/model.yaml"
+	const file = canaryFile
 	b, err := os.ReadFile(filepath.Join(w.Dir, file))
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +103,16 @@ func TestWriteCanaryOutcome(t *testing.T) {
 	w.WriteFile(file, withCanary)
 	w.Commit("staging: canary v5")
 	w.Push()
+	return g, w
+}
 
+// A promotion is committed on the environment's branch with the version set
+// to the candidate, the canary gone and the evidence in the message; a
+// rollback is pushed to its own branch for a pull request, with only the
+// canary removed.
+func TestWriteCanaryOutcome(t *testing.T) {
+	g, w := canaryRepo(t)
+	const file = canaryFile
 	author := Signature{Name: "modelsync-controller", Email: "modelsync@example.invalid", When: time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)}
 	clone := func() *Checkout {
 		co, err := Clone(context.Background(), CloneOptions{URL: g.HTTPURL + "models.git", Branch: "main",
@@ -161,5 +174,91 @@ func TestWriteCanaryOutcome(t *testing.T) {
 	again, _, err := co3.WriteCanaryOutcome(context.Background(), pr, WriteOptions{Author: author, Direct: true})
 	if err != nil || again.Changed {
 		t.Fatalf("second write: %+v, %v", again, err)
+	}
+
+	// The check after promotion finds v5 clearly worse: the revert sets
+	// the version Git records back to v4, nothing else.
+	rv := &CanaryOutcome{Model: "customer-churn-predictor", Environment: "staging", Revert: true, Stable: 4, Candidate: 5,
+		Reason: "check after promotion: errors: canary worse than stable", Evidence: []string{"errors: rate ratio 4 (2.9..5.6)"}}
+	wr2, _, err := clone().WriteCanaryOutcome(context.Background(), rv, WriteOptions{Author: author, Direct: true})
+	if err != nil || !wr2.Changed {
+		t.Fatalf("revert: %+v, %v", wr2, err)
+	}
+	w.Run("pull", "--quiet", "origin", "main")
+	if got, err = os.ReadFile(filepath.Join(w.Dir, file)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(got), "    staging:\n      version: 4\n      # trying v5\n    prod:") {
+		t.Fatalf("revert edit:\n%s", got)
+	}
+	log = w.Run("log", "-1", "--format=%B")
+	for _, want := range []string{"canary: revert customer-churn-predictor in staging to v4 (promoted v5 failed its check after promotion)",
+		"weaker evidence than the canary", "rate ratio 4 (2.9..5.6)", "Modelsync-Canary: revert v5 (stable v4)"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("revert commit message lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// With pull requests, a promotion and a rollback each push their own
+// branch and open a pull request through GitHub's REST API into the
+// environment's branch, with the decision and the evidence in its body.
+func TestCanaryWriterOpensPullRequests(t *testing.T) {
+	g, w := canaryRepo(t)
+	hub := githubtest.New(t, "acme", "models", "ghp_canary")
+	client, err := ghub.NewClient(ghub.ClientOptions{Token: "ghp_canary", BaseURL: hub.URL + "/api/v3/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cw := &CanaryWriter{URL: g.HTTPURL + "models.git", Branch: "main", Auth: gitsource.Auth{Username: g.Username, Password: g.Password},
+		GitHub: client.REST(), Owner: "acme", Name: "models", TempDir: t.TempDir(), Author: func() Signature {
+			return Signature{Name: "modelsync-controller", Email: "modelsync@example.invalid", When: time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)}
+		}}
+	outcomes := []*CanaryOutcome{
+		{Model: "customer-churn-predictor", Environment: "staging", Stable: 4, Candidate: 5,
+			Reason: "rollback: errors: canary worse than stable", Evidence: []string{"errors: rate ratio 3.1, 95% bounds 1.9..5.2 (margin 1.2); canary 31 bad of 1000, stable 10 bad of 1000"}},
+		{Model: "customer-churn-predictor", Environment: "staging", Promote: true, Stable: 4, Candidate: 5,
+			Reason: "promote: every metric non-inferior at the last step (50%)", Evidence: []string{"errors: rate ratio 0.98, 95% bounds 0.7..1.15 (margin 1.2)"}},
+	}
+	for i, o := range outcomes {
+		where, err := cw.WriteBack(context.Background(), o)
+		if err != nil {
+			t.Fatalf("%s: %v", o.Title(), err)
+		}
+		prs := hub.PRs()
+		if len(prs) != i+1 {
+			t.Fatalf("%d pull requests after %d write-backs", len(prs), i+1)
+		}
+		pr := prs[i]
+		if want := hub.URL + "/acme/models/pull/" + strconv.Itoa(pr.Number); where != want {
+			t.Fatalf("write-back answered %q, want the pull request %s", where, want)
+		}
+		if pr.HeadRef != o.BranchName() || pr.BaseRef != "main" || pr.Title != o.Title() || pr.State != "open" {
+			t.Fatalf("pull request %+v for %s", pr, o.Title())
+		}
+		for _, want := range []string{o.Reason, o.Evidence[0], "Opened by the modelsync controller's canary analysis."} {
+			if !strings.Contains(pr.Body, want) {
+				t.Errorf("pull request body lacks %q:\n%s", want, pr.Body)
+			}
+		}
+		// The branch holds the edit; main is untouched until a merge.
+		if out := w.Run("ls-remote", g.AuthHTTPURL("models"), o.BranchName()); !strings.Contains(out, "refs/heads/"+o.BranchName()) {
+			t.Fatalf("branch %s not pushed: %s", o.BranchName(), out)
+		}
+		w.Run("fetch", "--quiet", "origin", o.BranchName())
+		edited := w.Run("show", "FETCH_HEAD:"+canaryFile)
+		wantStaging := map[bool]string{false: "    staging:\n      version: 4\n      # trying v5\n    prod:", true: "    staging:\n      version: 5\n      # trying v5\n    prod:"}[o.Promote]
+		if !strings.Contains(edited, wantStaging) {
+			t.Fatalf("%s branch edit:\n%s", o.Title(), edited)
+		}
+	}
+	w.Run("pull", "--quiet", "origin", "main")
+	if b, _ := os.ReadFile(filepath.Join(w.Dir, canaryFile)); !strings.Contains(string(b), "canary:\n        version: 5") {
+		t.Fatalf("main changed without a merge:\n%s", b)
+	}
+	// Without a GitHub client nothing is pushed.
+	cw.GitHub = nil
+	if _, err := cw.WriteBack(context.Background(), outcomes[0]); err == nil || !strings.Contains(err.Error(), "need a GitHub client") {
+		t.Fatalf("write-back without GitHub: %v", err)
 	}
 }

@@ -115,13 +115,7 @@ func WriteText(w io.Writer, st canary.Status) error {
 	if d := st.Decision; d != nil {
 		if len(d.Metrics) > 0 {
 			fmt.Fprintln(w)
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "METRIC\tCANARY BAD/TOTAL\tSTABLE BAD/TOTAL\tRATIO\tBOUNDS\tMARGIN\tVERDICT")
-			for _, m := range d.Metrics {
-				fmt.Fprintf(tw, "%s\t%d/%d\t%d/%d\t%s\t%s..%s\t%s\t%s\n", m.Name, m.Canary.Bad, m.Canary.Total, m.Stable.Bad, m.Stable.Total,
-					num(m.Estimate), num(m.Lower), num(m.Upper), num(m.Margin), verdict(m))
-			}
-			tw.Flush()
+			writeMetrics(w, "", "CANARY", "STABLE", d.Metrics)
 		}
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Split: canary share %.4f observed, %.2f routed", d.SRM.ObservedShare, d.SRM.RoutedShare)
@@ -137,8 +131,53 @@ func WriteText(w io.Writer, st canary.Status) error {
 			fmt.Fprintf(w, "  %s  %-12s %3d%%  %s\n", h.At.UTC().Format(time.RFC3339), h.Action, h.Weight, h.Reason)
 		}
 	}
+	if v := st.Verification; v != nil {
+		writeVerification(w, st, v)
+	}
 	fmt.Fprintf(w, "Next: %s\n", st.Next)
 	return nil
+}
+
+// writeVerification prints the check after promotion: the two windows,
+// their counts and the verdict.
+func writeVerification(w io.Writer, st canary.Status, v *canary.Verification) {
+	fmt.Fprintln(w)
+	result := string(v.Result)
+	if v.Result == canary.VerifyPending {
+		result = "pending"
+	}
+	fmt.Fprintf(w, "Check after promotion (%s before against %s after; weaker than the canary): %s\n", v.PostPromotion.Duration, v.PostPromotion.Duration, result)
+	if v.PromotedAt.IsZero() {
+		fmt.Fprintln(w, "  starts once the promotion is applied")
+		return
+	}
+	fmt.Fprintf(w, "  v%d (%s) from %s to %s against v%d (%s) from %s\n", st.CandidateVersion, v.Promoted,
+		v.PromotedAt.UTC().Format(time.RFC3339), v.WindowEnd().UTC().Format(time.RFC3339), st.StableVersion, v.Previous,
+		v.PromotedAt.Add(-v.PostPromotion.Duration).UTC().Format(time.RFC3339))
+	if v.ProviderErrors > 0 {
+		fmt.Fprintf(w, "  %d looks without data from the metrics provider\n", v.ProviderErrors)
+	}
+	d := v.Decision
+	if d == nil {
+		return
+	}
+	writeMetrics(w, "  ", "PROMOTED", "PREVIOUS", d.Metrics)
+	fmt.Fprintf(w, "  Decision: %s at %s — %s\n", d.Action, d.At.UTC().Format(time.RFC3339), d.Reason)
+}
+
+// writeMetrics prints each metric's counts per arm, rate ratio, bounds,
+// margin and verdict; newArm and oldArm head the two arms' columns.
+func writeMetrics(w io.Writer, indent, newArm, oldArm string, ms []stats.MetricResult) {
+	if len(ms) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "%sMETRIC\t%s BAD/TOTAL\t%s BAD/TOTAL\tRATIO\tBOUNDS\tMARGIN\tVERDICT\n", indent, newArm, oldArm)
+	for _, m := range ms {
+		fmt.Fprintf(tw, "%s%s\t%d/%d\t%d/%d\t%s\t%s..%s\t%s\t%s\n", indent, m.Name, m.Canary.Bad, m.Canary.Total, m.Stable.Bad, m.Stable.Total,
+			num(m.Estimate), num(m.Lower), num(m.Upper), num(m.Margin), verdict(m))
+	}
+	tw.Flush()
 }
 
 // verdict says in words where a metric's test stands.

@@ -84,3 +84,28 @@ func TestAnalysisCommand(t *testing.T) {
 		t.Fatalf("without --env: %v", err)
 	}
 }
+
+// A reverted promotion shows the check's windows, counts and verdict.
+func TestWriteTextVerification(t *testing.T) {
+	st := sample()
+	at := time.Date(2026, 12, 7, 16, 0, 0, 0, time.UTC)
+	st.Verification = &canary.Verification{PostPromotion: canary.PostPromotion{Duration: 30 * time.Minute},
+		Promoted: "llama-predictor-00002", Previous: "llama-predictor-00001", PromotedAt: at, By: "analysis", Result: canary.VerifyReverted,
+		Decision: &stats.Decision{Action: stats.ActionRollback, At: at.Add(30 * time.Minute), Reason: "errors: canary worse than stable",
+			Metrics: []stats.MetricResult{{Name: "errors", Canary: stats.Counts{Bad: 400, Total: 10000}, Stable: stats.Counts{Bad: 100, Total: 10000}, Margin: 1.2,
+				RatioResult: stats.RatioResult{Estimate: 4, Lower: 2.9, Upper: 5.6, Harmful: true}}}}}
+	var b bytes.Buffer
+	if err := WriteText(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Check after promotion (30m0s before against 30m0s after; weaker than the canary): reverted",
+		"v4 (llama-predictor-00002) from 2026-12-07T16:00:00Z to 2026-12-07T16:30:00Z against v3 (llama-predictor-00001) from 2026-12-07T15:30:00Z",
+		"errors  400/10000           100/10000           4      2.9..5.6  1.2     worse than stable",
+		"Decision: rollback at 2026-12-07T16:30:00Z — errors: canary worse than stable",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+}

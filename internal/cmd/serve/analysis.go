@@ -27,6 +27,10 @@ import (
 
 // Write-back modes of --canary-write-back.
 const (
+	// WriteBackAuto (the default) opens pull requests when GitHub
+	// credentials are configured, else commits to the branch, and says
+	// which at startup.
+	WriteBackAuto   = "auto"
 	WriteBackPR     = "pr"
 	WriteBackDirect = "direct"
 	WriteBackOff    = "off"
@@ -87,40 +91,77 @@ func buildAnalysis(opts *Options, kc kubernetes.Interface, dyn dynamic.Interface
 		}
 		ao.Recorder = canary.NewRunRecorder(mc)
 	}
-	switch opts.CanaryWriteBack {
-	case WriteBackOff:
-	case WriteBackPR, WriteBackDirect:
-		w := &rollback.CanaryWriter{URL: opts.Repo.URL, Branch: opts.Repo.Branch, Auth: gitsource.AuthFromEnv(f.Getenv),
-			Direct: opts.CanaryWriteBack == WriteBackDirect, Author: func() rollback.Signature {
-				return rollback.Signature{Name: firstNonEmpty(f.Getenv("GIT_AUTHOR_NAME"), controller.ActorController),
-					Email: firstNonEmpty(f.Getenv("GIT_AUTHOR_EMAIL"), controller.ActorController+"@localhost"), When: time.Now()}
-			}}
-		if !w.Direct {
-			repoName := firstNonEmpty(opts.GitHubRepository, f.Getenv(EnvRepository))
-			owner, name, ok := strings.Cut(repoName, "/")
-			if !ok {
-				var err error
-				if owner, name, err = rollback.RepoFromRemote(gitsource.SanitizeURL(opts.Repo.URL)); err != nil {
-					log.Warn("canary outcomes are not written back to Git: no GitHub repository for pull requests (set --github-repository, or --canary-write-back direct or off)", "error", err)
-					return ao, nil
-				}
-			}
+	mode, note, err := chooseWriteBack(opts.CanaryWriteBack, githubConfigured(opts))
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		log.Info(note)
+	}
+	if mode == WriteBackOff {
+		log.Warn("canary outcomes are not written back to Git (--canary-write-back off): a promotion or rollback holds until a person changes Git")
+		return ao, nil
+	}
+	w := &rollback.CanaryWriter{URL: opts.Repo.URL, Branch: opts.Repo.Branch, Auth: gitsource.AuthFromEnv(f.Getenv),
+		Direct: mode == WriteBackDirect, Author: func() rollback.Signature {
+			return rollback.Signature{Name: firstNonEmpty(f.Getenv("GIT_AUTHOR_NAME"), controller.ActorController),
+				Email: firstNonEmpty(f.Getenv("GIT_AUTHOR_EMAIL"), controller.ActorController+"@localhost"), When: time.Now()}
+		}}
+	if !w.Direct {
+		// Fail at startup, as `modelsync rollback` fails before its push:
+		// a write-back that cannot open its pull request would only hold
+		// every outcome until a person noticed.
+		owner, name, err := githubRepoOf(opts)
+		if err != nil {
+			return nil, fmt.Errorf("canary write-back by pull request: no GitHub repository (set --github-repository, or --canary-write-back direct or off): %w", err)
+		}
+		if f.GitHubFlags.APIURL == "" && f.GitHubFlags.Transport == nil {
 			f.GitHubFlags = cmdutil.GitHubFlags{APIURL: opts.GitHubAPIURL, AppID: opts.AppID, InstallationID: opts.InstallationID,
 				AppKeyFile: opts.AppKeyFile, Transport: opts.Transport}
-			client, err := f.GitHub()
-			if err != nil {
-				// Serving must not stop for want of GitHub: the outcome
-				// still holds until a person changes Git.
-				log.Warn("canary outcomes are not written back to Git: pull requests need GitHub credentials (or --canary-write-back direct or off)", "error", err)
-				return ao, nil
-			}
-			w.GitHub, w.Owner, w.Name = client.REST(), owner, name
 		}
-		ao.WriteBack = w
-	default:
-		return nil, fmt.Errorf("--canary-write-back %q: want pr, direct or off", opts.CanaryWriteBack)
+		client, err := f.GitHub()
+		if err != nil {
+			return nil, fmt.Errorf("canary write-back by pull request: the GitHub client: %w", err)
+		}
+		w.GitHub, w.Owner, w.Name = client.REST(), owner, name
 	}
+	ao.WriteBack = w
 	return ao, nil
+}
+
+// githubConfigured reports whether serve has GitHub credentials: a token
+// or a GitHub App, by flag or variable.
+func githubConfigured(opts *Options) bool {
+	g := opts.Factory.Getenv
+	return g(cmdutil.EnvGitHubToken) != "" || opts.AppID != 0 || opts.AppKeyFile != "" ||
+		g(cmdutil.EnvGitHubAppID) != "" || g(cmdutil.EnvGitHubAppKeyFile) != ""
+}
+
+// chooseWriteBack resolves --canary-write-back like `modelsync rollback`
+// chooses: pull requests where GitHub credentials are configured, and an
+// explicit pr without them is an error at startup, not a write-back that
+// fails at the first outcome. The default auto falls back to a direct
+// commit, as Flux's image automation commits to its branch, and note says
+// so once at startup; a protected branch then shows every refused push in
+// status and events, and the outcome holds meanwhile.
+func chooseWriteBack(mode string, github bool) (resolved, note string, err error) {
+	switch mode {
+	case WriteBackAuto, "":
+		if github {
+			return WriteBackPR, "canary outcomes are written back to Git as pull requests (GitHub credentials configured; --canary-write-back auto)", nil
+		}
+		return WriteBackDirect, "canary outcomes are committed directly to the environment's branch: no GitHub credentials for pull requests " +
+			"(configure GitHub for pull requests, or --canary-write-back off; --canary-write-back auto)", nil
+	case WriteBackPR:
+		if !github {
+			return "", "", fmt.Errorf("--canary-write-back pr opens pull requests and needs GitHub credentials ($%s or a GitHub App); configure them, or choose --canary-write-back direct or off",
+				cmdutil.EnvGitHubToken)
+		}
+		return WriteBackPR, "", nil
+	case WriteBackDirect, WriteBackOff:
+		return mode, "", nil
+	}
+	return "", "", fmt.Errorf("--canary-write-back %q: want auto, pr, direct or off", mode)
 }
 
 // evaluators keeps one Evaluator per Prometheus provider: canaries may
@@ -163,6 +204,14 @@ func (e *evaluators) Advance(s canary.Spec, st analysis.State, now time.Time) (a
 		return st, err
 	}
 	return ev.Advance(s, st, now)
+}
+
+func (e *evaluators) Verify(ctx context.Context, s canary.Spec, promoted, previous string, promotedAt, now time.Time) (analysis.Decision, error) {
+	ev, err := e.get(s)
+	if err != nil {
+		return analysis.Decision{}, err
+	}
+	return ev.Verify(ctx, s, promoted, previous, promotedAt, now)
 }
 
 // recordVerbs are what the ConfigMap store of canary records does.

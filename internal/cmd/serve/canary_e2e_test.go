@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/modelsync/modelsync/internal/canary"
 	"github.com/modelsync/modelsync/internal/controller"
 	"github.com/modelsync/modelsync/test/testenv"
 )
@@ -42,7 +43,8 @@ const (
 )
 
 // The staging environment gets a canary with a short analysis: a look
-// every 5 s (the shortest allowed), 10 s and 100 canary requests per step.
+// every 5 s (the shortest allowed), 10 s and 100 canary requests per step,
+// and a 20 s check after promotion.
 const (
 	stagingStable = "    staging:\n      version: 3\n"
 	stagingCanary = stagingStable + `      canary:
@@ -55,6 +57,8 @@ const (
           minSamples: 100
           metrics:
             - kind: errors
+          postPromotion:
+            duration: 20s
 `
 )
 
@@ -145,7 +149,16 @@ func (s *kserveSim) sync(ctx context.Context) error {
 type traffic struct {
 	mu                   sync.Mutex
 	canaryErr, stableErr float64
-	acc, accBad          map[string]float64
+	// promotedErr, when set, is the error share of a revision that has
+	// all traffic (after a promotion) instead of stableErr.
+	promotedErr float64
+	acc, accBad map[string]float64
+}
+
+func (tr *traffic) setPromotedErrors(e float64) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.promotedErr = e
 }
 
 func (tr *traffic) setErrors(canary, stable float64) {
@@ -165,6 +178,9 @@ func (tr *traffic) tick(sim *kserveSim, count func(rev, code, class string, n fl
 		rev        string
 		share, err float64
 	}{{stable, float64(100-pct) / 100, tr.stableErr}}
+	if latest == stable && tr.promotedErr > 0 {
+		arms[0].err = tr.promotedErr
+	}
 	if latest != stable {
 		arms = append(arms, struct {
 			rev        string
@@ -349,11 +365,15 @@ func TestServeCanaryAnalysisEndToEnd(t *testing.T) {
 
 	// 2 and 3. A good candidate (0.5% errors against 10%) walks 20, 50 and
 	// 80%; at 50% the controller is killed with SIGKILL and a new process
-	// continues the same test from the record in the cluster.
-	t.Run("good candidate promoted across a kill -9", func(t *testing.T) {
+	// continues the same test from the record in the cluster. Once it has
+	// all traffic it fails 40% of its requests: the check after promotion
+	// reverts it.
+	t.Run("good candidate promoted across a kill -9, then reverted", func(t *testing.T) {
 		t0 := time.Now()
 		tr.setErrors(0.005, 0.10)
 		startCanary("staging: canary llama v4 (good)")
+		tr.setPromotedErrors(0.40)
+		defer tr.setPromotedErrors(0)
 		seen := map[int64]bool{}
 		watch := func() {
 			if _, pct, hasPct, _ := isvcPredictor(t, dyn); hasPct {
@@ -431,8 +451,38 @@ func TestServeCanaryAnalysisEndToEnd(t *testing.T) {
 		if !strings.Contains(file, "    staging:\n      version: 4\n    prod:") {
 			t.Errorf("write-back did not set staging to v4 without a canary:\n%s", file)
 		}
-		waitUntil(t, "the record released once Git agrees", 60*time.Second, func() bool { return record() == nil })
 		t.Logf("promoted and written back in %s", time.Since(t0).Round(time.Millisecond))
+
+		// The check after promotion: v4's 40% errors over the 20 s after
+		// the promotion against v3's 10% over the 20 s before it.
+		waitUntil(t, "the revert written to Git", 90*time.Second, func() bool {
+			rec := record()
+			if rec != nil && rec.Verification != nil && rec.Verification.Result == canary.VerifyVerified {
+				t.Fatalf("the degraded promotion was verified: %s", describe())
+			}
+			return rec != nil && rec.Outcome == controller.OutcomeReverted && rec.WriteBack != ""
+		})
+		v := record().Verification
+		if v.Promoted != rec.Revisions.Canary || v.Previous != rec.Revisions.Stable || v.By != "analysis" || v.Decision == nil ||
+			len(v.Decision.Metrics) == 0 || v.Decision.Metrics[0].Canary.Total == 0 || v.Decision.Metrics[0].Stable.Total == 0 {
+			t.Errorf("check after promotion: %+v", v)
+		}
+		waitUntil(t, "v3 serving all traffic again and the alias moved back", 60*time.Second, func() bool {
+			_, _, hasPct, ver := isvcPredictor(t, dyn)
+			return !hasPct && ver == "3" && aliases()[canaryEnv] == 3
+		})
+		msg, file = gitHead()
+		for _, want := range []string{"canary: revert " + canaryModel + " in " + canaryEnv + " to v3 (promoted v4 failed its check after promotion)",
+			"Evidence:", "- errors: rate ratio", "windows: previous revision " + v.Previous} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("revert commit lacks %q:\n%s", want, msg)
+			}
+		}
+		if !strings.Contains(file, stagingStable+"    prod:") {
+			t.Errorf("the revert did not set staging back to v3:\n%s", file)
+		}
+		waitUntil(t, "the record released once Git agrees", 60*time.Second, func() bool { return record() == nil })
+		t.Logf("reverted and written back in %s", time.Since(t0).Round(time.Millisecond))
 	})
 	if t.Failed() {
 		t.Logf("the canary record at the end: %s", describe())

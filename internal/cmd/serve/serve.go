@@ -124,8 +124,8 @@ type Options struct {
 	// PrometheusURL is the canary analysis' Prometheus where neither the
 	// manifest nor modelsync.yaml names one.
 	PrometheusURL string
-	// CanaryWriteBack is how a canary's promotion or rollback reaches Git:
-	// pr, direct or off.
+	// CanaryWriteBack is how a canary's promotion, rollback or revert
+	// reaches Git: auto, pr, direct or off (see chooseWriteBack).
 	CanaryWriteBack string
 
 	// OnListen, when set, is called with the bound address once the server
@@ -254,8 +254,8 @@ Environment:
 		"MiB of Git objects and decoded directories the controller keeps in memory between fetches; raise it for repositories of many thousands of models")
 	cmd.Flags().StringVar(&opts.PrometheusURL, "prometheus-url", "",
 		"Prometheus of canary analyses that name none (canary.analysis.provider, else modelsync.yaml analysis.prometheus.address, else this)")
-	cmd.Flags().StringVar(&opts.CanaryWriteBack, "canary-write-back", WriteBackPR,
-		"how a canary analysis records a promotion or rollback in Git: pr (a pull request, GitHub credentials as for the webhooks), direct (a commit on the branch) or off")
+	cmd.Flags().StringVar(&opts.CanaryWriteBack, "canary-write-back", WriteBackAuto,
+		"how a canary analysis records a promotion, rollback or revert in Git: pr (a pull request; needs GitHub credentials as for the webhooks), direct (a commit on the branch), off, or auto (pr with GitHub credentials, else direct)")
 	return cmd
 }
 

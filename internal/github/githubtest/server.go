@@ -35,8 +35,10 @@ type PR struct {
 	HeadSHA string
 	Labels  []string
 	Files   []string
-	// Title and Body are as created; a PR put by a test has none.
-	Title, Body string
+	// Title and Body are a created pull request's (a PutPR one's title
+	// defaults to "PR <number>").
+	Title string
+	Body  string
 }
 
 // Review is a pull request review.
@@ -409,43 +411,6 @@ func (s *Server) getPull(w http.ResponseWriter, v map[string]string) {
 // authored by.
 const Creator = "modelsync-bot"
 
-// createPull opens a pull request as "Create a pull request" documents it:
-// title, head and base are required, and GitHub refuses a second open pull
-// request for the same head and base. The head commit is unknown to the
-// stand-in until a test sets it (SetHead).
-func (s *Server) createPull(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Title, Head, Base, Body string
-	}
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Problems parsing JSON"})
-		return
-	}
-	for field, v := range map[string]string{"title": in.Title, "head": in.Head, "base": in.Base} {
-		if v == "" {
-			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
-				"errors": []map[string]string{{"resource": "PullRequest", "field": field, "code": "missing_field"}}})
-			return
-		}
-	}
-	s.mu.Lock()
-	n := 1
-	for k, p := range s.prs {
-		if p.State == "open" && p.HeadRef == in.Head && p.BaseRef == in.Base {
-			s.mu.Unlock()
-			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
-				"errors": []map[string]string{{"resource": "PullRequest", "code": "custom", "message": "A pull request already exists for " + s.Owner + ":" + in.Head + "."}}})
-			return
-		}
-		n = max(n, k+1)
-	}
-	p := &PR{Number: n, State: "open", Author: Creator, BaseRef: in.Base, HeadRef: in.Head, Title: in.Title, Body: in.Body}
-	s.prs[n] = p
-	body := s.prJSON(p)
-	s.mu.Unlock()
-	writeJSON(w, http.StatusCreated, body)
-}
-
 // PRs returns the pull requests, by number.
 func (s *Server) PRs() []PR {
 	s.mu.Lock()
@@ -478,6 +443,49 @@ func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	writePage(w, r, items)
+}
+
+// createPull opens a pull request as POST /repos/{owner}/{repo}/pulls
+// does: title, head and base are required (422 otherwise), a second open
+// pull request for the same head and base is refused with 422, and the
+// answer is 201 with the pull request. Head may be "owner:branch". Branches
+// are not checked against any Git server.
+func (s *Server) createPull(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Title string `json:"title"`
+		Head  string `json:"head"`
+		Base  string `json:"base"`
+		Body  string `json:"body"`
+		Draft bool   `json:"draft"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Problems parsing JSON"})
+		return
+	}
+	for field, v := range map[string]string{"title": in.Title, "head": in.Head, "base": in.Base} {
+		if v == "" {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
+				"errors": []map[string]string{{"resource": "PullRequest", "field": field, "code": "missing_field"}}})
+			return
+		}
+	}
+	head := strings.TrimPrefix(in.Head, s.Owner+":")
+	s.mu.Lock()
+	n := 1
+	for num, p := range s.prs {
+		if p.State == "open" && p.HeadRef == head && p.BaseRef == in.Base {
+			s.mu.Unlock()
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
+				"errors": []map[string]string{{"resource": "PullRequest", "code": "custom", "message": "A pull request already exists for " + s.Owner + ":" + head + "."}}})
+			return
+		}
+		n = max(n, num+1)
+	}
+	p := &PR{Number: n, State: "open", Draft: in.Draft, Author: Creator, BaseRef: in.Base, HeadRef: head, Title: in.Title, Body: in.Body}
+	s.prs[n] = p
+	body := s.prJSON(p)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusCreated, body)
 }
 
 func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, v map[string]string) {
