@@ -105,3 +105,42 @@ func TestTreesSharedAcrossCommits(t *testing.T) {
 		t.Errorf("%d decoded directories cached for %d commits, want %d", got, len(trees), want)
 	}
 }
+
+// Large directory objects are kept apart from the object cache's bound,
+// the last maxLargeTrees; large blobs are not kept at all, as before.
+func TestObjectCacheKeepsLargeTreesApart(t *testing.T) {
+	obj := func(typ plumbing.ObjectType, size int, id byte) plumbing.EncodedObject {
+		o := &plumbing.MemoryObject{}
+		o.SetType(typ)
+		if _, err := o.Write(append(make([]byte, size-1), id)); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	c := newObjectCache(4 << 10)
+	small := obj(plumbing.TreeObject, 100, 0)
+	c.Put(small)
+	var trees []plumbing.EncodedObject
+	for i := range maxLargeTrees + 1 {
+		tr := obj(plumbing.TreeObject, 3<<10, byte(i+1))
+		trees = append(trees, tr)
+		c.Put(tr)
+	}
+	if _, ok := c.Get(trees[0].Hash()); ok {
+		t.Errorf("the oldest of %d large trees was kept, want the last %d", len(trees), maxLargeTrees)
+	}
+	for _, tr := range append(trees[1:], small) {
+		if got, ok := c.Get(tr.Hash()); !ok || got != tr {
+			t.Errorf("object %s dropped", tr.Hash())
+		}
+	}
+	blob := obj(plumbing.BlobObject, 8<<10, 99)
+	c.Put(blob)
+	if _, ok := c.Get(blob.Hash()); ok {
+		t.Error("a blob larger than the bound was kept")
+	}
+	c.Clear()
+	if _, ok := c.Get(trees[1].Hash()); ok {
+		t.Error("Clear kept a large tree")
+	}
+}
