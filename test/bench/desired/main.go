@@ -46,6 +46,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed runs")
 	fixtures := flag.String("fixtures", "", "keep and reuse generated repositories in `DIR`")
 	gitCache := flag.Int64("git-cache-mib", gitsource.DefaultCacheSize>>20, "Git memory caches in MiB (serve's --git-cache-mib)")
+	memprofile := flag.String("memprofile", "", "with -step: write a heap profile of what is live after the step to `FILE`")
 	step := flag.String("step", "", "measure only this step (desired, plan or gate) on the fixture of -models, one line of output")
 	table := flag.String("table", "", "comma-separated model counts: run every step at each in its own process and print a table (needs -fixtures)")
 	flag.Parse()
@@ -83,7 +84,8 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	if *step != "" {
-		if err := runStep(*step, *fixtures, *models, *runs, *gitCache<<20); err != nil {
+		err := runStep(*step, *fixtures, *models, *runs, *gitCache<<20, *memprofile)
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "desired bench:", err)
 			pprof.StopCPUProfile()
 			os.Exit(1)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,7 +46,7 @@ type stepResult struct {
 //     its parent: both desired states, both repositories' manifests, the
 //     changes, the plan, the policy input and its evaluation by the
 //     built-in rules (the bundle compiled once, outside the timing).
-func runStep(step, fixtures string, models, runs int, gitCache int64) error {
+func runStep(step, fixtures string, models, runs int, gitCache int64, memprofile string) error {
 	dir, err := os.MkdirTemp("", "modelsync-bench-step-")
 	if err != nil {
 		return err
@@ -70,14 +71,21 @@ func runStep(step, fixtures string, models, runs int, gitCache int64) error {
 	if err != nil {
 		return err
 	}
+	// The clone alone, so the step's own share of the peak shows.
+	fmt.Fprintf(os.Stderr, "%s at %d models: peak RSS after the clone and sync %.0f MB\n", step, models, vmHWM())
 	var measure func() error
+	// kept is what the last run produced and a controller would keep
+	// until its next pass: the state and its caches; -memprofile sees it.
+	var kept []any
 	switch step {
 	case "desired":
 		measure = func() error {
-			d, err := reconciler.ComputeDesiredWith(snap, "main", reconciler.DesiredOptions{Attribution: reconciler.NewAttribution(), Manifests: manifest.NewCache()})
+			a, mc := reconciler.NewAttribution(), manifest.NewCache()
+			d, err := reconciler.ComputeDesiredWith(snap, "main", reconciler.DesiredOptions{Attribution: a, Manifests: mc})
 			if err != nil {
 				return err
 			}
+			kept = []any{d, a, mc}
 			if len(d.Models) != models || len(d.Errors) > 0 {
 				return fmt.Errorf("desired has %d models and %d errors, want %d and 0", len(d.Models), len(d.Errors), models)
 			}
@@ -167,6 +175,21 @@ func runStep(step, fixtures string, models, runs int, gitCache int64) error {
 		walls, cpus = append(walls, time.Since(start)), append(cpus, cpuTime()-cpu0)
 	}
 	fmt.Printf("step %s %d %d %d %.1f\n", step, models, median(walls), median(cpus), vmHWM())
+	if memprofile != "" {
+		// Whatever the step keeps live between runs, with the snapshot
+		// and the Git caches it read through.
+		f, err := os.Create(memprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		runtime.GC()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			return err
+		}
+		runtime.KeepAlive(snap)
+		runtime.KeepAlive(kept)
+	}
 	return nil
 }
 
