@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/modelsync/modelsync/internal/manifest"
@@ -15,6 +16,15 @@ import (
 type History interface {
 	FirstParent(hash string) (string, bool, error)
 	DirEntries(hash, dir string) (map[string]string, error)
+}
+
+// EntryDiffer is History that names the entries of a directory that
+// differ between two commits without listing either directory: a walk
+// over a branch of tens of thousands of models then compares two
+// directory objects per step instead of building two listings of every
+// model.
+type EntryDiffer interface {
+	ChangedEntries(older, newer, dir string) ([]string, error)
 }
 
 // Attribution remembers, per branch and model, which commit last changed
@@ -69,6 +79,7 @@ func (a *Attribution) resolveBranch(h History, branch, tip string, models []stri
 	steps := 0
 	c := tip
 	var cRoot, cModels map[string]string
+	differ, _ := h.(EntryDiffer)
 	for len(pending) > 0 {
 		p, ok, err := h.FirstParent(c)
 		if err != nil {
@@ -82,29 +93,19 @@ func (a *Attribution) resolveBranch(h History, branch, tip string, models []stri
 			}
 			break
 		}
-		if cRoot == nil {
-			if cRoot, cModels, err = dirState(h, c, nil, nil); err != nil {
-				return nil, steps, fmt.Errorf("history of branch %q: %w", branch, err)
-			}
-		}
-		pRoot, pModels, err := dirState(h, p, cRoot, cModels)
 		steps++
+		var credited []string
+		if differ != nil {
+			credited, err = diffStep(differ, p, c, pending)
+		} else {
+			credited, cRoot, cModels, err = listStep(h, p, c, cRoot, cModels, pending)
+		}
 		if err != nil {
 			return nil, steps, fmt.Errorf("history of branch %q: %w", branch, err)
 		}
-		if pRoot[manifest.ConfigFile] != cRoot[manifest.ConfigFile] {
-			for m := range pending {
-				out[m] = c
-			}
-			break
-		}
-		if pRoot[manifest.ModelsDir] != cRoot[manifest.ModelsDir] {
-			for m := range pending {
-				if pModels[m] != cModels[m] {
-					out[m] = c
-					delete(pending, m)
-				}
-			}
+		for _, m := range credited {
+			out[m] = c
+			delete(pending, m)
 		}
 		// A model unchanged since a head it was resolved at keeps that
 		// answer: the walk has reached what the previous pass knew.
@@ -114,12 +115,66 @@ func (a *Attribution) resolveBranch(h History, branch, tip string, models []stri
 				delete(pending, m)
 			}
 		}
-		c, cRoot, cModels = p, pRoot, pModels
+		c = p
 	}
 	for _, m := range models {
 		a.entries[attrKey{branch, m}] = attrEntry{tip: tip, change: out[m]}
 	}
 	return out, steps, nil
+}
+
+// diffStep returns the pending models that commit c changed over its
+// parent p: all of them when modelsync.yaml changed.
+func diffStep(d EntryDiffer, p, c string, pending map[string]attrEntry) ([]string, error) {
+	root, err := d.ChangedEntries(p, c, "")
+	if err != nil {
+		return nil, err
+	}
+	var credited []string
+	switch {
+	case slices.Contains(root, manifest.ConfigFile):
+		for m := range pending {
+			credited = append(credited, m)
+		}
+	case slices.Contains(root, manifest.ModelsDir):
+		changed, err := d.ChangedEntries(p, c, manifest.ModelsDir)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range changed {
+			if _, ok := pending[m]; ok {
+				credited = append(credited, m)
+			}
+		}
+	}
+	return credited, nil
+}
+
+// listStep is diffStep from the listings of both commits' root and
+// models/ directories; cRoot and cModels are c's (nil: not read yet), and
+// it returns p's for the next step.
+func listStep(h History, p, c string, cRoot, cModels map[string]string, pending map[string]attrEntry) (credited []string, pRoot, pModels map[string]string, err error) {
+	if cRoot == nil {
+		if cRoot, cModels, err = dirState(h, c, nil, nil); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if pRoot, pModels, err = dirState(h, p, cRoot, cModels); err != nil {
+		return nil, nil, nil, err
+	}
+	switch {
+	case pRoot[manifest.ConfigFile] != cRoot[manifest.ConfigFile]:
+		for m := range pending {
+			credited = append(credited, m)
+		}
+	case pRoot[manifest.ModelsDir] != cRoot[manifest.ModelsDir]:
+		for m := range pending {
+			if pModels[m] != cModels[m] {
+				credited = append(credited, m)
+			}
+		}
+	}
+	return credited, pRoot, pModels, nil
 }
 
 // dirState reads the root and models/ entries of a commit; the models/

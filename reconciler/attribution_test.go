@@ -24,6 +24,14 @@ func (s countingSnapshot) FirstParent(hash string) (string, bool, error) {
 	return s.Snapshot.FirstParent(hash)
 }
 
+// listingSnapshot is a Snapshot with History but without EntryDiffer, so
+// the walk compares full listings of models/ as it does for snapshots
+// other than a Git cache's.
+type listingSnapshot struct {
+	reconciler.Snapshot
+	reconciler.History
+}
+
 func gitIn(t *testing.T, dir, author string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
@@ -47,6 +55,14 @@ func snapshot(t *testing.T, r *repo.Repository, diffs *atomic.Int64) countingSna
 	return countingSnapshot{s, diffs}
 }
 
+// viewOf is s as ComputeDesired sees it: with or without EntryDiffer.
+func viewOf(s countingSnapshot, listings bool) reconciler.Snapshot {
+	if listings {
+		return listingSnapshot{s, s}
+	}
+	return s
+}
+
 func credited(t *testing.T, d *reconciler.DesiredState, model, env string) reconciler.DesiredEnv {
 	t.Helper()
 	m, ok := d.Model(model)
@@ -64,6 +80,11 @@ func credited(t *testing.T, d *reconciler.DesiredState, model, env string) recon
 // model (or modelsync.yaml), not to the branch head; the next pass walks
 // only the commits since the head it saw.
 func TestDesiredCreditsTheCommitThatChangedTheModel(t *testing.T) {
+	t.Run("entry diffs", func(t *testing.T) { testCredits(t, false) })
+	t.Run("listings", func(t *testing.T) { testCredits(t, true) })
+}
+
+func testCredits(t *testing.T, listings bool) {
 	src := filepath.Join(t.TempDir(), "models")
 	if out, err := exec.Command("../test/scripts/example-repo.sh", src).CombinedOutput(); err != nil {
 		t.Fatalf("example-repo.sh: %v\n%s", err, out)
@@ -80,7 +101,7 @@ func TestDesiredCreditsTheCommitThatChangedTheModel(t *testing.T) {
 	t.Cleanup(func() { r.Close() })
 	var diffs atomic.Int64
 	a := reconciler.NewAttribution()
-	d, err := reconciler.ComputeDesiredWith(snapshot(t, r, &diffs), "main", reconciler.DesiredOptions{Attribution: a})
+	d, err := reconciler.ComputeDesiredWith(viewOf(snapshot(t, r, &diffs), listings), "main", reconciler.DesiredOptions{Attribution: a})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +137,7 @@ func TestDesiredCreditsTheCommitThatChangedTheModel(t *testing.T) {
 	gitIn(t, src, "Erin Ops <erin@example.com>", "commit", "-qam", "llama note")
 	erin := gitIn(t, src, "x <x@x>", "rev-parse", "HEAD")
 	diffs.Store(0)
-	d, err = reconciler.ComputeDesiredWith(snapshot(t, r, &diffs), "main", reconciler.DesiredOptions{Attribution: a})
+	d, err = reconciler.ComputeDesiredWith(viewOf(snapshot(t, r, &diffs), listings), "main", reconciler.DesiredOptions{Attribution: a})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +160,7 @@ func TestDesiredCreditsTheCommitThatChangedTheModel(t *testing.T) {
 	}
 	gitIn(t, src, "Frank Platform <frank@example.com>", "commit", "-qam", "wiring")
 	frank := gitIn(t, src, "x <x@x>", "rev-parse", "HEAD")
-	d, err = reconciler.ComputeDesiredWith(snapshot(t, r, &diffs), "main", reconciler.DesiredOptions{Attribution: a})
+	d, err = reconciler.ComputeDesiredWith(viewOf(snapshot(t, r, &diffs), listings), "main", reconciler.DesiredOptions{Attribution: a})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,6 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
@@ -368,7 +367,7 @@ func openCache(dir, url string, objectCache int64) (*git.Repository, error) {
 	// Pack files stay open between reads (bounded): go-git otherwise
 	// reopens a pack for every object it reads, and a kustomize render
 	// reads dozens of blobs.
-	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(cache.FileSize(objectCache)),
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), newObjectCache(objectCache),
 		filesystem.Options{MaxOpenDescriptors: maxOpenPacks})
 	repo, err := git.Open(st, nil)
 	if err != nil {

@@ -35,10 +35,19 @@ const (
 // is a least-recently-used cache bounded by an estimate of the trees'
 // memory. Callers hold the lock that guards the Source's storage; it has
 // none of its own.
+//
+// A directory larger than a quarter of the bound (models/ of a repository
+// of tens of thousands of models) is kept apart, the last two read,
+// outside the bound. Inside it such a tree either did not fit at all or
+// evicted every small one; then every lookup below it decoded it again,
+// and a pass over n models cost n decodings of n entries. The memory is
+// that of the repository's two largest listings, which the desired state
+// holds in some form anyway.
 type treeCache struct {
 	max, size int64
 	order     *list.List // front is most recently used; values are *cachedTree
 	byHash    map[plumbing.Hash]*list.Element
+	large     [2]*object.Tree // most recent first
 }
 
 type cachedTree struct {
@@ -51,6 +60,14 @@ func newTreeCache(max int64) *treeCache {
 }
 
 func (c *treeCache) get(h plumbing.Hash) (*object.Tree, bool) {
+	for i, t := range c.large {
+		if t != nil && t.Hash == h {
+			if i > 0 {
+				c.large[0], c.large[i] = t, c.large[0]
+			}
+			return t, true
+		}
+	}
 	e, ok := c.byHash[h]
 	if !ok {
 		return nil, false
@@ -64,8 +81,11 @@ func (c *treeCache) put(t *object.Tree) {
 		return
 	}
 	size := treeSize(t)
-	if size > c.max {
-		return // would evict everything else and still not fit
+	if size > c.max/4 {
+		if c.large[0] == nil || c.large[0].Hash != t.Hash {
+			c.large[1], c.large[0] = c.large[0], t
+		}
+		return
 	}
 	c.byHash[t.Hash] = c.order.PushFront(&cachedTree{tree: t, size: size})
 	c.size += size

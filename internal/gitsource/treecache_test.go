@@ -20,33 +20,58 @@ func fakeTree(id byte, names ...string) *object.Tree {
 }
 
 func TestTreeCacheEvictsLeastRecentlyUsed(t *testing.T) {
-	a, b, c := fakeTree(1, "a"), fakeTree(2, "b"), fakeTree(3, "c")
-	one := treeSize(a) // same size for all three
-	cache := newTreeCache(2 * one)
-	cache.put(a)
-	cache.put(b)
+	a, b, c, d, e := fakeTree(1, "a"), fakeTree(2, "b"), fakeTree(3, "c"), fakeTree(4, "d"), fakeTree(5, "e")
+	one := treeSize(a) // same size for all five
+	cache := newTreeCache(4 * one)
+	for _, tr := range []*object.Tree{a, b, c, d} {
+		cache.put(tr)
+	}
 	if _, ok := cache.get(a.Hash); !ok { // a is now the most recently used
 		t.Fatal("a missing before the cache was full")
 	}
-	cache.put(c)
+	cache.put(e)
 	if _, ok := cache.get(b.Hash); ok {
 		t.Error("b, the least recently used, was kept past the bound")
 	}
-	for _, want := range []*object.Tree{a, c} {
+	for _, want := range []*object.Tree{a, c, d, e} {
 		if got, ok := cache.get(want.Hash); !ok || got != want {
 			t.Errorf("tree %s: got %v, %v", want.Hash, got, ok)
 		}
 	}
-	if cache.size != 2*one || len(cache.byHash) != 2 || cache.order.Len() != 2 {
-		t.Errorf("size %d with %d/%d entries, want %d with 2", cache.size, len(cache.byHash), cache.order.Len(), 2*one)
+	if cache.size != 4*one || len(cache.byHash) != 4 || cache.order.Len() != 4 {
+		t.Errorf("size %d with %d/%d entries, want %d with 4", cache.size, len(cache.byHash), cache.order.Len(), 4*one)
 	}
-	big := fakeTree(4, "v", "w", "x", "y", "z")
-	cache.put(big)
-	if _, ok := cache.get(big.Hash); ok {
-		t.Error("a tree larger than the whole cache was cached")
+}
+
+// A directory too large for a quarter of the cache is kept apart, the last
+// two read: before, one larger than the whole cache was never kept, and
+// every lookup below it (every model under a 50,000-entry models/) decoded
+// it again.
+func TestTreeCacheKeepsLargeDirectoriesApart(t *testing.T) {
+	small := fakeTree(1, "a")
+	one := treeSize(small)
+	cache := newTreeCache(4 * one)
+	cache.put(small)
+	bigs := []*object.Tree{fakeTree(2, "p", "q", "r", "s", "t", "u"), fakeTree(3, "v", "w", "x", "y", "z", "zz"), fakeTree(4, "k", "l", "m", "n", "o", "oo")}
+	cache.put(bigs[0])
+	cache.put(bigs[1])
+	for _, want := range []*object.Tree{small, bigs[0], bigs[1]} {
+		if got, ok := cache.get(want.Hash); !ok || got != want {
+			t.Errorf("tree %s: got %v, %v", want.Hash, got, ok)
+		}
 	}
-	if _, ok := cache.get(a.Hash); !ok {
-		t.Error("an oversized tree evicted the others")
+	if cache.size != one || len(cache.byHash) != 1 {
+		t.Errorf("large trees counted in the bound: size %d with %d entries, want %d with 1", cache.size, len(cache.byHash), one)
+	}
+	// bigs[1] was read last, so a third large tree displaces bigs[0].
+	cache.put(bigs[2])
+	if _, ok := cache.get(bigs[0].Hash); ok {
+		t.Error("more than two large trees kept")
+	}
+	for _, want := range []*object.Tree{bigs[1], bigs[2], small} {
+		if _, ok := cache.get(want.Hash); !ok {
+			t.Errorf("tree %s dropped", want.Hash)
+		}
 	}
 }
 
@@ -78,5 +103,44 @@ func TestTreesSharedAcrossCommits(t *testing.T) {
 	// Per commit its own root, models/ and models/churn; models/fraud once.
 	if got, want := len(src.trees.byHash), 3*len(commits)+1; got != want {
 		t.Errorf("%d decoded directories cached for %d commits, want %d", got, len(trees), want)
+	}
+}
+
+// Large directory objects are kept apart from the object cache's bound,
+// the last maxLargeTrees; large blobs are not kept at all, as before.
+func TestObjectCacheKeepsLargeTreesApart(t *testing.T) {
+	obj := func(typ plumbing.ObjectType, size int, id byte) plumbing.EncodedObject {
+		o := &plumbing.MemoryObject{}
+		o.SetType(typ)
+		if _, err := o.Write(append(make([]byte, size-1), id)); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	c := newObjectCache(4 << 10)
+	small := obj(plumbing.TreeObject, 100, 0)
+	c.Put(small)
+	var trees []plumbing.EncodedObject
+	for i := range maxLargeTrees + 1 {
+		tr := obj(plumbing.TreeObject, 3<<10, byte(i+1))
+		trees = append(trees, tr)
+		c.Put(tr)
+	}
+	if _, ok := c.Get(trees[0].Hash()); ok {
+		t.Errorf("the oldest of %d large trees was kept, want the last %d", len(trees), maxLargeTrees)
+	}
+	for _, tr := range append(trees[1:], small) {
+		if got, ok := c.Get(tr.Hash()); !ok || got != tr {
+			t.Errorf("object %s dropped", tr.Hash())
+		}
+	}
+	blob := obj(plumbing.BlobObject, 8<<10, 99)
+	c.Put(blob)
+	if _, ok := c.Get(blob.Hash()); ok {
+		t.Error("a blob larger than the bound was kept")
+	}
+	c.Clear()
+	if _, ok := c.Get(trees[1].Hash()); ok {
+		t.Error("Clear kept a large tree")
 	}
 }

@@ -399,6 +399,40 @@ func (f *TreeFS) ContentHash(name string) (string, error) {
 	return n.hash.String(), nil
 }
 
+// PlainHash returns the Git object hash of name (a file's content or a
+// directory's whole tree) when name is reached without any symbolic link,
+// and linked set instead when a link lies on its path, the last component
+// included. A directory's hash names everything below it, so a reader
+// that consulted only link-free paths inside a directory may reuse what it
+// concluded for any commit where that directory has the same hash, without
+// reading the directory again.
+func (f *TreeFS) PlainHash(name string) (hash string, linked bool, err error) {
+	if !fs.ValidPath(name) {
+		return "", false, &fs.PathError{Op: "plainhash", Path: name, Err: fs.ErrInvalid}
+	}
+	f.lock.Lock()
+	defer f.lock.Unlock()
+	cur := f.root
+	comps := splitPath(name)
+	for i, comp := range comps {
+		t, err := f.treeAt(cur)
+		if err != nil {
+			return "", false, &fs.PathError{Op: "plainhash", Path: name, Err: err}
+		}
+		e, ok := findEntry(t, comp)
+		switch {
+		case !ok:
+			return "", false, &fs.PathError{Op: "plainhash", Path: name, Err: fs.ErrNotExist}
+		case e.Mode == filemode.Symlink:
+			return "", true, nil
+		case i < len(comps)-1 && e.Mode != filemode.Dir:
+			return "", false, &fs.PathError{Op: "plainhash", Path: name, Err: fs.ErrNotExist}
+		}
+		cur = e.Hash
+	}
+	return cur.String(), false, nil
+}
+
 // Stat implements fs.StatFS; it follows symbolic links.
 func (f *TreeFS) Stat(name string) (fs.FileInfo, error) {
 	return f.stat("stat", name, true)

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"io/fs"
 	"slices"
 	"sync"
@@ -10,6 +11,14 @@ import (
 // without reading it, as a Git tree does.
 type ContentHasher interface {
 	ContentHash(name string) (string, error)
+}
+
+// PlainHasher is a file system that names a path by the hash of its
+// content when the path is reached without any symbolic link, as a Git
+// tree does for files and whole directories alike (linked is set when a
+// link lies on the path).
+type PlainHasher interface {
+	PlainHash(name string) (hash string, linked bool, err error)
 }
 
 // Cache keeps decoded and validated manifests by the hash of their
@@ -32,6 +41,13 @@ type Cache struct {
 	gen     uint64
 	configs map[string]*cachedConfig
 	models  map[modelKey]*cachedModel
+	// folders holds finished models (their serving directory checked) by
+	// the hash of the whole model folder, for file systems that are
+	// PlainHashers: a folder unchanged since an earlier commit is answered
+	// without reading anything inside it. Only folders whose consulted
+	// paths hold no symbolic link are kept, since a link's target lies
+	// outside what the folder's hash names.
+	folders map[modelKey]*cachedModel
 }
 
 type cachedConfig struct {
@@ -54,13 +70,13 @@ type modelKey struct {
 type cachedModel struct {
 	m      *Model // nil when nothing decoded
 	pos    Positions
-	errs   ErrorList // decoding and validation, before checkServingDir
+	errs   ErrorList // decoding and validation, before checkServingDir (after it in folders)
 	usedAt uint64
 }
 
 // NewCache returns an empty cache.
 func NewCache() *Cache {
-	return &Cache{configs: map[string]*cachedConfig{}, models: map[modelKey]*cachedModel{}}
+	return &Cache{configs: map[string]*cachedConfig{}, models: map[modelKey]*cachedModel{}, folders: map[modelKey]*cachedModel{}}
 }
 
 // Sweep ends a computation: entries used by neither it nor the one
@@ -76,9 +92,11 @@ func (c *Cache) Sweep() {
 			delete(c.configs, k)
 		}
 	}
-	for k, e := range c.models {
-		if e.usedAt+1 < c.gen {
-			delete(c.models, k)
+	for _, m := range []map[modelKey]*cachedModel{c.models, c.folders} {
+		for k, e := range m {
+			if e.usedAt+1 < c.gen {
+				delete(m, k)
+			}
 		}
 	}
 	c.gen++
@@ -88,7 +106,7 @@ func (c *Cache) Sweep() {
 func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.configs) + len(c.models)
+	return len(c.configs) + len(c.models) + len(c.folders)
 }
 
 // Load is Load reusing what c decoded before; a nil c is Load.
@@ -147,11 +165,88 @@ func loadConfigCached(fsys fs.FS, c *Cache) (*RepoConfig, Positions, ErrorList, 
 	return e.cfg, e.pos, slices.Clone(e.errs), nil
 }
 
+// folderOf returns the key of model name's whole folder when c caches
+// fsys by folder and the folder is reached without a symbolic link.
+func (c *Cache) folderOf(fsys fs.FS, name string, cfg *RepoConfig) (modelKey, bool) {
+	if c == nil {
+		return modelKey{}, false
+	}
+	ph, ok := fsys.(PlainHasher)
+	if !ok {
+		return modelKey{}, false
+	}
+	tree, linked, err := ph.PlainHash(ModelsDir + "/" + name)
+	if err != nil || linked {
+		return modelKey{}, false
+	}
+	return modelKey{cfg: cfg, name: name, blob: tree}, true
+}
+
+// plainModel reports whether every path that loading model name consulted
+// in its folder is free of symbolic links, so the result depends on the
+// folder's content alone. found is what decoding and validation reported,
+// before the serving directory was checked.
+func plainModel(fsys fs.FS, name string, m *Model, pos Positions, found ErrorList) bool {
+	ph := fsys.(PlainHasher)
+	plain := true
+	exists := func(p string) bool {
+		_, linked, err := ph.PlainHash(p)
+		switch {
+		case linked, err != nil && !errors.Is(err, fs.ErrNotExist):
+			plain = false
+			return false
+		case err != nil:
+			return false
+		}
+		return fileExists(fsys, p)
+	}
+	file := ModelPath(name)
+	exists(file)
+	if m != nil {
+		checkServing(exists, file, name, pos, m, found)
+	}
+	return plain
+}
+
 func loadModelCached(fsys fs.FS, name string, cfg *RepoConfig, c *Cache) (*Model, Positions, ErrorList, error) {
+	fk, byFolder := c.folderOf(fsys, name, cfg)
+	if byFolder {
+		c.mu.Lock()
+		e, hit := c.folders[fk]
+		if hit {
+			e.usedAt = c.gen
+		}
+		c.mu.Unlock()
+		if hit {
+			return e.m, e.pos, slices.Clone(e.errs), nil
+		}
+	}
+	m, pos, found, err := decodeModelCached(fsys, name, cfg, c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, pos, errs, err := finishModel(fsys, ModelPath(name), name, m, pos, slices.Clone(found))
+	if err == nil && byFolder && plainModel(fsys, name, m, pos, found) {
+		c.mu.Lock()
+		c.folders[fk] = &cachedModel{m: m, pos: pos, errs: slices.Clone(errs), usedAt: c.gen}
+		c.mu.Unlock()
+	}
+	return m, pos, errs, err
+}
+
+// decodeModelCached reads and decodes model name's file, once per content
+// for file systems that are ContentHashers. found is shared with the cache
+// and must not be modified.
+func decodeModelCached(fsys fs.FS, name string, cfg *RepoConfig, c *Cache) (*Model, Positions, ErrorList, error) {
 	file := ModelPath(name)
 	blob, ok := c.hashOf(fsys, file)
 	if !ok {
-		return loadModel(fsys, name, cfg)
+		data, errs, err := readManifest(fsys, file, "not found: every folder under models/ needs a model.yaml")
+		if err != nil || errs != nil {
+			return nil, nil, errs, err
+		}
+		m, pos, errs := decodeModel(file, name, data, cfg)
+		return m, pos, errs, nil
 	}
 	key := modelKey{cfg: cfg, name: name, blob: blob}
 	c.mu.Lock()
@@ -174,5 +269,5 @@ func loadModelCached(fsys fs.FS, name string, cfg *RepoConfig, c *Cache) (*Model
 		e.usedAt = c.gen
 		c.mu.Unlock()
 	}
-	return finishModel(fsys, file, name, e.m, e.pos, slices.Clone(e.errs))
+	return e.m, e.pos, e.errs, nil
 }

@@ -302,9 +302,6 @@ func finishModel(fsys fs.FS, file, name string, m *Model, pos Positions, errs Er
 	return m, pos, nil, nil
 }
 
-// checkServingDir reports a serving path without a kustomization, unless
-// found (the model's other problems) already covers that field. folder is
-// the model's folder, which a mismatched metadata.name must not change.
 // beyond returns the problems of more that concern no field decoding
 // already refused (nor a field inside one): a value that did not decode
 // is left zero, and "required" or "expected a positive integer" about it
@@ -329,7 +326,16 @@ func beyond(decoding, more ErrorList) ErrorList {
 	return out
 }
 
+// checkServingDir reports a serving path without a kustomization, unless
+// found (the model's other problems) already covers that field. folder is
+// the model's folder, which a mismatched metadata.name must not change.
 func checkServingDir(fsys fs.FS, file, folder string, pos Positions, m *Model, found ErrorList) ErrorList {
+	return checkServing(func(p string) bool { return fileExists(fsys, p) }, file, folder, pos, m, found)
+}
+
+// checkServing is checkServingDir's check with exists telling whether a
+// file is there, so a cache can repeat it without following links.
+func checkServing(exists func(string) bool, file, folder string, pos Positions, m *Model, found ErrorList) ErrorList {
 	for _, e := range found {
 		if e.Field == "spec.serving" || e.Field == "spec.serving.path" {
 			return nil
@@ -340,7 +346,7 @@ func checkServingDir(fsys fs.FS, file, folder string, pos Positions, m *Model, f
 	}
 	dir := path.Join(ModelsDir, folder, path.Clean(m.Spec.Serving.Path))
 	for _, k := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
-		if fileExists(fsys, path.Join(dir, k)) {
+		if exists(path.Join(dir, k)) {
 			return nil
 		}
 	}

@@ -134,6 +134,12 @@ func (s *Snapshot) DirEntries(hash, dir string) (map[string]string, error) {
 	return s.src.DirEntries(hash, dir)
 }
 
+// ChangedEntries names the entries of a directory that differ between two
+// commits; see gitsource.Source.ChangedEntries.
+func (s *Snapshot) ChangedEntries(older, newer, dir string) ([]string, error) {
+	return s.src.ChangedEntries(older, newer, dir)
+}
+
 // Resolve returns the commit a ref or an (abbreviated) hash names in this
 // snapshot; see gitsource.Source.Resolve.
 func (s *Snapshot) Resolve(rev string) (string, error) {

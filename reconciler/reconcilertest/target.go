@@ -107,6 +107,18 @@ func (t *state) Record(model string) string {
 	return t.records[model]
 }
 
+// SetRecord sets the model-level record of model, as a previous apply
+// would have left it ("dev=v1,prod=v2"; "" removes it).
+func (t *state) SetRecord(model, record string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if record == "" {
+		delete(t.records, model)
+		return
+	}
+	t.records[model] = record
+}
+
 // Wait makes the target ask model in env to wait for reason ("" ends it).
 func (t *state) Wait(model, env, reason string) {
 	t.mu.Lock()

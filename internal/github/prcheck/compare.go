@@ -162,17 +162,21 @@ func Compare(ctx context.Context, r Repository, refs Refs) (*Comparison, error) 
 	// change's own problem (a deny, see ManifestErrors), on the base one
 	// the change may be repairing. Neither may stop the check.
 	var headConfig *reconciler.ConfigError
-	if c.Base, err = desired(baseView, refs.BaseBranch, nil); err != nil {
+	// One cache of decoded manifests for both sides and both loads: a
+	// pull request changes a few models, and each of the four reads
+	// decoded every model of the repository before.
+	manifests := manifest.NewCache()
+	if c.Base, err = desired(baseView, refs.BaseBranch, manifests, nil); err != nil {
 		return nil, fmt.Errorf("desired state at base %s: %w", refs.BaseRef, err)
 	}
-	if c.Head, err = desired(headView, refs.BaseBranch, &headConfig); err != nil {
+	if c.Head, err = desired(headView, refs.BaseBranch, manifests, &headConfig); err != nil {
 		return nil, fmt.Errorf("desired state at head %s: %w", refs.HeadRef, err)
 	}
 	c.Head.Revision = reconciler.Revision(refs.HeadRef, refs.HeadSHA)
-	if c.BaseRepo, err = loadRepo(r, refs.BaseSHA); err != nil {
+	if c.BaseRepo, err = loadRepo(r, refs.BaseSHA, manifests); err != nil {
 		return nil, fmt.Errorf("base %s: %w", refs.BaseRef, err)
 	}
-	if c.HeadRepo, err = loadRepo(r, refs.HeadSHA); err != nil {
+	if c.HeadRepo, err = loadRepo(r, refs.HeadSHA, manifests); err != nil {
 		return nil, fmt.Errorf("head %s: %w", refs.HeadRef, err)
 	}
 	c.Changes = []policy.Change{}
@@ -207,8 +211,8 @@ func Compare(ctx context.Context, r Repository, refs Refs) (*Comparison, error) 
 // desired computes the desired state of one side. A broken modelsync.yaml
 // yields an empty state, and the problem is stored in *broken when broken
 // is not nil.
-func desired(v view, branch string, broken **reconciler.ConfigError) (*reconciler.DesiredState, error) {
-	d, err := reconciler.ComputeDesired(v, branch)
+func desired(v view, branch string, manifests *manifest.Cache, broken **reconciler.ConfigError) (*reconciler.DesiredState, error) {
+	d, err := reconciler.ComputeDesiredWith(v, branch, reconciler.DesiredOptions{Manifests: manifests})
 	var ce *reconciler.ConfigError
 	if errors.As(err, &ce) {
 		if broken != nil {
@@ -249,12 +253,12 @@ func touchedModels(paths []string) []string {
 	return slices.Compact(out)
 }
 
-func loadRepo(r Repository, sha string) (*manifest.Repo, error) {
+func loadRepo(r Repository, sha string, manifests *manifest.Cache) (*manifest.Repo, error) {
 	t, err := r.Tree(sha)
 	if err != nil {
 		return nil, err
 	}
-	return manifest.Load(t)
+	return manifests.Load(t)
 }
 
 // PolicySource returns where the rules for this comparison come from: the

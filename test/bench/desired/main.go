@@ -7,6 +7,12 @@
 // cache, and on the next pass after one more commit.
 //
 //	go run ./test/bench/desired [-models 1000] [-runs 5] [-commits 200] [-fixtures DIR]
+//	go run ./test/bench/desired -fixtures DIR -table 1000,10000,50000 [-runs 3]
+//
+// -table measures the desired state, plan building and the PR gate (see
+// runStep) at each size, each step in its own process for its own peak
+// RSS, and prints them side by side with the growth per step in size; the
+// fixtures must exist (one plain run per size creates them).
 //
 // -fixtures keeps the generated repository in DIR/repo-<models> and reuses
 // it on the next run: generating 50,000 models takes minutes on a shared
@@ -22,6 +28,8 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,7 +46,32 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed runs")
 	fixtures := flag.String("fixtures", "", "keep and reuse generated repositories in `DIR`")
 	gitCache := flag.Int64("git-cache-mib", gitsource.DefaultCacheSize>>20, "Git memory caches in MiB (serve's --git-cache-mib)")
+	memprofile := flag.String("memprofile", "", "with -step: write a heap profile of what is live after the step to `FILE`")
+	step := flag.String("step", "", "measure only this step (desired, plan or gate) on the fixture of -models, one line of output")
+	table := flag.String("table", "", "comma-separated model counts: run every step at each in its own process and print a table (needs -fixtures)")
 	flag.Parse()
+	switch {
+	case *table != "":
+		var sizes []int
+		for _, f := range strings.Split(*table, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 || *fixtures == "" {
+				fmt.Fprintln(os.Stderr, "desired bench: -table wants model counts like 1000,10000 and -fixtures")
+				os.Exit(2)
+			}
+			sizes = append(sizes, n)
+		}
+		if err := runTable(sizes, *fixtures, *runs, *gitCache<<20); err != nil {
+			fmt.Fprintln(os.Stderr, "desired bench:", err)
+			os.Exit(1)
+		}
+		return
+	case *step != "":
+		if *fixtures == "" {
+			fmt.Fprintln(os.Stderr, "desired bench: -step needs -fixtures")
+			os.Exit(2)
+		}
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err == nil {
@@ -49,6 +82,15 @@ func main() {
 			os.Exit(1)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *step != "" {
+		err := runStep(*step, *fixtures, *models, *runs, *gitCache<<20, *memprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "desired bench:", err)
+			pprof.StopCPUProfile()
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(*models, *runs, *commits, *fixtures, *gitCache<<20); err != nil {
 		fmt.Fprintln(os.Stderr, "desired bench:", err)
@@ -99,7 +141,7 @@ func run(models, runs, commits int, fixtures string, gitCache int64) error {
 		return nil
 	}
 	var head, cold, next []time.Duration
-	var headCPU, nextCPU []time.Duration
+	var headCPU, coldCPU, nextCPU []time.Duration
 	for range runs {
 		start, cpu0 := time.Now(), cpuTime()
 		if err := check(reconciler.ComputeDesired(headOnly{snap}, "main")); err != nil {
@@ -108,11 +150,12 @@ func run(models, runs, commits int, fixtures string, gitCache int64) error {
 		head = append(head, time.Since(start))
 		headCPU = append(headCPU, cpuTime()-cpu0)
 		a, mc := reconciler.NewAttribution(), manifest.NewCache()
-		start = time.Now()
+		start, cpu0 = time.Now(), cpuTime()
 		if err := check(reconciler.ComputeDesiredWith(snap, "main", reconciler.DesiredOptions{Attribution: a, Manifests: mc})); err != nil {
 			return err
 		}
 		cold = append(cold, time.Since(start))
+		coldCPU = append(coldCPU, cpuTime()-cpu0)
 		// The controller's next pass: one more commit, the cache kept.
 		if err := addHistory(src, models, 1); err != nil {
 			return err
@@ -138,6 +181,7 @@ func run(models, runs, commits int, fixtures string, gitCache int64) error {
 		{"branch head credited (before)", head},
 		{"  its CPU time (user+system)", headCPU},
 		{"change commit credited, cold caches", cold},
+		{"  its CPU time (user+system)", coldCPU},
 		{"change commit credited, next pass", next},
 		{"  its CPU time (user+system)", nextCPU},
 	} {
