@@ -35,7 +35,6 @@ import (
 
 	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/internal/manifest"
-	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/reconciler"
 )
 
@@ -122,15 +121,11 @@ func run(models, runs, commits int, fixtures string, gitCache int64) error {
 		}
 	}
 	ctx := context.Background()
-	r, err := repo.New(ctx, repo.Options{URL: src, CacheDir: filepath.Join(dir, "cache"), CacheSize: gitCache})
+	r, snap, err := openFixture(ctx, src, dir, gitCache)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	snap, err := r.Sync(ctx)
-	if err != nil {
-		return err
-	}
 	check := func(d *reconciler.DesiredState, err error) error {
 		if err != nil {
 			return err

@@ -62,15 +62,11 @@ func runStep(step, fixtures string, models, runs int, gitCache int64, memprofile
 		}
 	}
 	ctx := context.Background()
-	r, err := repo.New(ctx, repo.Options{URL: src, CacheDir: filepath.Join(dir, "cache"), CacheSize: gitCache})
+	r, snap, err := openFixture(ctx, src, dir, gitCache)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	snap, err := r.Sync(ctx)
-	if err != nil {
-		return err
-	}
 	// The clone alone, so the step's own share of the peak shows.
 	fmt.Fprintf(os.Stderr, "%s at %d models: peak RSS after the clone and sync %.0f MB\n", step, models, vmHWM())
 	var measure func() error
@@ -307,4 +303,19 @@ func runTable(sizes []int, fixtures string, runs int, gitCache int64) error {
 		fmt.Printf(" %s |\n", strings.Join(growth, ", "))
 	}
 	return nil
+}
+
+// openFixture clones the fixture repository at src into a cache under dir
+// and syncs it once: what every measured step starts from.
+func openFixture(ctx context.Context, src, dir string, gitCache int64) (*repo.Repository, *repo.Snapshot, error) {
+	r, err := repo.New(ctx, repo.Options{URL: src, CacheDir: filepath.Join(dir, "cache"), CacheSize: gitCache})
+	if err != nil {
+		return nil, nil, err
+	}
+	snap, err := r.Sync(ctx)
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	return r, snap, nil
 }
