@@ -1,6 +1,8 @@
 package kserve
 
 import (
+	"encoding/json"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -74,6 +76,14 @@ func slimObject(u *unstructured.Unstructured) {
 					if sub, _ := m["subresource"].(string); sub != "" {
 						continue
 					}
+					// The field set is only ever read as JSON (see
+					// managedFieldsOf); as a string it costs a tenth of
+					// its decoded tree of maps.
+					if tree, ok := m["fieldsV1"].(map[string]any); ok {
+						if b, err := json.Marshal(tree); err == nil {
+							m["fieldsV1"] = string(b)
+						}
+					}
 				}
 				kept = append(kept, e)
 			}
@@ -142,4 +152,42 @@ func slimForeign(obj any) (any, error) {
 		m.ManagedFields[i].FieldsV1 = nil
 	}
 	return m, nil
+}
+
+// managedFieldsOf returns obj's managedFields, whether their field sets are
+// decoded trees (as listed) or JSON strings (as slimObject stores them).
+func managedFieldsOf(obj *unstructured.Unstructured) []metav1.ManagedFieldsEntry {
+	md, _ := obj.Object["metadata"].(map[string]any)
+	list, _ := md["managedFields"].([]any)
+	compact := false
+	for _, e := range list {
+		if m, ok := e.(map[string]any); ok {
+			if _, ok := m["fieldsV1"].(string); ok {
+				compact = true
+			}
+		}
+	}
+	if !compact {
+		return obj.GetManagedFields()
+	}
+	out := make([]metav1.ManagedFieldsEntry, 0, len(list))
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			continue
+		}
+		str := func(k string) string { s, _ := m[k].(string); return s }
+		entry := metav1.ManagedFieldsEntry{Manager: str("manager"), Operation: metav1.ManagedFieldsOperationType(str("operation")),
+			APIVersion: str("apiVersion"), FieldsType: str("fieldsType"), Subresource: str("subresource")}
+		switch f := m["fieldsV1"].(type) {
+		case string:
+			entry.FieldsV1 = &metav1.FieldsV1{Raw: []byte(f)}
+		case map[string]any:
+			if b, err := json.Marshal(f); err == nil {
+				entry.FieldsV1 = &metav1.FieldsV1{Raw: b}
+			}
+		}
+		out = append(out, entry)
+	}
+	return out
 }

@@ -184,13 +184,18 @@ func TestSlimCachesPlanTheSame(t *testing.T) {
 	if _, ok := fullObj.GetAnnotations()[lastApplied]; !ok {
 		t.Error("full cache lacks kubectl's last-applied record")
 	}
+	slimOwned, _ := json.Marshal(ownedFields(slimObj, FieldManager, metav1.ManagedFieldsOperationApply))
+	fullOwned, _ := json.Marshal(ownedFields(fullObj, FieldManager, metav1.ManagedFieldsOperationApply))
+	if string(slimOwned) == "null" || string(slimOwned) != string(fullOwned) {
+		t.Errorf("modelsync's owned fields: slim %s, full %s", slimOwned, fullOwned)
+	}
 	for _, c := range []struct {
 		obj  *unstructured.Unstructured
 		want bool
 	}{{slimObj, false}, {fullObj, true}} {
 		_, hasAddr := c.obj.Object["status"].(map[string]any)["address"]
 		subres := false
-		for _, e := range c.obj.GetManagedFields() {
+		for _, e := range managedFieldsOf(c.obj) {
 			subres = subres || e.Subresource != ""
 		}
 		if hasAddr != c.want || subres != c.want {
