@@ -395,7 +395,14 @@ func childResync(models, concurrency int, gitCacheMiB int64, memProfile, cpuProf
 	fmt.Printf("\nno-op resync, %d models x 3 environments (%d workers), MLflow target:\n", models, concurrency)
 	fmt.Printf("  fresh process, first pass (clone + desired + plan): wall %v  CPU %v\n", firstWall.Round(time.Millisecond), firstCPU.Round(time.Millisecond))
 	fmt.Printf("  explicit resync (fetch + desired + plan):           wall %v  CPU %v\n", wall.Round(time.Millisecond), cpu.Round(time.Millisecond))
+	fmt.Printf("  peak RSS of the controller process %s\n", mem)
+	if err := watch.report(os.Stdout, memProfile); err != nil {
+		return err
+	}
 	if idle > 0 {
+		// The samplers above read memory every 5 ms, more CPU than an
+		// idle controller spends; they stop before the idle window.
+		anon.halt()
 		cpu2 := cpuTime()
 		time.Sleep(idle)
 		idleCPU := cpuTime() - cpu2
@@ -404,10 +411,6 @@ func childResync(models, concurrency int, gitCacheMiB int64, memProfile, cpuProf
 		fmt.Printf("  steady state, one resync plus %v of idle fetches: CPU %v per %v = %.2f %% of one core\n",
 			controller.DefaultResyncInterval, perResync.Round(time.Millisecond), controller.DefaultResyncInterval,
 			100*perResync.Seconds()/controller.DefaultResyncInterval.Seconds())
-	}
-	fmt.Printf("  peak RSS of the controller process %s\n", mem)
-	if err := watch.report(os.Stdout, memProfile); err != nil {
-		return err
 	}
 	for _, row := range c.Status().Rows {
 		if row.State != controller.StateSynced {
