@@ -86,6 +86,7 @@ func main() {
 	backendFlag := flag.String("backend", "sqlite", "MLflow backend store: sqlite or postgres")
 	mlflowWorkers := flag.Int("mlflow-workers", 1, "MLflow server worker processes")
 	seed := flag.Bool("seed", false, "write the converged registry into MLflow's PostgreSQL store by SQL instead of registering and syncing through the API (needs -backend postgres)")
+	releaseBatch := flag.Int("release-batch", 1, "models released per release commit in the generated repository")
 	idle := flag.Duration("idle", 0, "resync child: also measure CPU over this long an idle window at the default fetch interval")
 	gitCache := flag.Int64("git-cache-mib", gitsource.DefaultCacheSize>>20, "Git memory caches of every controller measured, in MiB (serve's --git-cache-mib)")
 	flag.Parse()
@@ -106,7 +107,7 @@ func main() {
 		}
 	default:
 		err = run(benchConfig{models: *models, runs: *runs, concurrency: *concurrency, children: *children, servePasses: *servePasses, serveBin: *serveBin, memProfile: *memProfile, cpuProfile: *cpuProfile, hold: *hold,
-			gitCacheMiB: *gitCache, backend: backend, mlflowWorkers: *mlflowWorkers, seed: *seed, idle: *idle})
+			gitCacheMiB: *gitCache, backend: backend, mlflowWorkers: *mlflowWorkers, seed: *seed, idle: *idle, releaseBatch: *releaseBatch})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "controller bench:", err)
@@ -125,6 +126,7 @@ type benchConfig struct {
 	backend                             testenv.Backend
 	mlflowWorkers                       int
 	seed                                bool
+	releaseBatch                        int
 	idle                                time.Duration
 }
 
@@ -153,7 +155,7 @@ func run(cfg benchConfig) error {
 		return err
 	}
 	work := filepath.Join(dir, "work")
-	if err := generate(work, models); err != nil {
+	if err := generate(work, models, cfg.releaseBatch); err != nil {
 		return err
 	}
 	if err := git(work, "push", "-q", g.AuthHTTPURL("models"), "main", "--tags"); err != nil {
@@ -177,6 +179,81 @@ func run(cfg benchConfig) error {
 	}
 	fmt.Printf("  done in %v\n", time.Since(start).Round(time.Second))
 
+	// With a seeded store and no webhook runs the first pass of the
+	// resync child below checks the seed (its writes would be counted).
+	if runs > 0 || !cfg.seed {
+		if err := webhookRuns(ctx, cfg, srv, g, work, dir); err != nil {
+			return err
+		}
+	}
+	// The resync runs in a fresh process so its CPU time and RSS are the
+	// controller's alone.
+	proxy, err := testenv.NewFaultProxy(srv.URL)
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	env := []string{"BENCH_GIT=" + g.DaemonURL + "models.git", "BENCH_MLFLOW=" + proxy.URL}
+	for i := range cfg.children {
+		args := []string{"-child-resync", fmt.Sprintf("-idle=%s", cfg.idle), fmt.Sprintf("-models=%d", models), fmt.Sprintf("-concurrency=%d", concurrency), fmt.Sprintf("-git-cache-mib=%d", cfg.gitCacheMiB)}
+		if cfg.memProfile != "" {
+			prof := cfg.memProfile
+			if cfg.children > 1 {
+				prof = fmt.Sprintf("%s.%d", prof, i+1)
+			}
+			args = append(args, "-memprofile="+prof)
+		}
+		if cfg.cpuProfile != "" {
+			prof := cfg.cpuProfile + ".resync"
+			if cfg.children > 1 {
+				prof = fmt.Sprintf("%s.%d", prof, i+1)
+			}
+			args = append(args, "-cpuprofile="+prof)
+		}
+		cmd := exec.Command(self, args...)
+		// A fresh clone cache per child: each measures clone + desired + plan.
+		cmd.Env = append(os.Environ(), append(env, "BENCH_CACHE="+filepath.Join(dir, fmt.Sprintf("cache-child-%d", i+1)))...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("resync child: %w", err)
+		}
+	}
+	if cfg.servePasses > 0 {
+		if err := serveResync(serveConfig{dir: dir, bin: cfg.serveBin, gitURL: g.DaemonURL + "models.git", mlflowURL: proxy.URL,
+			models: models, concurrency: concurrency, passes: cfg.servePasses, gitCacheMiB: cfg.gitCacheMiB}); err != nil {
+			return err
+		}
+	}
+	var reads, writes int
+	for _, r := range proxy.Requests() {
+		if r.Method == http.MethodGet {
+			reads++
+		} else {
+			writes++
+		}
+	}
+	fmt.Printf("\nMLflow requests over all no-op passes (%d child(ren) x 2, serve x %d): %d reads, %d writes\n", cfg.children, cfg.servePasses, reads, writes)
+	if writes != 0 {
+		return fmt.Errorf("no-op resync wrote %d times", writes)
+	}
+	if cfg.hold {
+		fmt.Printf("\nservers held; measure again with\n  %s BENCH_CACHE=$(mktemp -d) go run ./test/bench/controller -child-resync -models=%d\n"+
+			"  %s go run ./test/bench/controller -serve-resync -models=%d\nclose stdin (Ctrl-D) to stop\n",
+			strings.Join(env, " "), models, strings.Join(env, " "), models)
+		_, _ = io.Copy(io.Discard, os.Stdin)
+	}
+	return nil
+}
+
+// webhookRuns runs the controller in this process through its first sync
+// and then cfg.runs one-model pushes, each announced by a signed webhook,
+// and prints the latency until the change is applied.
+func webhookRuns(ctx context.Context, cfg benchConfig, srv *testenv.MLflow, g *testenv.GitServer, work, dir string) error {
+	models, runs, concurrency := cfg.models, cfg.runs, cfg.concurrency
 	// The controller under test; its audit log tells when an action ran.
 	applied := make(chan controller.AuditEntry, 1024)
 	secret := []byte("bench-secret")
@@ -204,7 +281,7 @@ func run(cfg benchConfig) error {
 	defer api.Close()
 
 	fmt.Printf("first sync of %d models x 3 environments...\n", models)
-	start = time.Now()
+	start := time.Now()
 	if err := waitConverged(c, 30*time.Minute); err != nil {
 		return err
 	}
@@ -277,66 +354,6 @@ func run(cfg benchConfig) error {
 
 	cancel()
 	<-done
-	// The resync runs in a fresh process so its CPU time and RSS are the
-	// controller's alone.
-	proxy, err := testenv.NewFaultProxy(srv.URL)
-	if err != nil {
-		return err
-	}
-	defer proxy.Close()
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	env := []string{"BENCH_GIT=" + g.DaemonURL + "models.git", "BENCH_MLFLOW=" + proxy.URL}
-	for i := range cfg.children {
-		args := []string{"-child-resync", fmt.Sprintf("-idle=%s", cfg.idle), fmt.Sprintf("-models=%d", models), fmt.Sprintf("-concurrency=%d", concurrency), fmt.Sprintf("-git-cache-mib=%d", cfg.gitCacheMiB)}
-		if cfg.memProfile != "" {
-			prof := cfg.memProfile
-			if cfg.children > 1 {
-				prof = fmt.Sprintf("%s.%d", prof, i+1)
-			}
-			args = append(args, "-memprofile="+prof)
-		}
-		if cfg.cpuProfile != "" {
-			prof := cfg.cpuProfile + ".resync"
-			if cfg.children > 1 {
-				prof = fmt.Sprintf("%s.%d", prof, i+1)
-			}
-			args = append(args, "-cpuprofile="+prof)
-		}
-		cmd := exec.Command(self, args...)
-		// A fresh clone cache per child: each measures clone + desired + plan.
-		cmd.Env = append(os.Environ(), append(env, "BENCH_CACHE="+filepath.Join(dir, fmt.Sprintf("cache-child-%d", i+1)))...)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("resync child: %w", err)
-		}
-	}
-	if cfg.servePasses > 0 {
-		if err := serveResync(serveConfig{dir: dir, bin: cfg.serveBin, gitURL: g.DaemonURL + "models.git", mlflowURL: proxy.URL,
-			models: models, concurrency: concurrency, passes: cfg.servePasses, gitCacheMiB: cfg.gitCacheMiB}); err != nil {
-			return err
-		}
-	}
-	var reads, writes int
-	for _, r := range proxy.Requests() {
-		if r.Method == http.MethodGet {
-			reads++
-		} else {
-			writes++
-		}
-	}
-	fmt.Printf("\nMLflow requests over all no-op passes (%d child(ren) x 2, serve x %d): %d reads, %d writes\n", cfg.children, cfg.servePasses, reads, writes)
-	if writes != 0 {
-		return fmt.Errorf("no-op resync wrote %d times", writes)
-	}
-	if cfg.hold {
-		fmt.Printf("\nservers held; measure again with\n  %s BENCH_CACHE=$(mktemp -d) go run ./test/bench/controller -child-resync -models=%d\n"+
-			"  %s go run ./test/bench/controller -serve-resync -models=%d\nclose stdin (Ctrl-D) to stop\n",
-			strings.Join(env, " "), models, strings.Join(env, " "), models)
-		_, _ = io.Copy(io.Discard, os.Stdin)
-	}
 	return nil
 }
 

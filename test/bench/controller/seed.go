@@ -44,9 +44,10 @@ environments:
 // (a commit and a tag per model through git commands took minutes per
 // thousand models): one commit with every model (dev v3, staging v2 on
 // main, prod v1), then one release commit per model that appends a line to
-// its model.yaml, tagged <model>/v1.0.0 with an annotated tag. The work
+// its model.yaml (batch models per release commit), tagged <model>/v1.0.0
+// with an annotated tag. The work
 // tree is checked out, for the benchmark's later commits.
-func generate(dir string, n int) error {
+func generate(dir string, n, batch int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -79,17 +80,25 @@ func generate(dir string, n int) error {
 		file("models/"+name+"/serving/kustomization.yaml", "resources: [isvc.yaml]\n")
 		file("models/"+name+"/serving/isvc.yaml", "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: "+name+"}\nspec: {predictor: {model: {modelFormat: {name: sklearn}}}}\n")
 	}
-	// Each model is released at its own commit, as in a repository where
-	// models ship independently: prod then reads as many commits' trees as
-	// there are models, not one.
-	for i := range n {
-		name := modelName(i)
-		at := base + int64(i) + 1
-		fmt.Fprintf(w, "commit refs/heads/main\nmark :%d\ncommitter bench <bench@example.com> %d +0000\n", i+2, at)
-		data("release " + name)
-		file("models/"+name+"/model.yaml", modelYAML(i)+"# released as "+name+"/v1.0.0\n")
-		fmt.Fprintf(w, "tag %s/v1.0.0\nfrom :%d\ntagger bench <bench@example.com> %d +0000\n", name, i+2, at)
-		data("release")
+	// Models are released batch models at a commit (1: each at its own,
+	// as in a repository where models ship independently), so prod reads
+	// n/batch commits' trees, not one. Each release commit writes a new
+	// models/ directory of n entries: at batch 1 that is n² entries, which
+	// past 10,000 models takes longer to generate than anything measured.
+	batch = max(1, batch)
+	for first := 0; first < n; first += batch {
+		mark := first/batch + 2
+		at := base + int64(mark)
+		fmt.Fprintf(w, "commit refs/heads/main\nmark :%d\ncommitter bench <bench@example.com> %d +0000\n", mark, at)
+		data(fmt.Sprintf("release %s and %d more", modelName(first), min(batch, n-first)-1))
+		for i := first; i < min(first+batch, n); i++ {
+			name := modelName(i)
+			file("models/"+name+"/model.yaml", modelYAML(i)+"# released as "+name+"/v1.0.0\n")
+		}
+		for i := first; i < min(first+batch, n); i++ {
+			fmt.Fprintf(w, "tag %s/v1.0.0\nfrom :%d\ntagger bench <bench@example.com> %d +0000\n", modelName(i), mark, at)
+			data("release")
+		}
 	}
 	fmt.Fprintln(w, "done")
 	if err := w.Flush(); err != nil {
