@@ -282,6 +282,10 @@ type DesiredOptions struct {
 	// once per computation (a model's release commit and the branch head
 	// still share the decoding when the file is the same).
 	Manifests *manifest.Cache
+	// Releases remembers each model's release resolution between passes,
+	// so a push to a branch does not read every released model again; it
+	// is swept at the end of each computation. nil resolves afresh.
+	Releases *ReleaseMemo
 }
 
 // ComputeDesiredWith is ComputeDesired with options. Each branch
@@ -298,7 +302,8 @@ func ComputeDesiredWith(snap Snapshot, configBranch string, opts DesiredOptions)
 	} else {
 		defer cache.Sweep()
 	}
-	r := &resolver{snap: snap, tags: releaseIndex(snap), manifests: cache, repos: map[string]*manifest.Repo{}, trees: map[string]fs.FS{}}
+	defer opts.Releases.sweep()
+	r := &resolver{snap: snap, tags: releaseIndex(snap), manifests: cache, releases: opts.Releases, repos: map[string]*manifest.Repo{}, trees: map[string]fs.FS{}}
 	rev := Revision(configBranch, head.Hash)
 	base, err := r.repoAt(head.Hash)
 	if err != nil {
@@ -482,6 +487,7 @@ type resolver struct {
 	snap      Snapshot
 	tags      *release.Index
 	manifests *manifest.Cache
+	releases  *ReleaseMemo
 	repos     map[string]*manifest.Repo
 	trees     map[string]fs.FS
 }
@@ -546,16 +552,21 @@ func (r *resolver) resolveEnv(cfg *manifest.RepoConfig, env manifest.Environment
 		if !ok {
 			return DesiredEnv{}, false, nil
 		}
-		c, err := r.snap.Commit(tag.Commit)
-		if err != nil {
-			return DesiredEnv{}, false, fmt.Errorf("release %s: %w", tag.Name, err)
-		}
-		mm, problems, err := r.modelAt(c.Hash, model, cfg)
-		if err != nil {
-			return DesiredEnv{}, false, fmt.Errorf("release %s: %w", tag.Name, err)
-		}
-		if len(problems) > 0 {
-			return DesiredEnv{}, false, fmt.Errorf("release %s is invalid: %w", tag.Name, problems)
+		key := releaseKey{cfg: cfg, model: model, tag: tag.Name, commit: tag.Commit}
+		c, mm, known := r.releases.get(key)
+		if !known {
+			var err error
+			if c, err = r.snap.Commit(tag.Commit); err != nil {
+				return DesiredEnv{}, false, fmt.Errorf("release %s: %w", tag.Name, err)
+			}
+			var problems manifest.ErrorList
+			if mm, problems, err = r.modelAt(c.Hash, model, cfg); err != nil {
+				return DesiredEnv{}, false, fmt.Errorf("release %s: %w", tag.Name, err)
+			}
+			if len(problems) > 0 {
+				return DesiredEnv{}, false, fmt.Errorf("release %s is invalid: %w", tag.Name, problems)
+			}
+			r.releases.put(key, c, mm)
 		}
 		commit, rev, tagName, m = c, Revision(tag.Name, c.Hash), tag.Name, mm
 	} else {

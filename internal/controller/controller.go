@@ -86,8 +86,11 @@ type Controller struct {
 	// manifests keeps decoded manifests by content, so the desired state
 	// after a push decodes only the files the push changed.
 	manifests *manifest.Cache
-	targets   []reconciler.Target
-	byName    map[string]reconciler.Target
+	// releases keeps each model's release resolution, so a push to a
+	// branch re-reads none of the released models.
+	releases *reconciler.ReleaseMemo
+	targets  []reconciler.Target
+	byName   map[string]reconciler.Target
 	// servingHealth is the first target that reports serving health.
 	servingHealth reconciler.HealthReporter
 	queue         workqueue.TypedRateLimitingInterface[Key]
@@ -135,6 +138,7 @@ func New(opts Options) (*Controller, error) {
 		audit:       &auditLog{},
 		attribution: reconciler.NewAttribution(),
 		manifests:   manifest.NewCache(),
+		releases:    reconciler.NewReleaseMemo(),
 		trigger:     make(chan string, 1),
 		items:       map[Key]*itemStatus{},
 		applied:     map[Key]reconciler.DesiredEnv{},

@@ -79,7 +79,7 @@ func (c *Controller) fetch(ctx context.Context, reason string) error {
 	d := oldDesired
 	if d == nil || !snap.SameRefs(desiredOf) {
 		var err error
-		if d, err = reconciler.ComputeDesiredWith(snap, c.opts.Branch, reconciler.DesiredOptions{Attribution: c.attribution, Manifests: c.manifests}); err != nil {
+		if d, err = reconciler.ComputeDesiredWith(snap, c.opts.Branch, reconciler.DesiredOptions{Attribution: c.attribution, Manifests: c.manifests, Releases: c.releases}); err != nil {
 			c.mu.Lock()
 			c.snap, c.fetchErr, c.lastFetch = snap, err.Error(), c.opts.Now()
 			c.mu.Unlock()

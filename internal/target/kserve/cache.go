@@ -80,6 +80,9 @@ type caches struct {
 	// a plan made right after an apply must not see the state before it.
 	written map[objKey]string
 	deleted map[objKey]types.UID
+	// keepAll stores objects as listed, without the slim transforms; only
+	// the tests that compare plans with and without them set it.
+	keepAll bool
 }
 
 func newCaches(dyn dynamic.Interface, meta metadata.Interface, done <-chan struct{}, reach func(context.Context) error) *caches {
@@ -197,6 +200,11 @@ func (c *caches) start(gvr schema.GroupVersionResource, ns string) *nsWatch {
 		o.LabelSelector = LabelManagedBy + "!=" + ManagedByValue
 	})
 	foreign := ff.ForResource(gvr).Informer()
+	if !c.keepAll {
+		// Set before Run, so no object is ever stored whole.
+		_ = managed.SetTransform(slimManaged)
+		_ = foreign.SetTransform(slimForeign)
+	}
 	w := &nsWatch{namespace: ns, managed: managed, foreign: foreign}
 	onErr := func(_ *cache.Reflector, err error) {
 		w.mu.Lock()

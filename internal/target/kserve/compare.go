@@ -173,7 +173,7 @@ func number(v any) (float64, bool) {
 // ownedFields returns the fieldsV1 tree a manager owns on the main
 // resource (not a subresource) through the given operation, or nil.
 func ownedFields(obj *unstructured.Unstructured, manager string, op metav1.ManagedFieldsOperationType) map[string]any {
-	for _, e := range obj.GetManagedFields() {
+	for _, e := range managedFieldsOf(obj) {
 		if e.Manager != manager || e.Operation != op || e.Subresource != "" || e.FieldsV1 == nil {
 			continue
 		}
@@ -276,7 +276,7 @@ func jsonEqual(a, b any) bool {
 // main resource cover path p of live, with the operation they used.
 func owners(live *unstructured.Unstructured, p fieldPath, self string) map[string]metav1.ManagedFieldsOperationType {
 	out := map[string]metav1.ManagedFieldsOperationType{}
-	for _, e := range live.GetManagedFields() {
+	for _, e := range managedFieldsOf(live) {
 		if e.Manager == self || e.Subresource != "" || e.FieldsV1 == nil {
 			continue
 		}

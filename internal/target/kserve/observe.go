@@ -349,6 +349,10 @@ func (t *Target) dryRunFinal(ctx context.Context, it *item, createNamespaces boo
 				}
 				out.err = t.applyError(s.key, s.version, it.model, it.env, err)
 			} else {
+				if !t.caches.keepAll {
+					// The live object is slimmed in the cache; compare like with like.
+					slimObject(res)
+				}
 				out.same = live != nil && len(it.steps) == 1 && sameServedObject(res, live)
 			}
 			t.mu.Lock()

@@ -29,6 +29,12 @@
 // -cpuprofile FILE writes a CPU profile of the webhook-to-applied runs to
 // FILE and one of each resync child to FILE.resync (FILE.resync.N with
 // several children) for go tool pprof.
+// -seed (with -backend postgres) writes the converged registry into
+// MLflow's store by SQL instead of registering and syncing through the API,
+// which takes minutes per thousand models here; the first pass must then
+// apply nothing. -idle D makes each resync child also measure its CPU over
+// an idle window of D at the default intervals (a fetch a minute, a full
+// resync every 10 minutes) and print the steady state's share of one core.
 // -hold keeps the servers running after the measurements and prints the
 // environment -child-resync and -serve-resync need, so a rebuilt controller
 // can be measured again without a new first sync.
@@ -79,6 +85,9 @@ func main() {
 	hold := flag.Bool("hold", false, "keep the servers up after measuring, until stdin closes")
 	backendFlag := flag.String("backend", "sqlite", "MLflow backend store: sqlite or postgres")
 	mlflowWorkers := flag.Int("mlflow-workers", 1, "MLflow server worker processes")
+	seed := flag.Bool("seed", false, "write the converged registry into MLflow's PostgreSQL store by SQL instead of registering and syncing through the API (needs -backend postgres)")
+	releaseBatch := flag.Int("release-batch", 1, "models released per release commit in the generated repository")
+	idle := flag.Duration("idle", 0, "resync child: also measure CPU over this long an idle window at the default fetch interval")
 	gitCache := flag.Int64("git-cache-mib", gitsource.DefaultCacheSize>>20, "Git memory caches of every controller measured, in MiB (serve's --git-cache-mib)")
 	flag.Parse()
 	backend, err := testenv.ParseBackend(*backendFlag)
@@ -88,7 +97,7 @@ func main() {
 	}
 	switch {
 	case *child:
-		err = childResync(*models, *concurrency, *gitCache, *memProfile, *cpuProfile)
+		err = childResync(*models, *concurrency, *gitCache, *memProfile, *cpuProfile, *idle)
 	case *serveOnly:
 		var dir string
 		if dir, err = os.MkdirTemp("", "modelsync-bench-serve-"); err == nil {
@@ -98,7 +107,7 @@ func main() {
 		}
 	default:
 		err = run(benchConfig{models: *models, runs: *runs, concurrency: *concurrency, children: *children, servePasses: *servePasses, serveBin: *serveBin, memProfile: *memProfile, cpuProfile: *cpuProfile, hold: *hold,
-			gitCacheMiB: *gitCache, backend: backend, mlflowWorkers: *mlflowWorkers})
+			gitCacheMiB: *gitCache, backend: backend, mlflowWorkers: *mlflowWorkers, seed: *seed, idle: *idle, releaseBatch: *releaseBatch})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "controller bench:", err)
@@ -116,6 +125,9 @@ type benchConfig struct {
 	hold                                bool
 	backend                             testenv.Backend
 	mlflowWorkers                       int
+	seed                                bool
+	releaseBatch                        int
+	idle                                time.Duration
 }
 
 func run(cfg benchConfig) error {
@@ -139,27 +151,113 @@ func run(cfg benchConfig) error {
 		return err
 	}
 	defer g.Close()
-	if _, err := g.NewBareRepo("models"); err != nil {
+	bare, err := g.NewBareRepo("models")
+	if err != nil {
 		return err
 	}
 	work := filepath.Join(dir, "work")
-	if err := generate(work, models); err != nil {
+	if err := generate(work, models, cfg.releaseBatch); err != nil {
 		return err
 	}
-	if err := git(work, "push", "-q", g.AuthHTTPURL("models"), "main", "--tags"); err != nil {
+	// The server's repository fetches the generated one from disk: a push
+	// of tens of thousands of tags (send-pack) took longer than anything
+	// measured here.
+	if err := git(bare, "fetch", "-q", work, "refs/heads/main:refs/heads/main", "refs/tags/*:refs/tags/*"); err != nil {
 		return err
 	}
 	admin, err := mlflowclient.New(mlflowclient.Config{TrackingURI: srv.URL})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("registering %d models with 3 versions each...\n", models)
 	start := time.Now()
-	if err := register(ctx, admin, models); err != nil {
-		return err
+	if cfg.seed {
+		fmt.Printf("seeding MLflow's store with %d converged models by SQL...\n", models)
+		if err := seedConverged(ctx, srv, models); err != nil {
+			return err
+		}
+	} else {
+		fmt.Printf("registering %d models with 3 versions each...\n", models)
+		if err := register(ctx, admin, models); err != nil {
+			return err
+		}
 	}
 	fmt.Printf("  done in %v\n", time.Since(start).Round(time.Second))
 
+	// With a seeded store and no webhook runs the first pass of the
+	// resync child below checks the seed (its writes would be counted).
+	if runs > 0 || !cfg.seed {
+		if err := webhookRuns(ctx, cfg, srv, g, work, dir); err != nil {
+			return err
+		}
+	}
+	// The resync runs in a fresh process so its CPU time and RSS are the
+	// controller's alone.
+	proxy, err := testenv.NewFaultProxy(srv.URL)
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	env := []string{"BENCH_GIT=" + g.DaemonURL + "models.git", "BENCH_MLFLOW=" + proxy.URL}
+	for i := range cfg.children {
+		args := []string{"-child-resync", fmt.Sprintf("-idle=%s", cfg.idle), fmt.Sprintf("-models=%d", models), fmt.Sprintf("-concurrency=%d", concurrency), fmt.Sprintf("-git-cache-mib=%d", cfg.gitCacheMiB)}
+		if cfg.memProfile != "" {
+			prof := cfg.memProfile
+			if cfg.children > 1 {
+				prof = fmt.Sprintf("%s.%d", prof, i+1)
+			}
+			args = append(args, "-memprofile="+prof)
+		}
+		if cfg.cpuProfile != "" {
+			prof := cfg.cpuProfile + ".resync"
+			if cfg.children > 1 {
+				prof = fmt.Sprintf("%s.%d", prof, i+1)
+			}
+			args = append(args, "-cpuprofile="+prof)
+		}
+		cmd := exec.Command(self, args...)
+		// A fresh clone cache per child: each measures clone + desired + plan.
+		cmd.Env = append(os.Environ(), append(env, "BENCH_CACHE="+filepath.Join(dir, fmt.Sprintf("cache-child-%d", i+1)))...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("resync child: %w", err)
+		}
+	}
+	if cfg.servePasses > 0 {
+		if err := serveResync(serveConfig{dir: dir, bin: cfg.serveBin, gitURL: g.DaemonURL + "models.git", mlflowURL: proxy.URL,
+			models: models, concurrency: concurrency, passes: cfg.servePasses, gitCacheMiB: cfg.gitCacheMiB}); err != nil {
+			return err
+		}
+	}
+	var reads, writes int
+	for _, r := range proxy.Requests() {
+		if r.Method == http.MethodGet {
+			reads++
+		} else {
+			writes++
+		}
+	}
+	fmt.Printf("\nMLflow requests over all no-op passes (%d child(ren) x 2, serve x %d): %d reads, %d writes\n", cfg.children, cfg.servePasses, reads, writes)
+	if writes != 0 {
+		return fmt.Errorf("no-op resync wrote %d times", writes)
+	}
+	if cfg.hold {
+		fmt.Printf("\nservers held; measure again with\n  %s BENCH_CACHE=$(mktemp -d) go run ./test/bench/controller -child-resync -models=%d\n"+
+			"  %s go run ./test/bench/controller -serve-resync -models=%d\nclose stdin (Ctrl-D) to stop\n",
+			strings.Join(env, " "), models, strings.Join(env, " "), models)
+		_, _ = io.Copy(io.Discard, os.Stdin)
+	}
+	return nil
+}
+
+// webhookRuns runs the controller in this process through its first sync
+// and then cfg.runs one-model pushes, each announced by a signed webhook,
+// and prints the latency until the change is applied.
+func webhookRuns(ctx context.Context, cfg benchConfig, srv *testenv.MLflow, g *testenv.GitServer, work, dir string) error {
+	models, runs, concurrency := cfg.models, cfg.runs, cfg.concurrency
 	// The controller under test; its audit log tells when an action ran.
 	applied := make(chan controller.AuditEntry, 1024)
 	secret := []byte("bench-secret")
@@ -187,11 +285,20 @@ func run(cfg benchConfig) error {
 	defer api.Close()
 
 	fmt.Printf("first sync of %d models x 3 environments...\n", models)
-	start = time.Now()
+	start := time.Now()
 	if err := waitConverged(c, 30*time.Minute); err != nil {
 		return err
 	}
 	fmt.Printf("  converged in %v\n", time.Since(start).Round(time.Second))
+	if cfg.seed {
+		// The seeded store must be what a first sync leaves: the first
+		// pass over it applies nothing.
+		select {
+		case e := <-applied:
+			return fmt.Errorf("the seeded registry is not converged: the first pass applied %s %s/%s %s", e.Action, e.Model, e.Environment, e.To)
+		default:
+		}
+	}
 	liveConverged := liveHeap()
 	drain(applied)
 
@@ -251,70 +358,10 @@ func run(cfg benchConfig) error {
 
 	cancel()
 	<-done
-	// The resync runs in a fresh process so its CPU time and RSS are the
-	// controller's alone.
-	proxy, err := testenv.NewFaultProxy(srv.URL)
-	if err != nil {
-		return err
-	}
-	defer proxy.Close()
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	env := []string{"BENCH_GIT=" + g.DaemonURL + "models.git", "BENCH_MLFLOW=" + proxy.URL}
-	for i := range cfg.children {
-		args := []string{"-child-resync", fmt.Sprintf("-models=%d", models), fmt.Sprintf("-concurrency=%d", concurrency), fmt.Sprintf("-git-cache-mib=%d", cfg.gitCacheMiB)}
-		if cfg.memProfile != "" {
-			prof := cfg.memProfile
-			if cfg.children > 1 {
-				prof = fmt.Sprintf("%s.%d", prof, i+1)
-			}
-			args = append(args, "-memprofile="+prof)
-		}
-		if cfg.cpuProfile != "" {
-			prof := cfg.cpuProfile + ".resync"
-			if cfg.children > 1 {
-				prof = fmt.Sprintf("%s.%d", prof, i+1)
-			}
-			args = append(args, "-cpuprofile="+prof)
-		}
-		cmd := exec.Command(self, args...)
-		// A fresh clone cache per child: each measures clone + desired + plan.
-		cmd.Env = append(os.Environ(), append(env, "BENCH_CACHE="+filepath.Join(dir, fmt.Sprintf("cache-child-%d", i+1)))...)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("resync child: %w", err)
-		}
-	}
-	if cfg.servePasses > 0 {
-		if err := serveResync(serveConfig{dir: dir, bin: cfg.serveBin, gitURL: g.DaemonURL + "models.git", mlflowURL: proxy.URL,
-			models: models, concurrency: concurrency, passes: cfg.servePasses, gitCacheMiB: cfg.gitCacheMiB}); err != nil {
-			return err
-		}
-	}
-	var reads, writes int
-	for _, r := range proxy.Requests() {
-		if r.Method == http.MethodGet {
-			reads++
-		} else {
-			writes++
-		}
-	}
-	fmt.Printf("\nMLflow requests over all no-op passes (%d child(ren) x 2, serve x %d): %d reads, %d writes\n", cfg.children, cfg.servePasses, reads, writes)
-	if writes != 0 {
-		return fmt.Errorf("no-op resync wrote %d times", writes)
-	}
-	if cfg.hold {
-		fmt.Printf("\nservers held; measure again with\n  %s BENCH_CACHE=$(mktemp -d) go run ./test/bench/controller -child-resync -models=%d\n"+
-			"  %s go run ./test/bench/controller -serve-resync -models=%d\nclose stdin (Ctrl-D) to stop\n",
-			strings.Join(env, " "), models, strings.Join(env, " "), models)
-		_, _ = io.Copy(io.Discard, os.Stdin)
-	}
 	return nil
 }
 
-func childResync(models, concurrency int, gitCacheMiB int64, memProfile, cpuProfile string) error {
+func childResync(models, concurrency int, gitCacheMiB int64, memProfile, cpuProfile string, idle time.Duration) error {
 	stopProfile, err := startCPUProfile(cpuProfile)
 	if err != nil {
 		return err
@@ -333,10 +380,13 @@ func childResync(models, concurrency int, gitCacheMiB int64, memProfile, cpuProf
 	}
 	defer gitRepo.Close()
 	c, err := controller.New(controller.Options{
-		Git:         gitRepo,
-		Targets:     []reconciler.Target{reconciler.Typed(mlflow.New(mustClient(os.Getenv("BENCH_MLFLOW"))))},
-		Interval:    time.Hour,
-		Concurrency: concurrency,
+		Git:     gitRepo,
+		Targets: []reconciler.Target{reconciler.Typed(mlflow.New(mustClient(os.Getenv("BENCH_MLFLOW"))))},
+		// The defaults a replica runs with: a fetch a minute, every model
+		// re-planned every 10 minutes.
+		Interval:       controller.DefaultInterval,
+		ResyncInterval: controller.DefaultResyncInterval,
+		Concurrency:    concurrency,
 	})
 	if err != nil {
 		return err
@@ -369,6 +419,19 @@ func childResync(models, concurrency int, gitCacheMiB int64, memProfile, cpuProf
 	fmt.Printf("  peak RSS of the controller process %s\n", mem)
 	if err := watch.report(os.Stdout, memProfile); err != nil {
 		return err
+	}
+	if idle > 0 {
+		// The samplers above read memory every 5 ms, more CPU than an
+		// idle controller spends; they stop before the idle window.
+		anon.halt()
+		cpu2 := cpuTime()
+		time.Sleep(idle)
+		idleCPU := cpuTime() - cpu2
+		perResync := cpu + time.Duration(float64(idleCPU)*float64(controller.DefaultResyncInterval)/float64(idle))
+		fmt.Printf("  idle at the default intervals (fetch every %v, nothing moved): CPU %v over %v\n", controller.DefaultInterval, idleCPU.Round(time.Millisecond), idle)
+		fmt.Printf("  steady state, one resync plus %v of idle fetches: CPU %v per %v = %.2f %% of one core\n",
+			controller.DefaultResyncInterval, perResync.Round(time.Millisecond), controller.DefaultResyncInterval,
+			100*perResync.Seconds()/controller.DefaultResyncInterval.Seconds())
 	}
 	for _, row := range c.Status().Rows {
 		if row.State != controller.StateSynced {
@@ -565,65 +628,4 @@ func git(dir string, args ...string) error {
 		return fmt.Errorf("git %s: %w\n%s", args[0], err, out)
 	}
 	return nil
-}
-
-// generate writes and commits a repository of n models: dev v3, staging
-// v2 on main, prod v1 through one release tag per model, each on a commit
-// of its own.
-func generate(dir string, n int) error {
-	write := func(rel, body string) error {
-		p := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(p, []byte(body), 0o644)
-	}
-	if err := write("modelsync.yaml", `apiVersion: modelsync.dev/v1alpha1
-kind: Repository
-environments:
-  - {name: dev, namespace: models-dev, source: main}
-  - {name: staging, namespace: models-staging, source: main}
-  - {name: prod, namespace: models-prod, source: releases}
-`); err != nil {
-		return err
-	}
-	for i := range n {
-		name := fmt.Sprintf("model-%04d", i)
-		if err := write("models/"+name+"/model.yaml", fmt.Sprintf(`apiVersion: modelsync.dev/v1alpha1
-kind: Model
-metadata:
-  name: %s
-spec:
-  owners: [owner-%d]
-  environments:
-    dev: {version: 3}
-    staging: {version: 2}
-    prod: {version: 1}
-  serving: {path: serving, modelFormat: sklearn}
-`, name, i%50)); err != nil {
-			return err
-		}
-		if err := write("models/"+name+"/serving/kustomization.yaml", "resources: [isvc.yaml]\n"); err != nil {
-			return err
-		}
-		if err := write("models/"+name+"/serving/isvc.yaml", "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: "+name+"}\nspec: {predictor: {model: {modelFormat: {name: sklearn}}}}\n"); err != nil {
-			return err
-		}
-	}
-	// Each model is released at its own commit, as in a repository where
-	// models ship independently: prod then reads as many commits' trees as
-	// there are models, not one.
-	script := `set -e
-git init -q -b main .
-git add -A
-git -c user.name=bench -c user.email=bench@example.com commit -q -m generated
-for d in models/*/; do n=$(basename "$d")
-  echo "# released as $n/v1.0.0" >> "$d/model.yaml"
-  git -c user.name=bench -c user.email=bench@example.com commit -q -m "release $n" "$d/model.yaml"
-  git -c user.name=bench -c user.email=bench@example.com tag -a "$n/v1.0.0" -m release
-done`
-	cmd := exec.Command("bash", "-c", script)
-	cmd.Dir = dir
-	cmd.Stderr = os.Stderr
-	return cmd.Run()
 }
