@@ -11,6 +11,8 @@ import (
 
 	"github.com/modelsync/modelsync/internal/lineage"
 	"github.com/modelsync/modelsync/internal/prverdict"
+	"github.com/modelsync/modelsync/internal/scan"
+	"github.com/modelsync/modelsync/internal/scanrecord"
 	"github.com/modelsync/modelsync/internal/storagecost"
 	"github.com/modelsync/modelsync/reconciler"
 )
@@ -39,7 +41,12 @@ func (f *fakeMLflow) lineage(ctx context.Context, model string, version int) (*l
 	if fail != nil {
 		return nil, fail
 	}
-	return &lineage.Lineage{Model: model, Version: version, Status: "READY", RunID: "run-" + model + "-" + string(rune('0'+version)),
+	var scanned *lineage.Scan
+	if version == 3 {
+		scanned = &lineage.Scan{Result: scan.Dangerous, Digest: "sha256:5ca9", Scanner: scan.ScannerVersion, Current: true,
+			Findings: scanrecord.Findings{Dangerous: 1, Files: 2}}
+	}
+	return &lineage.Lineage{Model: model, Version: version, Status: "READY", Scan: scanned, RunID: "run-" + model + "-" + string(rune('0'+version)),
 		Source: "https://minio:s3cr3t@store.example/models/" + model + "?X-Amz-Signature=abc", Metrics: map[string]float64{"accuracy": 0.9 + float64(version)/100}, Params: map[string]string{"max_depth": "7"},
 		Datasets:      map[string]string{"run:dataset": "customer-activity@2024-06-30"},
 		DatasetInputs: []lineage.DatasetInput{{Name: "activity", Digest: "d1g3st", Context: "training"}}}, nil
@@ -90,6 +97,11 @@ func TestModelPageShowsLineageCachedPerVersion(t *testing.T) {
 	}
 	if n := ml.count(); n != 3 {
 		t.Fatalf("%d lineage reads for 3 versions", n)
+	}
+	// The recorded scan, in words and a symbol, or what to run.
+	if !strings.Contains(body, `data-scan="dangerous">✗ dangerous · 1 dangerous, 0 unknown in 2 file(s)`) || !strings.Contains(body, "sha256:5ca9") ||
+		!strings.Contains(body, `data-scan="none">— not scanned: <code>modelsync scan model-0000 2</code>`) {
+		t.Error("the model page does not show v3's recorded scan and v2's missing one")
 	}
 	if strings.Contains(body, "s3cr3t") || strings.Contains(body, "X-Amz-Signature") || !strings.Contains(body, "store.example/models/model-0000") {
 		t.Error("a source address is shown with its credentials, or not at all")
