@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // StartMinIO starts a single-drive MinIO server with a fresh data directory.
@@ -68,7 +70,15 @@ func StartMinIO(ctx context.Context, logDir string) (*S3, error) {
 			dir:    dataDir,
 			logDir: logDir,
 		}, dataDir, 60*time.Second, func(ctx context.Context) error {
-			return httpOK(ctx, s.Endpoint+"/minio/health/ready", nil)
+			if err := httpOK(ctx, s.Endpoint+"/minio/health/ready", nil); err != nil {
+				return err
+			}
+			// The health endpoint can answer before MinIO has loaded its
+			// IAM state, while signed requests still get 503
+			// (XMinioServerNotInitialized); tests begin with signed
+			// requests, so one must have succeeded.
+			_, err := s.Client(ctx).ListBuckets(ctx, &s3.ListBucketsInput{})
+			return err
 		})
 		if err != nil {
 			return nil, err
