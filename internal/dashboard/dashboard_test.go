@@ -403,7 +403,9 @@ func TestCommitURL(t *testing.T) {
 // live refreshes do not send three SubjectAccessReviews each.
 func TestAuthorizationAnswersAreCachedPerSession(t *testing.T) {
 	p := testProviders()[0].(*roleProvider)
-	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	// The session cookie's Expires comes from this clock and the client's
+	// cookie jar compares it with the real time: start from the real time.
+	now := time.Now().UTC()
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	e := newEnv(t, 2, func(o *Options) { o.Providers = []apiauth.Provider{p}; o.Now = clock })
