@@ -16,6 +16,7 @@ import (
 
 	"github.com/modelsync/modelsync/internal/cmdutil"
 	"github.com/modelsync/modelsync/internal/scan"
+	"github.com/modelsync/modelsync/internal/textio"
 	"github.com/modelsync/modelsync/internal/wiring"
 )
 
@@ -232,7 +233,7 @@ func printText(w io.Writer, rep JSONReport) error {
 		for _, f := range t.Report.Files {
 			files++
 			counts[f.Verdict]++
-			fmt.Fprintf(w, "%-9s  %s  (%s, %s, sha256:%.12s)\n", strings.ToUpper(string(f.Verdict)), displayPath(t.Path, f.Path), f.Format, humanBytes(f.Size), f.SHA256)
+			fmt.Fprintf(w, "%-9s  %s  (%s, %s, sha256:%.12s)\n", strings.ToUpper(string(f.Verdict)), displayPath(t.Path, f.Path), f.Format, textio.FormatBytes(f.Size), f.SHA256)
 			for _, fd := range f.Findings {
 				where := fmt.Sprintf("offset %d", fd.Offset)
 				if member, ok := strings.CutPrefix(fd.Path, f.Path+"!"); ok {
@@ -250,19 +251,6 @@ func printText(w io.Writer, rep JSONReport) error {
 	_, err := fmt.Fprintf(w, "%d file(s) scanned by %s: %d dangerous, %d unknown, %d safe. Verdict: %s.\n",
 		files, rep.Scanner, counts[scan.Dangerous], counts[scan.Unknown], counts[scan.Safe], rep.Verdict)
 	return err
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // progressBar draws one line on a terminal for files large enough to
@@ -285,7 +273,7 @@ func (b *progressBar) update(name string, done, total int64) {
 	if len(name) > 40 {
 		name = "…" + name[len(name)-39:]
 	}
-	fmt.Fprintf(b.w, "\r\033[K%s [%s%s] %3.0f%% %s/%s", name, strings.Repeat("#", n), strings.Repeat("-", width-n), frac*100, humanBytes(done), humanBytes(total))
+	fmt.Fprintf(b.w, "\r\033[K%s [%s%s] %3.0f%% %s/%s", name, strings.Repeat("#", n), strings.Repeat("-", width-n), frac*100, textio.FormatBytes(done), textio.FormatBytes(total))
 	b.drawn = true
 }
 
