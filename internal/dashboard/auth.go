@@ -219,13 +219,7 @@ func (d *Dashboard) read(h http.HandlerFunc) http.HandlerFunc {
 			d.deny(w, r, nil, http.StatusUnauthorized, "sign in to see the dashboard")
 			return
 		}
-		ok, err := d.allowed(r.Context(), s, attrRead)
-		switch {
-		case err != nil:
-			d.deny(w, r, &s.identity, http.StatusServiceUnavailable, "could not authorize: "+err.Error())
-			return
-		case !ok:
-			d.deny(w, r, &s.identity, http.StatusForbidden, s.identity.Name+" may not "+attrRead.String())
+		if !d.authorize(w, r, s, attrRead) {
 			return
 		}
 		v := viewer{Identity: s.identity, SignedIn: s.id != "", CSRF: s.csrf}
@@ -237,6 +231,21 @@ func (d *Dashboard) read(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, v)))
 	}
+}
+
+// authorize reports whether s may do a; when not, it has answered with
+// the refusal (503 when the authorizer could not be asked, 403 otherwise).
+func (d *Dashboard) authorize(w http.ResponseWriter, r *http.Request, s *session, a apiauth.Attributes) bool {
+	ok, err := d.allowed(r.Context(), s, a)
+	switch {
+	case err != nil:
+		d.deny(w, r, &s.identity, http.StatusServiceUnavailable, "could not authorize: "+err.Error())
+		return false
+	case !ok:
+		d.deny(w, r, &s.identity, http.StatusForbidden, s.identity.Name+" may not "+a.String())
+		return false
+	}
+	return true
 }
 
 // act guards an action route: a signed-in caller allowed a, and for POST
@@ -263,13 +272,7 @@ func (d *Dashboard) act(a apiauth.Attributes, h http.HandlerFunc) http.HandlerFu
 				return
 			}
 		}
-		ok, err := d.allowed(r.Context(), s, a)
-		switch {
-		case err != nil:
-			d.deny(w, r, &s.identity, http.StatusServiceUnavailable, "could not authorize: "+err.Error())
-			return
-		case !ok:
-			d.deny(w, r, &s.identity, http.StatusForbidden, s.identity.Name+" may not "+a.String())
+		if !d.authorize(w, r, s, a) {
 			return
 		}
 		v := viewer{Identity: s.identity, SignedIn: s.id != "", CSRF: s.csrf, CanReconcile: a == actReconcile, CanRollback: a == actRollback}
