@@ -310,6 +310,16 @@ func (vm *pickleVM) u(n int) (uint64, error) {
 	return x, nil
 }
 
+// sizedStr reads a width-byte little-endian length and then the string or
+// bytes it counts: the form every BIN* string opcode shares.
+func (vm *pickleVM) sizedStr(width int, k kind, off int64) error {
+	n, err := vm.u(width)
+	if err != nil {
+		return err
+	}
+	return vm.str(k, n, off)
+}
+
 func (vm *pickleVM) str(k kind, n uint64, off int64) error {
 	if n > pickleMaxLen {
 		return vm.fail(off, "length %d out of range", n)
@@ -452,41 +462,17 @@ func (vm *pickleVM) step(op byte, off int64) error {
 		}
 		return vm.push(val{k: kStr, s: unescapeRaw(line), trunc: trunc})
 	case 'T', 'X': // BINSTRING, BINUNICODE
-		n, err := vm.u(4)
-		if err != nil {
-			return err
-		}
-		return vm.str(kStr, n, off)
+		return vm.sizedStr(4, kStr, off)
 	case 'U', 0x8c: // SHORT_BINSTRING, SHORT_BINUNICODE
-		n, err := vm.u(1)
-		if err != nil {
-			return err
-		}
-		return vm.str(kStr, n, off)
+		return vm.sizedStr(1, kStr, off)
 	case 0x8d: // BINUNICODE8
-		n, err := vm.u(8)
-		if err != nil {
-			return err
-		}
-		return vm.str(kStr, n, off)
+		return vm.sizedStr(8, kStr, off)
 	case 'B': // BINBYTES
-		n, err := vm.u(4)
-		if err != nil {
-			return err
-		}
-		return vm.str(kBytes, n, off)
+		return vm.sizedStr(4, kBytes, off)
 	case 'C': // SHORT_BINBYTES
-		n, err := vm.u(1)
-		if err != nil {
-			return err
-		}
-		return vm.str(kBytes, n, off)
+		return vm.sizedStr(1, kBytes, off)
 	case 0x8e, 0x96: // BINBYTES8, BYTEARRAY8
-		n, err := vm.u(8)
-		if err != nil {
-			return err
-		}
-		return vm.str(kBytes, n, off)
+		return vm.sizedStr(8, kBytes, off)
 	case 0x80: // PROTO
 		x, err := vm.u(1)
 		if err != nil {
