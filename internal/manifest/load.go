@@ -167,11 +167,7 @@ func load(fsys fs.FS, c *Cache) (*Repo, error) {
 		return nil, err
 	}
 	byRegistry := map[string]string{}
-	for _, name := range names {
-		m, pos, errs, err := loadModelCached(fsys, name, r.Config, c)
-		if err != nil {
-			return nil, err
-		}
+	err = loadModels(fsys, names, r.Config, c, func(name string, m *Model, pos Positions, errs ErrorList) error {
 		if len(errs) == 0 {
 			if other, dup := byRegistry[m.RegisteredModel()]; dup {
 				p := pos["spec.registry.name"]
@@ -189,10 +185,14 @@ func load(fsys fs.FS, c *Cache) (*Repo, error) {
 			if m != nil {
 				r.Broken[name], r.BrokenLines[name] = m, pos
 			}
-			continue
+			return nil
 		}
 		r.Models[name] = m
 		r.Lines[name] = pos
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return r, nil
 }
