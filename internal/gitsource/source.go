@@ -22,6 +22,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -1180,25 +1181,15 @@ func changedPaths(repo *git.Repository, objs *objectHeaders, from, to plumbing.H
 	if err != nil {
 		return nil, err
 	}
-	changes, err := object.DiffTree(fromTree, toTree)
-	if err != nil {
-		return nil, fmt.Errorf("gitsource: diff %s..%s in %s: %w", from, to, where, err)
+	d := &treeDiff{read: func(h plumbing.Hash) (*object.Tree, error) { return readTree(repo, objs, h) }, where: where}
+	if err := d.dirs(fromTree, toTree, ""); err != nil {
+		return nil, fmt.Errorf("gitsource: diff %s..%s: %w", from, to, err)
 	}
-	set := make(map[string]struct{}, len(changes)*2)
-	for _, c := range changes {
-		if c.From.Name != "" {
-			set[c.From.Name] = struct{}{}
-		}
-		if c.To.Name != "" {
-			set[c.To.Name] = struct{}{}
-		}
-	}
-	out := make([]string, 0, len(set))
-	for p := range set {
-		out = append(out, p)
-	}
-	sort.Strings(out)
-	return out, nil
+	// Git orders a directory as its name with "/", which is the order of
+	// full paths, so out is sorted already unless a tree object was
+	// written out of order (git fsck refuses those, other writers may not).
+	slices.Sort(d.out)
+	return slices.Compact(d.out), nil
 }
 
 func commitTree(repo *git.Repository, objs *objectHeaders, h plumbing.Hash, where string) (*object.Tree, error) {

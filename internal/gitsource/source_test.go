@@ -428,3 +428,53 @@ func testSyncShallow(t *testing.T, depth int) {
 	}
 	git(t, src.Dir(), "fsck", "--no-progress", "--strict")
 }
+
+// ChangedPaths agrees with `git diff --name-only --no-renames` where
+// names sort differently in Git's trees than as strings ("a.b" before
+// "a/"), where a file becomes a directory of the same name and back, for
+// links, executable bits and deep moves.
+func TestChangedPathsMatchesGit(t *testing.T) {
+	w := testenv.NewWorkdir(t, "")
+	w.WriteFile("a/x", "1\n")
+	w.WriteFile("a.b", "1\n")
+	w.WriteFile("a-c/y", "1\n")
+	w.WriteFile("f", "file\n")
+	w.WriteFile("deep/1/2/3/z", "z\n")
+	w.WriteFile("same/s", "s\n")
+	commits := []string{w.Commit("one")}
+	w.WriteFile("a/x", "2\n")
+	w.WriteFile("a.b", "2\n")
+	w.Remove("f")
+	w.WriteFile("f/inside", "now a directory\n")
+	if err := os.Symlink("a.b", filepath.Join(w.Dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	w.Run("mv", "deep/1", "moved")
+	commits = append(commits, w.Commit("two"))
+	w.Remove("f")
+	w.WriteFile("f", "a file again\n")
+	if err := os.Chmod(filepath.Join(w.Dir, "a-c/y"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w.Remove("link")
+	if err := os.Symlink("a-c", filepath.Join(w.Dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	commits = append(commits, w.Commit("three"))
+
+	src := openSource(t, w.Dir, 0)
+	mustSync(t, src)
+	for i := range commits {
+		for j := range commits {
+			got, err := src.ChangedPaths(commits[i], commits[j])
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := strings.Fields(w.Run("diff", "--name-only", "--no-renames", commits[i], commits[j]))
+			slices.Sort(out)
+			if !slices.Equal(got, out) && (len(got) > 0 || len(out) > 0) {
+				t.Errorf("ChangedPaths(%d, %d) = %q, git says %q", i, j, got, out)
+			}
+		}
+	}
+}
