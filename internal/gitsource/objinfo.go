@@ -143,6 +143,24 @@ func (o *objectHeaders) info(h plumbing.Hash) (objectInfo, error) {
 	return objectInfo{typ: plumbing.AnyObject, size: size, cost: size}, nil
 }
 
+// has reports whether h is stored: first in the pack indexes this
+// reader holds in memory, then by asking store, which looks for a loose
+// object file before the packs. A fetch checks every ref it knows this
+// way, one per release tag, and the file lookups were most of its CPU.
+func (o *objectHeaders) has(store storer.EncodedObjectStorer, h plumbing.Hash) bool {
+	if o.fs != nil {
+		if o.packs == nil && o.loadPacks() != nil {
+			o.reset()
+		}
+		for _, p := range o.packs {
+			if _, ok, err := p.find(h); err == nil && ok {
+				return true
+			}
+		}
+	}
+	return store.HasEncodedObject(h) == nil
+}
+
 // check returns the header of h, refusing an object of another type than
 // want (as go-git does, with ErrObjectNotFound) or one whose cost exceeds
 // limit.

@@ -642,7 +642,7 @@ func (s *Source) planLocked(want map[string]string) (syncPlan, error) {
 		h := plumbing.NewHash(hex)
 		// A ref that moved to an object the cache already has (a reverted
 		// branch, a new tag on a known commit) needs no download.
-		if !wantSet[h] && s.repo.Storer.HasEncodedObject(h) != nil {
+		if !wantSet[h] && !s.objs.has(s.repo.Storer, h) {
 			wantSet[h] = true
 			p.wants = append(p.wants, h)
 		}
@@ -658,7 +658,7 @@ func (s *Source) planLocked(want map[string]string) (syncPlan, error) {
 	haveSet := map[plumbing.Hash]bool{}
 	for _, hex := range have {
 		h := plumbing.NewHash(hex)
-		if !haveSet[h] && s.repo.Storer.HasEncodedObject(h) == nil {
+		if !haveSet[h] && s.objs.has(s.repo.Storer, h) {
 			haveSet[h] = true
 			p.haves = append(p.haves, h)
 		}
