@@ -655,14 +655,7 @@ func (s *Source) planLocked(want map[string]string) (syncPlan, error) {
 	if len(p.wants) == 0 {
 		return p, nil
 	}
-	haveSet := map[plumbing.Hash]bool{}
-	for _, hex := range have {
-		h := plumbing.NewHash(hex)
-		if !haveSet[h] && s.objs.has(s.repo.Storer, h) {
-			haveSet[h] = true
-			p.haves = append(p.haves, h)
-		}
-	}
+	p.haves = s.havesLocked(have)
 	sortHashes(p.wants)
 	sortHashes(p.haves)
 	if s.depth > 0 {
@@ -672,6 +665,44 @@ func (s *Source) planLocked(want map[string]string) (syncPlan, error) {
 		}
 	}
 	return p, nil
+}
+
+// maxHaves bounds the refs offered to the server as already held. Git
+// itself gives up negotiating after a few hundred; a repository with a
+// release tag per model has tens of thousands of refs, and checking and
+// sending every one on each fetch grew the cost of a push with them.
+const maxHaves = 256
+
+// havesLocked returns the tips the cache holds, branches first (they
+// reach almost everything), then other refs in name order, at most
+// maxHaves. Leaving a tip out costs at most a larger pack, never a
+// missing object. Callers hold s.mu.
+func (s *Source) havesLocked(have map[string]string) []plumbing.Hash {
+	names := slices.SortedFunc(maps.Keys(have), func(a, b string) int {
+		if ab, bb := strings.HasPrefix(a, "refs/heads/"), strings.HasPrefix(b, "refs/heads/"); ab != bb {
+			if ab {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	seen := map[plumbing.Hash]bool{}
+	var haves []plumbing.Hash
+	for _, name := range names {
+		h := plumbing.NewHash(have[name])
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		if s.objs.has(s.repo.Storer, h) {
+			haves = append(haves, h)
+			if len(haves) == maxHaves {
+				break
+			}
+		}
+	}
+	return haves
 }
 
 func (s *Source) uploadPackSession() (transport.UploadPackSession, error) {
