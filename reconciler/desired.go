@@ -546,6 +546,7 @@ func (r *resolver) resolveEnv(cfg *manifest.RepoConfig, env manifest.Environment
 		rev     string
 		tagName string
 		m       *manifest.Model
+		files   fs.FS
 	)
 	if env.FollowsReleases() {
 		tag, ok := r.tags.Latest(model, env.Prerelease)
@@ -553,21 +554,26 @@ func (r *resolver) resolveEnv(cfg *manifest.RepoConfig, env manifest.Environment
 			return DesiredEnv{}, false, nil
 		}
 		key := releaseKey{cfg: cfg, model: model, tag: tag.Name, commit: tag.Commit}
-		c, mm, known := r.releases.get(key)
+		rel, known := r.releases.get(key)
 		if !known {
 			var err error
-			if c, err = r.snap.Commit(tag.Commit); err != nil {
+			if rel.commit, err = r.snap.Commit(tag.Commit); err != nil {
 				return DesiredEnv{}, false, fmt.Errorf("release %s: %w", tag.Name, err)
 			}
 			var problems manifest.ErrorList
-			if mm, problems, err = r.modelAt(c.Hash, model, cfg); err != nil {
+			if rel.model, problems, err = r.modelAt(rel.commit.Hash, model, cfg); err != nil {
 				return DesiredEnv{}, false, fmt.Errorf("release %s: %w", tag.Name, err)
 			}
 			if len(problems) > 0 {
 				return DesiredEnv{}, false, fmt.Errorf("release %s is invalid: %w", tag.Name, problems)
 			}
-			r.releases.put(key, c, mm)
+			if rel.files, err = r.tree(rel.commit.Hash); err != nil {
+				return DesiredEnv{}, false, fmt.Errorf("release %s: %w", tag.Name, err)
+			}
+			r.releases.put(key, rel)
 		}
+		files = rel.files
+		c, mm := rel.commit, rel.model
 		commit, rev, tagName, m = c, Revision(tag.Name, c.Hash), tag.Name, mm
 	} else {
 		c := configHead
@@ -594,9 +600,11 @@ func (r *resolver) resolveEnv(cfg *manifest.RepoConfig, env manifest.Environment
 	if !ok {
 		return DesiredEnv{}, false, nil
 	}
-	files, err := r.tree(commit.Hash)
-	if err != nil {
-		return DesiredEnv{}, false, err
+	if files == nil {
+		var err error
+		if files, err = r.tree(commit.Hash); err != nil {
+			return DesiredEnv{}, false, err
+		}
 	}
 	de := DesiredEnv{
 		Environment: env.Name,

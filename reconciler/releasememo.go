@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"io/fs"
 	"sync"
 
 	"github.com/modelsync/modelsync/internal/manifest"
@@ -41,30 +42,34 @@ type releaseKey struct {
 type releaseEntry struct {
 	commit Commit
 	model  *manifest.Model
+	// files is the release commit's tree: opening it reads the commit
+	// and its root directory, for every released model on every pass.
+	files  fs.FS
 	usedAt uint64
 }
 
-func (m *ReleaseMemo) get(k releaseKey) (Commit, *manifest.Model, bool) {
+func (m *ReleaseMemo) get(k releaseKey) (releaseEntry, bool) {
 	if m == nil {
-		return Commit{}, nil, false
+		return releaseEntry{}, false
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.entries[k]
 	if !ok {
-		return Commit{}, nil, false
+		return releaseEntry{}, false
 	}
 	e.usedAt = m.gen
-	return e.commit, e.model, true
+	return *e, true
 }
 
-func (m *ReleaseMemo) put(k releaseKey, c Commit, model *manifest.Model) {
+func (m *ReleaseMemo) put(k releaseKey, e releaseEntry) {
 	if m == nil {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.entries[k] = &releaseEntry{commit: c, model: model, usedAt: m.gen}
+	e.usedAt = m.gen
+	m.entries[k] = &e
 }
 
 // sweep ends a computation, dropping what it did not use.
