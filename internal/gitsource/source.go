@@ -976,16 +976,18 @@ func (s *Source) snapshot(refs map[string]string) SyncResult {
 	sort.Strings(names)
 	peeled := make(map[plumbing.Hash]plumbing.Hash, len(s.peeled))
 	for _, name := range names {
-		ref := plumbing.ReferenceName(name)
+		// Prefixes are cut by hand: go-git's ReferenceName.Short tries
+		// each of its rev-parse rules in turn, and was two thirds of this
+		// loop with a release tag per model.
 		hash := plumbing.NewHash(refs[name])
-		if ref.IsBranch() {
-			res.Heads[ref.Short()] = hash.String()
+		if branch, ok := strings.CutPrefix(name, "refs/heads/"); ok {
+			res.Heads[branch] = hash.String()
 			continue
 		}
-		if !ref.IsTag() {
+		short, ok := strings.CutPrefix(name, "refs/tags/")
+		if !ok {
 			continue
 		}
-		short := ref.Short()
 		if !release.LooksLikeReleaseTag(short) {
 			continue
 		}

@@ -125,7 +125,10 @@ func (w *Workspace) ReleaseTags() ([]release.Tag, []error, error) {
 	var tags []release.Tag
 	var bad []error
 	err = iter.ForEach(func(r *plumbing.Reference) error {
-		tag, ok, err := releaseTag(w.repo, w.objs, r.Name().Short(), r.Hash())
+		// repo.Tags lists refs/tags/ only; cutting it by hand is much
+		// cheaper than ReferenceName.Short (see snapshot).
+		name, _ := strings.CutPrefix(r.Name().String(), "refs/tags/")
+		tag, ok, err := releaseTag(w.repo, w.objs, name, r.Hash())
 		switch {
 		case err != nil:
 			bad = append(bad, err)
