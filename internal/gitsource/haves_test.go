@@ -50,3 +50,42 @@ func TestHavesAreBoundedBranchesFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An unchanged poll answers from the last result without parsing the tags
+// again, and what a caller does to its copy stays with that caller.
+func TestUnchangedPollReusesItsResult(t *testing.T) {
+	w, _, src, head := servedRepo(t)
+	w.Tag("churn/v1.0.0", "release")
+	w.Push("--tags")
+	first, err := src.Sync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Tags) != 1 || first.Heads["main"] != head {
+		t.Fatalf("first sync: %+v", first)
+	}
+	first.Heads["main"] = "changed by the caller"
+	first.Tags[0].Model = "changed by the caller"
+	second, err := src.Sync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Changed || second.Heads["main"] != head || second.Tags[0].Model != "churn" {
+		t.Fatalf("unchanged poll = %+v; a caller's change leaked into the Source", second)
+	}
+	src.mu.Lock()
+	memo := src.knownSnap
+	src.mu.Unlock()
+	if memo == nil || memo.Tags[0].Model != "churn" {
+		t.Fatalf("no remembered result after an unchanged poll: %+v", memo)
+	}
+	w.Tag("churn/v1.1.0", "release")
+	w.Push("--tags")
+	third, err := src.Sync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !third.Changed || len(third.Tags) != 2 {
+		t.Fatalf("after a new tag: %+v", third)
+	}
+}

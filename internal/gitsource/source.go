@@ -134,6 +134,9 @@ type Source struct {
 	// Sync, so an unchanged poll costs one ref advertisement and no disk
 	// reads. nil means "read from disk". Guarded by mu.
 	known map[string]string
+	// knownSnap is the SyncResult of known (nil when known is nil), so an
+	// unchanged poll does not parse every release tag again. Guarded by mu.
+	knownSnap *SyncResult
 	// peeled maps tag targets to the commits they peel to. Guarded by mu.
 	peeled map[plumbing.Hash]plumbing.Hash
 	// trees are the decoded directories every TreeFS of this Source
@@ -278,7 +281,7 @@ func (s *Source) lockCache(ctx context.Context) error {
 				return err
 			}
 		}
-		s.known = nil
+		s.known, s.knownSnap = nil, nil
 		s.mu.Unlock()
 		s.disk = st
 	}
@@ -506,14 +509,18 @@ func (s *Source) fetch(ctx context.Context, listed func()) (SyncResult, error) {
 	if err != nil || !p.changed {
 		var res SyncResult
 		if err == nil {
+			if s.known == nil || s.knownSnap == nil {
+				snap := s.snapshot(p.have)
+				s.knownSnap = &snap
+			}
 			s.known = p.have
-			res = s.snapshot(p.have)
+			res = s.knownSnap.clone()
 		}
 		s.mu.Unlock()
 		return res, err
 	}
 	// Whatever happens next, the on-disk refs are the truth again.
-	s.known = nil
+	s.known, s.knownSnap = nil, nil
 	s.mu.Unlock()
 
 	var pack *os.File
@@ -540,8 +547,9 @@ func (s *Source) fetch(ctx context.Context, listed func()) (SyncResult, error) {
 	if err := s.writeRefs(want); err != nil {
 		return SyncResult{}, err
 	}
-	s.known = want
-	res := s.snapshot(want)
+	snap := s.snapshot(want)
+	s.known, s.knownSnap = want, &snap
+	res := snap.clone()
 	res.Changed = true
 	return res, nil
 }
