@@ -139,6 +139,16 @@ func changedRawEntries(a, b []byte, changed func(name []byte)) error {
 	var na, nb int
 	var err error
 	for len(a) > 0 || len(b) > 0 {
+		if na == 0 && nb == 0 {
+			// The common case in a walk: a run of entries both sides
+			// store alike, passed over checking only what decoding
+			// would refuse.
+			n := sameEntries(a, b)
+			a, b = a[n:], b[n:]
+			if len(a) == 0 && len(b) == 0 {
+				break
+			}
+		}
 		if na == 0 && len(a) > 0 {
 			if ea, na, err = nextRawEntry(a); err != nil {
 				return err
@@ -177,4 +187,34 @@ func changedRawEntries(a, b []byte, changed func(name []byte)) error {
 		}
 	}
 	return nil
+}
+
+// sameEntries returns the length of the entries at the start of a that b
+// starts with byte for byte, as far as each is well formed (nextRawEntry
+// reports what is not).
+func sameEntries(a, b []byte) int {
+	done := 0
+	for {
+		rest := a[done:]
+		// The mode: octal digits below 1<<32, then a space.
+		sp := 0
+		var mode uint64
+		for sp < len(rest) && rest[sp] != ' ' {
+			c := rest[sp]
+			if c < '0' || c > '7' || sp >= 11 {
+				return done
+			}
+			mode = mode*8 + uint64(c-'0')
+			sp++
+		}
+		if sp == 0 || sp == len(rest) || mode > 1<<32-1 {
+			return done
+		}
+		nul := bytes.IndexByte(rest[sp+1:], 0)
+		end := sp + 1 + nul + 1 + len(plumbing.ZeroHash)
+		if nul <= 0 || end > len(rest) || end > len(b)-done || string(rest[:end]) != string(b[done:done+end]) {
+			return done
+		}
+		done += end
+	}
 }

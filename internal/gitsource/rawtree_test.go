@@ -285,17 +285,57 @@ func TestChangedRawEntriesRefusesWhatDecodingRefuses(t *testing.T) {
 		"empty name":         append([]byte("100644 \x00"), h...),
 		"truncated hash":     append([]byte("100644 a\x00"), h[:19]...),
 		"trailing bytes":     append(slices.Clone(good), "1006"...),
+		"mode with 8":        append([]byte("100648 a\x00"), h...),
+		"long legacy mode":   append([]byte("000000100644 a\x00"), h...),
 	} {
-		o := &plumbing.MemoryObject{}
-		o.SetType(plumbing.TreeObject)
-		if _, err := o.Write(body); err != nil {
-			t.Fatal(err)
+		// Alone against a good one, and shared by two directories that
+		// differ after it (the merge passes over a shared run quickly).
+		e1 := append([]byte("100644 zz\x00"), bytes.Repeat([]byte{1}, 20)...)
+		e2 := append([]byte("100644 zz\x00"), bytes.Repeat([]byte{2}, 20)...)
+		shared := [][2][]byte{{body, good}, {good, body}, {append(slices.Clone(body), e1...), append(slices.Clone(body), e2...)}}
+		for i, pair := range shared {
+			var decodeErr error
+			for _, side := range pair {
+				if err := decodeTree(side); err != nil {
+					decodeErr = err
+				}
+			}
+			err := changedRawEntries(pair[0], pair[1], func([]byte) {})
+			if (err != nil) != (decodeErr != nil) {
+				t.Errorf("%s, pair %d: merge error %v, decode error %v", name, i, err, decodeErr)
+			}
 		}
-		var tr object.Tree
-		decodeErr := tr.Decode(o)
-		err := changedRawEntries(body, good, func([]byte) {})
-		if (err != nil) != (decodeErr != nil) {
-			t.Errorf("%s: merge error %v, decode error %v", name, err, decodeErr)
+	}
+}
+
+func decodeTree(body []byte) error {
+	o := &plumbing.MemoryObject{}
+	o.SetType(plumbing.TreeObject)
+	if _, err := o.Write(body); err != nil {
+		return err
+	}
+	var tr object.Tree
+	return tr.Decode(o)
+}
+
+// BenchmarkChangedRawEntries merges two models/ directories of 10,000
+// models that differ in one entry, as each step of the attribution walk.
+func BenchmarkChangedRawEntries(b *testing.B) {
+	var older, newer []byte
+	for i := range 10000 {
+		h := bytes.Repeat([]byte{byte(i)}, 20)
+		older = append(append(older, fmt.Sprintf("40000 model-%04d\x00", i)...), h...)
+		if i == 5000 {
+			h = bytes.Repeat([]byte{0xff}, 20)
+		}
+		newer = append(append(newer, fmt.Sprintf("40000 model-%04d\x00", i)...), h...)
+	}
+	b.SetBytes(int64(len(older)))
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if err := changedRawEntries(older, newer, func([]byte) { n++ }); err != nil || n != 1 {
+			b.Fatal(n, err)
 		}
 	}
 }
