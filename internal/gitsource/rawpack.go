@@ -80,12 +80,13 @@ func (s *Source) storedTree(h plumbing.Hash) ([]byte, error) {
 // resolving its deltas here rather than through go-git. go-git puts every
 // object it resolves in its object cache, and the cache names it by its
 // hash, computed anew over the whole content (go-git does not pass on the
-// hash it looked up): with a models/ directory of 10,000 models that was a
-// third of the walk's cost after decoding was gone, with the copies into
-// and out of go-git's objects most of the rest. The pack's contents were
-// hashed when it was indexed (indexPack), and rawTree found this offset by
-// hash in that index. Callers checked the object's type and that no step
-// of its chain exceeds maxMetaSize (objectHeaders.check).
+// hash it looked up), after copying it through a growing buffer: with a
+// models/ directory of 10,000 models, once decoding was gone, reading
+// through go-git was 1.23 s of the walk's 1.84 s of samples, 0.49 s of it
+// hashing and 0.59 s copying. The pack's contents were hashed when it was
+// indexed (indexPack), and rawTree found this offset by hash in that
+// index. Callers checked the object's type and that no step of its chain
+// exceeds maxMetaSize (objectHeaders.check).
 func (s *Source) packedTree(at packOffset) ([]byte, error) {
 	// Down the chain to a body in s.raw or stored whole, then back up,
 	// applying each delta to the body below it.
