@@ -7,13 +7,9 @@ import "github.com/go-git/go-git/v5/plumbing"
 // are also the delta bases of the next ones.
 const maxRawTrees = 8
 
-// maxSpareBodies is how many evicted bodies rawTrees keeps for reuse, of
-// those at least minSpareBody bytes large: a smaller one costs little to
-// allocate again.
-const (
-	maxSpareBodies = 2
-	minSpareBody   = 64 << 10
-)
+// maxSpareBodies is how many evicted bodies rawTrees keeps for reuse, the
+// largest.
+const maxSpareBodies = 2
 
 // rawTrees keeps the last few large directory objects ChangedEntries read,
 // as the bytes Git stores ("<mode> <name>\x00<20-byte hash>" per entry),
@@ -112,9 +108,6 @@ func (c *rawTrees) put(h plumbing.Hash, at packOffset, body []byte) {
 
 // spare keeps b for reuse if it is among the largest buffers evicted.
 func (c *rawTrees) spare(b []byte) {
-	if cap(b) < minSpareBody {
-		return
-	}
 	if len(c.spares) < maxSpareBodies {
 		c.spares = append(c.spares, b[:0])
 		return

@@ -142,8 +142,8 @@ func sortedEntries(es []entry) []entry {
 // same name, mode changes, legacy modes, symbolic links, submodules,
 // entries out of order, models/ missing (the first edgeCommits commits);
 // then a large models/ changed one or two entries per commit, larger than
-// minPackedTree and minSpareBody, so the packed path, its delta chains and
-// the reuse of evicted buffers are compared too.
+// minPackedTree, so the packed path, its delta chains and the reuse of
+// evicted buffers are compared too.
 func editTreeRepo(t *testing.T) (r *treeRepo, commits []string, edgeCommits int) {
 	t.Helper()
 	r = &treeRepo{w: testenv.NewWorkdir(t, ""), t: t}
