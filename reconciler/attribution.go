@@ -37,9 +37,10 @@ type EntryDiffer interface {
 //
 // Finding it walks the branch's first-parent chain back from the head,
 // comparing per step the hashes of modelsync.yaml and of each pending
-// model's folder (one root and one models/ directory object decoded per
-// commit; a full tree diff decoded every model folder and cost ~30 ms a
-// step on a 1,000-model repository). The answer is kept with the
+// model's folder (one root and one models/ directory object read per
+// commit and compared on their bytes, see gitsource.Source.ChangedEntries;
+// a full tree diff decoded every model folder and cost ~30 ms a step on a
+// 1,000-model repository). The answer is kept with the
 // head it was found at, so the next pass walks only the commits since that
 // head; a model untouched by them keeps its previous answer. The first pass
 // walks back to the oldest model's last change (once per process). Entries
