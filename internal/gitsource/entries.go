@@ -50,16 +50,18 @@ func (s *Source) DirEntries(hash, dir string) (map[string]string, error) {
 }
 
 // ChangedEntries names the entries of directory dir that differ between
-// commits older and newer: added, removed or with another object hash. It
-// compares the two directory objects entry by entry in Git's order,
-// without building a listing of either, and shares decoded directories
-// with Tree, so a walk down a branch's history decodes each commit's
-// directory once. A directory missing at a commit counts as empty.
+// commits older and newer: added, removed or with another object hash or
+// mode. It compares the two directories' object hashes first, then merges
+// the two directory objects' bodies in Git's order on the bytes, building
+// no listing of either and a string only for an entry that differs (see
+// rawTrees). A directory missing at a commit counts as empty.
 func (s *Source) ChangedEntries(older, newer, dir string) ([]string, error) {
-	var roots [2]plumbing.Hash
+	commits := [2]string{older, newer}
+	var dirs [2]plumbing.Hash // zero: no such directory
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, c := range []string{older, newer} {
+	defer s.raw.release()
+	for i, c := range commits {
 		h, err := parseHash(c)
 		if err != nil {
 			return nil, fmt.Errorf("gitsource: %s in %s: %w", dir, s.URL(), err)
@@ -71,59 +73,56 @@ func (s *Source) ChangedEntries(older, newer, dir string) ([]string, error) {
 			}
 			return nil, fmt.Errorf("gitsource: read commit %s of %s: %w", h, s.URL(), err)
 		}
-		roots[i] = commit.TreeHash
-	}
-	var trees [2]*object.Tree
-	for i, root := range roots {
-		t, err := s.dirAt(root, strings.Trim(dir, "/"))
-		if err != nil {
-			return nil, fmt.Errorf("gitsource: %s at %s in %s: %w", dir, []string{older, newer}[i], s.URL(), err)
+		if dirs[i], err = s.dirHash(commit.TreeHash, strings.Trim(dir, "/")); err != nil {
+			return nil, fmt.Errorf("gitsource: %s at %s in %s: %w", dir, c, s.URL(), err)
 		}
-		trees[i] = t
 	}
-	if trees[0] != nil && trees[1] != nil && trees[0].Hash == trees[1].Hash {
+	if dirs[0] == dirs[1] {
 		return nil, nil
 	}
-	var a, b []object.TreeEntry
-	if trees[0] != nil {
-		a = trees[0].Entries
-	}
-	if trees[1] != nil {
-		b = trees[1].Entries
+	var bodies [2][]byte
+	// The newer side first: in a walk down the history the step before
+	// read it as its older side, so it is in s.raw, and Git mostly stores
+	// the older version as a delta against it.
+	for _, i := range []int{1, 0} {
+		if dirs[i].IsZero() {
+			continue
+		}
+		b, err := s.rawTree(dirs[i])
+		if err != nil {
+			return nil, fmt.Errorf("gitsource: %s at %s in %s: %w", dir, commits[i], s.URL(), err)
+		}
+		bodies[i] = b
 	}
 	var changed []string
-	for len(a) > 0 || len(b) > 0 {
-		switch c := compareEntries(a, b); {
-		case c < 0:
-			changed, a = append(changed, a[0].Name), a[1:]
-		case c > 0:
-			changed, b = append(changed, b[0].Name), b[1:]
-		default:
-			if a[0].Hash != b[0].Hash || a[0].Mode != b[0].Mode {
-				changed = append(changed, a[0].Name)
-			}
-			a, b = a[1:], b[1:]
-		}
+	err := changedRawEntries(bodies[0], bodies[1], func(name []byte) { changed = append(changed, string(name)) })
+	if err != nil {
+		return nil, fmt.Errorf("gitsource: %s between %s and %s in %s: %w", dir, older, newer, s.URL(), err)
 	}
 	slices.Sort(changed)
 	return slices.Compact(changed), nil
 }
 
-// compareEntries orders the first entries of a and b by name as Git sorts
-// them (a directory's name with a trailing "/"); an exhausted side sorts
-// last.
-func compareEntries(a, b []object.TreeEntry) int {
-	switch {
-	case len(a) == 0:
-		return 1
-	case len(b) == 0:
-		return -1
+// dirHash returns the object hash of directory dir below root tree, zero
+// when it is missing or not a directory, reading the directories above it
+// through the shared cache. Callers hold s.mu.
+func (s *Source) dirHash(root plumbing.Hash, dir string) (plumbing.Hash, error) {
+	if dir == "" {
+		return root, nil
 	}
-	key := b[0].Name
-	if b[0].Mode == filemode.Dir {
-		key += "/"
+	parent, base := "", dir
+	if i := strings.LastIndexByte(dir, '/'); i >= 0 {
+		parent, base = dir[:i], dir[i+1:]
 	}
-	return compareKey(a[0], key)
+	t, err := s.dirAt(root, parent)
+	if err != nil || t == nil {
+		return plumbing.ZeroHash, err
+	}
+	e, ok := findEntry(t, base)
+	if !ok || e.Mode != filemode.Dir {
+		return plumbing.ZeroHash, nil
+	}
+	return e.Hash, nil
 }
 
 // dirAt returns directory dir below root tree, nil when it is missing or

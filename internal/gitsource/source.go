@@ -145,6 +145,8 @@ type Source struct {
 	// objs reads object headers, to check sizes before go-git reads
 	// content. Guarded by mu.
 	objs *objectHeaders
+	// raw are the directory bodies ChangedEntries read last. Guarded by mu.
+	raw rawTrees
 }
 
 // Commit describes a commit.
