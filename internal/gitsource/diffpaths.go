@@ -103,3 +103,20 @@ func (d *treeDiff) tree(h plumbing.Hash, prefix, name string) (*object.Tree, err
 // counted reports whether an entry of this mode is a file for
 // ChangedPaths: regular and executable files, links and submodules.
 func counted(m filemode.FileMode) bool { return m.IsFile() || m == filemode.Submodule }
+
+// compareEntries orders the first entries of a and b by name as Git sorts
+// them (a directory's name with a trailing "/"); an exhausted side sorts
+// last.
+func compareEntries(a, b []object.TreeEntry) int {
+	switch {
+	case len(a) == 0:
+		return 1
+	case len(b) == 0:
+		return -1
+	}
+	key := b[0].Name
+	if b[0].Mode == filemode.Dir {
+		key += "/"
+	}
+	return compareKey(a[0], key)
+}
