@@ -202,7 +202,7 @@ func runChild(cfg childConfig) error {
 	runtime.ReadMemStats(&ms)
 	heapBefore := ms.HeapAlloc
 
-	stop, err := startProfile(cfg.cpuprofile, cfg.target, cfg.models)
+	stop, err := startProfile(cfg.cpuprofile, cfg.target, strconv.Itoa(cfg.models))
 	if err != nil {
 		return err
 	}
@@ -222,9 +222,14 @@ func runChild(cfg childConfig) error {
 	runtime.ReadMemStats(&ms)
 	res.HeapPerObject = float64(int64(ms.HeapAlloc)-int64(heapBefore)) / float64(max(1, res.Objects))
 
+	stop, err = startProfile(cfg.cpuprofile, cfg.target+"."+strconv.Itoa(cfg.models), "resync")
+	if err != nil {
+		return err
+	}
 	before, w, c := cnt.snapshot(), time.Now(), cpuTime()
 	p, err = reconciler.BuildPlan(ctx, d, targets)
 	res.ResyncWall, res.ResyncCPU = time.Since(w), cpuTime()-c
+	stop()
 	if err != nil {
 		return err
 	}
@@ -274,11 +279,13 @@ func versions(d *reconciler.DesiredState) int {
 	return n
 }
 
-func startProfile(prefix, target string, models int) (func(), error) {
+// startProfile writes a CPU profile to prefix.a.b until the returned
+// function is called; without a prefix it does nothing.
+func startProfile(prefix, a, b string) (func(), error) {
 	if prefix == "" {
 		return func() {}, nil
 	}
-	f, err := os.Create(filepath.Clean(prefix + "." + target + "." + strconv.Itoa(models)))
+	f, err := os.Create(filepath.Clean(prefix + "." + a + "." + b))
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,7 @@ func main() {
 	objects := flag.Int("objects", 2, "artifact objects per model version")
 	mlflowWorkers := flag.Int("mlflow-workers", 2, "MLflow server worker processes")
 	releaseBatch := flag.Int("release-batch", 0, "models per release commit in the generated repository (0: models/1000, at least 1)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of each child's first observe+plan to `FILE`.<target>.<models>")
+	cpuprofile := flag.String("cpuprofile", "", "write CPU profiles of each child's first observe+plan to `FILE`.<target>.<models> and of its resync to FILE.<target>.<models>.resync")
 	flag.Parse()
 	var err error
 	if *child != "" {
