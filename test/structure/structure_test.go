@@ -74,6 +74,7 @@ var targetImporters = map[string]string{
 	// Benchmarks measure one target's own code paths directly.
 	"test/bench/controller": "benchmark",
 	"test/bench/mlflow":     "benchmark of the mlflow target",
+	"test/bench/plan":       "benchmark of every target against its server",
 	"test/bench/s3copy":     "benchmark of the s3 target's copies",
 }
 

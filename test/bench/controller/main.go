@@ -68,6 +68,7 @@ import (
 	"github.com/modelsync/modelsync/internal/repo"
 	"github.com/modelsync/modelsync/internal/target/mlflow"
 	"github.com/modelsync/modelsync/reconciler"
+	"github.com/modelsync/modelsync/test/bench/internal/converged"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
@@ -156,7 +157,7 @@ func run(cfg benchConfig) error {
 		return err
 	}
 	work := filepath.Join(dir, "work")
-	if err := generate(work, models, cfg.releaseBatch); err != nil {
+	if err := converged.Generate(work, models, cfg.releaseBatch); err != nil {
 		return err
 	}
 	// The server's repository fetches the generated one from disk: a push
@@ -172,7 +173,7 @@ func run(cfg benchConfig) error {
 	start := time.Now()
 	if cfg.seed {
 		fmt.Printf("seeding MLflow's store with %d converged models by SQL...\n", models)
-		if err := seedConverged(ctx, srv, models); err != nil {
+		if err := converged.SeedMLflow(ctx, srv, models); err != nil {
 			return err
 		}
 	} else {

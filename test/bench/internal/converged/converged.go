@@ -1,4 +1,8 @@
-package main
+// Package converged makes what the benchmarks start from: the generated
+// models repository (n models × dev, staging, prod) and the registry a
+// finished first sync of it leaves in MLflow's PostgreSQL store. The
+// controller and plan benchmarks share it so they measure the same state.
+package converged
 
 import (
 	"bufio"
@@ -13,11 +17,11 @@ import (
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
-// modelName is the generated repository's name of model i.
-func modelName(i int) string { return fmt.Sprintf("model-%04d", i) }
+// ModelName is the generated repository's name of model i.
+func ModelName(i int) string { return fmt.Sprintf("model-%04d", i) }
 
-// modelYAML is model i's model.yaml as generated (before its release line).
-func modelYAML(i int) string {
+// ModelYAML is model i's model.yaml as generated (before its release line).
+func ModelYAML(i int) string {
 	return fmt.Sprintf(`apiVersion: modelsync.dev/v1alpha1
 kind: Model
 metadata:
@@ -29,10 +33,10 @@ spec:
     staging: {version: 2}
     prod: {version: 1}
   serving: {path: serving, modelFormat: sklearn}
-`, modelName(i), i%50)
+`, ModelName(i), i%50)
 }
 
-const repoConfig = `apiVersion: modelsync.dev/v1alpha1
+const RepoConfig = `apiVersion: modelsync.dev/v1alpha1
 kind: Repository
 environments:
   - {name: dev, namespace: models-dev, source: main}
@@ -40,18 +44,18 @@ environments:
   - {name: prod, namespace: models-prod, source: releases}
 `
 
-// generate writes a repository of n models into dir with git fast-import
+// Generate writes a repository of n models into dir with git fast-import
 // (a commit and a tag per model through git commands took minutes per
 // thousand models): one commit with every model (dev v3, staging v2 on
 // main, prod v1), then one release commit per model that appends a line to
 // its model.yaml (batch models per release commit), tagged <model>/v1.0.0
 // with an annotated tag. The work
 // tree is checked out, for the benchmark's later commits.
-func generate(dir string, n, batch int) error {
+func Generate(dir string, n, batch int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := git(dir, "init", "-q", "-b", "main", "."); err != nil {
+	if err := Git(dir, "init", "-q", "-b", "main", "."); err != nil {
 		return err
 	}
 	cmd := exec.Command("git", "fast-import", "--quiet", "--done")
@@ -73,10 +77,10 @@ func generate(dir string, n, batch int) error {
 	}
 	fmt.Fprintf(w, "commit refs/heads/main\nmark :1\ncommitter bench <bench@example.com> %d +0000\n", base)
 	data("generated")
-	file("modelsync.yaml", repoConfig)
+	file("modelsync.yaml", RepoConfig)
 	for i := range n {
-		name := modelName(i)
-		file("models/"+name+"/model.yaml", modelYAML(i))
+		name := ModelName(i)
+		file("models/"+name+"/model.yaml", ModelYAML(i))
 		file("models/"+name+"/serving/kustomization.yaml", "resources: [isvc.yaml]\n")
 		file("models/"+name+"/serving/isvc.yaml", "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: "+name+"}\nspec: {predictor: {model: {modelFormat: {name: sklearn}}}}\n")
 	}
@@ -90,13 +94,13 @@ func generate(dir string, n, batch int) error {
 		mark := first/batch + 2
 		at := base + int64(mark)
 		fmt.Fprintf(w, "commit refs/heads/main\nmark :%d\ncommitter bench <bench@example.com> %d +0000\n", mark, at)
-		data(fmt.Sprintf("release %s and %d more", modelName(first), min(batch, n-first)-1))
+		data(fmt.Sprintf("release %s and %d more", ModelName(first), min(batch, n-first)-1))
 		for i := first; i < min(first+batch, n); i++ {
-			name := modelName(i)
-			file("models/"+name+"/model.yaml", modelYAML(i)+"# released as "+name+"/v1.0.0\n")
+			name := ModelName(i)
+			file("models/"+name+"/model.yaml", ModelYAML(i)+"# released as "+name+"/v1.0.0\n")
 		}
 		for i := first; i < min(first+batch, n); i++ {
-			fmt.Fprintf(w, "tag %s/v1.0.0\nfrom :%d\ntagger bench <bench@example.com> %d +0000\n", modelName(i), mark, at)
+			fmt.Fprintf(w, "tag %s/v1.0.0\nfrom :%d\ntagger bench <bench@example.com> %d +0000\n", ModelName(i), mark, at)
 			data("release")
 		}
 	}
@@ -110,10 +114,10 @@ func generate(dir string, n, batch int) error {
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("git fast-import: %w", err)
 	}
-	return git(dir, "reset", "-q", "--hard", "main")
+	return Git(dir, "reset", "-q", "--hard", "main")
 }
 
-// seedConverged writes into MLflow's PostgreSQL store, by SQL, what the
+// SeedMLflow writes into MLflow's PostgreSQL store, by SQL, what the
 // first sync of the generated repository leaves in the registry: n
 // registered models with versions 1-3 (READY), the aliases dev→3,
 // staging→2, prod→1, and on each version the audit tags modelsync writes
@@ -122,7 +126,7 @@ func generate(dir string, n, batch int) error {
 // thousand models on this machine; the runs that follow measure against
 // the same server either way, and the benchmark checks that the
 // controller's first pass over the seeded store writes nothing.
-func seedConverged(ctx context.Context, srv *testenv.MLflow, n int) error {
+func SeedMLflow(ctx context.Context, srv *testenv.MLflow, n int) error {
 	pg := srv.Postgres()
 	if pg == nil {
 		return errors.New("-seed needs -backend postgres")
@@ -157,6 +161,17 @@ func seedConverged(ctx context.Context, srv *testenv.MLflow, n int) error {
 	}
 	if strings.TrimSpace(got) != fmt.Sprint(3*n) {
 		return fmt.Errorf("seeded %s aliases, want %d", got, 3*n)
+	}
+	return nil
+}
+
+// Git runs git in dir as the benchmark's committer.
+func Git(dir string, args ...string) error {
+	cmd := exec.Command("git", append([]string{"-c", "user.name=bench", "-c", "user.email=bench@example.com"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("git %s: %w\n%s", args[0], err, out)
 	}
 	return nil
 }
