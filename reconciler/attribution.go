@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"fmt"
+	"io/fs"
 	"slices"
 	"sync"
 
@@ -50,6 +51,16 @@ type EntryDiffer interface {
 type Attribution struct {
 	mu      sync.Mutex
 	entries map[attrKey]attrEntry
+	// commits holds each change commit's header and files for the answers
+	// in entries: every pass hands them to the environments it credits,
+	// and reading them again cost a commit and a root directory per
+	// distinct change commit and pass.
+	commits map[string]changeCommit
+}
+
+type changeCommit struct {
+	commit Commit
+	files  fs.FS
 }
 
 type attrKey struct{ branch, model string }
@@ -60,7 +71,30 @@ type attrEntry struct {
 }
 
 // NewAttribution returns an empty cache.
-func NewAttribution() *Attribution { return &Attribution{entries: map[attrKey]attrEntry{}} }
+func NewAttribution() *Attribution {
+	return &Attribution{entries: map[attrKey]attrEntry{}, commits: map[string]changeCommit{}}
+}
+
+// changeCommit returns what rememberCommit kept of hash; a nil a
+// remembers nothing.
+func (a *Attribution) changeCommit(hash string) (changeCommit, bool) {
+	if a == nil {
+		return changeCommit{}, false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.commits[hash]
+	return c, ok
+}
+
+func (a *Attribution) rememberCommit(hash string, c changeCommit) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.commits[hash] = c
+}
 
 // resolveBranch finds the change commit of each model on branch at tip. It
 // returns the answers and the number of commits it diffed.
@@ -205,9 +239,17 @@ func dirState(h History, commit string, nextRoot, nextModels map[string]string) 
 func (a *Attribution) keep(used map[attrKey]bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for k := range a.entries {
+	live := map[string]bool{}
+	for k, e := range a.entries {
 		if !used[k] {
 			delete(a.entries, k)
+			continue
+		}
+		live[e.change] = true
+	}
+	for h := range a.commits {
+		if !live[h] {
+			delete(a.commits, h)
 		}
 	}
 }

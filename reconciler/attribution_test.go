@@ -17,6 +17,14 @@ import (
 type countingSnapshot struct {
 	*repo.Snapshot
 	diffs *atomic.Int64
+	reads *atomic.Int64 // commits read by hash, when not nil
+}
+
+func (s countingSnapshot) Commit(hash string) (reconciler.Commit, error) {
+	if s.reads != nil {
+		s.reads.Add(1)
+	}
+	return s.Snapshot.Commit(hash)
 }
 
 func (s countingSnapshot) FirstParent(hash string) (string, bool, error) {
@@ -52,7 +60,7 @@ func snapshot(t *testing.T, r *repo.Repository, diffs *atomic.Int64) countingSna
 	if err != nil {
 		t.Fatal(err)
 	}
-	return countingSnapshot{s, diffs}
+	return countingSnapshot{Snapshot: s, diffs: diffs}
 }
 
 // viewOf is s as ComputeDesired sees it: with or without EntryDiffer.
@@ -137,9 +145,18 @@ func testCredits(t *testing.T, listings bool) {
 	gitIn(t, src, "Erin Ops <erin@example.com>", "commit", "-qam", "llama note")
 	erin := gitIn(t, src, "x <x@x>", "rev-parse", "HEAD")
 	diffs.Store(0)
-	d, err = reconciler.ComputeDesiredWith(viewOf(snapshot(t, r, &diffs), listings), "main", reconciler.DesiredOptions{Attribution: a})
+	var reads atomic.Int64
+	view := snapshot(t, r, &diffs)
+	view.reads = &reads
+	d, err = reconciler.ComputeDesiredWith(viewOf(view, listings), "main", reconciler.DesiredOptions{Attribution: a})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The change commits of the earlier pass (Alice's, Bob's, Dana's) are
+	// remembered with their files; only Erin's new one is read, and the
+	// release tags' commits (no ReleaseMemo here).
+	if n, releases := reads.Load(), int64(len(view.ReleaseTags())); n > 1+releases {
+		t.Errorf("the pass after one commit read %d commits, want at most %d (Erin's and the releases')", n, 1+releases)
 	}
 	if e := credited(t, d, "customer-churn-predictor", "staging"); e.Commit.Hash != bob || e.Commit.AuthorName != "Bob Data" {
 		t.Errorf("after Erin's commit churn staging is credited to %s (%s), want Bob Data", e.Commit.AuthorName, e.Commit.Hash)

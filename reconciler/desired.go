@@ -441,7 +441,7 @@ func (r *resolver) attribute(d *DesiredState, h History, a *Attribution) error {
 		}
 	}
 	a.keep(used)
-	commits := map[string]Commit{}
+	commits := map[string]changeCommit{}
 	for i := range d.Models {
 		m := &d.Models[i]
 		for j := range m.Environments {
@@ -456,17 +456,19 @@ func (r *resolver) attribute(d *DesiredState, h History, a *Attribution) error {
 			}
 			c, ok := commits[hash]
 			if !ok {
-				var err error
-				if c, err = r.snap.Commit(hash); err != nil {
-					return fmt.Errorf("commit %s that last changed model %s on branch %q: %w", hash, m.Name, b, err)
+				if c, ok = a.changeCommit(hash); !ok {
+					var err error
+					if c.commit, err = r.snap.Commit(hash); err != nil {
+						return fmt.Errorf("commit %s that last changed model %s on branch %q: %w", hash, m.Name, b, err)
+					}
+					if c.files, err = r.tree(hash); err != nil {
+						return fmt.Errorf("commit %s that last changed model %s on branch %q: %w", hash, m.Name, b, err)
+					}
+					a.rememberCommit(hash, c)
 				}
 				commits[hash] = c
 			}
-			files, err := r.tree(hash)
-			if err != nil {
-				return fmt.Errorf("commit %s that last changed model %s on branch %q: %w", hash, m.Name, b, err)
-			}
-			e.Commit, e.Revision, e.Files = c, Revision(b, hash), files
+			e.Commit, e.Revision, e.Files = c.commit, Revision(b, hash), c.files
 		}
 	}
 	return nil
