@@ -189,7 +189,7 @@ func (w *Workspace) Tree(hash string) (fs.FS, error) {
 		}
 		return nil, fmt.Errorf("gitsource: read commit %s of %s: %w", h, w.dir, err)
 	}
-	fsys := newTreeFS(&w.mu, w.repo.Storer, w.objs, w.maxBlob, c, w.treeCache())
+	fsys := newTreeFS(&w.mu, w.repo.Storer, w.objs, nil, w.maxBlob, c, w.treeCache())
 	if _, err := fsys.treeAt(fsys.root); err != nil {
 		return nil, fmt.Errorf("gitsource: read tree of commit %s in %s: %w", h, w.dir, err)
 	}

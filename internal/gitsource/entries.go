@@ -128,7 +128,7 @@ func (s *Source) dirHash(root plumbing.Hash, dir string) (plumbing.Hash, error) 
 // dirAt returns directory dir below root tree, nil when it is missing or
 // not a directory, decoding through the shared cache. Callers hold s.mu.
 func (s *Source) dirAt(root plumbing.Hash, dir string) (*object.Tree, error) {
-	fsys := &TreeFS{store: s.repo.Storer, objs: s.objs, root: root, trees: s.trees}
+	fsys := &TreeFS{store: s.repo.Storer, objs: s.objs, packed: s, root: root, trees: s.trees}
 	t, err := fsys.treeAt(root)
 	if err != nil || dir == "" {
 		return t, err

@@ -59,6 +59,9 @@ type objectInfo struct {
 	// content: the size, or for a delta the largest of its size, its delta
 	// data and every object down its chain of bases.
 	cost int64
+	// at is where the object is in a pack; a zero pack when it is not.
+	// Readers of the pack start there without searching the index again.
+	at packOffset
 }
 
 // objectHeaders reads object headers straight from a repository's pack
@@ -75,6 +78,10 @@ type objectHeaders struct {
 	store storer.EncodedObjectStorer
 	packs []*packIndex // nil until first used; reset when packs change
 	memo  map[packOffset]objectInfo
+	// found remembers where the last objects looked up are in the packs:
+	// a TreeFS asks for a file's header to stat it and again to read it,
+	// and each search of an index on disk is a dozen reads of it.
+	found map[plumbing.Hash]packOffset
 	zr    io.ReadCloser // reused zlib reader
 }
 
@@ -94,12 +101,12 @@ func newObjectHeaders(fsys billy.Filesystem, store storer.EncodedObjectStorer) *
 // reset forgets the packs, after packs were added.
 func (o *objectHeaders) reset() {
 	o.closePacks()
-	o.packs, o.memo = nil, nil
+	o.packs, o.memo, o.found = nil, nil, nil
 }
 
 func (o *objectHeaders) close() error {
 	o.closePacks()
-	o.packs, o.memo = nil, nil
+	o.packs, o.memo, o.found = nil, nil, nil
 	return nil
 }
 
@@ -117,13 +124,24 @@ func (o *objectHeaders) info(h plumbing.Hash) (objectInfo, error) {
 				return objectInfo{}, err
 			}
 		}
+		if at, ok := o.found[h]; ok {
+			info, err := o.packedInfo(at.pack, at.off)
+			info.at = at
+			return info, err
+		}
 		for _, p := range o.packs {
 			off, ok, err := p.find(h)
 			if err != nil {
 				return objectInfo{}, err
 			}
 			if ok {
-				return o.packedInfo(p, off)
+				if o.found == nil || len(o.found) >= maxHeaderMemo {
+					o.found = make(map[plumbing.Hash]packOffset)
+				}
+				o.found[h] = packOffset{p, off}
+				info, err := o.packedInfo(p, off)
+				info.at = packOffset{p, off}
+				return info, err
 			}
 		}
 		info, err := o.looseInfo(h)

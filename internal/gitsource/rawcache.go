@@ -76,6 +76,12 @@ func (c *rawTrees) holdFront(h plumbing.Hash) {
 	c.slots[0].held = true
 }
 
+// nameFront names the front body object h, without holding it: a
+// TreeFS decodes the body at once.
+func (c *rawTrees) nameFront(h plumbing.Hash) {
+	c.slots[0].hash = h
+}
+
 // buffer returns a buffer of length n, a spare one when one is large
 // enough.
 func (c *rawTrees) buffer(n int64) []byte {

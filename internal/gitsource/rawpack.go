@@ -158,6 +158,12 @@ func (s *Source) packedTree(at packOffset) ([]byte, error) {
 // patch applies delta (Git's format: the base's size, the result's, then
 // copy and insert instructions) to base, into a buffer from s.raw.
 func (s *Source) patch(base, delta []byte) ([]byte, error) {
+	return patchDelta(base, delta, maxMetaSize, s.raw.buffer)
+}
+
+// patchDelta applies delta to base into a buffer of the result's size from
+// alloc, refusing a result larger than limit before allocating it.
+func patchDelta(base, delta []byte, limit int64, alloc func(int64) []byte) ([]byte, error) {
 	src, n := binary.Uvarint(delta)
 	if n <= 0 {
 		return nil, errors.New("malformed delta header")
@@ -171,10 +177,10 @@ func (s *Source) patch(base, delta []byte) ([]byte, error) {
 	if src != uint64(len(base)) {
 		return nil, fmt.Errorf("delta expects a base of %d bytes, the base has %d", src, len(base))
 	}
-	if dst > uint64(maxMetaSize) {
+	if dst > uint64(limit) {
 		return nil, fmt.Errorf("delta result of %d bytes: %w", dst, ErrTooLarge)
 	}
-	out := s.raw.buffer(int64(dst))
+	out := alloc(int64(dst))
 	w := 0
 	for len(delta) > 0 {
 		cmd := delta[0]

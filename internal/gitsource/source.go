@@ -87,10 +87,12 @@ type Options struct {
 	// object headers, so a refused file costs no memory.
 	MaxBlobSize int64
 	// CacheSize bounds, in bytes, what the Source keeps in memory between
-	// reads, half each: go-git's cache of raw objects (which also spares
-	// re-inflating delta bases; it counts content bytes, and the buffers
-	// holding them can take up to about twice that) and the decoded
-	// directories its trees share (estimated generously). 0 means
+	// reads: half for the decoded directories its trees share (estimated
+	// generously), a quarter for the small objects its trees resolved
+	// from the packs (bodyCache, which spares resolving delta bases
+	// again), a quarter for go-git's cache of raw objects (commits, tags,
+	// loose objects; it counts content bytes, and the buffers holding them
+	// can take up to about twice that). 0 means
 	// DefaultCacheSize. Objects and directories beyond it are read from the
 	// pack files again.
 	CacheSize int64
@@ -145,8 +147,12 @@ type Source struct {
 	// objs reads object headers, to check sizes before go-git reads
 	// content. Guarded by mu.
 	objs *objectHeaders
-	// raw are the directory bodies ChangedEntries read last. Guarded by mu.
+	// raw are the directory bodies ChangedEntries read last, and the large
+	// ones a TreeFS read. Guarded by mu.
 	raw rawTrees
+	// bodies are the small objects a TreeFS read from the packs. Guarded
+	// by mu.
+	bodies *bodyCache
 }
 
 // Commit describes a commit.
@@ -229,8 +235,8 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitsource: lock file of the cache for %s: %w", SanitizeURL(url), err)
 	}
-	s := &Source{url: url, dir: dir, auth: auth, tauth: tauth, depth: opts.Depth, lock: lock, maxBlob: maxBlob, trees: newTreeCache(cacheSize - cacheSize/2)}
-	if err := s.openLocked(ctx, opts.CacheDir, cacheSize/2); err != nil {
+	s := &Source{url: url, dir: dir, auth: auth, tauth: tauth, depth: opts.Depth, lock: lock, maxBlob: maxBlob, trees: newTreeCache(cacheSize - cacheSize/2), bodies: newBodyCache(cacheSize / 4)}
+	if err := s.openLocked(ctx, opts.CacheDir, cacheSize/2-cacheSize/4); err != nil {
 		_ = lock.close()
 		return nil, err
 	}

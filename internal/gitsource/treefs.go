@@ -51,9 +51,12 @@ const maxSymlinkHops = 40
 // error matching ErrTooLarge that names the file and its size, and read
 // the others through a reader bounded by the size the header gave.
 type TreeFS struct {
-	lock    sync.Locker // the owning Source's lock; go-git storage is not concurrency-safe
-	store   storer.EncodedObjectStorer
-	objs    *objectHeaders // the owner's; guarded by lock
+	lock  sync.Locker // the owning Source's lock; go-git storage is not concurrency-safe
+	store storer.EncodedObjectStorer
+	objs  *objectHeaders // the owner's; guarded by lock
+	// packed reads packed objects without go-git (nil: a workspace, read
+	// through go-git). Guarded by lock.
+	packed  packedReader
 	maxBlob int64
 	root    plumbing.Hash // the commit's root tree
 	modTime time.Time
@@ -81,7 +84,7 @@ func (s *Source) Tree(hash string) (fs.FS, error) {
 		}
 		return nil, fmt.Errorf("gitsource: read commit %s of %s: %w", h, s.URL(), err)
 	}
-	fsys := newTreeFS(&s.mu, s.repo.Storer, s.objs, s.maxBlob, c, s.trees)
+	fsys := newTreeFS(&s.mu, s.repo.Storer, s.objs, s, s.maxBlob, c, s.trees)
 	// Read the root now, so a commit without its tree fails here rather
 	// than on the first Open.
 	if _, err := fsys.treeAt(fsys.root); err != nil {
@@ -90,11 +93,12 @@ func (s *Source) Tree(hash string) (fs.FS, error) {
 	return fsys, nil
 }
 
-func newTreeFS(lock sync.Locker, store storer.EncodedObjectStorer, objs *objectHeaders, maxBlob int64, c *object.Commit, trees *treeCache) *TreeFS {
+func newTreeFS(lock sync.Locker, store storer.EncodedObjectStorer, objs *objectHeaders, packed packedReader, maxBlob int64, c *object.Commit, trees *treeCache) *TreeFS {
 	return &TreeFS{
 		lock:    lock,
 		store:   store,
 		objs:    objs,
+		packed:  packed,
 		maxBlob: maxBlob,
 		root:    c.TreeHash,
 		modTime: c.Committer.When,
@@ -191,57 +195,35 @@ func splitPath(name string) []string {
 	return strings.Split(name, "/")
 }
 
-func findEntry(t *object.Tree, name string) (object.TreeEntry, bool) {
-	// Git sorts a tree's entries by name, comparing a directory's as
-	// "name/", so the entry is found by binary search under one of two
-	// keys. A scan of every entry made each lookup under models/ cost the
-	// number of models, and loading n models n² comparisons.
-	for _, key := range [2]string{name, name + "/"} {
-		i := sort.Search(len(t.Entries), func(i int) bool { return compareKey(t.Entries[i], key) >= 0 })
-		if i < len(t.Entries) && t.Entries[i].Name == name {
-			return t.Entries[i], true
-		}
-	}
-	// A tree written out of order by a tool other than git still reads:
-	// only a miss pays for the scan.
-	for _, e := range t.Entries {
-		if e.Name == name {
-			return e, true
-		}
-	}
-	return object.TreeEntry{}, false
-}
-
-// compareKey compares the name git sorts e by (a directory's with a
-// trailing "/") with key, without building that name.
-func compareKey(e object.TreeEntry, key string) int {
-	n := e.Name
-	if e.Mode != filemode.Dir {
-		return strings.Compare(n, key)
-	}
-	if len(key) <= len(n) {
-		if c := strings.Compare(n[:len(key)], key); c != 0 {
-			return c
-		}
-		return 1 // key is a prefix of n, so of n + "/"
-	}
-	if c := strings.Compare(n, key[:len(n)]); c != 0 {
-		return c
-	}
-	return strings.Compare("/", key[len(n):])
-}
-
-// treeAt returns the decoded directory h; callers hold f.lock.
+// treeAt returns the decoded directory h; callers hold f.lock. A packed
+// directory is read from the pack (packedReader) and decoded here; go-git
+// reads the others (loose objects, alternates, a workspace's).
 func (f *TreeFS) treeAt(h plumbing.Hash) (*object.Tree, error) {
 	if t, ok := f.trees.get(h); ok {
 		return t, nil
 	}
-	if _, err := f.objs.check(h, plumbing.TreeObject, maxMetaSize); err != nil {
-		return nil, fmt.Errorf("read tree %s: %w", h, err)
-	}
-	t, err := object.GetTree(f.store, h)
+	info, err := f.objs.check(h, plumbing.TreeObject, maxMetaSize)
 	if err != nil {
 		return nil, fmt.Errorf("read tree %s: %w", h, err)
+	}
+	var t *object.Tree
+	if f.packed != nil {
+		body, ok, err := f.packed.treeBody(h, info)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("read tree %s: %w", h, err)
+		case ok && int64(len(body)) != info.size:
+			return nil, fmt.Errorf("read tree %s: content is not the %d bytes its header says", h, info.size)
+		case ok:
+			if t, err = decodeTree(h, body); err != nil {
+				return nil, fmt.Errorf("read tree %s: %w", h, err)
+			}
+		}
+	}
+	if t == nil {
+		if t, err = object.GetTree(f.store, h); err != nil {
+			return nil, fmt.Errorf("read tree %s: %w", h, err)
+		}
 	}
 	f.trees.put(t)
 	return t, nil
@@ -257,6 +239,17 @@ func (f *TreeFS) blob(h plumbing.Hash, limit int64) ([]byte, error) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("read blob %s: %w", h, err)
+	}
+	if f.packed != nil {
+		body, ok, err := f.packed.blobBody(h, info, limit)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("read blob %s: %w", h, err)
+		case ok && int64(len(body)) != info.size:
+			return nil, fmt.Errorf("read blob %s: content is not the %d bytes its header says", h, info.size)
+		case ok:
+			return body, nil
+		}
 	}
 	return readObject(f.store, h, plumbing.BlobObject, info.size)
 }
