@@ -266,7 +266,7 @@ func (c *Controller) pruneLocked(d *reconciler.DesiredState) {
 		if !live[k] {
 			delete(c.items, k)
 			delete(c.applied, k)
-			c.metrics.setModelInfo(k, "")
+			c.metrics.setModelInfo(k, 0)
 		}
 	}
 }

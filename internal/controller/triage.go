@@ -104,7 +104,7 @@ func (c *Controller) markSynced(ctx context.Context, k Key, e *reconciler.Desire
 		c.mu.Lock()
 		c.applied[k] = *e
 		c.mu.Unlock()
-		c.metrics.setModelInfo(k, "v"+itoa(e.Version))
+		c.metrics.setModelInfo(k, e.Version)
 	}
 	c.update(k, func(s *itemStatus) {
 		s.State, s.Message, s.LastError, s.Drift, s.WaitingSince = StateSynced, "", "", false, time.Time{}
