@@ -150,7 +150,7 @@ func loadConfigCached(fsys fs.FS, c *Cache) (*RepoConfig, Positions, ErrorList, 
 	if !hit {
 		cfg, pos, errs, err := loadConfig(fsys)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, Positions{}, nil, err
 		}
 		e = &cachedConfig{cfg: cfg, pos: pos, errs: errs}
 		c.mu.Lock()
@@ -223,7 +223,7 @@ func loadModelCached(fsys fs.FS, name string, cfg *RepoConfig, c *Cache) (*Model
 	}
 	m, pos, found, err := decodeModelCached(fsys, name, cfg, c)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, Positions{}, nil, err
 	}
 	m, pos, errs, err := finishModel(fsys, ModelPath(name), name, m, pos, slices.Clone(found))
 	if err == nil && byFolder && plainModel(fsys, name, m, pos, found) {
@@ -243,7 +243,7 @@ func decodeModelCached(fsys fs.FS, name string, cfg *RepoConfig, c *Cache) (*Mod
 	if !ok {
 		data, errs, err := readManifest(fsys, file, "not found: every folder under models/ needs a model.yaml")
 		if err != nil || errs != nil {
-			return nil, nil, errs, err
+			return nil, Positions{}, errs, err
 		}
 		m, pos, errs := decodeModel(file, name, data, cfg)
 		return m, pos, errs, nil
@@ -258,7 +258,7 @@ func decodeModelCached(fsys fs.FS, name string, cfg *RepoConfig, c *Cache) (*Mod
 	if !hit {
 		data, errs, err := readManifest(fsys, file, "not found: every folder under models/ needs a model.yaml")
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, Positions{}, nil, err
 		}
 		e = &cachedModel{errs: errs}
 		if errs == nil {
