@@ -191,7 +191,7 @@ func (c *Controller) record(ctx context.Context, r *itemRun) (time.Duration, err
 	}
 	*cur = *o.status
 	if o.runs != nil {
-		c.applied[r.key] = *o.runs
+		c.applied[r.key] = o.runs
 	}
 	c.mu.Unlock()
 	if o.runs != nil {

@@ -102,7 +102,7 @@ func (c *Controller) markSynced(ctx context.Context, k Key, e *reconciler.Desire
 	health := c.health(ctx, k, e)
 	if e != nil {
 		c.mu.Lock()
-		c.applied[k] = *e
+		c.applied[k] = e
 		c.mu.Unlock()
 		c.metrics.setModelInfo(k, e.Version)
 	}
