@@ -32,3 +32,27 @@ func TestEffectiveSharesGitStateUntilItDiffers(t *testing.T) {
 		t.Errorf("the pin changed Git's desired state: %+v", m.Environments[1])
 	}
 }
+
+// hasKey, which prune uses instead of a set of every key, agrees with
+// allKeys: a model without environments has the key of its name alone.
+func TestHasKeyAgreesWithAllKeys(t *testing.T) {
+	d := &reconciler.DesiredState{Models: []reconciler.DesiredModel{
+		{Name: "a", Environments: []reconciler.DesiredEnv{{Environment: "dev"}, {Environment: "prod"}}},
+		{Name: "b"},
+		{Name: "c", Environments: []reconciler.DesiredEnv{{Environment: "staging"}}},
+	}}
+	all := allKeys(d)
+	if len(all) != 4 || cap(all) != 4 {
+		t.Errorf("allKeys = %v (cap %d), want 4 keys in a slice of 4", all, cap(all))
+	}
+	for _, k := range all {
+		if !hasKey(d, k) {
+			t.Errorf("hasKey(%v) = false for a key of allKeys", k)
+		}
+	}
+	for _, k := range []Key{{"a", ""}, {"a", "staging"}, {"b", "dev"}, {"c", ""}, {"d", ""}, {"", ""}} {
+		if hasKey(d, k) {
+			t.Errorf("hasKey(%v) = true", k)
+		}
+	}
+}
