@@ -5,6 +5,7 @@
 package deploy
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -27,11 +28,12 @@ func TestOverlaysRenderSafeObjects(t *testing.T) {
 		overlay  string
 		replicas int64
 		monitor  bool
+		memory   string
 	}{
-		{"overlays/dev", 1, false},
-		{"overlays/prod", 2, true},
+		{"overlays/dev", 1, false, "512Mi"},
+		{"overlays/prod", 2, true, "1Gi"},
 		// The prod overlay with components/mlflow: modelsync is unchanged.
-		{"examples/prod-with-mlflow", 2, true},
+		{"examples/prod-with-mlflow", 2, true, "1Gi"},
 	} {
 		t.Run(tc.overlay, func(t *testing.T) {
 			objs := render(t, tc.overlay)
@@ -58,6 +60,7 @@ func TestOverlaysRenderSafeObjects(t *testing.T) {
 					t.Errorf("container lacks %s", strings.Join(f, "."))
 				}
 			}
+			checkMemory(t, c, tc.memory)
 			args, _, _ := unstructured.NestedStringSlice(c, "args")
 			for _, want := range []string{"--leader-elect", "--kserve", "--kube-api-auth", "--listen=:8080", "--probe-listen=:8081"} {
 				if !slices.Contains(args, want) {
@@ -254,5 +257,30 @@ func TestDeploymentEnvIsWhatServeReads(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkMemory: the container's memory request equals its limit, want, and
+// nothing overrides the soft memory limit serve derives from it (90% of the
+// cgroup's limit): neither --memory-limit nor GOMEMLIMIT is set, so the
+// collector's bound follows the limit when an operator raises it.
+func checkMemory(t *testing.T, c map[string]any, want string) {
+	t.Helper()
+	req, _, _ := unstructured.NestedFieldNoCopy(c, "resources", "requests", "memory")
+	lim, _, _ := unstructured.NestedFieldNoCopy(c, "resources", "limits", "memory")
+	if fmt.Sprint(req) != want || fmt.Sprint(lim) != want {
+		t.Errorf("memory request %v and limit %v, want both %s", req, lim, want)
+	}
+	args, _, _ := unstructured.NestedStringSlice(c, "args")
+	for _, a := range args {
+		if strings.HasPrefix(a, "--memory-limit") {
+			t.Errorf("args set %s: the soft memory limit should follow the container's limit", a)
+		}
+	}
+	env, _, _ := unstructured.NestedSlice(c, "env")
+	for _, e := range env {
+		if e.(map[string]any)["name"] == "GOMEMLIMIT" {
+			t.Error("env sets GOMEMLIMIT: the soft memory limit should follow the container's limit")
+		}
 	}
 }

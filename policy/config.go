@@ -233,7 +233,7 @@ func unionKeys(a, b map[string]string) []string {
 // when none is known, so an annotation still lands in the file.
 func lineOf(pos manifest.Positions, field string) int {
 	for f := field; f != ""; {
-		if p, ok := pos[f]; ok && p.Line > 0 {
+		if p, ok := pos.Get(f); ok && p.Line > 0 {
 			return p.Line
 		}
 		i := strings.LastIndexAny(f, ".[")

@@ -317,7 +317,7 @@ func BuildModels(before, after *manifest.Repo, names []string) map[string]ModelD
 		if d.After == nil && before != nil {
 			pos = before.Lines[n]
 		}
-		for field, p := range pos {
+		for field, p := range pos.All() {
 			d.Lines[field] = p.Line
 		}
 		docs[n] = d

@@ -328,6 +328,10 @@ func ComputeDesiredWith(snap Snapshot, configBranch string, opts DesiredOptions)
 			Suspended:       m.Spec.Suspend,
 			Lifecycle:       cfg.EffectiveLifecycle(m),
 			Manifest:        m,
+			// Sized once: grown by append, three environments took a
+			// slice of four (1 KiB against 704 bytes), 15 MB of a
+			// controller's heap at 50,000 models.
+			Environments: make([]DesiredEnv, 0, len(cfg.Environments)),
 		}
 		failed := false
 		for _, env := range cfg.Environments {
@@ -342,6 +346,9 @@ func ComputeDesiredWith(snap Snapshot, configBranch string, opts DesiredOptions)
 			} else if w, unknown := missingRelease(r.tags, m, env); w != "" {
 				d.Warnings = append(d.Warnings, ModelError{Model: name, Environment: env.Name, Message: w, Unknown: unknown})
 			}
+		}
+		if len(dm.Environments) == 0 {
+			dm.Environments = nil // as before: no environments is null in JSON
 		}
 		if failed {
 			// A half-resolved model could archive versions that a broken

@@ -132,6 +132,28 @@ func TestComputeDesiredBranchesAndReleases(t *testing.T) {
 	}
 }
 
+// A model's environments are held in a slice of exactly the configured
+// environments: the desired state stays live in the controller, and the
+// slices append grew took 1 KiB for three environments of 232 bytes.
+func TestComputeDesiredSizesEnvironmentSlices(t *testing.T) {
+	s := &memSnapshot{commits: map[string]fstest.MapFS{
+		"c1": tree(map[string]string{
+			"churn": modelYAML("churn", "    dev: {version: 2}\n    staging: {version: 1}\n    prod: {version: 1}"),
+			"fraud": modelYAML("fraud", "    dev: {version: 1}"),
+		}),
+	}, branches: map[string]string{"main": "c1"}}
+	s.tag(t, "churn/v1.0.0", "c1")
+	d, err := ComputeDesired(s, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range d.Models {
+		if cap(m.Environments) != 3 {
+			t.Errorf("%s: %d environments in a slice of %d, want 3 (the configured environments)", m.Name, len(m.Environments), cap(m.Environments))
+		}
+	}
+}
+
 func TestComputeDesiredPrereleaseEnvironment(t *testing.T) {
 	cfg := strings.Replace(cfgYAML, "source: releases}", "source: releases, prerelease: true}", 1)
 	c := tree(map[string]string{"churn": modelYAML("churn", "    prod: {version: 7}")})

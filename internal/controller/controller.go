@@ -98,16 +98,20 @@ type Controller struct {
 	ready         atomic.Bool
 	running       atomic.Bool
 
-	mu         sync.Mutex // guards the fields below
-	snap       *repo.Snapshot
-	desired    *reconciler.DesiredState
-	desiredOf  *repo.Snapshot    // the snapshot desired was computed from
-	heads      map[string]string // source branch -> head the desired state used
-	lastFull   time.Time
-	lastFetch  time.Time
-	fetchErr   string
-	items      map[Key]*itemStatus
-	applied    map[Key]reconciler.DesiredEnv // effective env last applied or found in sync
+	mu        sync.Mutex // guards the fields below
+	snap      *repo.Snapshot
+	desired   *reconciler.DesiredState
+	desiredOf *repo.Snapshot    // the snapshot desired was computed from
+	heads     map[string]string // source branch -> head the desired state used
+	lastFull  time.Time
+	lastFetch time.Time
+	fetchErr  string
+	items     map[Key]*itemStatus
+	// applied is the effective env last applied or found in sync, by
+	// pointer into the desired state (or the copy a pin or window made),
+	// which must not be modified: a copy per key was 46 MB at 50,000
+	// models.
+	applied    map[Key]*reconciler.DesiredEnv
 	modelLocks map[string]*sync.Mutex
 
 	leaderMu  sync.Mutex
@@ -141,7 +145,7 @@ func New(opts Options) (*Controller, error) {
 		releases:    reconciler.NewReleaseMemo(),
 		trigger:     make(chan string, 1),
 		items:       map[Key]*itemStatus{},
-		applied:     map[Key]reconciler.DesiredEnv{},
+		applied:     map[Key]*reconciler.DesiredEnv{},
 		modelLocks:  map[string]*sync.Mutex{},
 		byName:      map[string]reconciler.Target{},
 		heads:       map[string]string{},

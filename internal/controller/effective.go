@@ -31,7 +31,17 @@ func nextOpen(w WindowStatus) time.Time {
 // asks for are returned as agreed, for the leader to release.
 func (c *Controller) effective(m *reconciler.DesiredModel, now time.Time) (eff reconciler.DesiredModel, held map[string]heldEnv, pinned map[string]Pin, agreed []Pin) {
 	eff = *m
-	eff.Environments = slices.Clone(m.Environments)
+	// The environments are Git's own until one must change: copied then
+	// only, so that what the controller keeps of a pass (applied, the
+	// sub-state a run plans) points into the desired state instead of
+	// holding a copy per model.
+	copied := false
+	writable := func(i int) *reconciler.DesiredEnv {
+		if !copied {
+			eff.Environments, copied = slices.Clone(m.Environments), true
+		}
+		return &eff.Environments[i]
+	}
 	held = map[string]heldEnv{}
 	pinned = map[string]Pin{}
 	ws := c.windowSet()
@@ -44,6 +54,7 @@ func (c *Controller) effective(m *reconciler.DesiredModel, now time.Time) (eff r
 			} else {
 				// Pins are emergency rollbacks: they apply inside deny
 				// windows too.
+				e = writable(i)
 				e.Version, e.Canary = p.Version, nil
 				if p.Revision != "" {
 					e.Revision = p.Revision
@@ -61,7 +72,8 @@ func (c *Controller) effective(m *reconciler.DesiredModel, now time.Time) (eff r
 		last, ok := c.applied[k]
 		c.mu.Unlock()
 		if ok {
-			*e = last
+			e = writable(i)
+			*e = *last
 			h.known = true
 		}
 		held[e.Environment] = h

@@ -191,11 +191,11 @@ func (c *Controller) record(ctx context.Context, r *itemRun) (time.Duration, err
 	}
 	*cur = *o.status
 	if o.runs != nil {
-		c.applied[r.key] = *o.runs
+		c.applied[r.key] = o.runs
 	}
 	c.mu.Unlock()
 	if o.runs != nil {
-		c.metrics.setModelInfo(r.key, "v"+strconv.Itoa(o.runs.Version))
+		c.metrics.setModelInfo(r.key, o.runs.Version)
 	}
 	c.event(ctx, r.key, r.effEnv, r.wrote())
 	return o.requeue, r.err

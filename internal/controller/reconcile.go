@@ -198,6 +198,9 @@ func (c *Controller) effectiveStep(_ context.Context, r *itemRun) (stepResult, e
 		return next, nil
 	}
 	r.eff, r.held, r.pinned, r.agreed = c.effective(r.model, r.now)
+	// A run's own copy: its steps adjust the environment it reconciles
+	// (effectiveCanary), and effective shares Git's desired state.
+	r.eff.Environments = slices.Clone(r.eff.Environments)
 	if r.key.Environment != "" {
 		r.effEnv, _ = r.eff.Env(r.key.Environment)
 	}

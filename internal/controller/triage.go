@@ -102,9 +102,9 @@ func (c *Controller) markSynced(ctx context.Context, k Key, e *reconciler.Desire
 	health := c.health(ctx, k, e)
 	if e != nil {
 		c.mu.Lock()
-		c.applied[k] = *e
+		c.applied[k] = e
 		c.mu.Unlock()
-		c.metrics.setModelInfo(k, "v"+itoa(e.Version))
+		c.metrics.setModelInfo(k, e.Version)
 	}
 	c.update(k, func(s *itemStatus) {
 		s.State, s.Message, s.LastError, s.Drift, s.WaitingSince = StateSynced, "", "", false, time.Time{}

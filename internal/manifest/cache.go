@@ -150,7 +150,7 @@ func loadConfigCached(fsys fs.FS, c *Cache) (*RepoConfig, Positions, ErrorList, 
 	if !hit {
 		cfg, pos, errs, err := loadConfig(fsys)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, Positions{}, nil, err
 		}
 		e = &cachedConfig{cfg: cfg, pos: pos, errs: errs}
 		c.mu.Lock()

@@ -26,10 +26,6 @@ const (
 // Pos is where a value starts in its file.
 type Pos struct{ Line, Column int }
 
-// Positions maps a field path (e.g. spec.environments.prod.version) to the
-// position of its value, so validation can point at what it rejects.
-type Positions map[string]Pos
-
 // scalarDecoder is implemented by types written as one YAML string.
 type scalarDecoder interface{ decodeScalar(string) error }
 
@@ -41,7 +37,7 @@ var errTooLarge = errors.New("document too large")
 type decoder struct {
 	file  string
 	errs  ErrorList
-	pos   Positions
+	pos   map[string]Pos
 	nodes int
 }
 
@@ -50,7 +46,12 @@ type decoder struct {
 // oversized documents. It returns every problem it found and the positions
 // of every field it saw.
 func decodeStrict(file string, data []byte, out any) (Positions, ErrorList) {
-	d := &decoder{file: file, pos: Positions{}}
+	pos, errs := decodeStrictMap(file, data, out)
+	return NewPositions(pos), errs
+}
+
+func decodeStrictMap(file string, data []byte, out any) (map[string]Pos, ErrorList) {
+	d := &decoder{file: file, pos: map[string]Pos{}}
 	if len(data) > MaxFileSize {
 		d.fail(Pos{}, "", fmt.Sprintf("file is %d bytes; at most %d are accepted", len(data), MaxFileSize))
 		return d.pos, d.errs
@@ -90,7 +91,7 @@ func decodeStrict(file string, data []byte, out any) (Positions, ErrorList) {
 				}
 				// Half a document is not worth validating: report no
 				// positions, so nobody checks the fields it did reach.
-				d.pos = Positions{}
+				d.pos = map[string]Pos{}
 			}
 		}()
 		d.value(root, reflect.ValueOf(out).Elem(), "", 0)

@@ -170,9 +170,9 @@ func load(fsys fs.FS, c *Cache) (*Repo, error) {
 	err = loadModels(fsys, names, r.Config, c, func(name string, m *Model, pos Positions, errs ErrorList) error {
 		if len(errs) == 0 {
 			if other, dup := byRegistry[m.RegisteredModel()]; dup {
-				p := pos["spec.registry.name"]
+				p := pos.At("spec.registry.name")
 				if p.Line == 0 {
-					p = pos["metadata.name"]
+					p = pos.At("metadata.name")
 				}
 				errs = ErrorList{{File: ModelPath(name), Line: p.Line, Column: p.Column, Field: "spec.registry.name",
 					Message: fmt.Sprintf("duplicate registered model %q: models/%s uses it too", m.RegisteredModel(), other)}}
@@ -209,17 +209,17 @@ func LoadConfig(fsys fs.FS) (*RepoConfig, ErrorList, error) {
 func loadConfig(fsys fs.FS) (*RepoConfig, Positions, ErrorList, error) {
 	data, errs, err := readManifest(fsys, ConfigFile, "not found: a models repository needs modelsync.yaml at its root")
 	if err != nil || errs != nil {
-		return nil, nil, errs, err
+		return nil, Positions{}, errs, err
 	}
 	var cfg RepoConfig
 	var pos Positions
 	pos, errs = decodeStrict(ConfigFile, data, &cfg)
-	if len(pos) > 0 {
+	if pos.Len() > 0 {
 		errs = append(errs, beyond(errs, validateConfig(ConfigFile, pos, &cfg))...)
 	}
 	if len(errs) > 0 {
 		errs.Sort()
-		if len(pos) == 0 {
+		if pos.Len() == 0 {
 			return nil, pos, errs, nil
 		}
 		return &cfg, pos, errs, nil // callers keep it apart from Config
@@ -263,7 +263,7 @@ func loadModel(fsys fs.FS, name string, cfg *RepoConfig) (*Model, Positions, Err
 	file := ModelPath(name)
 	data, errs, err := readManifest(fsys, file, "not found: every folder under models/ needs a model.yaml")
 	if err != nil || errs != nil {
-		return nil, nil, errs, err
+		return nil, Positions{}, errs, err
 	}
 	m, pos, errs := decodeModel(file, name, data, cfg)
 	return finishModel(fsys, file, name, m, pos, errs)
@@ -275,10 +275,10 @@ func loadModel(fsys fs.FS, name string, cfg *RepoConfig) (*Model, Positions, Err
 func decodeModel(file, name string, data []byte, cfg *RepoConfig) (*Model, Positions, ErrorList) {
 	var m Model
 	pos, errs := decodeStrict(file, data, &m)
-	if len(pos) > 0 {
+	if pos.Len() > 0 {
 		errs = append(errs, beyond(errs, validateModel(file, name, pos, &m, cfg))...)
 	}
-	if len(pos) == 0 && len(errs) > 0 {
+	if pos.Len() == 0 && len(errs) > 0 {
 		return nil, pos, errs
 	}
 	return &m, pos, errs
@@ -341,7 +341,7 @@ func checkServing(exists func(string) bool, file, folder string, pos Positions, 
 			return nil
 		}
 	}
-	if _, ok := pos["spec.serving.path"]; !ok || !ServingPathValid(m.Spec.Serving.Path) {
+	if _, ok := pos.Get("spec.serving.path"); !ok || !ServingPathValid(m.Spec.Serving.Path) {
 		return nil
 	}
 	dir := path.Join(ModelsDir, folder, path.Clean(m.Spec.Serving.Path))
@@ -350,7 +350,7 @@ func checkServing(exists func(string) bool, file, folder string, pos Positions, 
 			return nil
 		}
 	}
-	p := pos["spec.serving.path"]
+	p := pos.At("spec.serving.path")
 	return ErrorList{{File: file, Line: p.Line, Column: p.Column, Field: "spec.serving.path",
 		Message: fmt.Sprintf("expected a kustomization.yaml in %s/", dir)}}
 }

@@ -41,7 +41,7 @@ type validator struct {
 // the field itself is missing from the file.
 func (v *validator) at(field string) Pos {
 	for f := field; ; {
-		if p, ok := v.pos[f]; ok {
+		if p, ok := v.pos.Get(f); ok {
 			return p
 		}
 		i := strings.LastIndexAny(f, ".[")

@@ -58,7 +58,7 @@ func TestGoodModelLoads(t *testing.T) {
 	if m.Spec.Environments["prod"].Canary.Steps[2] != 50 {
 		t.Fatalf("canary steps not decoded: %+v", m.Spec.Environments["prod"].Canary)
 	}
-	if got := repo.Lines["churn"]["spec.environments.prod.version"]; got != (Pos{11, 16}) {
+	if got := repo.Lines["churn"].At("spec.environments.prod.version"); got != (Pos{11, 16}) {
 		t.Fatalf("position of prod version = %+v, want line 11 column 16", got)
 	}
 }

@@ -105,7 +105,7 @@ func (o *CanaryOutcome) Message() string { return o.Title() + "\n\n" + o.Body() 
 // start; anything else yields *NotEditableError.
 func RemoveCanary(file string, data []byte, pos manifest.Positions, env string) ([]byte, error) {
 	field := CanaryField(env)
-	p, ok := pos[field]
+	p, ok := pos.Get(field)
 	if !ok || p.Line < 1 {
 		return nil, fmt.Errorf("%s: %s is not set; environment %s has no canary", file, field, env)
 	}

@@ -61,13 +61,13 @@ func positionsOf(t *testing.T, doc string) manifest.Positions {
 		tl := strings.TrimSpace(l)
 		if strings.HasPrefix(tl, "canary:") || strings.HasPrefix(tl, "\"canary\":") {
 			if strings.Contains(tl, "{") {
-				return manifest.Positions{CanaryField("prod"): {Line: i + 1, Column: strings.Index(l, "{") + 1}}
+				return manifest.NewPositions(map[string]manifest.Pos{CanaryField("prod"): {Line: i + 1, Column: strings.Index(l, "{") + 1}})
 			}
-			return manifest.Positions{CanaryField("prod"): {Line: i + 2, Column: 9}}
+			return manifest.NewPositions(map[string]manifest.Pos{CanaryField("prod"): {Line: i + 2, Column: 9}})
 		}
 	}
 	t.Fatal("no canary in test document")
-	return nil
+	return manifest.Positions{}
 }
 
 const canaryFile = "models/customer-churn-predictor/model.yaml"

@@ -37,7 +37,7 @@ func SetVersion(file string, data []byte, pos manifest.Positions, env string, ve
 		return nil, fmt.Errorf("%s: version %d for environment %s: versions start at 1", file, version, env)
 	}
 	field := VersionField(env)
-	p, ok := pos[field]
+	p, ok := pos.Get(field)
 	if !ok || p.Line < 1 || p.Column < 1 {
 		return nil, fmt.Errorf("%s: %s is not set; the model does not run in environment %s", file, field, env)
 	}

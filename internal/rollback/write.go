@@ -103,7 +103,7 @@ func (c *Checkout) Write(ctx context.Context, ch *Change, opts WriteOptions) (*W
 	if err != nil {
 		return nil, fmt.Errorf("rollback of model %s in %s to version %d: %w", ch.Model, ch.Environment, ch.To, err)
 	}
-	line := pos[VersionField(ch.Environment)].Line
+	line := pos.At(VersionField(ch.Environment)).Line
 	w.Line, w.Before, w.After = line, lineOf(data, line), lineOf(edited, line)
 	if err := c.WriteFile(rel, edited); err != nil {
 		return nil, err
@@ -142,10 +142,10 @@ func (c *Checkout) Write(ctx context.Context, ch *Change, opts WriteOptions) (*W
 func (c *Checkout) loadWorking(ch *Change) (*manifest.Model, manifest.Positions, error) {
 	m, pos, problems, err := manifest.LoadModel(os.DirFS(c.dir), ch.Model, ch.Config)
 	if err != nil {
-		return nil, nil, err
+		return nil, manifest.Positions{}, err
 	}
 	if len(problems) > 0 {
-		return nil, nil, fmt.Errorf("model %s on branch %s is invalid; fix it first:\n%w", ch.Model, c.branch, problems)
+		return nil, manifest.Positions{}, fmt.Errorf("model %s on branch %s is invalid; fix it first:\n%w", ch.Model, c.branch, problems)
 	}
 	return m, pos, nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -29,8 +30,10 @@ import (
 	ghub "github.com/modelsync/modelsync/internal/github"
 	"github.com/modelsync/modelsync/internal/github/prcheck"
 	"github.com/modelsync/modelsync/internal/gitsource"
+	"github.com/modelsync/modelsync/internal/memlimit"
 	"github.com/modelsync/modelsync/internal/prverdict"
 	"github.com/modelsync/modelsync/internal/repo"
+	"github.com/modelsync/modelsync/internal/textio"
 	"github.com/modelsync/modelsync/internal/wiring"
 	"github.com/modelsync/modelsync/reconciler"
 )
@@ -120,6 +123,10 @@ type Options struct {
 	// GitCacheMiB bounds the Git objects and decoded directories the
 	// controller keeps in memory between fetches (0: the default).
 	GitCacheMiB int64
+	// MemoryLimit is --memory-limit, the Go runtime's soft memory limit;
+	// unset, GOMEMLIMIT or 90% of the container's cgroup limit
+	// (memlimit.Decide).
+	MemoryLimit memlimit.Flag
 
 	// PrometheusURL is the canary analysis' Prometheus where neither the
 	// manifest nor modelsync.yaml names one.
@@ -145,6 +152,7 @@ type Options struct {
 // NewCmdServe builds the command; runF replaces the work in tests of flags.
 func NewCmdServe(f *wiring.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f}
+	var memoryLimit string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the controller and the GitHub webhook receiver and PR gate",
@@ -210,6 +218,13 @@ Environment:
 			if opts.GitCacheMiB < 1 {
 				return fmt.Errorf("--git-cache-mib %d: want at least 1", opts.GitCacheMiB)
 			}
+			if cmd.Flags().Changed("memory-limit") {
+				n, err := memlimit.ParseSize(memoryLimit)
+				if err != nil {
+					return fmt.Errorf("--memory-limit: %w", err)
+				}
+				opts.MemoryLimit = memlimit.Flag{Set: true, Bytes: n}
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -252,6 +267,8 @@ Environment:
 		"how often replicas try to acquire or renew the Lease (plus up to 120% jitter); renew deadline > 1.2 × retry period")
 	cmd.Flags().Int64Var(&opts.GitCacheMiB, "git-cache-mib", gitsource.DefaultCacheSize>>20,
 		"MiB of Git objects and decoded directories the controller keeps in memory between fetches; raise it for repositories of many thousands of models")
+	cmd.Flags().StringVar(&memoryLimit, "memory-limit", "",
+		"soft memory limit of the Go runtime, e.g. 900MiB or 1Gi (0: none); default $"+memlimit.EnvGoMemLimit+", else 90% of the container's cgroup memory limit")
 	cmd.Flags().StringVar(&opts.PrometheusURL, "prometheus-url", "",
 		"Prometheus of canary analyses that name none (canary.analysis.provider, else modelsync.yaml analysis.prometheus.address, else this)")
 	cmd.Flags().StringVar(&opts.CanaryWriteBack, "canary-write-back", WriteBackAuto,
@@ -335,6 +352,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 func Run(ctx context.Context, opts *Options) error {
 	f := opts.Factory
 	log := slog.New(slog.NewJSONHandler(f.IO.ErrOut, nil))
+	// Before anything large is read: the collector must know the bound
+	// from the first fetch on.
+	mem := memlimit.Decide(opts.MemoryLimit, f.Getenv, os.DirFS("/"), memlimit.DefaultShare)
+	if limit := mem.Apply(); limit == math.MaxInt64 {
+		log.Info("no soft memory limit", "source", mem.Source)
+	} else {
+		log.Info("soft memory limit", "bytes", limit, "limit", textio.FormatBytes(limit), "source", mem.Source)
+	}
 	only := opts.Only
 	if len(only) == 0 {
 		only = []string{ComponentController}

@@ -34,7 +34,7 @@ func ValidateServing(ctx context.Context, files fs.FS, cfg *manifest.RepoConfig,
 	modelRoot := path.Join(manifest.ModelsDir, folder)
 	at := func(field string) manifest.Pos {
 		for f := field; f != ""; {
-			if p, ok := pos[f]; ok {
+			if p, ok := pos.Get(f); ok {
 				return p
 			}
 			i := strings.LastIndexAny(f, ".[")
