@@ -59,7 +59,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/modelsync/modelsync/internal/controller"
@@ -69,6 +68,7 @@ import (
 	"github.com/modelsync/modelsync/internal/target/mlflow"
 	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/test/bench/internal/converged"
+	"github.com/modelsync/modelsync/test/bench/internal/procstat"
 	"github.com/modelsync/modelsync/test/testenv"
 )
 
@@ -394,7 +394,7 @@ func childResync(models, concurrency int, gitCacheMiB int64, memProfile, cpuProf
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	cpu0 := cpuTime()
+	cpu0 := procstat.CPUTime()
 	t0 := time.Now()
 	go func() { defer close(done); _ = c.Run(ctx) }()
 	defer func() { cancel(); <-done }()
@@ -402,14 +402,14 @@ func childResync(models, concurrency int, gitCacheMiB int64, memProfile, cpuProf
 	if err := waitPasses(c, want, 30*time.Minute); err != nil {
 		return err
 	}
-	firstWall, firstCPU := time.Since(t0), cpuTime()-cpu0
-	cpu1 := cpuTime()
+	firstWall, firstCPU := time.Since(t0), procstat.CPUTime()-cpu0
+	cpu1 := procstat.CPUTime()
 	t1 := time.Now()
 	c.Resync()
 	if err := waitPasses(c, 2*want, 30*time.Minute); err != nil {
 		return err
 	}
-	wall, cpu := time.Since(t1), cpuTime()-cpu1
+	wall, cpu := time.Since(t1), procstat.CPUTime()-cpu1
 	mem, err := anon.memory("self")
 	if err != nil {
 		return err
@@ -425,9 +425,9 @@ func childResync(models, concurrency int, gitCacheMiB int64, memProfile, cpuProf
 		// The samplers above read memory every 5 ms, more CPU than an
 		// idle controller spends; they stop before the idle window.
 		anon.halt()
-		cpu2 := cpuTime()
+		cpu2 := procstat.CPUTime()
 		time.Sleep(idle)
-		idleCPU := cpuTime() - cpu2
+		idleCPU := procstat.CPUTime() - cpu2
 		perResync := cpu + time.Duration(float64(idleCPU)*float64(controller.DefaultResyncInterval)/float64(idle))
 		fmt.Printf("  idle at the default intervals (fetch every %v, nothing moved): CPU %v over %v\n", controller.DefaultInterval, idleCPU.Round(time.Millisecond), idle)
 		fmt.Printf("  steady state, one resync plus %v of idle fetches: CPU %v per %v = %.2f %% of one core\n",
@@ -463,12 +463,6 @@ func startCPUProfile(file string) (stop func(), err error) {
 			f.Close()
 		})
 	}, nil
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // waitPasses waits until the controller has counted n item reconciliations

@@ -36,6 +36,7 @@ import (
 	"github.com/modelsync/modelsync/internal/gitsource"
 	"github.com/modelsync/modelsync/internal/manifest"
 	"github.com/modelsync/modelsync/reconciler"
+	"github.com/modelsync/modelsync/test/bench/internal/procstat"
 )
 
 func main() {
@@ -138,19 +139,19 @@ func run(models, runs, commits int, fixtures string, gitCache int64) error {
 	var head, cold, next []time.Duration
 	var headCPU, coldCPU, nextCPU []time.Duration
 	for range runs {
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), procstat.CPUTime()
 		if err := check(reconciler.ComputeDesired(headOnly{snap}, "main")); err != nil {
 			return err
 		}
 		head = append(head, time.Since(start))
-		headCPU = append(headCPU, cpuTime()-cpu0)
+		headCPU = append(headCPU, procstat.CPUTime()-cpu0)
 		a, mc := reconciler.NewAttribution(), manifest.NewCache()
-		start, cpu0 = time.Now(), cpuTime()
+		start, cpu0 = time.Now(), procstat.CPUTime()
 		if err := check(reconciler.ComputeDesiredWith(snap, "main", reconciler.DesiredOptions{Attribution: a, Manifests: mc})); err != nil {
 			return err
 		}
 		cold = append(cold, time.Since(start))
-		coldCPU = append(coldCPU, cpuTime()-cpu0)
+		coldCPU = append(coldCPU, procstat.CPUTime()-cpu0)
 		// The controller's next pass: one more commit, the cache kept.
 		if err := addHistory(src, models, 1); err != nil {
 			return err
@@ -159,12 +160,12 @@ func run(models, runs, commits int, fixtures string, gitCache int64) error {
 		if err != nil {
 			return err
 		}
-		start, cpu0 = time.Now(), cpuTime()
+		start, cpu0 = time.Now(), procstat.CPUTime()
 		if err := check(reconciler.ComputeDesiredWith(s2, "main", reconciler.DesiredOptions{Attribution: a, Manifests: mc})); err != nil {
 			return err
 		}
 		next = append(next, time.Since(start))
-		nextCPU = append(nextCPU, cpuTime()-cpu0)
+		nextCPU = append(nextCPU, procstat.CPUTime()-cpu0)
 	}
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -186,14 +187,6 @@ func run(models, runs, commits int, fixtures string, gitCache int64) error {
 	}
 	fmt.Printf("  peak RSS of the process (clone included) %.1f MB\n", float64(ru.Maxrss)/1024)
 	return nil
-}
-
-// cpuTime is the CPU time the process used so far: on a shared machine it
-// moves much less with other people's load than wall time does.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // addHistory adds n commits, each changing one model's manifest comment.

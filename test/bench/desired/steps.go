@@ -19,6 +19,7 @@ import (
 	"github.com/modelsync/modelsync/policy"
 	"github.com/modelsync/modelsync/reconciler"
 	"github.com/modelsync/modelsync/reconciler/reconcilertest"
+	"github.com/modelsync/modelsync/test/bench/internal/procstat"
 )
 
 // steps measured by -step, in the order -table prints them.
@@ -68,7 +69,7 @@ func runStep(step, fixtures string, models, runs int, gitCache int64, memprofile
 	}
 	defer r.Close()
 	// The clone alone, so the step's own share of the peak shows.
-	fmt.Fprintf(os.Stderr, "%s at %d models: peak RSS after the clone and sync %.0f MB\n", step, models, vmHWM())
+	fmt.Fprintf(os.Stderr, "%s at %d models: peak RSS after the clone and sync %.0f MB\n", step, models, procstat.PeakRSSMB())
 	var measure func() error
 	// kept is what the last run produced and a controller would keep
 	// until its next pass: the state and its caches; -memprofile sees it.
@@ -164,13 +165,13 @@ func runStep(step, fixtures string, models, runs int, gitCache int64, memprofile
 		// What setting up (the sync, the desired state the plan starts
 		// from) left to collect is not the step's.
 		runtime.GC()
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), procstat.CPUTime()
 		if err := measure(); err != nil {
 			return fmt.Errorf("%s at %d models: %w", step, models, err)
 		}
-		walls, cpus = append(walls, time.Since(start)), append(cpus, cpuTime()-cpu0)
+		walls, cpus = append(walls, time.Since(start)), append(cpus, procstat.CPUTime()-cpu0)
 	}
-	fmt.Printf("step %s %d %d %d %.1f\n", step, models, median(walls), median(cpus), vmHWM())
+	fmt.Printf("step %s %d %d %d %.1f\n", step, models, median(walls), median(cpus), procstat.PeakRSSMB())
 	if memprofile != "" {
 		// Whatever the step keeps live between runs, with the snapshot
 		// and the Git caches it read through.
@@ -225,22 +226,6 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-// vmHWM is this process's own peak resident set in MB (getrusage's
-// ru_maxrss would carry a parent's peak into a child across exec).
-func vmHWM() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 // runTable runs every step at every size, each in its own process so

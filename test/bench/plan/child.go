@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,6 +24,7 @@ import (
 	"github.com/modelsync/modelsync/internal/target/mlflow"
 	s3target "github.com/modelsync/modelsync/internal/target/s3"
 	"github.com/modelsync/modelsync/reconciler"
+	"github.com/modelsync/modelsync/test/bench/internal/procstat"
 )
 
 type childConfig struct {
@@ -113,16 +113,16 @@ type timed struct {
 }
 
 func (t *timed) Observe(ctx context.Context, d *reconciler.DesiredState) (reconciler.Observation, error) {
-	w, c := time.Now(), cpuTime()
+	w, c := time.Now(), procstat.CPUTime()
 	o, err := t.Target.Observe(ctx, d)
-	t.observeWall, t.observeCPU = time.Since(w), cpuTime()-c
+	t.observeWall, t.observeCPU = time.Since(w), procstat.CPUTime()-c
 	return o, err
 }
 
 func (t *timed) Plan(d *reconciler.DesiredState, o reconciler.Observation) reconciler.TargetPlan {
-	c := cpuTime()
+	c := procstat.CPUTime()
 	p := t.Target.Plan(d, o)
-	t.planCPU = cpuTime() - c
+	t.planCPU = procstat.CPUTime() - c
 	return p
 }
 
@@ -139,7 +139,7 @@ func runChild(cfg childConfig) error {
 	if err != nil {
 		return err
 	}
-	res := childResult{Target: cfg.target, Models: cfg.models, DesiredRSSMB: vmHWM()}
+	res := childResult{Target: cfg.target, Models: cfg.models, DesiredRSSMB: procstat.PeakRSSMB()}
 	cnt := &counters{}
 	mc, err := mlflowclient.New(mlflowclient.Config{TrackingURI: os.Getenv("BENCH_MLFLOW"),
 		Observe: func(string, string, int, time.Duration) { cnt.mlflow.Add(1) }})
@@ -184,7 +184,7 @@ func runChild(cfg childConfig) error {
 	if cfg.target != "mlflow" {
 		// What a controller's first pass pays once: one get-download-uri
 		// per referenced version, in order, as the targets' Observe asks.
-		before, w, c := cnt.snapshot(), time.Now(), cpuTime()
+		before, w, c := cnt.snapshot(), time.Now(), procstat.CPUTime()
 		for i := range d.Models {
 			m := &d.Models[i]
 			for _, v := range m.ReferencedVersions() {
@@ -193,7 +193,7 @@ func runChild(cfg childConfig) error {
 				}
 			}
 		}
-		res.LocateWall, res.LocateCPU, res.LocateReads = time.Since(w), cpuTime()-c, diff(before, cnt.snapshot())["mlflow"]
+		res.LocateWall, res.LocateCPU, res.LocateReads = time.Since(w), procstat.CPUTime()-c, diff(before, cnt.snapshot())["mlflow"]
 	}
 	tt := &timed{Target: tgt}
 	targets := []reconciler.Target{tt}
@@ -206,9 +206,9 @@ func runChild(cfg childConfig) error {
 	if err != nil {
 		return err
 	}
-	before, c := cnt.snapshot(), cpuTime()
+	before, c := cnt.snapshot(), procstat.CPUTime()
 	p, err := reconciler.BuildPlan(ctx, d, targets)
-	res.BuildCPU = cpuTime() - c
+	res.BuildCPU = procstat.CPUTime() - c
 	stop()
 	if err != nil {
 		return err
@@ -226,9 +226,9 @@ func runChild(cfg childConfig) error {
 	if err != nil {
 		return err
 	}
-	before, w, c := cnt.snapshot(), time.Now(), cpuTime()
+	before, w, c := cnt.snapshot(), time.Now(), procstat.CPUTime()
 	p, err = reconciler.BuildPlan(ctx, d, targets)
-	res.ResyncWall, res.ResyncCPU = time.Since(w), cpuTime()-c
+	res.ResyncWall, res.ResyncCPU = time.Since(w), procstat.CPUTime()-c
 	stop()
 	if err != nil {
 		return err
@@ -237,7 +237,7 @@ func runChild(cfg childConfig) error {
 	if err := mustBeEmpty(p); err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}
-	res.PeakRSSMB = vmHWM()
+	res.PeakRSSMB = procstat.PeakRSSMB()
 	runtime.KeepAlive(d)
 	b, err := json.Marshal(res)
 	if err != nil {
@@ -294,28 +294,4 @@ func startProfile(prefix, a, b string) (func(), error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
-}
-
-// cpuTime is the process's CPU time so far (user+system): on a shared
-// machine it moves much less with other load than wall time does.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// vmHWM is this process's own peak resident set in MB (getrusage's
-// ru_maxrss would carry the parent's peak into a child across exec).
-func vmHWM() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
