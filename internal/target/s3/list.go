@@ -30,7 +30,25 @@ type listing struct {
 // where a LIST per version cost one request per version on every pass.
 func (t *Target) listObjects(ctx context.Context, ms *ModelState) error {
 	for _, l := range listings(ms.Prefixes) {
-		if err := t.walk(ctx, ms, l); err != nil {
+		err := t.walk(ctx, ms, l)
+		if err != nil && len(l.targets) > 1 && ctx.Err() == nil {
+			// A bucket policy may allow listing each version's prefix
+			// but not their directory (an s3:prefix condition): list
+			// them one by one, as before, from scratch.
+			for i := range ms.Prefixes {
+				if ms.Prefixes[i].Bucket == l.bucket {
+					ms.Prefixes[i].Objects = nil
+				}
+			}
+			err = nil
+			for _, i := range l.targets {
+				if err = t.walk(ctx, ms, listing{bucket: l.bucket, targets: []int{i}}); err != nil {
+					l.targets = []int{i}
+					break
+				}
+			}
+		}
+		if err != nil {
 			var vs []int
 			for _, i := range l.targets {
 				vs = append(vs, ms.Prefixes[i].Versions...)

@@ -3,9 +3,11 @@ package s3
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"reflect"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +26,20 @@ type countingHTTP struct {
 
 func (c countingHTTP) Do(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
+	return c.next.Do(r)
+}
+
+// refusingHTTP answers 403 AccessDenied to LISTs of a directory, as a
+// bucket policy that allows only each version's prefix would.
+type refusingHTTP struct{ next s3.HTTPClient }
+
+func (c refusingHTTP) Do(r *http.Request) (*http.Response, error) {
+	if r.URL.Query().Has("start-after") {
+		body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`
+		return &http.Response{StatusCode: http.StatusForbidden, Status: "403 Forbidden", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Content-Type": {"application/xml"}}, Body: io.NopCloser(strings.NewReader(body)),
+			ContentLength: int64(len(body)), Request: r}, nil
+	}
 	return c.next.Do(r)
 }
 
@@ -200,4 +216,32 @@ func TestObserveWalkSkipsUnrelatedObjects(t *testing.T) {
 		t.Errorf("%d S3 requests, want at most 7 (never more than a LIST per version)", got)
 	}
 	t.Logf("%d S3 requests for 4 versions among 90 unrelated objects", n.Load())
+}
+
+// A store that refuses to list the versions' common directory (a policy
+// scoped to each version's prefix) is listed version by version.
+func TestObserveFallsBackToListingEachVersion(t *testing.T) {
+	srv := testenv.NewMinIO(t)
+	c := srv.Client(t.Context())
+	if err := srv.MakeBucket(t.Context(), "models", false); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	reg := newRegistry()
+	want := map[string][]string{}
+	for v := 1; v <= 3; v++ {
+		prefix := fmt.Sprintf("models/churn/%d", v)
+		reg.add("churn-registered", reconciler.RegistryVersion{Version: v, Created: now.Add(-time.Hour)}, "s3://models/"+prefix)
+		putObject(t, c, "models", prefix+"/model.pkl", randomBytes(16, 3))
+		want["s3://models/"+prefix] = []string{prefix + "/model.pkl"}
+	}
+	refusing := s3.New(c.Options(), func(o *s3.Options) { o.HTTPClient = refusingHTTP{o.HTTPClient} })
+	tg, err := New(Config{Client: refusing, Locator: reg, Versions: reg, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := mustObserve(t, tg, desiredState(model("churn", minioLifecycle(), env("prod", 3))))
+	if got := objectsOf(obs)["churn"]; !reflect.DeepEqual(got, want) {
+		t.Errorf("observed objects:\n got %v\nwant %v", got, want)
+	}
 }
