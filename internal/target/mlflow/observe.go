@@ -2,6 +2,7 @@ package mlflow
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 
@@ -29,14 +30,24 @@ const versionsPerSearch = 50
 // searches that cover many models each, so a quiet registry costs
 // O(models / page size) requests, not one per version.
 func (t *Target) Observe(ctx context.Context, d *reconciler.DesiredState) (*observation, error) {
-	obs := &observation{models: map[string]*liveModel{}}
-	var names, registered []string
+	var names []string
 	for _, m := range d.Models {
-		if m.Suspended {
-			continue
+		if !m.Suspended {
+			names = append(names, m.RegisteredModel)
 		}
-		obs.models[m.RegisteredModel] = &liveModel{aliases: map[string]int{}, versions: map[int]mlflowclient.ModelVersion{}}
-		names = append(names, m.RegisteredModel)
+	}
+	return readRegistry(ctx, t.client, t.pageSize, names)
+}
+
+// readRegistry reads the aliases and versions of the registered models
+// names in O(models / page size) requests (see Observe). The S3 target's
+// VersionLister shares it, so both targets pay the same on every server.
+func readRegistry(ctx context.Context, client *mlflowclient.Client, pageSize int, names []string) (*observation, error) {
+	obs := &observation{models: map[string]*liveModel{}}
+	var registered []string
+	names = slices.Clone(names)
+	for _, n := range names {
+		obs.models[n] = &liveModel{aliases: map[string]int{}, versions: map[int]mlflowclient.ModelVersion{}}
 	}
 	if len(names) == 0 {
 		return obs, nil
@@ -44,7 +55,7 @@ func (t *Target) Observe(ctx context.Context, d *reconciler.DesiredState) (*obse
 	// The first request: it fails fast, naming the server and the cause,
 	// when the registry cannot be reached, and tells (once per client)
 	// whether version searches may cover several models.
-	caps, err := t.client.Capabilities(ctx)
+	caps, err := client.Capabilities(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +63,7 @@ func (t *Target) Observe(ctx context.Context, d *reconciler.DesiredState) (*obse
 	if len(names) <= 3 {
 		// A handful of models: direct reads beat listing a shared registry.
 		for _, n := range names {
-			rm, err := t.client.GetRegisteredModel(ctx, n)
+			rm, err := client.GetRegisteredModel(ctx, n)
 			if mlflowclient.IsNotFound(err) {
 				continue
 			}
@@ -62,7 +73,7 @@ func (t *Target) Observe(ctx context.Context, d *reconciler.DesiredState) (*obse
 			obs.record(*rm)
 		}
 	} else {
-		for rm, err := range t.client.RegisteredModels(ctx, mlflowclient.SearchOptions{PageSize: t.pageSize}) {
+		for rm, err := range client.RegisteredModels(ctx, mlflowclient.SearchOptions{PageSize: pageSize}) {
 			if err != nil {
 				return nil, err
 			}
@@ -90,7 +101,7 @@ func (t *Target) Observe(ctx context.Context, d *reconciler.DesiredState) (*obse
 			}
 		}
 		if 4*len(existing) >= covered {
-			return obs, t.scanVersions(ctx, obs, prefix)
+			return obs, scanVersions(ctx, client, pageSize, obs, prefix)
 		}
 	}
 	for len(existing) > 0 {
@@ -100,12 +111,12 @@ func (t *Target) Observe(ctx context.Context, d *reconciler.DesiredState) (*obse
 		} else if len(batch) > versionsPerSearch {
 			batch = batch[:versionsPerSearch]
 		}
-		err := t.searchVersions(ctx, obs, batch)
+		err := searchVersions(ctx, client, pageSize, obs, batch)
 		if err != nil && len(batch) > 1 && mlflowclient.IsInvalidParameter(err) {
 			// A server of unknown version that accepts IN only for run_id
 			// (as MLflow 2.x): search model by model from now on, at every
 			// user of this client.
-			t.client.NoteNoMultiModelVersionSearch()
+			client.NoteNoMultiModelVersionSearch()
 			caps.MultiModelVersionSearch = false
 			continue
 		}
@@ -117,12 +128,12 @@ func (t *Target) Observe(ctx context.Context, d *reconciler.DesiredState) (*obse
 	return obs, nil
 }
 
-func (t *Target) searchVersions(ctx context.Context, obs *observation, names []string) error {
+func searchVersions(ctx context.Context, client *mlflowclient.Client, pageSize int, obs *observation, names []string) error {
 	filter := nameIn(names)
 	if len(names) == 1 {
 		filter = "name = " + quote(names[0])
 	}
-	for mv, err := range t.client.ModelVersions(ctx, mlflowclient.SearchOptions{Filter: filter, PageSize: t.pageSize}) {
+	for mv, err := range client.ModelVersions(ctx, mlflowclient.SearchOptions{Filter: filter, PageSize: pageSize}) {
 		if err != nil {
 			return err
 		}
@@ -137,12 +148,12 @@ func (t *Target) searchVersions(ctx context.Context, obs *observation, names []s
 // (all of them for ""), in pages, keeping those of the observed models.
 // The order is explicit and stable, as MLflow 2.x pages by offset; the
 // client drops a version a concurrent write moves onto a second page.
-func (t *Target) scanVersions(ctx context.Context, obs *observation, prefix string) error {
-	o := mlflowclient.SearchOptions{PageSize: t.pageSize, OrderBy: []string{"name ASC", "version_number ASC"}}
+func scanVersions(ctx context.Context, client *mlflowclient.Client, pageSize int, obs *observation, prefix string) error {
+	o := mlflowclient.SearchOptions{PageSize: pageSize, OrderBy: []string{"name ASC", "version_number ASC"}}
 	if prefix != "" {
 		o.Filter = "name LIKE " + quote(prefix+"%")
 	}
-	for mv, err := range t.client.ModelVersions(ctx, o) {
+	for mv, err := range client.ModelVersions(ctx, o) {
 		if err != nil {
 			return err
 		}

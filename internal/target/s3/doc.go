@@ -11,6 +11,15 @@
 // deleted) and plans one action per prefix and kind. Versions that share a
 // prefix, or whose prefixes nest, keep the hottest class any of them needs.
 //
+// A pass costs few requests whatever the number of models: a lister that
+// implements ManyVersionLister (the MLflow target's does) answers for all
+// models in O(versions / page size) searches; each model's version
+// prefixes in a bucket are read in one LIST walk of their common directory
+// that jumps over keys of no version, so side-by-side versions
+// (s3://b/models/m/1, s3://b/models/m/2) cost one request, and spread ones
+// never more than a LIST per version; and Config.ObserveConcurrency models
+// are observed at once.
+//
 // Class changes are server-side copies of an object onto itself. Up to the
 // copy threshold (5 GiB, the CopyObject limit) a single CopyObject is used;
 // above it a multipart copy whose parts are UploadPartCopy requests, so no

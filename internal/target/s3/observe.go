@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -83,35 +84,90 @@ func (o *Observation) Model(name string) (*ModelState, bool) {
 	return nil, false
 }
 
+// ManyVersionLister is a VersionLister that also lists the versions of many
+// registered models in a few requests (the MLflow target's VersionLister
+// does). A model missing from the answer is asked with ListVersions, which
+// gives its own error.
+type ManyVersionLister interface {
+	ListVersionsOf(ctx context.Context, registeredModels []string) (map[string][]reconciler.RegistryVersion, error)
+}
+
 // Observe implements reconciler.TypedTarget. A model whose versions, locations
 // or objects cannot be read is recorded with an error; only a cancelled
-// context fails the whole observation.
+// context fails the whole observation. The registry is read for all models
+// at once when Config.Versions can (ManyVersionLister); each model's
+// listings then run on one of Config.ObserveConcurrency workers.
 func (t *Target) Observe(ctx context.Context, desired *reconciler.DesiredState) (*Observation, error) {
 	obs := &Observation{At: t.cfg.Now().UTC()}
+	var models []*reconciler.DesiredModel
 	for i := range desired.Models {
-		m := &desired.Models[i]
-		if m.Suspended {
-			continue
+		if !desired.Models[i].Suspended {
+			models = append(models, &desired.Models[i])
 		}
-		ms := t.observeModel(ctx, m, obs.At)
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	}
+	listed, listErr := t.listMany(ctx, models)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	obs.Models = make([]ModelState, len(models))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(t.cfg.ObserveConcurrency, len(models)) {
+		wg.Go(func() {
+			for i := range work {
+				m := models[i]
+				vs, ok := listed[m.RegisteredModel]
+				obs.Models[i] = t.observeModel(ctx, m, vs, ok, listErr, obs.At)
+			}
+		})
+	}
+	for i := range models {
+		if ctx.Err() != nil {
+			break
 		}
-		obs.Models = append(obs.Models, ms)
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	return obs, nil
 }
 
-func (t *Target) observeModel(ctx context.Context, m *reconciler.DesiredModel, at time.Time) ModelState {
+// listMany reads the versions of models in one go when the lister can. A
+// failure is returned for every model to report, as a failed per-model
+// listing was.
+func (t *Target) listMany(ctx context.Context, models []*reconciler.DesiredModel) (map[string][]reconciler.RegistryVersion, error) {
+	many, ok := t.cfg.Versions.(ManyVersionLister)
+	if !ok || len(models) < 2 {
+		return nil, nil
+	}
+	names := make([]string, len(models))
+	for i, m := range models {
+		names[i] = m.RegisteredModel
+	}
+	return many.ListVersionsOf(ctx, names)
+}
+
+// observeModel observes one model; listed are its versions when the
+// registry was read for all models at once (ok), listErr that read's error.
+func (t *Target) observeModel(ctx context.Context, m *reconciler.DesiredModel, listed []reconciler.RegistryVersion, ok bool, listErr error, at time.Time) ModelState {
 	ms := ModelState{Model: m.Name, RegisteredModel: m.RegisteredModel}
 	fail := func(err error) ModelState {
 		ms.Error = err.Error()
 		ms.Versions, ms.Prefixes = nil, nil
 		return ms
 	}
-	listed, err := t.cfg.Versions.ListVersions(ctx, m.RegisteredModel)
-	if err != nil {
-		return fail(fmt.Errorf("listing versions of registered model %q: %w", m.RegisteredModel, err))
+	if listErr != nil {
+		return fail(fmt.Errorf("listing versions of registered model %q: %w", m.RegisteredModel, listErr))
+	}
+	if !ok {
+		var err error
+		listed, err = t.cfg.Versions.ListVersions(ctx, m.RegisteredModel)
+		if err != nil {
+			return fail(fmt.Errorf("listing versions of registered model %q: %w", m.RegisteredModel, err))
+		}
 	}
 	byVersion := map[int]reconciler.RegistryVersion{}
 	for _, v := range listed {
@@ -183,57 +239,6 @@ func groupPrefixes(vs []VersionState) []PrefixState {
 		return strings.Compare(a.Prefix, b.Prefix)
 	})
 	return ps
-}
-
-// listObjects lists every outermost prefix once and hands each object to
-// the most specific prefix that contains it.
-func (t *Target) listObjects(ctx context.Context, ms *ModelState) error {
-	for i := range ms.Prefixes {
-		outer := ms.Prefixes[i].Location
-		nested := false
-		for j := range ms.Prefixes {
-			if j != i && outer.within(ms.Prefixes[j].Location) {
-				nested = true
-			}
-		}
-		if nested {
-			continue
-		}
-		pages := s3.NewListObjectsV2Paginator(t.cfg.Client, &s3.ListObjectsV2Input{
-			Bucket: aws.String(outer.Bucket),
-			Prefix: aws.String(outer.Prefix + "/"),
-		})
-		for pages.HasMorePages() {
-			page, err := pages.NextPage(ctx)
-			if err != nil {
-				return fmt.Errorf("%s: listing %s: %w", versionsLabel(ms.Prefixes[i].Versions), outer, err)
-			}
-			for _, o := range page.Contents {
-				obj := Object{
-					Key:   aws.ToString(o.Key),
-					Size:  aws.ToInt64(o.Size),
-					ETag:  aws.ToString(o.ETag),
-					Class: storageclass.Normalize(string(o.StorageClass)),
-				}
-				if o.LastModified != nil {
-					obj.LastModified = o.LastModified.UTC()
-				}
-				owner := mostSpecific(ms.Prefixes, outer.Bucket, obj.Key)
-				ms.Prefixes[owner].Objects = append(ms.Prefixes[owner].Objects, obj)
-			}
-		}
-	}
-	return nil
-}
-
-func mostSpecific(ps []PrefixState, bucket, key string) int {
-	best := -1
-	for i, p := range ps {
-		if p.contains(bucket, key) && (best < 0 || len(p.Prefix) > len(ps[best].Prefix)) {
-			best = i
-		}
-	}
-	return best
 }
 
 // readRestoreState fills in the restore status of an archived object and,

@@ -48,6 +48,9 @@ const (
 	DefaultConcurrency       = 4
 	DefaultRestoreTier       = TierStandard
 	DefaultRestoreDays       = 7
+	// DefaultObserveConcurrency models are observed at once: enough to
+	// hide request latency, few enough not to crowd a shared S3 endpoint.
+	DefaultObserveConcurrency = 8
 )
 
 // Config configures the target. Client, Locator and Versions are required.
@@ -67,6 +70,10 @@ type Config struct {
 	MinPartSize int64
 	// Concurrency is how many UploadPartCopy requests run at once.
 	Concurrency int
+	// ObserveConcurrency is how many models Observe reads at once (their
+	// LISTs, restore reads and artifact lookups). 0 means
+	// DefaultObserveConcurrency.
+	ObserveConcurrency int
 	// RestoreTier is Expedited, Standard or Bulk. DEEP_ARCHIVE objects use
 	// Standard when Expedited is configured, since they do not offer it.
 	RestoreTier string
@@ -87,6 +94,9 @@ type Config struct {
 // methods are safe for concurrent use.
 type Target struct {
 	cfg Config
+	// listPageSize is the MaxKeys of Observe's LISTs; 0 leaves the
+	// server's default (1000). Tests shrink it to cross page boundaries.
+	listPageSize int32
 
 	// restores remembers the restores this process requested, keyed by
 	// bucket/key, for stores that refuse tagging archived objects (moto
@@ -126,6 +136,11 @@ func New(cfg Config) (*Target, error) {
 		cfg.Concurrency = DefaultConcurrency
 	} else if cfg.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("s3: Concurrency %d: must be positive", cfg.Concurrency))
+	}
+	if cfg.ObserveConcurrency == 0 {
+		cfg.ObserveConcurrency = DefaultObserveConcurrency
+	} else if cfg.ObserveConcurrency < 0 {
+		errs = append(errs, fmt.Errorf("s3: ObserveConcurrency %d: must be positive", cfg.ObserveConcurrency))
 	}
 	switch cfg.RestoreTier {
 	case "":

@@ -58,16 +58,18 @@ type childResult struct {
 	ResyncWall     time.Duration    `json:"resyncWall"`
 	ResyncCPU      time.Duration    `json:"resyncCPU"`
 	ResyncRequests map[string]int64 `json:"resyncRequests"`
-	PeakRSSMB      float64          `json:"peakRSSMB"`
+	// ResyncMLflowTime is the sum of the resync's MLflow request durations.
+	ResyncMLflowTime time.Duration `json:"resyncMLflowTime"`
+	PeakRSSMB        float64       `json:"peakRSSMB"`
 	// HeapPerObject is the Go heap the target keeps live after its first
 	// pass (informers, caches), per object, in bytes.
 	HeapPerObject float64 `json:"heapPerObject"`
 }
 
 func (r childResult) summary() string {
-	return fmt.Sprintf("%s: %d objects; locate %v wall %v CPU %d reads; observe %v wall %v CPU, plan %v CPU, requests %v; resync %v CPU, requests %v; heap %.0f B/object; peak RSS %.0f MB (%.0f MB before the target)",
+	return fmt.Sprintf("%s: %d objects; locate %v wall %v CPU %d reads; observe %v wall %v CPU, plan %v CPU, requests %v; resync %v wall %v CPU, requests %v, MLflow request time %v; heap %.0f B/object; peak RSS %.0f MB (%.0f MB before the target)",
 		r.Target, r.Objects, round(r.LocateWall), round(r.LocateCPU), r.LocateReads, round(r.ObserveWall), round(r.ObserveCPU), round(r.PlanCPU),
-		r.Requests, round(r.ResyncCPU), r.ResyncRequests, r.HeapPerObject, r.PeakRSSMB, r.DesiredRSSMB)
+		r.Requests, round(r.ResyncWall), round(r.ResyncCPU), r.ResyncRequests, round(r.ResyncMLflowTime), r.HeapPerObject, r.PeakRSSMB, r.DesiredRSSMB)
 }
 
 func round(d time.Duration) time.Duration {
@@ -78,7 +80,12 @@ func round(d time.Duration) time.Duration {
 }
 
 // counters count HTTP requests per server; safe for concurrent use.
-type counters struct{ kube, mlflow, s3 atomic.Int64 }
+type counters struct {
+	kube, mlflow, s3 atomic.Int64
+	// mlflowTime sums MLflow requests' durations: the share of a pass's
+	// wall spent waiting on the registry when its reads are sequential.
+	mlflowTime atomic.Int64
+}
 
 func (c *counters) snapshot() map[string]int64 {
 	return map[string]int64{"kube": c.kube.Load(), "mlflow": c.mlflow.Load(), "s3": c.s3.Load()}
@@ -142,7 +149,10 @@ func runChild(cfg childConfig) error {
 	res := childResult{Target: cfg.target, Models: cfg.models, DesiredRSSMB: procstat.PeakRSSMB()}
 	cnt := &counters{}
 	mc, err := mlflowclient.New(mlflowclient.Config{TrackingURI: os.Getenv("BENCH_MLFLOW"),
-		Observe: func(string, string, int, time.Duration) { cnt.mlflow.Add(1) }})
+		Observe: func(_, _ string, _ int, d time.Duration) {
+			cnt.mlflow.Add(1)
+			cnt.mlflowTime.Add(int64(d))
+		}})
 	if err != nil {
 		return err
 	}
@@ -226,8 +236,9 @@ func runChild(cfg childConfig) error {
 	if err != nil {
 		return err
 	}
-	before, w, c := cnt.snapshot(), time.Now(), procstat.CPUTime()
+	before, w, c, mt := cnt.snapshot(), time.Now(), procstat.CPUTime(), cnt.mlflowTime.Load()
 	p, err = reconciler.BuildPlan(ctx, d, targets)
+	res.ResyncMLflowTime = time.Duration(cnt.mlflowTime.Load() - mt)
 	res.ResyncWall, res.ResyncCPU = time.Since(w), procstat.CPUTime()-c
 	stop()
 	if err != nil {
