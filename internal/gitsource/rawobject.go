@@ -179,20 +179,8 @@ func (s *Source) resolvePacked(at packOffset, typ byte, limit int64) (body []byt
 			break
 		}
 		chain, chainAt = append(chain, hdr), append(chainAt, at)
-		switch hdr.typ {
-		case packOFSDelta:
-			at.off = hdr.baseOffset
-		case packREFDelta:
-			p, off, ok, err := s.objs.findPacked(hdr.baseHash)
-			if err != nil {
-				return nil, false, err
-			}
-			if !ok {
-				return nil, false, fmt.Errorf("%s: delta at offset %d: base %s is not in a pack", at.pack.name, at.off, hdr.baseHash)
-			}
-			at = packOffset{p, off}
-		default:
-			return nil, false, fmt.Errorf("%s: object at offset %d is a %s, not a %s", at.pack.name, at.off, packTypes[hdr.typ], packTypes[typ])
+		if at, err = s.deltaBase(at, hdr, typ); err != nil {
+			return nil, false, err
 		}
 	}
 	alloc := func(n int64) []byte { return make([]byte, n) }
@@ -237,4 +225,25 @@ func decodeTree(h plumbing.Hash, body []byte) (*object.Tree, error) {
 		off += n
 	}
 	return t, nil
+}
+
+// deltaBase returns where the base of the delta hdr, stored at at, lies;
+// an object that is neither a delta nor of type want ends the chain with
+// an error.
+func (s *Source) deltaBase(at packOffset, hdr packHeader, want byte) (packOffset, error) {
+	switch hdr.typ {
+	case packOFSDelta:
+		return packOffset{at.pack, hdr.baseOffset}, nil
+	case packREFDelta:
+		p, off, ok, err := s.objs.findPacked(hdr.baseHash)
+		if err != nil {
+			return packOffset{}, err
+		}
+		if !ok {
+			return packOffset{}, fmt.Errorf("%s: delta at offset %d: base %s is not in a pack", at.pack.name, at.off, hdr.baseHash)
+		}
+		return packOffset{p, off}, nil
+	default:
+		return packOffset{}, fmt.Errorf("%s: object at offset %d is a %s, not a %s", at.pack.name, at.off, packTypes[hdr.typ], packTypes[want])
+	}
 }

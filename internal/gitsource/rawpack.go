@@ -117,20 +117,8 @@ func (s *Source) packedTree(at packOffset) ([]byte, error) {
 			break
 		}
 		chain, chainAt = append(chain, hdr), append(chainAt, at)
-		switch hdr.typ {
-		case packOFSDelta:
-			at.off = hdr.baseOffset
-		case packREFDelta:
-			p, off, ok, err := s.objs.findPacked(hdr.baseHash)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				return nil, fmt.Errorf("%s: delta at offset %d: base %s is not in a pack", at.pack.name, at.off, hdr.baseHash)
-			}
-			at = packOffset{p, off}
-		default:
-			return nil, fmt.Errorf("%s: object at offset %d is not a tree", at.pack.name, at.off)
+		if at, err = s.deltaBase(at, hdr, packTree); err != nil {
+			return nil, err
 		}
 	}
 	for i := len(chain) - 1; i >= 0; i-- {
