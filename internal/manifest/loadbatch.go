@@ -64,18 +64,24 @@ func loadModelCached(fsys fs.FS, name string, cfg *RepoConfig, c *Cache) (m *Mod
 	return m, pos, errs, err
 }
 
+// use returns the entry of k in m (c.folders or c.models), marking it used
+// by this computation.
+func (c *Cache) use(m map[modelKey]*cachedModel, k modelKey) (*cachedModel, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, hit := m[k]
+	if hit {
+		e.usedAt = c.gen
+	}
+	return e, hit
+}
+
 // startLoad answers l from the cache when it can, and otherwise reads its
 // file for decoding.
 func (c *Cache) startLoad(fsys fs.FS, cfg *RepoConfig, l *modelLoad) error {
 	l.folder, l.byFolder = c.folderOf(fsys, l.name, cfg)
 	if l.byFolder {
-		c.mu.Lock()
-		e, hit := c.folders[l.folder]
-		if hit {
-			e.usedAt = c.gen
-		}
-		c.mu.Unlock()
-		if hit {
+		if e, hit := c.use(c.folders, l.folder); hit {
 			l.finished, l.m, l.pos, l.errs = true, e.m, e.pos, slices.Clone(e.errs)
 			return nil
 		}
@@ -83,13 +89,7 @@ func (c *Cache) startLoad(fsys fs.FS, cfg *RepoConfig, l *modelLoad) error {
 	file := ModelPath(l.name)
 	if blob, ok := c.hashOf(fsys, file); ok {
 		l.key, l.cached = modelKey{cfg: cfg, name: l.name, blob: blob}, true
-		c.mu.Lock()
-		e, hit := c.models[l.key]
-		if hit {
-			e.usedAt = c.gen
-		}
-		c.mu.Unlock()
-		if hit {
+		if e, hit := c.use(c.models, l.key); hit {
 			l.decoded = e
 			return nil
 		}
