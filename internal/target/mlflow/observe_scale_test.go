@@ -1,14 +1,11 @@
 package mlflow_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/modelsync/modelsync/internal/mlflowclient"
 	"github.com/modelsync/modelsync/internal/target/mlflow"
 	"github.com/modelsync/modelsync/test/testenv"
 )
@@ -22,34 +19,22 @@ func TestObservingManyModelsCostsFewVersionSearches(t *testing.T) {
 	eachServer(t, func(t *testing.T, s *testenv.MLflow) {
 		const models, versions = 12, 3
 		admin := client(t, s, s.URL, nil)
-		ctx := context.Background()
 		prefix := testenv.UniqueName("scan")
 		want := map[string][]env{}
 		for i := range models {
 			name := fmt.Sprintf("%s-%02d", prefix, i)
-			if _, err := admin.CreateRegisteredModel(ctx, mlflowclient.CreateRegisteredModelRequest{Name: name}); err != nil {
-				t.Fatal(err)
-			}
-			for v := 1; v <= versions; v++ {
-				if _, err := admin.CreateModelVersion(ctx, mlflowclient.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://artifacts/%s/v%d", name, v)}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			registerVersions(t, admin, name, versions)
 			want[name] = []env{{"dev", versions, 0}, {"staging", 1 + i%versions, 0}}
 		}
 		var mu sync.Mutex
 		searches := 0
-		c, err := mlflowclient.New(mlflowclient.Config{TrackingURI: s.URL, Username: s.Username, Password: s.Password, Timeout: 30 * time.Second,
-			Observe: func(_, endpoint string, status int, _ time.Duration) {
-				if strings.Contains(endpoint, "model-versions/search") {
-					mu.Lock()
-					searches++
-					mu.Unlock()
-				}
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := countingClient(t, s, func(endpoint string) {
+			if strings.Contains(endpoint, "model-versions/search") {
+				mu.Lock()
+				searches++
+				mu.Unlock()
+			}
+		})
 		tg := mlflow.New(c)
 		d := desired(testConfig, want)
 		p := plan(t, tg, d)

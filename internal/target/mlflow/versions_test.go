@@ -29,14 +29,7 @@ func TestListVersionsOfCostsFewRequests(t *testing.T) {
 		for i := range models {
 			name := fmt.Sprintf("%s-%02d", prefix, i)
 			names = append(names, name)
-			if _, err := admin.CreateRegisteredModel(ctx, mlflowclient.CreateRegisteredModelRequest{Name: name}); err != nil {
-				t.Fatal(err)
-			}
-			for v := 1; v <= versions; v++ {
-				if _, err := admin.CreateModelVersion(ctx, mlflowclient.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://artifacts/%s/v%d", name, v)}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			registerVersions(t, admin, name, versions)
 			if err := admin.SetAlias(ctx, name, "prod", 1+i%versions); err != nil {
 				t.Fatal(err)
 			}
@@ -48,15 +41,11 @@ func TestListVersionsOfCostsFewRequests(t *testing.T) {
 		}
 		var mu sync.Mutex
 		reads := map[string]int{}
-		c, err := mlflowclient.New(mlflowclient.Config{TrackingURI: s.URL, Username: s.Username, Password: s.Password, Timeout: 30 * time.Second,
-			Observe: func(_, endpoint string, _ int, _ time.Duration) {
-				mu.Lock()
-				reads[endpoint]++
-				mu.Unlock()
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := countingClient(t, s, func(endpoint string) {
+			mu.Lock()
+			reads[endpoint]++
+			mu.Unlock()
+		})
 		l := mlflow.VersionLister{Client: c}
 		got, err := l.ListVersionsOf(ctx, append(names, prefix+"-missing"))
 		if err != nil {
@@ -98,4 +87,31 @@ func sortedVersions(vs []reconciler.RegistryVersion) []reconciler.RegistryVersio
 		}
 	}
 	return out
+}
+
+// registerVersions registers model name with versions 1..n, each with its
+// own artifact source.
+func registerVersions(t *testing.T, admin *mlflowclient.Client, name string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := admin.CreateRegisteredModel(ctx, mlflowclient.CreateRegisteredModelRequest{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	for v := 1; v <= n; v++ {
+		if _, err := admin.CreateModelVersion(ctx, mlflowclient.CreateModelVersionRequest{Name: name, Source: fmt.Sprintf("s3://artifacts/%s/v%d", name, v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// countingClient is a client of s that calls count with the endpoint of
+// every request it makes.
+func countingClient(t *testing.T, s *testenv.MLflow, count func(endpoint string)) *mlflowclient.Client {
+	t.Helper()
+	c, err := mlflowclient.New(mlflowclient.Config{TrackingURI: s.URL, Username: s.Username, Password: s.Password, Timeout: 30 * time.Second,
+		Observe: func(_, endpoint string, _ int, _ time.Duration) { count(endpoint) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
